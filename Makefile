@@ -1,0 +1,35 @@
+# Two commands set up and run everything: `make demo` and `make test`.
+# Both create and fill .venv themselves.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+JOBS   ?= auto
+
+.PHONY: demo test test-slow bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Run the end-to-end flow on the bundled default model.
+demo: $(STAMP)
+	$(PY) -m sparq demo
+
+## Run the default test suite (long sweeps excluded).
+test: $(STAMP)
+	$(PY) -m pytest -n $(JOBS)
+
+## Run only the long sweeps marked @pytest.mark.slow.
+test-slow: $(STAMP)
+	$(PY) -m pytest -n $(JOBS) -m slow
+
+## Run every benchmark; each writes JSON to bench/results/.
+bench: $(STAMP)
+	for b in bench/*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) build sim_build .pytest_cache
