@@ -32,7 +32,6 @@ def test_amaranth(params):
     run_amaranth(fifo(), "sim.tb.fifo:fill_drain", **params)
 
 
-@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_bad_depth_is_refused():
     with pytest.raises(ValueError, match="depth must be a positive integer"):
         StreamFIFO(8, 0)

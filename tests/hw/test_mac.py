@@ -48,7 +48,6 @@ def test_mismatch_names_index_expected_and_got():
         run_amaranth(MACCell(**sat), accumulate_sequence, **stimulus, **{**sat, "saturate": False})
 
 
-@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 @pytest.mark.parametrize("bad", [dict(a_width=0), dict(acc_width=-3), dict(b_width=2.5)])
 def test_bad_widths_are_refused(bad):
     with pytest.raises(ValueError, match="must be a positive integer"):
