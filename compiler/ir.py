@@ -1,0 +1,331 @@
+"""A small layer IR and its float32 numpy reference inference.
+
+A :class:`Model` is a list of layers in execution order plus the shape of one input sample (no batch dimension).
+Every layer is a dataclass with a ``name``, a ``forward(x)`` on a batch and an ``output_shape(shape)`` for one sample:
+
+* :class:`Dense` -- ``y = x @ weight.T + bias``; weight is (out_features, in_features): rows are outputs, columns
+  are inputs (the EIE convention).
+* :class:`Conv` -- 2-D convolution (cross-correlation, as ONNX), NCHW, weight (out_c, in_c, kh, kw).
+* :class:`Relu`, :class:`Flatten` (to (n, features)), :class:`Reshape` (to a fixed per-sample shape).
+* :class:`MaxPool`, :class:`AvgPool` -- 2-D pooling, NCHW.
+
+Padding is ``(top, left, bottom, right)``, the order of ONNX ``pads`` for 2-D. Layers check their arrays when built
+(float32, finite, non-empty, consistent shapes) and a model checks that the shapes chain, so a bad model fails when
+it is made, with a :class:`~compiler.errors.CompileError` naming the layer.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .errors import ShapeError, WeightError
+
+__all__ = ["Dense", "Conv", "Relu", "Flatten", "Reshape", "MaxPool", "AvgPool", "Model", "WEIGHTED", "forward",
+           "im2col", "trace"]
+
+
+def _pair(value, what):
+    """``value`` as a tuple of two positive ints (an int is used for both)."""
+    pair = (value, value) if np.isscalar(value) else tuple(value)
+    if len(pair) != 2 or any(int(v) != v or v < 1 for v in pair):
+        raise ShapeError(f"{what} must be one or two positive integers, got {value!r}")
+    return tuple(int(v) for v in pair)
+
+
+def _padding(value, what):
+    """``value`` as ``(top, left, bottom, right)`` non-negative ints (an int is used for all four)."""
+    pads = (value,) * 4 if np.isscalar(value) else tuple(value)
+    if len(pads) != 4 or any(int(v) != v or v < 0 for v in pads):
+        raise ShapeError(f"{what} must be (top, left, bottom, right) non-negative integers, got {value!r}")
+    return tuple(int(v) for v in pads)
+
+
+def _checked_array(layer, what, array, ndim):
+    """``array`` as a C-contiguous float32 array of ``ndim`` dimensions, finite and non-empty, or a clear error."""
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    if array.ndim != ndim:
+        raise ShapeError(f"layer {layer!r}: {what} must have {ndim} dimensions, got shape {array.shape}")
+    if array.size == 0:
+        raise WeightError(f"layer {layer!r}: {what} is empty (shape {array.shape}); a layer needs at least one "
+                          f"weight -- remove the layer or fix the model")
+    bad = ~np.isfinite(array)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise WeightError(f"layer {layer!r}: {what} has {int(bad.sum())} NaN or Inf value(s), the first at index "
+                          f"{where}; retrain or fix the model (a diverged training run is the usual cause)")
+    return array
+
+
+def _chw(layer, shape):
+    """The (channels, height, width) of a per-sample ``shape``, or a clear error."""
+    if len(shape) != 3:
+        raise ShapeError(f"layer {layer!r} needs (channels, height, width) input, got per-sample shape {shape}")
+    return shape
+
+
+def _window_shape(layer, hw, kernel, stride, padding):
+    """Output (height, width) of a sliding window over ``hw``, or a clear error when the window does not fit."""
+    top, left, bottom, right = padding
+    out = ((hw[0] + top + bottom - kernel[0]) // stride[0] + 1, (hw[1] + left + right - kernel[1]) // stride[1] + 1)
+    if min(out) < 1:
+        raise ShapeError(f"layer {layer!r}: kernel {kernel} does not fit input {hw} with padding {padding}")
+    return out
+
+
+def im2col(x, kernel, stride, padding, fill=0.0):
+    """Sliding windows of a (n, c, h, w) batch: an array (n, c, oh, ow, kh, kw), padded with ``fill``.
+
+    A view where possible; pooling reduces its last two axes and convolution contracts them with the weights.
+    """
+    top, left, bottom, right = padding
+    if any(padding):
+        x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=fill)
+    return sliding_window_view(x, kernel, axis=(2, 3))[:, :, ::stride[0], ::stride[1]]
+
+
+@dataclass(eq=False)
+class Dense:
+    """Fully connected: ``y = x @ weight.T + bias``; weight (out_features, in_features), bias (out_features,)."""
+
+    name: str
+    weight: np.ndarray
+    bias: np.ndarray
+
+    def __post_init__(self):
+        self.weight = _checked_array(self.name, "weight", self.weight, 2)
+        self.bias = _checked_array(self.name, "bias", self.bias, 1)
+        if self.bias.shape[0] != self.weight.shape[0]:
+            raise ShapeError(f"layer {self.name!r}: bias has {self.bias.shape[0]} entries but weight has "
+                             f"{self.weight.shape[0]} output rows")
+
+    def output_shape(self, shape):
+        """Per-sample output shape for per-sample input ``shape``."""
+        if tuple(shape) != (self.weight.shape[1],):
+            raise ShapeError(f"layer {self.name!r} takes ({self.weight.shape[1]},) inputs, got per-sample shape "
+                             f"{tuple(shape)}; put a Flatten before it")
+        return (self.weight.shape[0],)
+
+    def forward(self, x):
+        """Apply the layer to a batch (n, in_features)."""
+        return x @ self.weight.T + self.bias
+
+
+@dataclass(eq=False)
+class Conv:
+    """2-D convolution, NCHW: weight (out_c, in_c, kh, kw), bias (out_c,), stride (sh, sw), padding (t, l, b, r)."""
+
+    name: str
+    weight: np.ndarray
+    bias: np.ndarray
+    stride: tuple = (1, 1)
+    padding: tuple = (0, 0, 0, 0)
+
+    def __post_init__(self):
+        self.weight = _checked_array(self.name, "weight", self.weight, 4)
+        self.bias = _checked_array(self.name, "bias", self.bias, 1)
+        if self.bias.shape[0] != self.weight.shape[0]:
+            raise ShapeError(f"layer {self.name!r}: bias has {self.bias.shape[0]} entries but weight has "
+                             f"{self.weight.shape[0]} output channels")
+        self.stride = _pair(self.stride, f"layer {self.name!r}: stride")
+        self.padding = _padding(self.padding, f"layer {self.name!r}: padding")
+
+    @property
+    def kernel(self):
+        """(kh, kw)."""
+        return self.weight.shape[2:]
+
+    def output_shape(self, shape):
+        """Per-sample output shape for per-sample input ``shape``."""
+        channels, height, width = _chw(self.name, tuple(shape))
+        if channels != self.weight.shape[1]:
+            raise ShapeError(f"layer {self.name!r} takes {self.weight.shape[1]} input channels, got {channels}")
+        return (self.weight.shape[0], *_window_shape(self.name, (height, width), self.kernel, self.stride,
+                                                     self.padding))
+
+    def forward(self, x):
+        """Apply the layer to a batch (n, in_c, h, w)."""
+        cols = im2col(x, self.kernel, self.stride, self.padding)
+        n, _, oh, ow = cols.shape[:4]
+        cols = cols.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, -1)
+        y = cols @ self.weight.reshape(self.weight.shape[0], -1).T + self.bias
+        return y.reshape(n, oh, ow, -1).transpose(0, 3, 1, 2)
+
+
+@dataclass(eq=False)
+class Relu:
+    """``max(x, 0)``."""
+
+    name: str
+
+    def output_shape(self, shape):
+        """Per-sample output shape for per-sample input ``shape``."""
+        return tuple(shape)
+
+    def forward(self, x):
+        """Apply the layer to a batch."""
+        return np.maximum(x, 0)
+
+
+@dataclass(eq=False)
+class Flatten:
+    """Flatten every sample to one dimension, in C order."""
+
+    name: str
+
+    def output_shape(self, shape):
+        """Per-sample output shape for per-sample input ``shape``."""
+        return (math.prod(shape),)
+
+    def forward(self, x):
+        """Apply the layer to a batch."""
+        return x.reshape(x.shape[0], -1)
+
+
+@dataclass(eq=False)
+class Reshape:
+    """Reshape every sample to the fixed per-sample ``shape``, in C order."""
+
+    name: str
+    shape: tuple
+
+    def __post_init__(self):
+        self.shape = tuple(int(v) for v in self.shape)
+        if any(v < 1 for v in self.shape):
+            raise ShapeError(f"layer {self.name!r}: reshape target {self.shape} must be positive sizes")
+
+    def output_shape(self, shape):
+        """Per-sample output shape for per-sample input ``shape``."""
+        if math.prod(shape) != math.prod(self.shape):
+            raise ShapeError(f"layer {self.name!r} cannot reshape {tuple(shape)} to {self.shape}")
+        return self.shape
+
+    def forward(self, x):
+        """Apply the layer to a batch."""
+        return x.reshape(x.shape[0], *self.shape)
+
+
+@dataclass(eq=False)
+class _Pool:
+    """Shared fields and shape rule of the 2-D pools."""
+
+    name: str
+    kernel: tuple
+    stride: tuple = None
+    padding: tuple = (0, 0, 0, 0)
+
+    def __post_init__(self):
+        self.kernel = _pair(self.kernel, f"layer {self.name!r}: kernel")
+        self.stride = self.kernel if self.stride is None else _pair(self.stride, f"layer {self.name!r}: stride")
+        self.padding = _padding(self.padding, f"layer {self.name!r}: padding")
+
+    def output_shape(self, shape):
+        """Per-sample output shape for per-sample input ``shape``."""
+        channels, height, width = _chw(self.name, tuple(shape))
+        return (channels, *_window_shape(self.name, (height, width), self.kernel, self.stride, self.padding))
+
+
+@dataclass(eq=False)
+class MaxPool(_Pool):
+    """2-D max pooling, NCHW; padding never wins (it is -inf)."""
+
+    def forward(self, x):
+        """Apply the layer to a batch (n, c, h, w)."""
+        return im2col(x, self.kernel, self.stride, self.padding, fill=-np.inf).max(axis=(4, 5))
+
+
+@dataclass(eq=False)
+class AvgPool(_Pool):
+    """2-D average pooling, NCHW; padding counts in the divisor only when ``count_include_pad`` (as ONNX)."""
+
+    count_include_pad: bool = False
+
+    def divisor(self, hw):
+        """The (oh, ow) array of divisors for an input of spatial size ``hw``."""
+        ones = np.ones((1, 1, *hw), dtype=np.float32)
+        return im2col(ones, self.kernel, self.stride, self.padding,
+                      fill=float(self.count_include_pad)).sum(axis=(4, 5))[0, 0]
+
+    def forward(self, x):
+        """Apply the layer to a batch (n, c, h, w)."""
+        total = im2col(x, self.kernel, self.stride, self.padding).sum(axis=(4, 5), dtype=np.float32)
+        return total / self.divisor(x.shape[2:])
+
+
+WEIGHTED = (Dense, Conv)
+"""The layer types that hold a weight and a bias."""
+
+
+@dataclass(eq=False)
+class Model:
+    """Layers in execution order and the per-sample ``input_shape`` (no batch dimension).
+
+    ``notes`` records what an importer changed on the way in (a dropped trailing Softmax, for instance).
+    Building a model checks that the layer names are unique and that the shapes chain.
+    """
+
+    layers: list
+    input_shape: tuple
+    notes: list = field(default_factory=list)
+
+    def __post_init__(self):
+        self.layers = list(self.layers)
+        self.input_shape = tuple(int(v) for v in self.input_shape)
+        names = [layer.name for layer in self.layers]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ShapeError(f"layer names must be unique; repeated: {duplicates}")
+        if not self.layers:
+            raise ShapeError("a model needs at least one layer")
+        _ = self.output_shape  # checks that the shapes chain
+
+    @property
+    def output_shape(self):
+        """Per-sample output shape; raises :class:`ShapeError` if the layers do not chain."""
+        shape = self.input_shape
+        for layer in self.layers:
+            shape = layer.output_shape(shape)
+        return shape
+
+    def layer(self, name):
+        """The layer called ``name``."""
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(f"no layer {name!r}; layers are {[layer.name for layer in self.layers]}")
+
+    def weighted(self):
+        """The layers with a weight and a bias (Dense and Conv), in execution order."""
+        return [layer for layer in self.layers if isinstance(layer, WEIGHTED)]
+
+
+def _batch(model, x):
+    """``x`` as a float32 batch for ``model``, or a clear error."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.shape[1:] != model.input_shape:
+        raise ShapeError(f"the model takes a batch of shape (n, {', '.join(map(str, model.input_shape))}), got "
+                         f"{x.shape}")
+    return x
+
+
+def forward(model, x):
+    """Float32 reference inference of ``model`` on a batch ``x`` of shape (n, *model.input_shape).
+
+    Returns the output of the last layer: the logits, for a classifier.
+    """
+    x = _batch(model, x)
+    for layer in model.layers:
+        x = layer.forward(x)
+    return x
+
+
+def trace(model, x):
+    """Every intermediate of the reference inference: ``[input, output of layer 0, ..., output of the last]``.
+
+    Entry ``i`` is the input of ``model.layers[i]``; training and calibration read them.
+    """
+    values = [_batch(model, x)]
+    for layer in model.layers:
+        values.append(layer.forward(values[-1]))
+    return values

@@ -1,0 +1,39 @@
+"""The shipped default models (ONNX files in this folder) and the one call that loads any model file.
+
+``digits_mlp.onnx`` is the 64-300-100-10 LeNet-300-100-style MLP and ``digits_cnn.onnx`` the small CNN, both trained
+on :func:`compiler.datasets.load_digits_split` by :mod:`compiler.default_models`, which also rewrites them.
+"""
+
+from pathlib import Path
+
+from ..errors import ModelFormatError
+
+__all__ = ["MODELS_DIR", "SHIPPED", "load_model", "shipped_path", "load_shipped"]
+
+MODELS_DIR = Path(__file__).resolve().parent
+SHIPPED = ("digits_mlp", "digits_cnn")
+
+
+def load_model(path):
+    """Read a model file into the IR: ``.onnx`` with :func:`~compiler.onnx_io.read_onnx`, ``.npz`` with
+    :func:`~compiler.npz_io.read_npz`."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".onnx":
+        from ..onnx_io import read_onnx
+        return read_onnx(path)
+    if suffix == ".npz":
+        from ..npz_io import read_npz
+        return read_npz(path)
+    raise ModelFormatError(f"{path}: unknown model file type {suffix!r}; give an .onnx or an .npz file")
+
+
+def shipped_path(name):
+    """Path of the shipped model ``name`` (one of :data:`SHIPPED`)."""
+    if name not in SHIPPED:
+        raise ModelFormatError(f"no shipped model {name!r}; the shipped models are {', '.join(SHIPPED)}")
+    return MODELS_DIR / f"{name}.onnx"
+
+
+def load_shipped(name):
+    """The shipped model ``name`` (one of :data:`SHIPPED`) as an IR model."""
+    return load_model(shipped_path(name))

@@ -1,0 +1,115 @@
+"""``.npz`` files of named weight arrays plus a layer list, to the layer IR and back.
+
+A layer list is a list of dicts, one per layer in execution order: ``op`` (an IR class name: Dense, Conv, Relu,
+Flatten, Reshape, MaxPool, AvgPool), ``name``, and the class's other fields (``stride``, ``padding``, ``kernel``,
+``shape``, ``count_include_pad``). A weighted layer reads its arrays from ``<name>.weight`` and ``<name>.bias``, or
+from the array names given as ``weight`` and ``bias`` in its dict; a missing bias is zero. For example::
+
+    {"input_shape": [64], "layers": [{"op": "Dense", "name": "fc1", "weight": "W1", "bias": "b1"},
+                                     {"op": "Relu", "name": "relu1"}, {"op": "Dense", "name": "fc2"}]}
+
+:func:`write_npz` stores that description as JSON in the array ``__model__``, so :func:`read_npz` needs nothing else;
+for a file of bare arrays, pass the layer list and input shape to :func:`read_npz`.
+"""
+
+import dataclasses
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CompileError, ModelFormatError, UnsupportedError
+from .ir import WEIGHTED, AvgPool, Conv, Dense, Flatten, MaxPool, Model, Relu, Reshape
+
+__all__ = ["read_npz", "write_npz", "model_arrays", "model_from_arrays", "load_arrays", "MODEL_KEY"]
+
+MODEL_KEY = "__model__"
+_LAYER_TYPES = {cls.__name__: cls for cls in (Dense, Conv, Relu, Flatten, Reshape, MaxPool, AvgPool)}
+
+
+def _layer_spec(layer):
+    """The layer-list dict of one IR layer (its arrays go elsewhere)."""
+    spec = {"op": type(layer).__name__}
+    for f in dataclasses.fields(layer):
+        value = getattr(layer, f.name)
+        if f.name not in ("weight", "bias"):
+            spec[f.name] = list(value) if isinstance(value, tuple) else value
+    return spec
+
+
+def model_arrays(model):
+    """``{array name: array}`` describing ``model``: its weights and biases plus the JSON layer list."""
+    description = {"input_shape": list(model.input_shape), "layers": [_layer_spec(lay) for lay in model.layers]}
+    arrays = {MODEL_KEY: np.array(json.dumps(description))}
+    for layer in model.weighted():
+        arrays[f"{layer.name}.weight"] = layer.weight
+        arrays[f"{layer.name}.bias"] = layer.bias
+    return arrays
+
+
+def model_from_arrays(arrays, source, layers=None, input_shape=None):
+    """Build the IR model from ``arrays`` (name -> array); ``source`` names the file in error messages.
+
+    ``layers`` and ``input_shape`` default to the JSON description stored in ``arrays[MODEL_KEY]``.
+    """
+    if layers is None or input_shape is None:
+        if MODEL_KEY not in arrays:
+            raise ModelFormatError(f"{source}: no layer list ({MODEL_KEY!r} array) in the file; pass layers=[...] "
+                                   f"and input_shape=(...) to read_npz, or write the file with write_npz")
+        try:
+            description = json.loads(str(arrays[MODEL_KEY]))
+            layers = description["layers"] if layers is None else layers
+            input_shape = description["input_shape"] if input_shape is None else input_shape
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelFormatError(f"{source}: the layer list in {MODEL_KEY!r} is not valid ({exc}); rewrite the "
+                                   f"file with write_npz") from None
+    built = []
+    for position, spec in enumerate(layers):
+        spec = dict(spec)
+        op, name = spec.pop("op", None), spec.get("name", f"layer {position}")
+        if op not in _LAYER_TYPES:
+            raise UnsupportedError(f"{source}: layer {name!r} has op {op!r}; supported ops are "
+                                   f"{', '.join(_LAYER_TYPES)}")
+        cls = _LAYER_TYPES[op]
+        if cls in WEIGHTED:
+            weight_key = spec.pop("weight", f"{name}.weight")
+            bias_key = spec.pop("bias", f"{name}.bias")
+            if weight_key not in arrays:
+                raise ModelFormatError(f"{source}: layer {name!r} needs the weight array {weight_key!r}, which the "
+                                       f"file does not hold; its arrays are {sorted(k for k in arrays if k != MODEL_KEY)}")
+            spec["weight"] = arrays[weight_key]
+            spec["bias"] = arrays[bias_key] if bias_key in arrays else np.zeros(len(spec["weight"]), np.float32)
+        try:
+            built.append(cls(**spec))
+        except TypeError as exc:
+            raise ModelFormatError(f"{source}: layer {name!r} ({op}) has a bad field ({exc}); its fields are "
+                                   f"{[f.name for f in dataclasses.fields(cls)]}") from None
+    try:
+        return Model(built, input_shape)
+    except CompileError as exc:
+        raise type(exc)(f"{source}: {exc}") from None
+
+
+def load_arrays(path):
+    """All arrays in the ``.npz`` file at ``path`` as a dict, or a :class:`ModelFormatError` saying why not."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFormatError(f"{path}: no such .npz file; check the path")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise ModelFormatError(f"{path}: not a readable .npz file ({exc}); the file is corrupt or truncated -- "
+                               f"rewrite it") from None
+
+
+def read_npz(path, layers=None, input_shape=None):
+    """Read an IR :class:`~compiler.ir.Model` from the ``.npz`` file at ``path`` (see the module docstring)."""
+    return model_from_arrays(load_arrays(path), Path(path), layers, input_shape)
+
+
+def write_npz(model, path):
+    """Write ``model`` to ``path`` as weight arrays plus its layer list, readable by :func:`read_npz`."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **model_arrays(model))
