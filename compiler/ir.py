@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .errors import ShapeError, WeightError
+from .checks import weight_array
+from .errors import ShapeError
 
 __all__ = ["Dense", "Conv", "Relu", "Flatten", "Reshape", "MaxPool", "AvgPool", "Model", "WEIGHTED", "forward",
            "im2col", "trace"]
@@ -43,19 +44,8 @@ def _padding(value, what):
 
 
 def _checked_array(layer, what, array, ndim):
-    """``array`` as a C-contiguous float32 array of ``ndim`` dimensions, finite and non-empty, or a clear error."""
-    array = np.ascontiguousarray(array, dtype=np.float32)
-    if array.ndim != ndim:
-        raise ShapeError(f"layer {layer!r}: {what} must have {ndim} dimensions, got shape {array.shape}")
-    if array.size == 0:
-        raise WeightError(f"layer {layer!r}: {what} is empty (shape {array.shape}); a layer needs at least one "
-                          f"weight -- remove the layer or fix the model")
-    bad = ~np.isfinite(array)
-    if bad.any():
-        where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise WeightError(f"layer {layer!r}: {what} has {int(bad.sum())} NaN or Inf value(s), the first at index "
-                          f"{where}; retrain or fix the model (a diverged training run is the usual cause)")
-    return array
+    """``array`` as a float32 array of ``ndim`` dimensions, finite and non-empty, or a clear error."""
+    return weight_array(array, f"layer {layer!r}: {what}", ndim)
 
 
 def _chw(layer, shape):
