@@ -24,7 +24,7 @@ from .checks import weight_array
 from .errors import ShapeError
 
 __all__ = ["Dense", "Conv", "Relu", "Flatten", "Reshape", "MaxPool", "AvgPool", "Model", "WEIGHTED", "forward",
-           "im2col", "trace"]
+           "im2col", "conv2d", "trace"]
 
 
 def _pair(value, what):
@@ -73,6 +73,15 @@ def im2col(x, kernel, stride, padding, fill=0.0):
     if any(padding):
         x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=fill)
     return sliding_window_view(x, kernel, axis=(2, 3))[:, :, ::stride[0], ::stride[1]]
+
+
+def conv2d(x, weight, bias, stride, padding):
+    """2-D convolution of a (n, c, h, w) batch in the dtype of its operands; the kernel of :class:`Conv`."""
+    cols = im2col(x, weight.shape[2:], stride, padding)
+    n, _, oh, ow = cols.shape[:4]
+    cols = cols.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, -1)
+    y = cols @ weight.reshape(weight.shape[0], -1).T + bias
+    return y.reshape(n, oh, ow, -1).transpose(0, 3, 1, 2)
 
 
 @dataclass(eq=False)
@@ -136,11 +145,7 @@ class Conv:
 
     def forward(self, x):
         """Apply the layer to a batch (n, in_c, h, w)."""
-        cols = im2col(x, self.kernel, self.stride, self.padding)
-        n, _, oh, ow = cols.shape[:4]
-        cols = cols.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, -1)
-        y = cols @ self.weight.reshape(self.weight.shape[0], -1).T + self.bias
-        return y.reshape(n, oh, ow, -1).transpose(0, 3, 1, 2)
+        return conv2d(x, self.weight, self.bias, self.stride, self.padding)
 
 
 @dataclass(eq=False)

@@ -60,8 +60,10 @@ def kmeans_1d(values, k, init="linear", max_iter=100, seed=0):
     """Centroids (float64, ascending, length ``k``) of 1-D k-means of ``values`` by Lloyd's algorithm.
 
     ``init`` is ``"linear"`` (evenly spaced over [min, max], best per the paper), ``"density"`` (evenly spaced over
-    the CDF: the quantiles at (i + 1/2) / k) or ``"random"`` (Forgy: k distinct values drawn with ``seed``). A cluster
-    that empties keeps its centroid. Stops when no value changes cluster or after ``max_iter`` steps.
+    the CDF: the quantiles at (i + 1/2) / k) or ``"random"`` (Forgy: k distinct values drawn with ``seed``). An empty
+    cluster (linear centroids in the gap that pruning leaves around zero, say) is moved to the value farthest from
+    the centroid of the cluster with the largest squared error, so all k codes end up used. Stops when no value
+    changes cluster and none is empty, or after ``max_iter`` steps.
     """
     if init not in INITS:
         raise ConfigError(f"unknown k-means initialisation {init!r}; use one of {', '.join(INITS)}")
@@ -78,18 +80,34 @@ def kmeans_1d(values, k, init="linear", max_iter=100, seed=0):
         raise WeightError(f"{k} clusters asked for but the weights have only {n_distinct} distinct values; use fewer "
                           f"bits (at most {int(np.log2(n_distinct)) if n_distinct else 0}) or prune less")
     prefix = np.concatenate([[0.0], np.cumsum(x, dtype=np.float64)])
+    prefix_sq = np.concatenate([[0.0], np.cumsum(np.square(x, dtype=np.float64))])
     centroids = _initial_centroids(x, x[is_new], k, init, np.random.default_rng(seed))
     bounds = None
     for _ in range(max_iter):
         new_bounds = np.searchsorted(x, (centroids[1:] + centroids[:-1]) / 2, side="right")
-        if bounds is not None and np.array_equal(new_bounds, bounds):
+        edges = np.concatenate([[0], new_bounds, [x.size]])
+        counts = np.diff(edges)
+        if bounds is not None and np.array_equal(new_bounds, bounds) and counts.all():
             break
         bounds = new_bounds
-        edges = np.concatenate([[0], bounds, [x.size]])
-        counts = np.diff(edges)
         sums = prefix[edges[1:]] - prefix[edges[:-1]]
         centroids = np.where(counts > 0, sums / np.maximum(counts, 1), centroids)
+        if not counts.all():
+            errors = prefix_sq[edges[1:]] - prefix_sq[edges[:-1]] - sums * centroids
+            centroids = _relocate_empty(x, edges, centroids, np.flatnonzero(counts == 0), errors)
     return centroids
+
+
+def _relocate_empty(x, edges, centroids, empty, errors):
+    """Move each empty cluster's centroid to the value farthest from the centroid of the cluster with the largest
+    squared error (one donor per empty cluster), and return the centroids sorted again."""
+    centroids = centroids.copy()
+    for cluster in empty:  # a loop over at most k clusters, not over weights
+        donor = int(np.argmax(errors))
+        low, high = x[edges[donor]], x[edges[donor + 1] - 1]
+        centroids[cluster] = low if centroids[donor] - low > high - centroids[donor] else high
+        errors[donor] = -np.inf
+    return np.sort(centroids)
 
 
 def nearest_codes(values, centroids):

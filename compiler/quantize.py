@@ -1,0 +1,194 @@
+"""Linear int8 quantization: symmetric per-output-channel weights, calibrated activations, integer requantization.
+
+Every real value ``r`` is stored as an int8 ``q`` with a float scale ``s``: ``r ~= s * q`` (symmetric, zero point
+0). The rounding everywhere is **round half up**, ``round(v) = floor(v + 1/2)``:
+
+* weights, per output channel: ``s_w[c] = max|W[c]| / 127``, ``q = clip(round(W / s_w), -127, 127)``;
+* activations: ``s = max|x| / 127`` over calibration samples (``"minmax"``) or the ``percentile`` of ``|x|``
+  (``"percentile"``), ``q = clip(round(x / s), -128, 127)``;
+* biases: int32, ``round(b / (s_in * s_w[c]))``.
+
+A layer then computes the int32 accumulator ``acc = sum q_x * q_w + q_b`` exactly, and the int8 output is
+:func:`requantize` ``(acc, multiplier, shift)``, in integers only::
+
+    y = clip((acc * multiplier + 2**(shift - 1)) >> shift, -128, 127)      # >> is an arithmetic shift (floor)
+
+which is ``floor(acc * multiplier / 2**shift + 1/2)``: round half up, so 2.5 -> 3 and -2.5 -> -2.
+``(multiplier, shift)`` from :func:`requant_params` approximate ``s_in * s_w[c] / s_out`` with a
+``multiplier_bits``-bit unsigned multiplier (its top bit set). This is what the systolic array executes.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .checks import weight_array
+from .errors import ConfigError, UnsupportedError
+from .ir import WEIGHTED, AvgPool, Conv, Dense, conv2d, im2col, trace
+
+__all__ = ["round_half_up", "quantize_per_channel", "calibrate_scale", "quantize_activation", "requant_params",
+           "requantize", "Int8Layer", "Int8Model", "quantize_model", "forward_int8", "CALIBRATIONS"]
+
+CALIBRATIONS = ("minmax", "percentile")
+MAX_SHIFT = 62
+
+
+def round_half_up(x):
+    """``floor(x + 1/2)`` as int64: the one rounding rule of this module."""
+    return np.floor(np.asarray(x, dtype=np.float64) + 0.5).astype(np.int64)
+
+
+def quantize_per_channel(weight):
+    """Symmetric per-output-channel int8 weights: ``(q int8 of weight's shape, scales float32 (out,))``.
+
+    Channel ``c`` is ``weight[c]`` (a row of a Dense weight, a filter of a Conv weight); ``scale[c] =
+    max|weight[c]| / 127`` and ``q = clip(round_half_up(weight / scale), -127, 127)``. A channel whose largest
+    magnitude is below 2**-16 of the layer's (a dead or all-zero channel) gets the scale of that floor instead, so
+    that its bias, stored in units of the scale, still fits int32. An all-zero layer gets scale 1/127.
+    """
+    weight = weight_array(weight, "weight to quantize")
+    amax = np.abs(weight.reshape(len(weight), -1)).max(axis=1)
+    floor = amax.max() / 2 ** 16 if amax.max() > 0 else 1.0
+    scales = (np.maximum(amax, floor) / 127.0).astype(np.float32)
+    shape = (-1,) + (1,) * (weight.ndim - 1)
+    q = np.clip(round_half_up(weight / scales.reshape(shape)), -127, 127).astype(np.int8)
+    return q, scales
+
+
+def calibrate_scale(samples, method="minmax", percentile=99.99):
+    """Activation scale ``amax / 127`` from calibration ``samples``: ``amax`` is ``max|x|`` (``"minmax"``) or the
+    ``percentile`` of ``|x|`` (``"percentile"``, clipping rare outliers). An all-zero tensor gets scale 1/127."""
+    if method not in CALIBRATIONS:
+        raise ConfigError(f"unknown calibration {method!r}; use one of {', '.join(CALIBRATIONS)}")
+    if not 0 < percentile <= 100:
+        raise ConfigError(f"the calibration percentile must be in (0, 100], got {percentile}")
+    magnitude = np.abs(weight_array(samples, "calibration samples"))
+    amax = float(magnitude.max() if method == "minmax" else np.percentile(magnitude, percentile))
+    return (amax if amax > 0 else 1.0) / 127.0
+
+
+def quantize_activation(x, scale):
+    """``clip(round_half_up(x / scale), -128, 127)`` as int8."""
+    return np.clip(round_half_up(np.asarray(x, dtype=np.float64) / scale), -128, 127).astype(np.int8)
+
+
+def requant_params(real_scale, multiplier_bits=16):
+    """``(multiplier, shift)``, int64 arrays shaped like ``real_scale``, with ``multiplier / 2**shift ~=
+    real_scale``.
+
+    ``multiplier`` has exactly ``multiplier_bits`` bits (``2**(bits-1) <= multiplier < 2**bits``), so the relative
+    error is below ``2**-bits``; ``shift`` is in [0, 62]. A scale so small that it would need a larger shift (below
+    2**-32 for 16 bits: no int32 accumulator can then reach 1/2) becomes ``(0, 0)``, an output of exactly 0, as
+    for a dead channel. A scale too large for shift 0 raises ConfigError.
+    """
+    if not 2 <= multiplier_bits <= 31:
+        raise ConfigError(f"multiplier_bits must be in [2, 31], got {multiplier_bits}")
+    real_scale = np.asarray(real_scale, dtype=np.float64)
+    if not np.all(np.isfinite(real_scale) & (real_scale > 0)):
+        raise ConfigError("requantization scales must be finite and positive; check the calibration samples")
+    mantissa, exponent = np.frexp(real_scale)                   # real = mantissa * 2**exponent, mantissa in [0.5, 1)
+    multiplier = round_half_up(mantissa * 2.0 ** multiplier_bits)
+    carry = multiplier == 2 ** multiplier_bits                  # rounding reached the next power of two
+    multiplier = np.where(carry, multiplier // 2, multiplier)
+    shift = multiplier_bits - exponent - carry
+    if np.any(shift < 0):
+        raise ConfigError(f"requantization scale {real_scale.max():.3g} is too large for a {multiplier_bits}-bit "
+                          f"multiplier with shift >= 0; recalibrate (the output scale is far below the input scale)")
+    negligible = shift > MAX_SHIFT
+    return np.where(negligible, 0, multiplier).astype(np.int64), np.where(negligible, 0, shift).astype(np.int64)
+
+
+def requantize(acc, multiplier, shift):
+    """int8 ``clip((acc * multiplier + 2**(shift-1)) >> shift, -128, 127)``: exact integers, round half up.
+
+    ``acc`` is an int32-range accumulator array; ``multiplier`` and ``shift`` broadcast against it (per output
+    channel). ``shift = 0`` adds no rounding term. The product stays below 2**62, so int64 is exact.
+    """
+    acc = np.asarray(acc, dtype=np.int64)
+    multiplier, shift = np.asarray(multiplier, dtype=np.int64), np.asarray(shift, dtype=np.int64)
+    rounding = np.where(shift > 0, np.left_shift(1, np.maximum(shift - 1, 0)), 0)
+    return np.clip((acc * multiplier + rounding) >> shift, -128, 127).astype(np.int8)
+
+
+@dataclass(eq=False)
+class Int8Layer:
+    """The integer form of one weighted layer: int8 ``weight``, int32 ``bias``, the scales, and per-channel
+    requantization ``multiplier`` and ``shift`` (None for the last layer, whose accumulators are dequantized)."""
+
+    weight: np.ndarray
+    bias: np.ndarray
+    weight_scale: np.ndarray
+    input_scale: float
+    output_scale: float = None
+    multiplier: np.ndarray = None
+    shift: np.ndarray = None
+
+
+@dataclass(eq=False)
+class Int8Model:
+    """An IR ``model`` (for its layer geometry) with the :class:`Int8Layer` of each weighted layer."""
+
+    model: object
+    layers: dict
+    input_scale: float
+
+
+def quantize_model(model, calibration_x, method="minmax", percentile=99.99, multiplier_bits=16):
+    """Quantize ``model`` to int8, calibrating activation scales on ``calibration_x``; returns an Int8Model.
+
+    The input scale of each weighted layer is calibrated on that layer's float input; it is also the output scale
+    of the weighted layer before it, whose accumulators are requantized into it (a ReLU or pool in between works on
+    the int8 values). The model must end with a weighted layer (the logits).
+    """
+    weighted = model.weighted()
+    if model.layers[-1] is not weighted[-1]:
+        raise UnsupportedError(f"int8 quantization needs a model that ends with a Dense or Conv layer (the logits); "
+                               f"this one ends with {model.layers[-1].name!r}")
+    values = trace(model, calibration_x)
+    inputs = {layer.name: values[i] for i, layer in enumerate(model.layers) if isinstance(layer, WEIGHTED)}
+    scales = [calibrate_scale(inputs[layer.name], method, percentile) for layer in weighted]
+    layers = {}
+    for i, layer in enumerate(weighted):
+        q, weight_scale = quantize_per_channel(layer.weight)
+        accumulator_scale = scales[i] * weight_scale.astype(np.float64)
+        bias = np.clip(round_half_up(layer.bias / accumulator_scale), -2 ** 31, 2 ** 31 - 1).astype(np.int32)
+        int8 = Int8Layer(q, bias, weight_scale, scales[i])
+        if i + 1 < len(weighted):
+            int8.output_scale = scales[i + 1]
+            int8.multiplier, int8.shift = requant_params(accumulator_scale / scales[i + 1], multiplier_bits)
+        layers[layer.name] = int8
+    return Int8Model(model, layers, scales[0])
+
+
+def _accumulate(layer, q, x):
+    """The exact int64 accumulators of weighted ``layer`` with int8 weights ``q.weight`` on integer input ``x``."""
+    weight, bias = q.weight.astype(np.float64), q.bias.astype(np.float64)
+    if isinstance(layer, Dense):
+        acc = x @ weight.T + bias
+    else:
+        acc = conv2d(x, weight, bias, layer.stride, layer.padding)
+    return np.rint(acc).astype(np.int64)  # float64 sums of these integers are exact below 2**53
+
+
+def forward_int8(qmodel, x, multiplier_bits=16):
+    """Integer inference of an :class:`Int8Model` on a float batch ``x``; returns float32 logits.
+
+    The input is quantized with the first layer's scale; every weighted layer accumulates exactly and requantizes
+    to int8 with :func:`requantize`; ReLU, max-pool, flatten and reshape act on the int8 values, and an average pool
+    requantizes its sums by ``1 / count``. The last layer's accumulators are dequantized (``acc * s_in * s_w[c]``).
+    """
+    x = quantize_activation(x, qmodel.input_scale).astype(np.float64)
+    for layer in qmodel.model.layers:
+        if isinstance(layer, WEIGHTED):
+            q = qmodel.layers[layer.name]
+            acc = _accumulate(layer, q, x)
+            channel = (slice(None),) + (None,) * (acc.ndim - 2) if isinstance(layer, Conv) else slice(None)
+            if q.multiplier is None:
+                return (acc * (q.input_scale * q.weight_scale.astype(np.float64))[channel]).astype(np.float32)
+            x = requantize(acc, q.multiplier[channel], q.shift[channel]).astype(np.float64)
+        elif isinstance(layer, AvgPool):
+            sums = im2col(x, layer.kernel, layer.stride, layer.padding).sum(axis=(4, 5)).astype(np.int64)
+            x = requantize(sums, *requant_params(1.0 / layer.divisor(x.shape[2:]), multiplier_bits)).astype(np.float64)
+        else:
+            x = layer.forward(x)
+    raise UnsupportedError("the int8 model has no weighted layer to produce logits")
