@@ -1,0 +1,101 @@
+"""Event-level cycle model of EIE: the central unit broadcasting non-zero activations to N PEs through FIFOs.
+
+Timing contract, per layer (cycle 0 is the first broadcast):
+
+* The central control unit (CCU) broadcasts the non-zero activations in index order, at most one per cycle, into
+  every PE's FIFO at once; the leading non-zero detector always has the next one ready. It waits while any FIFO is
+  full: a FIFO of depth D is full while it holds D activations, and a slot freed by a pop in cycle t can be written
+  from cycle t + 1.
+* An activation written in cycle t can be popped from cycle t + 1.
+* An idle PE pops the oldest activation of its FIFO and spends ``max(1, n)`` cycles on it, where ``n`` is the number
+  of its entries (padding included) in that column: one entry per cycle into the arithmetic unit, or one cycle for
+  the pointer read when its slice of the column is empty. It pops the next one in the cycle after.
+* ``total`` runs from cycle 0 until the last entry of the layer has been issued; the 4-stage arithmetic pipeline's
+  drain and the write-back of the outputs are not counted.
+
+Per PE: ``busy`` is the cycles spent on entries (or empty-column pointer reads); ``starve`` the other cycles of
+``total``, in which the PE is idle because its FIFO is empty (a PE waits for nothing else); ``stall`` the cycles in
+which the broadcast waited because this PE's FIFO was full. Load efficiency, as REFERENCE.md defines it, is
+``1 - sum(starve) / (N * total)``.
+
+The model is a recurrence over broadcast events, vectorised over the PEs: ``t_e``, the broadcast cycle of event
+``e``, is ``max(t_(e-1) + 1, max_k s_(e-D),k + 1)`` and PE ``k`` pops it at ``s_e,k = max(t_e + 1, s_(e-1),k +
+c_(e-1),k)``.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .golden import Golden
+
+__all__ = ["CycleStats", "simulate", "column_costs", "layer_costs", "run", "CLOCK_HZ"]
+
+CLOCK_HZ = 800e6
+"""EIE's clock (800 MHz), for converting cycles to time."""
+
+
+@dataclass
+class CycleStats:
+    """One layer's timing: ``total`` cycles and, per PE (int64 arrays), ``busy``, ``starve`` and ``stall``."""
+
+    total: int
+    busy: np.ndarray
+    starve: np.ndarray
+    stall: np.ndarray
+
+    @property
+    def load_efficiency(self):
+        """``1 - starvation cycles / compute cycles`` over all PEs (1.0 for an empty layer)."""
+        return 1.0 - self.starve.sum() / (len(self.starve) * self.total) if self.total else 1.0
+
+    def seconds(self, clock_hz=CLOCK_HZ):
+        """``total`` as time at ``clock_hz``."""
+        return self.total / clock_hz
+
+
+def simulate(costs, fifo_depth):
+    """Run the broadcast model on ``costs`` (int, events x PEs: cycles each PE spends on each broadcast activation,
+    in broadcast order) with FIFOs of ``fifo_depth``; return :class:`CycleStats`."""
+    costs = np.asarray(costs, dtype=np.int64)
+    if costs.ndim != 2 or costs.shape[1] < 1 or np.any(costs < 1):
+        raise ValueError(f"costs must be (events, PEs) of positive cycle counts, got shape {costs.shape}")
+    if fifo_depth < 1:
+        raise ValueError(f"the FIFO depth must be at least 1, got {fifo_depth}")
+    n_events, n_pe = costs.shape
+    pops = np.zeros((fifo_depth, n_pe), dtype=np.int64)  # ring: pop cycles of the last fifo_depth events
+    idle_from = np.zeros(n_pe, dtype=np.int64)
+    stall = np.zeros(n_pe, dtype=np.int64)
+    t = -1
+    for e in range(n_events):
+        t += 1
+        if e >= fifo_depth:
+            room_from = pops[e % fifo_depth] + 1  # event e - D leaves FIFO k at pop, its slot is free a cycle later
+            stall += np.maximum(room_from - t, 0)
+            t = max(t, int(room_from.max()))
+        pop = np.maximum(idle_from, t + 1)
+        pops[e % fifo_depth] = pop
+        idle_from = pop + costs[e]
+    total = int(idle_from.max()) if n_events else 0
+    busy = costs.sum(axis=0)
+    return CycleStats(total, busy, total - busy, stall)
+
+
+def column_costs(counts, columns):
+    """Costs for ``simulate`` from per-PE entry counts ``counts`` (PEs x columns) and the broadcast ``columns``."""
+    return np.maximum(np.asarray(counts)[:, columns].T, 1)
+
+
+def layer_costs(image, l, a):
+    """Costs of layer ``l`` of ``image`` on its integer input ``a``: the non-zero activations, in index order."""
+    return column_costs(np.diff(image.pointers(l), axis=1), np.flatnonzero(a))
+
+
+def run(image, a, fifo_depth=None, golden=None):
+    """Per-layer :class:`CycleStats` of ``image`` on integer input ``a`` (each layer's input from the golden model).
+
+    ``fifo_depth`` defaults to ``image.config.fifo_depth``; pass ``golden`` to reuse a decoded :class:`Golden`.
+    """
+    trace = (golden or Golden(image)).run(a)
+    depth = image.config.fifo_depth if fifo_depth is None else fifo_depth
+    return [simulate(layer_costs(image, l, trace.acts[l]), depth) for l in range(len(image.layers))]
