@@ -46,8 +46,9 @@ class CycleStats:
 
     @property
     def load_efficiency(self):
-        """``1 - starvation cycles / compute cycles`` over all PEs (1.0 for an empty layer)."""
-        return 1.0 - self.starve.sum() / (len(self.starve) * self.total) if self.total else 1.0
+        """``1 - starvation cycles / compute cycles`` over all PEs, ``= busy / (N * total)`` (1.0 for an empty
+        layer)."""
+        return self.busy.sum() / (len(self.busy) * self.total) if self.total else 1.0
 
     def seconds(self, clock_hz=CLOCK_HZ):
         """``total`` as time at ``clock_hz``."""
