@@ -1,0 +1,209 @@
+"""Synthesis, placement and routing of any design for a supported board, with the YoWASP tools from PyPI.
+
+The whole API is one function::
+
+    from fpga.build import synthesize
+    from hw.common.mac import MACCell
+
+    report = synthesize(MACCell(a_width=16, b_width=16, acc_width=32), "icebreaker")
+    print(report.fmax_mhz, report.resources["DSP"])
+
+:func:`synthesize`:
+
+* wraps a component that has ports in :class:`fpga.harness.TimingHarness` (registered scan-chain I/O, so the design is
+  timed register to register); an elaboratable without ports is taken as a board top of its own (it requests its pins
+  from the platform) and is built as it is;
+* builds it with the board's ``amaranth-boards`` platform, never programming the board, in a build directory of its
+  own keyed by a hash of the build plan and the tool versions: rebuilding an unchanged design reads the earlier
+  results back instead of running the tools again;
+* makes DSP use deliberate: on iCE40, Yosys leaves the SB_MAC16 blocks unused unless ``synth_ice40 -dsp`` is given,
+  so ``dsp=True`` passes it; on ECP5, ``synth_ecp5`` maps multipliers to MULT18X18D by default, so ``dsp=False``
+  passes ``-nodsp``. Either way the report says how many multipliers the RTL has and how many DSP blocks were used;
+* lets a timing harness miss the board clock (its Fmax is the measurement) but fails a board top that misses it,
+  since that bitstream would not work on the board;
+* asks Yosys for SPRAM inference on iCE40 (``-spram``: single-port 256 Kbit memories go to SB_SPRAM256KA);
+* asks nextpnr for its JSON report (``--report``) and reads it, with the Yosys log and netlist, into a
+  :class:`fpga.report.SynthesisReport`, then checks that no large memory fell into logic (:class:`MemoryInLogic`).
+
+A design that does not fit the device raises :class:`DoesNotFit`, naming the resource that overflowed and the way out;
+any other tool failure raises :class:`SynthesisError` with the tool's own error lines and the log to read.
+
+Build directories live under ``build/fpga/<board>/`` in the checkout (``SPARQ_BUILD_DIR`` moves the root, as for
+simulation). The first build after installation is slow: YoWASP compiles each tool's WebAssembly once.
+"""
+
+import fcntl
+import hashlib
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+from amaranth.lib import wiring
+
+from .harness import TimingHarness
+from .report import SynthesisReport, parse_build, parse_utilisation_log
+from .toolchain import TOOLS, use_yowasp_tools
+
+__all__ = ["Board", "BOARDS", "get_board", "synthesize", "SynthesisError", "DoesNotFit"]
+
+
+class SynthesisError(RuntimeError):
+    """Yosys or nextpnr failed."""
+
+
+class DoesNotFit(SynthesisError):
+    """The design needs more of some resource than the device has."""
+
+
+@dataclass(frozen=True)
+class Board:
+    """A board sparq builds for: its ``amaranth-boards`` platform class and the device family."""
+    name: str
+    platform: str  # "module:Class" in amaranth_boards, imported on use
+    family: str    # "ice40" or "ecp5"
+    description: str
+
+    def platform_class(self):
+        import importlib
+        module, _, cls = self.platform.partition(":")
+        return getattr(importlib.import_module(f"amaranth_boards.{module}"), cls)
+
+    @property
+    def device(self) -> str:
+        platform = self.platform_class()
+        return f"{platform.device}-{platform.package}"
+
+
+BOARDS = {board.name: board for board in (
+    Board("icebreaker", "icebreaker:ICEBreakerPlatform", "ice40", "1BitSquared iCEBreaker, iCE40 UP5K, 12 MHz"),
+    Board("ulx3s-85f", "ulx3s:ULX3S_85F_Platform", "ecp5", "Radiona ULX3S, ECP5 LFE5U-85F, 25 MHz"),
+    Board("ulx3s-45f", "ulx3s:ULX3S_45F_Platform", "ecp5", "Radiona ULX3S, ECP5 LFE5U-45F, 25 MHz"),
+    Board("ulx3s-25f", "ulx3s:ULX3S_25F_Platform", "ecp5", "Radiona ULX3S, ECP5 LFE5U-25F, 25 MHz"),
+    Board("ulx3s-12f", "ulx3s:ULX3S_12F_Platform", "ecp5", "Radiona ULX3S, ECP5 LFE5U-12F, 25 MHz"),
+)}
+
+#: The resource to name when a design does not fit, and the bigger board to suggest.
+_LARGER = {"icebreaker": "ulx3s-85f", "ulx3s-12f": "ulx3s-25f", "ulx3s-25f": "ulx3s-45f", "ulx3s-45f": "ulx3s-85f"}
+
+
+def get_board(name: str) -> Board:
+    """The :class:`Board` called ``name``; raises :class:`ValueError` listing the supported boards otherwise."""
+    try:
+        return BOARDS[name]
+    except KeyError:
+        raise ValueError(f"unknown board {name!r}; sparq builds for: {', '.join(BOARDS)}") from None
+
+
+def _overrides(family: str, dsp: bool, measuring: bool) -> dict:
+    # A timing harness is measured, never run: its Fmax is the result, whatever the board clock. A board top must
+    # meet the board clock, and nextpnr fails the build when it does not.
+    nextpnr = "--report report.json" + (" --timing-allow-fail" if measuring else "")
+    if family == "ice40":
+        return {"synth_opts": "-spram" + (" -dsp" if dsp else ""), "nextpnr_opts": nextpnr}
+    return {"synth_opts": "" if dsp else "-nodsp", "nextpnr_opts": nextpnr}
+
+
+def _build_root() -> Path:
+    default = Path(__file__).resolve().parents[1] / "build"
+    return Path(os.environ.get("SPARQ_BUILD_DIR", default)) / "fpga"
+
+
+def _tool_versions() -> str:
+    return " ".join(f"{package}=={version(package)}" for package in sorted({p for _, p in TOOLS.values()}))
+
+
+def _error_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.lstrip().startswith("ERROR")]
+
+
+def _diagnose(build_dir: Path, design: str, board: Board, output: str) -> SynthesisError:
+    """Turn a failed build into one clear exception."""
+    nextpnr_log = build_dir / "top.tim"
+    if nextpnr_log.exists():
+        log = nextpnr_log.read_text(errors="replace")
+        over = {name: u for name, u in parse_utilisation_log(log).items() if u.available and u.used > u.available}
+        errors = _error_lines(log)
+        if over or any("no BELs remaining" in e or "Unable to place" in e for e in errors):
+            what = ", ".join(f"{name} {u.used}/{u.available}" for name, u in over.items()) or errors[0]
+            hints = [f"a smaller configuration of {design}"]
+            if any("DSP" in name or "MULT" in name for name in over):
+                hints.append("--no-dsp (build the surplus multipliers from LUTs)")
+            if board.name in _LARGER:
+                hints.append(f"a larger device (--board {_LARGER[board.name]})")
+            return DoesNotFit(f"{design} does not fit the {board.name} ({board.device}): {what}; try "
+                              + " or ".join(hints) + f" (log: {nextpnr_log})")
+        timing = [e for e in errors if "Max frequency" in e and "FAIL" in e]
+        if timing:
+            return SynthesisError(f"{design} misses the {board.name} clock: " + "; ".join(timing)
+                                  + f"; pipeline its critical path (log: {nextpnr_log})")
+        if errors:
+            return SynthesisError(f"nextpnr failed on {design} for {board.name}: " + "; ".join(errors[:5])
+                                  + f" (log: {nextpnr_log})")
+    yosys_log = build_dir / "top.rpt"
+    errors = _error_lines(yosys_log.read_text(errors="replace")) if yosys_log.exists() else []
+    if errors:
+        return SynthesisError(f"Yosys failed on {design} for {board.name}: " + "; ".join(errors[:5])
+                              + f" (log: {yosys_log})")
+    tail = "\n".join(output.splitlines()[-20:])
+    return SynthesisError(f"the FPGA build of {design} for {board.name} failed; see {build_dir / 'build.log'}:\n{tail}")
+
+
+def synthesize(design: wiring.Component, board: str, *, dsp: bool = True, name: str | None = None,
+               params: dict | None = None, build_dir=None,
+               check: bool = True) -> SynthesisReport:
+    """Synthesize, place and route ``design`` for ``board``; return the :class:`fpga.report.SynthesisReport`.
+
+    Parameters
+    ----------
+    design : wiring.Component or Elaboratable
+        A component with ports is wrapped in :class:`fpga.harness.TimingHarness`; an elaboratable without ports is
+        a board top and is built as it is.
+    board : str
+        A key of :data:`BOARDS`: ``icebreaker`` (iCE40 UP5K), ``ulx3s-85f`` (ECP5-85F), or a smaller ULX3S.
+    dsp : bool
+        Map multipliers to DSP blocks (SB_MAC16 on iCE40, MULT18X18D on ECP5); ``False`` builds them from LUTs.
+    name, params : str, dict
+        How the report names the design and its parameters (default: the class name, no parameters).
+    build_dir : path, optional
+        Build here instead of the cache directory under ``build/fpga/``; always rebuilds.
+    check : bool
+        Raise :class:`fpga.report.MemoryInLogic` when a large memory went to logic (default ``True``).
+    """
+    board = get_board(board)
+    if not isinstance(dsp, bool):
+        raise TypeError(f"dsp must be True or False, not {dsp!r}")
+    name = name or type(design).__name__
+    wrapped = isinstance(design, wiring.Component) and bool(design.signature.members)
+    top = TimingHarness(design) if wrapped else design
+    harness = top.overhead if wrapped else None
+
+    use_yowasp_tools()
+    platform = board.platform_class()()
+    plan = platform.build(top, name="top", do_build=False, **_overrides(board.family, dsp, measuring=wrapped))
+    key = hashlib.sha256(plan.digest() + _tool_versions().encode()).hexdigest()[:16]
+    cached = build_dir is None
+    build_dir = Path(build_dir) if build_dir is not None else _build_root() / board.name / f"{name}-{key}"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    details = dict(design=name, board=board.name, device=board.device, family=board.family,
+                   params=dict(params or {}), dsp=dsp, harness=harness)
+
+    with open(build_dir / "sparq-build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stamp = build_dir / "sparq-build.ok"
+        if cached and stamp.exists():
+            seconds = float(stamp.read_text().split()[1])
+        else:
+            stamp.unlink(missing_ok=True)
+            plan.extract(build_dir)
+            start = time.perf_counter()
+            result = subprocess.run(["sh", "build_top.sh"], cwd=build_dir, capture_output=True, text=True)
+            seconds = time.perf_counter() - start
+            (build_dir / "build.log").write_text(result.stdout + result.stderr)
+            if result.returncode != 0:
+                raise _diagnose(build_dir, name, board, result.stdout + result.stderr)
+            stamp.write_text(f"{key} {seconds:.1f}\n")
+    report = parse_build(build_dir, seconds=seconds, **details)
+    return report.check() if check else report
