@@ -1,0 +1,58 @@
+"""The ``sparq synth`` subcommand: build a registered design for a board and print its resource and timing report.
+
+::
+
+    sparq synth --design mac --board icebreaker
+    sparq synth --design fifo --board ulx3s-85f -p depth=2048 -p width=32 --json build/fifo.json
+    sparq synth --list
+
+:func:`add_synth_command` registers the subcommand on the ``sparq`` parser's subparsers; the command sets
+``args.run``, which the ``sparq`` front door calls and whose errors it prints as one line.
+"""
+
+import argparse
+
+__all__ = ["add_synth_command"]
+
+
+def _synth(args) -> int:
+    from rich.console import Console
+
+    from .build import BOARDS, synthesize
+    from .designs import DESIGNS, make_design, parse_param
+
+    console = Console()
+    if args.list:
+        for entry in DESIGNS.values():
+            defaults = ", ".join(f"{k}={v!r}" for k, v in entry.defaults.items())
+            console.print(f"[bold]{entry.name}[/]  {entry.summary}\n    parameters: {defaults}")
+        for board in BOARDS.values():
+            console.print(f"[bold]board {board.name}[/]  {board.description}")
+        return 0
+    if args.design is None:
+        raise ValueError("no design given; pass --design NAME (see `sparq synth --list`)")
+    design, params = make_design(args.design, **dict(parse_param(p) for p in args.param))
+    with console.status(f"synthesizing {args.design} for {args.board} (Yosys, nextpnr)..."):
+        report = synthesize(design, args.board, dsp=not args.no_dsp, name=args.design, params=params)
+    console.print(report.table())
+    if args.json:
+        console.print(f"report written to {report.write_json(args.json)}")
+    return 0
+
+
+def add_synth_command(subparsers) -> argparse.ArgumentParser:
+    """Register ``synth`` on ``subparsers`` (from ``parser.add_subparsers()``); return its parser."""
+    parser = subparsers.add_parser(
+        "synth", help="synthesize, place and route a design for an FPGA board",
+        description="Synthesize, place and route a design with Yosys and nextpnr (YoWASP, from PyPI) and print its "
+                    "resources, Fmax and critical path. Designs with ports are wrapped in a timing harness "
+                    "(scan-chain I/O) so that they are timed register to register.")
+    parser.add_argument("--design", help="design to build (see --list)")
+    parser.add_argument("--board", default="icebreaker", help="target board (default: icebreaker, the iCE40 UP5K)")
+    parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="design parameter, repeatable (for example -p depth=1024)")
+    parser.add_argument("--no-dsp", action="store_true", help="build multipliers from LUTs, not DSP blocks")
+    parser.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH")
+    parser.add_argument("--list", action="store_true", help="list the designs, their parameters and the boards")
+    parser.set_defaults(run=_synth)
+    return parser

@@ -1,0 +1,97 @@
+"""The designs ``sparq synth`` can build, by name: each a factory taking keyword parameters with defaults.
+
+::
+
+    from fpga.designs import make_design
+    design, params = make_design("fifo", depth=1024)   # params: {"width": 16, "depth": 1024}
+
+A factory's keyword parameters and their defaults are the design's parameters; :func:`make_design` refuses a name or
+a parameter it does not know, naming what it does know. Register a design with :func:`register`.
+"""
+
+import inspect
+from dataclasses import dataclass
+from typing import Callable
+
+__all__ = ["DesignEntry", "DESIGNS", "register", "get_design", "make_design", "parse_param"]
+
+
+@dataclass(frozen=True)
+class DesignEntry:
+    name: str
+    factory: Callable
+    summary: str
+
+    @property
+    def defaults(self) -> dict:
+        """The factory's keyword parameters and their default values."""
+        return {name: p.default for name, p in inspect.signature(self.factory).parameters.items()}
+
+
+DESIGNS: dict[str, DesignEntry] = {}
+
+
+def register(name: str, summary: str):
+    """Decorator: register ``factory`` as design ``name``. Every parameter of the factory must have a default."""
+    def decorate(factory):
+        missing = [p for p, v in inspect.signature(factory).parameters.items() if v.default is inspect.Parameter.empty]
+        if missing:
+            raise TypeError(f"design {name!r}: parameters {missing} need defaults")
+        DESIGNS[name] = DesignEntry(name, factory, summary)
+        return factory
+    return decorate
+
+
+def get_design(name: str) -> DesignEntry:
+    """The registered design ``name``; raises :class:`ValueError` listing the known designs otherwise."""
+    try:
+        return DESIGNS[name]
+    except KeyError:
+        raise ValueError(f"unknown design {name!r}; known designs: {', '.join(DESIGNS)}") from None
+
+
+def make_design(name: str, **params):
+    """Build design ``name`` with ``params`` over its defaults; return ``(design, all parameters)``.
+
+    Raises :class:`ValueError` for an unknown parameter or a value of the wrong type, and passes on the design's own
+    :class:`ValueError` for a value it refuses.
+    """
+    entry = get_design(name)
+    defaults = entry.defaults
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        known = ", ".join(f"{k}={v!r}" for k, v in defaults.items())
+        raise ValueError(f"design {name!r} has no parameter {', '.join(map(repr, unknown))}; its parameters are "
+                         f"{known}")
+    for key, value in params.items():
+        default = defaults[key]
+        if default is not None and type(value) is not type(default) and not (
+                isinstance(default, float) and type(value) is int):
+            raise ValueError(f"design {name!r} parameter {key!r} takes a {type(default).__name__} "
+                             f"(default {default!r}), not {value!r}")
+    resolved = {**defaults, **params}
+    return entry.factory(**resolved), resolved
+
+
+def parse_param(text: str) -> tuple[str, object]:
+    """``"depth=512"`` -> ``("depth", 512)``; values are Python literals (``16``, ``True``, ``0.5``), else strings."""
+    import ast
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"parameter {text!r} is not NAME=VALUE (for example depth=512)")
+    try:
+        return key.strip(), ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):
+        return key.strip(), value.strip()
+
+
+@register("mac", "hw.common.mac.MACCell: signed multiply-accumulate, y <= fit(c + a*b)")
+def _mac(a_width: int = 8, b_width: int = 8, acc_width: int = 32, saturate: bool = False):
+    from hw.common.mac import MACCell
+    return MACCell(a_width=a_width, b_width=b_width, acc_width=acc_width, saturate=saturate)
+
+
+@register("fifo", "hw.common.fifo.StreamFIFO: ready/valid queue on block RAM")
+def _fifo(width: int = 16, depth: int = 512):
+    from hw.common.fifo import StreamFIFO
+    return StreamFIFO(width, depth)

@@ -1,0 +1,57 @@
+"""``sparq synth`` argument handling and the design registry: every bad input gets one error naming the way out.
+
+None of these runs a tool: the errors are raised before synthesis starts.
+"""
+
+import argparse
+
+import pytest
+
+from fpga.build import BOARDS, get_board, synthesize
+from fpga.cli import add_synth_command
+from fpga.designs import DESIGNS, make_design, parse_param
+from hw.common.mac import MACCell
+
+
+def _run(*argv):
+    parser = argparse.ArgumentParser(prog="sparq")
+    add_synth_command(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["synth", *argv])
+    return args.run(args)
+
+
+def test_list_names_designs_and_boards(capsys):
+    assert _run("--list") == 0
+    out = capsys.readouterr().out
+    for name in [*DESIGNS, *BOARDS]:
+        assert name in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    ((), "no design given; pass --design"),
+    (("--design", "nope"), "unknown design 'nope'; known designs: mac, fifo"),
+    (("--design", "mac", "--board", "de0"), "unknown board 'de0'; sparq builds for: icebreaker, ulx3s-85f"),
+    (("--design", "mac", "-p", "width=3"), "design 'mac' has no parameter 'width'; its parameters are a_width=8"),
+    (("--design", "mac", "-p", "a_width=True"), "parameter 'a_width' takes a int"),
+    (("--design", "fifo", "-p", "depth=0"), "StreamFIFO depth must be a positive integer"),
+    (("--design", "fifo", "-p", "depth"), "is not NAME=VALUE"),
+])
+def test_bad_input_is_one_clear_error(argv, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        _run(*argv)
+
+
+def test_make_design_fills_defaults():
+    design, params = make_design("fifo", depth=1024)
+    assert params == {"width": 16, "depth": 1024}
+    assert design.depth == 1024
+    assert parse_param("saturate=True") == ("saturate", True)
+    assert parse_param("name=tiny") == ("name", "tiny")
+
+
+def test_synthesize_refuses_unknown_board_and_bad_dsp_flag():
+    with pytest.raises(ValueError, match="unknown board 'up5k'"):
+        synthesize(MACCell(), "up5k")
+    with pytest.raises(TypeError, match="dsp must be True or False"):
+        synthesize(MACCell(), "icebreaker", dsp="yes")
+    assert get_board("ulx3s-85f").device == "LFE5U-85F-BG381"
