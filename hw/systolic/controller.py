@@ -1,0 +1,232 @@
+"""The controller: decodes the instruction stream, dispatches to the units in order with interlocks, sequences the
+host transfers, weight loads and matrix issues, and keeps the performance counters."""
+
+from amaranth import Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from formats.systolic import Flag, Opcode, SystolicConfig
+
+from .layouts import activate_command_layout, instruction_layout, issue_layout
+
+__all__ = ["Controller", "bank_drain_cycles", "matrix_drain_cycles"]
+
+
+def bank_drain_cycles(config: SystolicConfig) -> int:
+    """Cycles after the last issue with a weight bank before a LOAD_WEIGHTS may start overwriting that bank.
+
+    The last activation reaches PE ``(rows-1, cols-1)`` ``rows + cols - 1`` cycles after its issue and a load
+    changes the bank from the third cycle after its dispatch; this keeps two cycles of margin.
+    """
+    return config.rows + config.cols - 2
+
+
+def matrix_drain_cycles(config: SystolicConfig) -> int:
+    """Cycles after the last MATMUL issue until its result is in the accumulators (UB read, ``rows + cols - 1``
+    through the matrix unit, an accumulator read and an accumulator write)."""
+    return config.rows + config.cols + 1
+
+
+def _overlap(lo_a, count_a, lo_b, count_b):
+    return (lo_a < lo_b + count_b) & (lo_b < lo_a + count_a)
+
+
+class Controller(wiring.Component):
+    """Executes ``formats.systolic`` instructions.
+
+    Dispatch is in program order, at most one instruction a cycle. LOAD_WEIGHTS, MATMUL and ACTIVATE go to three
+    units that then run concurrently; every other instruction waits until all units are idle and the array has
+    drained (READ_HOST, WRITE_HOST and READ_WEIGHTS are then sequenced here). Interlocks, which make the result that
+    of sequential execution:
+
+    * LOAD_WEIGHTS into bank ``b`` waits for the weight loader, for MATMUL to stop issuing with ``b`` and for the
+      last activation tagged ``b`` to leave the array (:func:`bank_drain_cycles`);
+    * MATMUL waits for the previous MATMUL's last issue cycle, for a load into its bank to finish, and for a busy
+      ACTIVATE whose UB destination or accumulator source overlaps its UB source or accumulator destination;
+    * ACTIVATE waits for the activation unit and for every MATMUL to reach the accumulators
+      (:func:`matrix_drain_cycles`).
+
+    Unit timing, for an instruction dispatched at cycle ``t``: LOAD_WEIGHTS reads ``WB`` at ``t+1 .. t+rows``
+    (last row first) and shifts at ``t+2 .. t+rows+1``; MATMUL reads the UB at ``t+1 .. t+count`` and presents
+    ``issue`` one cycle after each read; READ_HOST / READ_WEIGHTS take a word on each cycle from ``t+1`` on where
+    ``host_in_valid`` is high; WRITE_HOST reads the UB on each cycle from ``t+1`` on where the output queue has
+    room and pushes the word one cycle later (``out_push``).
+
+    Performance counters (32 bits, counting until HALT completes):
+
+    * ``cycles``: every cycle since reset;
+    * ``mac_busy``: cycles in which a vector enters the array (each one is ``rows * cols`` MACs);
+    * ``stall_cycles``: cycles lost to the host -- a READ waiting for ``host_in``, an output word refused by
+      ``host_out``, or nothing to do because the instruction queue is empty;
+    * ``active_cycles``: cycles in which the weight loader, the matrix unit (issuing or draining) or the activation
+      unit is busy -- the compute phase, without host transfers.
+
+    Ports: see the signature; memory-side ports are addresses and enables, the top level wires the data.
+    """
+
+    def __init__(self, config: SystolicConfig):
+        self.config = c = config
+        super().__init__({
+            "instr": In(stream.Signature(instruction_layout())),
+            "host_in_valid": In(1),
+            "host_in_ready": Out(1),
+            "out_level": In(range(c.out_depth + 1)),
+            "out_blocked": In(1),
+            "out_push": Out(1),
+            "ub_read_addr": Out(range(c.ub_depth)),
+            "ub_write_addr": Out(range(c.ub_depth)),
+            "ub_write_en": Out(1),
+            "wb_write_addr": Out(range(c.wb_depth)),
+            "wb_write_en": Out(1),
+            "wb_read_addr": Out(range(c.wb_depth)),
+            "w_shift": Out(1),
+            "w_bank": Out(1),
+            "issue": Out(issue_layout(c.acc_depth)),
+            "act_cmd": Out(stream.Signature(activate_command_layout(c.acc_depth, c.ub_depth, c.wb_depth))),
+            "act_busy": In(1),
+            "halted": Out(1),
+            "cycles": Out(32),
+            "mac_busy": Out(32),
+            "stall_cycles": Out(32),
+            "active_cycles": Out(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self.config
+        ins = self.instr.payload
+        bank = ins.flags[0]  # Flag.BANK
+        assert Flag.BANK == 1 and Flag.ACCUMULATE == 2 and Flag.RELU == 4
+
+        # Host-transfer unit.
+        host_op = Signal(4)
+        host_left = Signal(range(1 << 24))
+        host_ub = Signal(range(c.ub_depth))
+        host_wb = Signal(range(c.wb_depth))
+        out_reading = Signal()  # a WRITE_HOST word is on the UB read port
+        reading = (host_left != 0) & ((host_op == Opcode.READ_HOST) | (host_op == Opcode.READ_WEIGHTS))
+        writing = (host_left != 0) & (host_op == Opcode.WRITE_HOST)
+        host_idle = (host_left == 0) & ~out_reading
+
+        # Weight loader.
+        w_left = Signal(range(c.rows + 1))
+        w_base = Signal(range(c.wb_depth))
+        w_bank = Signal()
+        w_shift = Signal()
+        w_idle = (w_left == 0) & ~w_shift
+
+        # Matrix issue.
+        m_left = Signal(range(1 << 24))
+        m_ub = Signal(range(c.ub_depth))
+        m_acc = Signal(range(c.acc_depth))
+        m_bank = Signal()
+        m_accumulate = Signal()
+        bank_drain = [Signal(range(bank_drain_cycles(c) + 1), name=f"bank{b}_drain") for b in range(2)]
+        m_drain = Signal(range(matrix_drain_cycles(c) + 1))
+        issuing = m_left != 0
+        drained = ~issuing & (m_drain == 0)
+
+        # The ranges of the ACTIVATE in the activation unit, for the MATMUL interlock.
+        act_acc = Signal(range(c.acc_depth))
+        act_ub = Signal(range(c.ub_depth))
+        act_count = Signal(range(1 << 24))
+
+        halted = Signal()
+        all_idle = host_idle & w_idle & drained & ~self.act_busy
+
+        ready = Signal()
+        with m.Switch(ins.opcode):
+            with m.Case(Opcode.READ_HOST, Opcode.WRITE_HOST, Opcode.READ_WEIGHTS, Opcode.SYNC):
+                m.d.comb += ready.eq(all_idle)
+            with m.Case(Opcode.HALT):
+                m.d.comb += ready.eq(all_idle & (self.out_level == 0))
+            with m.Case(Opcode.LOAD_WEIGHTS):
+                busy_bank = Mux(bank, bank_drain[1], bank_drain[0]) != 0
+                m.d.comb += ready.eq(host_idle & w_idle & ~busy_bank & ~(issuing & (m_bank == bank)))
+            with m.Case(Opcode.MATMUL):
+                loading_bank = (w_left != 0) & (w_bank == bank)
+                conflict = self.act_busy & (_overlap(ins.ub, ins.count, act_ub, act_count)
+                                            | _overlap(ins.acc, ins.count, act_acc, act_count))
+                m.d.comb += ready.eq(host_idle & ((m_left == 0) | (m_left == 1)) & ~loading_bank & ~conflict)
+            with m.Case(Opcode.ACTIVATE):
+                m.d.comb += ready.eq(host_idle & drained & ~self.act_busy)
+            with m.Default():
+                m.d.comb += ready.eq(1)  # decode() refuses unknown opcodes; hardware skips them
+        dispatch = self.instr.valid & ready & ~halted
+        m.d.comb += self.instr.ready.eq(ready & ~halted)
+
+        m.d.comb += [
+            self.act_cmd.valid.eq(dispatch & (ins.opcode == Opcode.ACTIVATE)),
+            self.act_cmd.payload.acc.eq(ins.acc),
+            self.act_cmd.payload.ub.eq(ins.ub),
+            self.act_cmd.payload.wb.eq(ins.wb),
+            self.act_cmd.payload.count.eq(ins.count),
+            self.act_cmd.payload.relu.eq(ins.flags[2]),
+        ]
+        # Host transfers. The UB read port is shared with MATMUL, which never runs at the same time.
+        m.d.comb += [
+            self.host_in_ready.eq(reading),
+            self.ub_write_addr.eq(host_ub),
+            self.ub_write_en.eq(reading & self.host_in_valid & (host_op == Opcode.READ_HOST)),
+            self.wb_write_addr.eq(host_wb),
+            self.wb_write_en.eq(reading & self.host_in_valid & (host_op == Opcode.READ_WEIGHTS)),
+            self.ub_read_addr.eq(Mux(writing, host_ub, m_ub)),
+            self.out_push.eq(out_reading),
+        ]
+        with m.If(reading & self.host_in_valid):
+            m.d.sync += [host_left.eq(host_left - 1), host_ub.eq(host_ub + 1), host_wb.eq(host_wb + 1)]
+        room = self.out_level + out_reading < c.out_depth - 1
+        m.d.sync += out_reading.eq(writing & room)
+        with m.If(writing & room):
+            m.d.sync += [host_left.eq(host_left - 1), host_ub.eq(host_ub + 1)]
+
+        # Weight loading: read the tile's rows last to first; shift each one cycle later, as it arrives.
+        m.d.comb += [self.wb_read_addr.eq(w_base + w_left - 1), self.w_shift.eq(w_shift), self.w_bank.eq(w_bank)]
+        m.d.sync += w_shift.eq(w_left != 0)
+        with m.If(w_left != 0):
+            m.d.sync += w_left.eq(w_left - 1)
+
+        # Matrix issue: one UB read a cycle; the tag is registered to meet the read data.
+        m.d.sync += [
+            self.issue.valid.eq(issuing),
+            self.issue.bank.eq(m_bank),
+            self.issue.accumulate.eq(m_accumulate),
+            self.issue.addr.eq(m_acc),
+        ]
+        with m.If(issuing):
+            m.d.sync += [m_left.eq(m_left - 1), m_ub.eq(m_ub + 1), m_acc.eq(m_acc + 1),
+                         m_drain.eq(matrix_drain_cycles(c))]
+        with m.Elif(m_drain != 0):
+            m.d.sync += m_drain.eq(m_drain - 1)
+        for b, drain in enumerate(bank_drain):
+            with m.If(issuing & (m_bank == b)):
+                m.d.sync += drain.eq(bank_drain_cycles(c))
+            with m.Elif(drain != 0):
+                m.d.sync += drain.eq(drain - 1)
+
+        # Dispatch, last so that a unit's new instruction overrides its sequencer's final step.
+        op = ins.opcode
+        with m.If(dispatch & ((op == Opcode.READ_HOST) | (op == Opcode.WRITE_HOST) | (op == Opcode.READ_WEIGHTS))):
+            m.d.sync += [host_op.eq(op), host_left.eq(ins.count), host_ub.eq(ins.ub), host_wb.eq(ins.wb)]
+        with m.If(dispatch & (op == Opcode.HALT)):
+            m.d.sync += halted.eq(1)
+        with m.If(dispatch & (op == Opcode.LOAD_WEIGHTS)):
+            m.d.sync += [w_left.eq(c.rows), w_base.eq(ins.wb), w_bank.eq(bank)]
+        with m.If(dispatch & (op == Opcode.MATMUL)):
+            m.d.sync += [m_left.eq(ins.count), m_ub.eq(ins.ub), m_acc.eq(ins.acc), m_bank.eq(bank),
+                         m_accumulate.eq(ins.flags[1])]
+        with m.If(dispatch & (op == Opcode.ACTIVATE)):
+            m.d.sync += [act_acc.eq(ins.acc), act_ub.eq(ins.ub), act_count.eq(ins.count)]
+
+        # Performance counters.
+        host_stall = (reading & ~self.host_in_valid) | self.out_blocked | (~self.instr.valid & all_idle)
+        m.d.comb += self.halted.eq(halted)
+        with m.If(~halted):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+            with m.If(issuing):
+                m.d.sync += self.mac_busy.eq(self.mac_busy + 1)
+            with m.If(host_stall):
+                m.d.sync += self.stall_cycles.eq(self.stall_cycles + 1)
+            with m.If(~(w_idle & drained & ~self.act_busy)):
+                m.d.sync += self.active_cycles.eq(self.active_cycles + 1)
+        return m

@@ -1,0 +1,44 @@
+"""Packed-word layouts shared between the systolic blocks; field widths come from ``formats.systolic``."""
+
+from amaranth import signed, unsigned
+from amaranth.lib import data
+
+from formats.systolic import FIELDS, INSTRUCTION_BITS, MULTIPLIER_BITS, SHIFT_BITS
+
+__all__ = ["instruction_layout", "issue_layout", "accumulator_write_layout", "param_layout",
+           "activate_command_layout", "vector_layout"]
+
+
+def instruction_layout() -> data.StructLayout:
+    """An encoded instruction (``formats.systolic.FIELDS``, least significant first, zero-padded to 128 bits)."""
+    fields = {name: unsigned(width) for name, width in FIELDS}
+    fields["reserved"] = unsigned(INSTRUCTION_BITS - sum(width for _, width in FIELDS))
+    return data.StructLayout(fields)
+
+
+def vector_layout(lanes: int, width: int = 8) -> data.ArrayLayout:
+    """A word of ``lanes`` signed ``width``-bit lanes: a unified-buffer, weight-buffer or host word."""
+    return data.ArrayLayout(signed(width), lanes)
+
+
+def issue_layout(acc_depth: int) -> data.StructLayout:
+    """The tag of an activation vector entering the matrix unit: where its result goes in the accumulators."""
+    return data.StructLayout({"valid": 1, "bank": 1, "accumulate": 1, "addr": range(acc_depth)})
+
+
+def accumulator_write_layout(cols: int, acc_depth: int, acc_width: int = 32) -> data.StructLayout:
+    """A result vector leaving the matrix unit for the accumulators."""
+    return data.StructLayout({"valid": 1, "accumulate": 1, "addr": range(acc_depth),
+                              "data": data.ArrayLayout(signed(acc_width), cols)})
+
+
+def param_layout(acc_width: int = 32) -> data.StructLayout:
+    """One column's activation parameters (``formats.systolic`` parameter record)."""
+    return data.StructLayout({"bias": signed(acc_width), "multiplier": unsigned(MULTIPLIER_BITS),
+                              "shift": unsigned(SHIFT_BITS)})
+
+
+def activate_command_layout(acc_depth: int, ub_depth: int, wb_depth: int) -> data.StructLayout:
+    """An ACTIVATE instruction as the activation unit takes it."""
+    return data.StructLayout({"acc": range(acc_depth), "ub": range(ub_depth), "wb": range(wb_depth),
+                              "count": range(1 << 24), "relu": 1})

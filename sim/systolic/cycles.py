@@ -1,0 +1,122 @@
+"""Analytic cycle model of ``hw.systolic.SystolicAccelerator``: per-instruction timing equations, no per-cycle loop.
+
+It mirrors the controller's dispatch rules (``hw.systolic.controller``) with the unit latencies written out below,
+for a host that is always ready: ``host_in`` always valid, ``host_out`` always ready, instructions always queued.
+Every instruction ``i`` dispatches at ``t_i = max(t_{i-1} + 1, ready_i)``, where ``ready_i`` is the first cycle at
+which its interlocks allow it, given the units' state after the instructions before it. With ``t_0 = 0``:
+
+* READ_HOST / READ_WEIGHTS of ``n`` words at ``t``: transfers at ``t+1 .. t+n``; the host unit is free at ``t+n+1``.
+* WRITE_HOST of ``n`` words at ``t``: UB reads at ``t+1 .. t+n`` (full rate when ``out_depth >= 5``); free at
+  ``t+n+2``; the output queue is empty from ``t+n+4``.
+* LOAD_WEIGHTS at ``t``: busy ``t+1 .. t+rows+1``; a MATMUL on its bank may dispatch from ``t+rows+1``.
+* MATMUL of ``n`` rows at ``t``: issues at ``t+1 .. t+n``; the next MATMUL may dispatch at ``t+n``; a LOAD_WEIGHTS
+  into its bank from ``t+n+1+bank_drain``; the matrix unit is drained from ``t+n+1+matrix_drain``.
+* ACTIVATE of ``n`` rows at ``t``: busy ``t+1 .. t+n+9``; a MATMUL whose UB or accumulator range overlaps it waits
+  for ``t+n+10``.
+* SYNC, READ_*, WRITE_HOST wait for every unit; HALT also for the output queue to empty.
+
+:func:`predict` returns ``cycles`` (from the first dispatch to HALT, inclusive, which is the RTL's
+``cycles - stall_cycles``), ``mac_busy`` and ``active_cycles`` as the RTL counters define them, and the dispatch
+cycle of every instruction.
+"""
+
+from dataclasses import dataclass
+
+from formats.systolic import Flag, Opcode, SystolicConfig
+
+__all__ = ["ACTIVATE_OVERHEAD", "bank_drain", "matrix_drain", "CycleEstimate", "predict"]
+
+ACTIVATE_OVERHEAD = 9
+"""Cycles an ACTIVATE is busy beyond its row count: 7 parameter reads, the accumulator read and the requantizer."""
+
+
+def bank_drain(config: SystolicConfig) -> int:
+    """Same value as ``hw.systolic.controller.bank_drain_cycles`` (kept here so ``sim`` does not import ``hw``)."""
+    return config.rows + config.cols - 2
+
+
+def matrix_drain(config: SystolicConfig) -> int:
+    """Same value as ``hw.systolic.controller.matrix_drain_cycles``."""
+    return config.rows + config.cols + 1
+
+
+@dataclass
+class CycleEstimate:
+    cycles: int
+    mac_busy: int
+    active_cycles: int
+    dispatch: list
+
+    @property
+    def utilization(self) -> float:
+        """MAC-busy cycles over all cycles."""
+        return self.mac_busy / self.cycles if self.cycles else 0.0
+
+
+def _overlap(lo_a, n_a, lo_b, n_b):
+    return lo_a < lo_b + n_b and lo_b < lo_a + n_a
+
+
+def _union_length(intervals):
+    total, end = 0, -1
+    for lo, hi in sorted(intervals):  # inclusive intervals
+        if hi > end:
+            total += hi - max(lo, end + 1) + 1
+            end = hi
+    return total
+
+
+def predict(config: SystolicConfig, instructions) -> CycleEstimate:
+    """Dispatch cycles and counter values of ``instructions`` on the accelerator built for ``config``."""
+    rows = config.rows
+    host_free = w_free = a_free = m_next = drained_at = out_empty = 0
+    load_done, bank_free = {}, [0, 0]  # load_done: (bank, cycle) of the last LOAD_WEIGHTS
+    last_activate = None  # (acc, ub, count, free)
+    busy = []  # inclusive intervals in which a compute unit is busy
+    dispatch, mac_busy, t = [], 0, -1
+    for ins in instructions:
+        op, n = ins.opcode, ins.count
+        bank = int(ins.flags & Flag.BANK)
+        all_idle = max(host_free, w_free, drained_at, a_free)
+        if op in (Opcode.READ_HOST, Opcode.READ_WEIGHTS, Opcode.WRITE_HOST, Opcode.SYNC):
+            ready = all_idle
+        elif op == Opcode.HALT:
+            ready = max(all_idle, out_empty)
+        elif op == Opcode.LOAD_WEIGHTS:
+            ready = max(host_free, w_free, bank_free[bank])
+        elif op == Opcode.MATMUL:
+            ready = max(host_free, m_next)
+            if load_done and load_done[0] == bank:
+                ready = max(ready, load_done[1])
+            if last_activate and (_overlap(ins.ub, n, last_activate[1], last_activate[2])
+                                  or _overlap(ins.acc, n, last_activate[0], last_activate[2])):
+                ready = max(ready, last_activate[3])
+        elif op == Opcode.ACTIVATE:
+            ready = max(host_free, drained_at, a_free)
+        else:
+            ready = 0
+        t = max(t + 1, ready)
+        dispatch.append(t)
+        if op in (Opcode.READ_HOST, Opcode.READ_WEIGHTS):
+            host_free = t + n + 1
+        elif op == Opcode.WRITE_HOST:
+            host_free, out_empty = t + n + 2, t + n + 4
+        elif op == Opcode.LOAD_WEIGHTS:
+            w_free = t + rows + 2
+            load_done = (bank, t + rows + 1)
+            busy.append((t + 1, t + rows + 1))
+        elif op == Opcode.MATMUL:
+            mac_busy += n
+            m_next = t + n
+            bank_free[bank] = t + n + 1 + bank_drain(config)
+            drained_at = t + n + 1 + matrix_drain(config)
+            busy.append((t + 1, t + n + matrix_drain(config)))
+        elif op == Opcode.ACTIVATE:
+            a_free = t + n + ACTIVATE_OVERHEAD + 1
+            last_activate = (ins.acc, ins.ub, n, a_free)
+            busy.append((t + 1, t + n + ACTIVATE_OVERHEAD))
+        elif op == Opcode.HALT:
+            break
+    end = t
+    active = _union_length([(lo, min(hi, end)) for lo, hi in busy if lo <= end])
+    return CycleEstimate(cycles=end + 1, mac_busy=mac_busy, active_cycles=active, dispatch=dispatch)

@@ -1,0 +1,87 @@
+"""Bit-exact numpy execution of ``formats.systolic`` programs: the reference the RTL is checked against.
+
+Integer semantics (the format's, restated): int8 x int8 products, exact; sums down the array and into the
+accumulators in int32 with two's-complement wrap-around (computed here in int64, then wrapped, which is the same
+because wrap-around addition is associative); ACTIVATE computes ``acc + bias`` exactly and then
+``formats.systolic.requantize`` (round to nearest with ties toward +infinity, optional ReLU, saturation to int8).
+
+Instructions execute one after another; the hardware's overlap of units is invisible here by design (the
+controller's interlocks make it so). Out-of-range addresses raise :class:`~formats.systolic.FormatError`.
+"""
+
+import numpy as np
+
+from formats.systolic import PARAM_WORDS, FormatError, Flag, Opcode, SystolicConfig, requantize, unpack_params
+
+__all__ = ["wrap32", "SystolicGolden", "run_program"]
+
+
+def wrap32(x):
+    """Wrap int64 values to int32, two's complement."""
+    return ((np.asarray(x, dtype=np.int64) + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int64)
+
+
+class SystolicGolden:
+    """The architectural state (UB, WB, accumulators, the two weight banks) and an instruction interpreter."""
+
+    def __init__(self, config: SystolicConfig):
+        self.config = c = config
+        self.ub = np.zeros((c.ub_depth, c.lanes), dtype=np.int8)
+        self.wb = np.zeros((c.wb_depth, c.lanes), dtype=np.int8)
+        self.acc = np.zeros((c.acc_depth, c.cols), dtype=np.int64)
+        self.banks = np.zeros((2, c.rows, c.cols), dtype=np.int64)
+        self.halted = False
+        self.macs = 0  # array MAC slots used: rows * cols per MATMUL row
+
+    def _range(self, ins, memory, start, count):
+        depth = {"UB": self.config.ub_depth, "WB": self.config.wb_depth, "ACC": self.config.acc_depth}[memory]
+        if start + count > depth:
+            raise FormatError(f"{ins.opcode.name} touches {memory} words {start}..{start + count - 1} but the "
+                              f"{memory} has {depth} words; recompile for this configuration or raise "
+                              f"{memory.lower()}_depth")
+        return slice(start, start + count)
+
+    def execute(self, ins, host_in, host_out):
+        """Execute one instruction; ``host_in`` is an iterator of words, ``host_out`` a list to append to."""
+        if self.halted:
+            raise FormatError(f"{ins.opcode.name} after HALT")
+        op, n = ins.opcode, ins.count
+        if op in (Opcode.READ_HOST, Opcode.READ_WEIGHTS):
+            memory, start = (self.ub, ins.ub) if op == Opcode.READ_HOST else (self.wb, ins.wb)
+            span = self._range(ins, "UB" if op == Opcode.READ_HOST else "WB", start, n)
+            try:
+                memory[span] = [next(host_in) for _ in range(n)]
+            except StopIteration:
+                raise FormatError(f"{op.name} reads past the end of the host input") from None
+        elif op == Opcode.WRITE_HOST:
+            host_out.extend(self.ub[self._range(ins, "UB", ins.ub, n)].copy())
+        elif op == Opcode.LOAD_WEIGHTS:
+            rows = self.config.rows
+            self.banks[int(ins.flags & Flag.BANK)] = self.wb[self._range(ins, "WB", ins.wb, rows), :self.config.cols]
+        elif op == Opcode.MATMUL:
+            a = self.ub[self._range(ins, "UB", ins.ub, n), :self.config.rows].astype(np.int64)
+            span = self._range(ins, "ACC", ins.acc, n)
+            product = a @ self.banks[int(ins.flags & Flag.BANK)]
+            self.acc[span] = wrap32(product + (self.acc[span] if ins.flags & Flag.ACCUMULATE else 0))
+            self.macs += n * self.config.rows * self.config.cols
+        elif op == Opcode.ACTIVATE:
+            bias, multiplier, shift = unpack_params(self.wb[self._range(ins, "WB", ins.wb, PARAM_WORDS)])
+            acc = self.acc[self._range(ins, "ACC", ins.acc, n)]
+            self.ub[self._range(ins, "UB", ins.ub, n), :self.config.cols] = requantize(
+                acc, bias, multiplier, shift, bool(ins.flags & Flag.RELU))
+        elif op == Opcode.HALT:
+            self.halted = True
+
+
+def run_program(config: SystolicConfig, instructions, host_in_words, *, state: SystolicGolden = None):
+    """Execute ``instructions`` on ``state`` (a fresh one by default) reading ``host_in_words`` in order; return the
+    ``host_out`` words as an ``(n, lanes)`` int8 array. Every host input word must be consumed."""
+    state = state or SystolicGolden(config)
+    words = np.asarray(host_in_words, dtype=np.int8).reshape(-1, config.lanes)
+    source = iter(words)
+    out = []
+    for ins in instructions:
+        state.execute(ins, source, out)
+    if next(source, None) is not None:
+        raise FormatError(f"the program left host input words unread ({len(words)} given)")
+    return np.array(out, dtype=np.int8).reshape(-1, config.lanes)
