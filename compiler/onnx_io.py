@@ -23,6 +23,12 @@ SUPPORTED_OPS = ("Gemm", "MatMul", "Add", "Conv", "Relu", "Flatten", "Reshape", 
 OPSET = 17
 
 
+def _first_line(exc):
+    """The first line of an exception's message, or its type name."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _load(path):
     """The checked ModelProto in ``path``, or a :class:`ModelFormatError` saying why it cannot be read."""
     import onnx
@@ -33,11 +39,14 @@ def _load(path):
         raise ModelFormatError(f"{path}: no such ONNX file; check the path")
     try:
         proto = onnx.load(str(path))
-        onnx.checker.check_model(proto)
-    except (DecodeError, OSError, ValueError, RuntimeError, onnx.checker.ValidationError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelFormatError(f"{path}: not a valid ONNX model ({first_line}); the file is corrupt or truncated -- "
+    except (DecodeError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelFormatError(f"{path}: not an ONNX model ({_first_line(exc)}); the file is corrupt or truncated -- "
                                f"re-export or re-download it") from None
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as exc:
+        raise ModelFormatError(f"{path}: the ONNX checker rejects the model ({_first_line(exc)}); re-export it with "
+                               f"a current exporter") from None
     if not proto.graph.node:
         raise ModelFormatError(f"{path}: the ONNX graph has no nodes; export a model with at least one layer")
     return proto
@@ -120,9 +129,12 @@ class _Reader:
     def read_input(self):
         """Set the running tensor and its per-sample shape to those of the graph input."""
         inputs = [i for i in self.graph.input if i.name not in self.constants]
+        first = next((node.input[0] for node in self.graph.node if node.op_type != "Constant" and node.input), None)
+        if len(inputs) > 1:  # weights fed as inputs fail later, at the node that reads them
+            inputs = [i for i in inputs if i.name == first]
         if len(inputs) != 1:
-            raise UnsupportedError(f"{self.path}: the graph has {len(inputs)} data inputs "
-                                   f"{[i.name for i in inputs]}; export a model with exactly one input")
+            raise UnsupportedError(f"{self.path}: cannot tell the data input among the graph inputs "
+                                   f"{[i.name for i in self.graph.input]}; export a model with exactly one input")
         tensor = inputs[0]
         dims = tensor.type.tensor_type.shape.dim
         shape = []

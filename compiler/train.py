@@ -15,7 +15,8 @@ from tqdm.auto import tqdm
 from .errors import ConfigError, ShapeError
 from .ir import AvgPool, Conv, Dense, Flatten, MaxPool, Relu, Reshape, forward, im2col, trace
 
-__all__ = ["FreeWeight", "Adam", "backward", "gradients", "fit", "accuracy", "softmax_cross_entropy"]
+__all__ = ["FreeWeight", "Adam", "backward", "gradients", "fit", "accuracy", "softmax_cross_entropy",
+           "single_threaded_blas"]
 
 
 class FreeWeight:
@@ -181,6 +182,13 @@ def fit(model, x, y, *, epochs, lr=1e-3, batch_size=32, seed=0, weights=None, we
     rng = np.random.default_rng(seed)
     bar = tqdm(range(epochs), desc=desc, disable=None if progress is None else not progress,
                leave=False)
+    with single_threaded_blas():
+        _train_epochs(model, x, y, layers, weights, optimizer, rng, bar, batch_size, weight_decay)
+    return model
+
+
+def _train_epochs(model, x, y, layers, weights, optimizer, rng, bar, batch_size, weight_decay):
+    """The epoch loop of :func:`fit`."""
     for _ in bar:
         order = rng.permutation(len(x))
         for start in range(0, len(x), batch_size):
@@ -197,4 +205,14 @@ def fit(model, x, y, *, epochs, lr=1e-3, batch_size=32, seed=0, weights=None, we
                 weights[layer.name].project()
                 layer.weight = weights[layer.name].weight()
         bar.set_postfix(loss=f"{loss:.4f}")
-    return model
+
+
+def single_threaded_blas():
+    """A context in which BLAS runs on one thread.
+
+    Training multiplies small matrices (a minibatch by a layer), for which BLAS threads cost more than they give; on
+    a busy machine their spin-waiting made one minibatch step up to a hundred times slower.
+    """
+    from threadpoolctl import threadpool_limits  # installed with scikit-learn
+
+    return threadpool_limits(limits=1, user_api="blas")

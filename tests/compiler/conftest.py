@@ -1,0 +1,31 @@
+"""Fixtures of the compiler tests: the digits split, the shipped models and one compressed MLP for the session."""
+
+import pytest
+
+from compiler.datasets import load_digits_split
+from compiler.models import load_shipped
+from compiler.pipeline import compress_digits_mlp
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """``(x_train, y_train, x_test, y_test)``."""
+    return load_digits_split()
+
+
+@pytest.fixture(scope="session")
+def mlp():
+    """The shipped digits MLP (read-only: training returns copies)."""
+    return load_shipped("digits_mlp")
+
+
+@pytest.fixture(scope="session")
+def cnn():
+    """The shipped digits CNN (read-only)."""
+    return load_shipped("digits_cnn")
+
+
+@pytest.fixture(scope="session")
+def compressed_mlp():
+    """``(CompressedModel, report)`` of the default Deep Compression of the digits MLP, built once."""
+    return compress_digits_mlp(bits=4, progress=False)

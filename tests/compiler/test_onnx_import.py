@@ -1,0 +1,196 @@
+"""ONNX import: the reference inference agrees with onnxruntime, and bad graphs fail with one clear error."""
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from compiler.errors import ModelFormatError, UnsupportedError, WeightError
+from compiler.ir import AvgPool, Conv, Dense, Flatten, MaxPool, Reshape, forward
+from compiler.models import SHIPPED, shipped_path
+from compiler.onnx_io import read_onnx, write_onnx
+
+ort = pytest.importorskip("onnxruntime")
+RNG = np.random.default_rng(0)
+
+
+def init(name, array):
+    return numpy_helper.from_array(np.asarray(array), name)
+
+
+def save(tmp_path, nodes, initializers, input_shape, output, output_shape=(None, None), inputs=()):
+    graph = helper.make_graph(
+        nodes, "test", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *input_shape]), *inputs],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, output_shape)], initializers)
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    proto.ir_version = 8
+    path = tmp_path / "model.onnx"
+    onnx.save(proto, str(path))
+    return path
+
+
+def runtime(path, x):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+def softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def random(*shape):
+    return RNG.normal(size=shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_models_agree_with_onnxruntime(name):
+    x = RNG.random((64, 64), dtype=np.float32)
+    ours = forward(read_onnx(shipped_path(name)), x)
+    np.testing.assert_allclose(ours, runtime(shipped_path(name), x), rtol=1e-5, atol=1e-5)
+
+
+def test_matmul_add_and_trailing_softmax(tmp_path):
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"], name="mm1"),
+             helper.make_node("Add", ["h", "b1"], ["h2"], name="add1"),
+             helper.make_node("Relu", ["h2"], ["h3"]),
+             helper.make_node("MatMul", ["h3", "w2"], ["z"], name="mm2"),
+             helper.make_node("Softmax", ["z"], ["p"], name="sm", axis=-1)]
+    path = save(tmp_path, nodes, [init("w1", random(12, 7)), init("b1", random(7)), init("w2", random(7, 5))],
+                (12,), "p")
+    model = read_onnx(path)
+    assert [type(layer).__name__ for layer in model.layers] == ["Dense", "Relu", "Dense"]
+    assert model.layer("mm1").weight.shape == (7, 12)
+    assert any("Softmax" in note for note in model.notes)
+    x = random(20, 12)
+    np.testing.assert_allclose(softmax(forward(model, x)), runtime(path, x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("trans_b,alpha,beta", [(0, 1.0, 1.0), (1, 0.5, 2.0)])
+def test_gemm_attributes(tmp_path, trans_b, alpha, beta):
+    weight = random(6, 9) if trans_b else random(9, 6)
+    node = helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="g", transB=trans_b, alpha=alpha, beta=beta)
+    path = save(tmp_path, [node], [init("w", weight), init("b", random(1, 6))], (9,), "y")
+    x = random(10, 9)
+    np.testing.assert_allclose(forward(read_onnx(path), x), runtime(path, x), rtol=1e-5, atol=1e-5)
+
+
+def test_conv_pools_flatten_reshape_and_constant(tmp_path):
+    shape = helper.make_node("Constant", [], ["shape"], value=init("s", np.array([0, 2, 6, 6], np.int64)))
+    nodes = [shape, helper.make_node("Reshape", ["x", "shape"], ["img"], name="reshape"),
+             helper.make_node("Conv", ["img", "cw", "cb"], ["c"], name="conv", kernel_shape=[3, 3], strides=[1, 2],
+                              pads=[1, 0, 2, 1]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("MaxPool", ["r"], ["m"], name="max", kernel_shape=[2, 2], strides=[1, 1],
+                              pads=[0, 1, 1, 0]),
+             helper.make_node("AveragePool", ["m"], ["a"], name="avg", kernel_shape=[2, 2], strides=[2, 1],
+                              pads=[1, 1, 0, 0]),
+             helper.make_node("AveragePool", ["a"], ["a2"], name="avg_pad", kernel_shape=[2, 2], pads=[1, 1, 1, 1],
+                              count_include_pad=1),
+             helper.make_node("Conv", ["a2", "cw2"], ["c2"], name="conv_nobias", kernel_shape=[1, 1]),
+             helper.make_node("Reshape", ["c2", "shape2"], ["g"], name="reshape_back"),
+             helper.make_node("Flatten", ["g"], ["f"], name="flat", axis=1),
+             helper.make_node("Gemm", ["f", "fw", "fb"], ["y"], name="fc", transB=1)]
+    convs = [init("cw", random(4, 2, 3, 3)), init("cb", random(4)), init("cw2", random(3, 4, 1, 1)),
+             init("shape2", np.array([0, 2, -1], np.int64))]
+    features = read_onnx(save(tmp_path, nodes[:-1], convs, (72,), "f")).output_shape[0]
+    initializers = convs + [init("fw", random(5, features)), init("fb", random(5))]
+    path = save(tmp_path, nodes, initializers, (72,), "y")
+    model = read_onnx(path)
+    assert [type(layer) for layer in model.weighted()] == [Conv, Conv, Dense]
+    assert isinstance(model.layer("max"), MaxPool) and isinstance(model.layer("avg"), AvgPool)
+    assert model.layer("avg_pad").count_include_pad and isinstance(model.layer("flat"), Flatten)
+    assert isinstance(model.layer("reshape_back"), Reshape) and model.layer("reshape_back").shape[0] == 2
+    x = random(7, 72)
+    np.testing.assert_allclose(forward(model, x), runtime(path, x), rtol=1e-5, atol=1e-5)
+
+
+def test_write_then_read_round_trips(tmp_path, cnn):
+    write_onnx(cnn, tmp_path / "cnn.onnx", softmax=True)
+    back = read_onnx(tmp_path / "cnn.onnx")
+    assert [layer.name for layer in back.layers] == [layer.name for layer in cnn.layers] and back.notes
+    for ours, theirs in zip(cnn.weighted(), back.weighted()):
+        np.testing.assert_array_equal(ours.weight, theirs.weight)
+
+
+def test_unsupported_op_names_the_node_and_the_way_out(tmp_path):
+    nodes = [helper.make_node("Gemm", ["x", "w"], ["h"], name="fc"), helper.make_node("Sigmoid", ["h"], ["y"],
+                                                                                      name="squash")]
+    path = save(tmp_path, nodes, [init("w", random(4, 3))], (4,), "y")
+    with pytest.raises(UnsupportedError, match="'squash' \\(op Sigmoid\\).*supported ops are") as info:
+        read_onnx(path)
+    assert isinstance(info.value, ValueError)
+
+
+def test_dynamic_shape_is_refused(tmp_path):
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "features"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, None])])
+    path = tmp_path / "dynamic.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.raises(ModelFormatError, match="dynamic dimension 'features' at axis 1.*fixed input shape"):
+        read_onnx(path)
+
+
+def test_runtime_reshape_shape_is_a_dynamic_shape(tmp_path):
+    nodes = [helper.make_node("Reshape", ["x", "s"], ["y"], name="rs")]
+    path = save(tmp_path, nodes, [], (4,), "y", inputs=[helper.make_tensor_value_info("s", TensorProto.INT64,
+                                                                                          [2])])
+    with pytest.raises(ModelFormatError, match="'rs'.*computed at run time"):
+        read_onnx(path)
+
+
+def test_missing_initializer_names_the_node(tmp_path):
+    node = helper.make_node("Gemm", ["x", "w"], ["y"], name="fc1")
+    path = save(tmp_path, [node], [], (4,), "y", inputs=[helper.make_tensor_value_info("w", TensorProto.FLOAT,
+                                                                                        [3, 4])])
+    with pytest.raises(ModelFormatError, match="'fc1'.*not an initializer.*export_params=True"):
+        read_onnx(path)
+    node = helper.make_node("Gemm", ["x", "w"], ["y"], name="fc1")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, None])])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path / "missing.onnx"
+    onnx.save(proto, str(path))
+    with pytest.raises(ModelFormatError, match="checker rejects"):
+        read_onnx(path)
+
+
+def test_nan_initializer_names_the_layer(tmp_path):
+    weight = random(3, 4)
+    weight[1, 2] = np.nan
+    path = save(tmp_path, [helper.make_node("Gemm", ["x", "w"], ["y"], name="fc9", transB=1)], [init("w", weight)],
+                (4,), "y")
+    with pytest.raises(WeightError, match="'fc9'.*NaN or Inf.*\\(1, 2\\)"):
+        read_onnx(path)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x08\x07garbage that is not protobuf \xff\xff\xff", "truncate"])
+def test_corrupt_file(tmp_path, content):
+    path = tmp_path / "bad.onnx"
+    data = shipped_path("digits_mlp").read_bytes()
+    path.write_bytes(data[:len(data) // 2] if content == "truncate" else content)
+    with pytest.raises(ModelFormatError, match="bad.onnx"):
+        read_onnx(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ModelFormatError, match="no such ONNX file"):
+        read_onnx(tmp_path / "nope.onnx")
+
+
+@pytest.mark.parametrize("case", ["residual", "inner_softmax", "group_conv"])
+def test_non_sequential_or_unsupported_attributes(tmp_path, case):
+    w = init("w", random(4, 4))
+    if case == "residual":
+        nodes = [helper.make_node("Gemm", ["x", "w"], ["h"], name="fc"), helper.make_node("Relu", ["h"], ["r"]),
+                 helper.make_node("Add", ["r", "x"], ["y"], name="skip")]
+        inits, shape = [w], (4,)
+    elif case == "inner_softmax":
+        nodes = [helper.make_node("Softmax", ["x"], ["s"], name="early"), helper.make_node("Gemm", ["s", "w"], ["y"])]
+        inits, shape = [w], (4,)
+    else:
+        nodes = [helper.make_node("Conv", ["x", "cw"], ["y"], name="grouped", group=2, kernel_shape=[1, 1])]
+        inits, shape = [init("cw", random(2, 1, 1, 1))], (2, 3, 3)
+    with pytest.raises(UnsupportedError):
+        read_onnx(save(tmp_path, nodes, inits, shape, "y"))
