@@ -4,12 +4,15 @@ Timing contract, per layer (cycle 0 is the first broadcast):
 
 * The central control unit (CCU) broadcasts the non-zero activations in index order, at most one per cycle, into
   every PE's FIFO at once; the leading non-zero detector always has the next one ready. It waits while any FIFO is
-  full: a FIFO of depth D is full while it holds D activations, and a slot freed by a pop in cycle t can be written
-  from cycle t + 1.
-* An activation written in cycle t can be popped from cycle t + 1.
-* An idle PE pops the oldest activation of its FIFO and spends ``max(1, n)`` cycles on it, where ``n`` is the number
-  of its entries (padding included) in that column: one entry per cycle into the arithmetic unit, or one cycle for
-  the pointer read when its slice of the column is empty. It pops the next one in the cycle after.
+  full.
+* A FIFO of depth D holds up to D activations, counting the one its PE is working on: the PE works on the oldest
+  activation in place and removes it in its last cycle on it; the freed slot can be written from the next cycle.
+  (So at depth 1 the broadcast waits for the slowest PE on every activation, and about half the cycles are idle,
+  as the paper reports.)
+* An activation written in cycle t can be started from cycle t + 1.
+* A PE spends ``max(1, n)`` cycles on an activation, where ``n`` is the number of its entries (padding included) in
+  that column: one entry per cycle into the arithmetic unit, or one cycle for the pointer read when its slice of
+  the column is empty. It starts the next activation in the cycle after.
 * ``total`` runs from cycle 0 until the last entry of the layer has been issued; the 4-stage arithmetic pipeline's
   drain and the write-back of the outputs are not counted.
 
@@ -18,9 +21,9 @@ Per PE: ``busy`` is the cycles spent on entries (or empty-column pointer reads);
 which the broadcast waited because this PE's FIFO was full. Load efficiency, as REFERENCE.md defines it, is
 ``1 - sum(starve) / (N * total)``.
 
-The model is a recurrence over broadcast events, vectorised over the PEs: ``t_e``, the broadcast cycle of event
-``e``, is ``max(t_(e-1) + 1, max_k s_(e-D),k + 1)`` and PE ``k`` pops it at ``s_e,k = max(t_e + 1, s_(e-1),k +
-c_(e-1),k)``.
+The model is a recurrence over broadcast events, vectorised over the PEs: with ``f_e,k = s_e,k + c_e,k`` the cycle
+after PE ``k`` finishes event ``e``, the broadcast cycle of event ``e`` is ``t_e = max(t_(e-1) + 1, max_k
+f_(e-D),k)`` and PE ``k`` starts it at ``s_e,k = max(t_e + 1, f_(e-1),k)``.
 """
 
 from dataclasses import dataclass
@@ -64,19 +67,18 @@ def simulate(costs, fifo_depth):
     if fifo_depth < 1:
         raise ValueError(f"the FIFO depth must be at least 1, got {fifo_depth}")
     n_events, n_pe = costs.shape
-    pops = np.zeros((fifo_depth, n_pe), dtype=np.int64)  # ring: pop cycles of the last fifo_depth events
+    done = np.zeros((fifo_depth, n_pe), dtype=np.int64)  # ring: f of the last fifo_depth events
     idle_from = np.zeros(n_pe, dtype=np.int64)
     stall = np.zeros(n_pe, dtype=np.int64)
     t = -1
     for e in range(n_events):
         t += 1
         if e >= fifo_depth:
-            room_from = pops[e % fifo_depth] + 1  # event e - D leaves FIFO k at pop, its slot is free a cycle later
+            room_from = done[e % fifo_depth]  # event e - D leaves FIFO k in its last cycle
             stall += np.maximum(room_from - t, 0)
             t = max(t, int(room_from.max()))
-        pop = np.maximum(idle_from, t + 1)
-        pops[e % fifo_depth] = pop
-        idle_from = pop + costs[e]
+        idle_from = np.maximum(idle_from, t + 1) + costs[e]
+        done[e % fifo_depth] = idle_from
     total = int(idle_from.max()) if n_events else 0
     busy = costs.sum(axis=0)
     return CycleStats(total, busy, total - busy, stall)

@@ -14,14 +14,20 @@ from sim.scoreboard import assert_words_equal
 
 
 def _cycle_by_cycle(costs, depth):
-    """Reference: step every cycle. At the start of cycle t the CCU pushes if no FIFO holds ``depth`` activations,
-    and each idle PE pops an activation pushed before t and works on it for its cost."""
+    """Reference: step every cycle. At the start of cycle t each PE removes the activation it finished in cycle
+    t - 1; the CCU pushes if no FIFO then holds ``depth`` activations; each idle PE starts the oldest activation
+    pushed before t and works on it for its cost, keeping it in the FIFO meanwhile."""
     n_events, n_pe = costs.shape
     fifos = [deque() for _ in range(n_pe)]
+    working = [False] * n_pe
     busy_until = [0] * n_pe
     busy, stall = [0] * n_pe, [0] * n_pe
     pushed, t = 0, 0
-    while pushed < n_events or any(fifos) or any(b > t for b in busy_until):
+    while pushed < n_events or any(fifos):
+        for k in range(n_pe):
+            if working[k] and busy_until[k] <= t:
+                fifos[k].popleft()
+                working[k] = False
         if pushed < n_events:
             full = [len(f) >= depth for f in fifos]
             if any(full):
@@ -31,10 +37,10 @@ def _cycle_by_cycle(costs, depth):
                     f.append((pushed, t))
                 pushed += 1
         for k in range(n_pe):
-            if busy_until[k] <= t and fifos[k] and fifos[k][0][1] < t:
-                event, _ = fifos[k].popleft()
-                busy_until[k] = t + int(costs[event, k])
-            busy[k] += busy_until[k] > t
+            if not working[k] and fifos[k] and fifos[k][0][1] < t:
+                busy_until[k] = t + int(costs[fifos[k][0][0], k])
+                working[k] = True
+            busy[k] += working[k] and busy_until[k] > t
         t += 1
     return max(busy_until, default=0), busy, stall
 
@@ -52,21 +58,21 @@ def test_recurrence_matches_the_cycle_by_cycle_reference(n_events, n_pe, depth, 
 
 
 def test_one_pe_hand_example():
-    # Broadcasts at 0, 1, 2; pops at 1 (3 cycles), 4 (1), 5 (2): done at 7, idle only in cycle 0.
+    # Broadcasts at 0, 1, 2; starts at 1 (3 cycles), 4 (1), 5 (2): done at 7, idle only in cycle 0.
     stats = simulate([[3], [1], [2]], fifo_depth=8)
     assert (stats.total, stats.busy.tolist(), stats.starve.tolist(), stats.stall.tolist()) == (7, [6], [1], [0])
     assert stats.load_efficiency == 6 / 7
 
 
 def test_depth_one_runs_the_pes_in_lock_step():
-    # Depth 1: event e is broadcast only the cycle after every PE has popped event e-1.
-    # Broadcasts at 0, 2, 6; PE0 pops at 1, 5, 7 and ends at 11; PE1 pops at 1, 3, 7. Depth 8: PE0 ends at 1 + 9.
+    # Depth 1: event e is broadcast only once every PE has finished event e-1.
+    # Broadcasts at 0, 5, 10; both PEs start at 1, 6, 11; PE0 ends at 15. Depth 8: PE0 ends at 1 + 9.
     costs = [[4, 1], [1, 4], [4, 1]]
     stats = simulate(costs, fifo_depth=1)
     deep = simulate(costs, fifo_depth=8)
-    assert (stats.total, deep.total) == (11, 10)
-    assert stats.stall.tolist() == [4, 2] and deep.stall.tolist() == [0, 0]
-    assert stats.load_efficiency == 15 / 22 < deep.load_efficiency == 15 / 20
+    assert (stats.total, deep.total) == (15, 10)
+    assert stats.stall.tolist() == [5, 5] and deep.stall.tolist() == [0, 0]
+    assert stats.load_efficiency == 15 / 30 < deep.load_efficiency == 15 / 20
 
 
 @settings(max_examples=30, deadline=None)
