@@ -81,14 +81,19 @@ def _nonzeros(codes, n_pe):
     return pe, col, row, cube[pe, col, row]
 
 
-def _gaps(pe, col, row, in_len):
-    """Per non-zero: its (PE, column) group index and the zeros before it inside its PE's slice of the column."""
+def _entries(codes, n_pe):
+    """The non-zeros in (PE, column, local row) order, ``(pe, local_row, code, gap)``, where ``gap`` counts the zeros
+    before each inside its PE's slice of the column, and the entries (padding included) per PE and column."""
+    out_len, in_len = codes.shape
+    pe, col, row, code = _nonzeros(codes, n_pe)
     group = pe * in_len + col
     previous = np.empty_like(row)
     previous[:1] = -1
     previous[1:] = row[:-1]
-    previous[1:][group[1:] != group[:-1]] = -1
-    return group, row - previous - 1
+    previous[1:][group[1:] != group[:-1]] = -1  # the first non-zero of a slice counts from row -1
+    gap = row - previous - 1
+    counts = np.bincount(group, weights=1 + (gap >> ZERO_BITS), minlength=n_pe * in_len)
+    return pe, row, code, gap, counts.astype(np.int64).reshape(n_pe, in_len)
 
 
 def column_entries(codes, n_pe):
@@ -96,11 +101,7 @@ def column_entries(codes, n_pe):
 
     ``sum - count_nonzero(codes)`` is the number of padding entries.
     """
-    codes = np.asarray(codes)
-    pe, col, row, _ = _nonzeros(codes, n_pe)
-    group, gap = _gaps(pe, col, row, codes.shape[1])
-    per_group = np.bincount(group, weights=1 + (gap >> ZERO_BITS), minlength=n_pe * codes.shape[1])
-    return per_group.astype(np.int64).reshape(n_pe, codes.shape[1])
+    return _entries(np.asarray(codes), n_pe)[-1]
 
 
 @dataclass(eq=False)
@@ -122,12 +123,10 @@ def lower_layer(codes, n_pe):
     """
     codes = np.asarray(codes)
     out_len, in_len = codes.shape
-    pe, col, row, code = _nonzeros(codes, n_pe)
-    group, gap = _gaps(pe, col, row, in_len)
+    pe, row, code, gap, counts = _entries(codes, n_pe)
     pads = gap >> ZERO_BITS
-    per_group = np.bincount(group, weights=1 + pads, minlength=n_pe * in_len).astype(np.int64)
     ptr = np.zeros((n_pe, in_len + 1), dtype=np.int64)
-    np.cumsum(per_group.reshape(n_pe, in_len), axis=1, out=ptr[:, 1:])
+    np.cumsum(counts, axis=1, out=ptr[:, 1:])
     per_pe = ptr[:, -1]
     slots = -(-int(per_pe.max()) // ENTRIES_PER_WORD) * ENTRIES_PER_WORD
     stream_start = np.concatenate([[0], np.cumsum(per_pe)[:-1]])

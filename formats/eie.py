@@ -94,7 +94,7 @@ _CONSTANTS = {name: globals()[name] for name in (
 
 
 class ImageError(ValueError):
-    """Base class of the errors about an EIE image."""
+    """Base class of the errors about an EIE image; raised itself for a bad :class:`HwConfig`."""
 
 
 class ImageFormatError(ImageError):
@@ -130,15 +130,16 @@ class HwConfig:
         for f in fields(self):
             value = getattr(self, f.name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ImageFormatError(f"HwConfig.{f.name} must be a positive integer, got {value!r}")
+                raise ImageError(f"HwConfig.{f.name} must be a positive integer, got {value!r}")
+            object.__setattr__(self, f.name, int(value))  # a plain int, so the manifest is JSON
         limits = {"ptr_depth": _field_limit("ptr_base") + 1, "spmat_depth": _field_limit("spmat_base") + 1,
                   "bias_depth": _field_limit("bias_base") + 1}
         for name, limit in limits.items():
             if getattr(self, name) > limit:
-                raise ImageFormatError(f"HwConfig.{name}={getattr(self, name)} is more than the layer table can "
+                raise ImageError(f"HwConfig.{name}={getattr(self, name)} is more than the layer table can "
                                        f"address ({limit}); lower it")
         if self.ptr_depth % 2:
-            raise ImageFormatError(f"HwConfig.ptr_depth={self.ptr_depth} must be even (two banks of equal depth)")
+            raise ImageError(f"HwConfig.ptr_depth={self.ptr_depth} must be even (two banks of equal depth)")
 
     @property
     def ptr_width(self):

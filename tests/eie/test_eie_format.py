@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compiler.eie import LayerSpec, lower
-from formats.eie import (CapacityError, EieImage, HwConfig, ImageFormatError, LayerEntry, finish, pack_entries,
-                         read_hex, to_fixed, unpack_entries, write_hex)
+from formats.eie import (CapacityError, EieImage, HwConfig, ImageError, ImageFormatError, LayerEntry, finish,
+                         pack_entries, read_hex, to_fixed, unpack_entries, write_hex)
 from sim.scoreboard import assert_words_equal
 
 
@@ -42,9 +42,9 @@ def test_layer_entry_round_trips_and_checks_its_field_widths():
 
 
 def test_config_rejects_bad_parameters():
-    with pytest.raises(ImageFormatError, match="n_pe must be a positive integer"):
+    with pytest.raises(ImageError, match="n_pe must be a positive integer"):
         HwConfig(n_pe=0)
-    with pytest.raises(ImageFormatError, match="ptr_depth=7 must be even"):
+    with pytest.raises(ImageError, match="ptr_depth=7 must be even"):
         HwConfig(ptr_depth=7)
     assert HwConfig(spmat_depth=16384).ptr_width == 18  # pointers reach 8 * 16384 = 2**17 inclusive
 
