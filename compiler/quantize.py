@@ -24,7 +24,7 @@ import numpy as np
 
 from .checks import weight_array
 from .errors import ConfigError, UnsupportedError
-from .ir import WEIGHTED, AvgPool, Conv, Dense, conv2d, im2col, trace
+from .ir import WEIGHTED, AvgPool, Conv, Dense, Relu, conv2d, im2col, trace
 
 __all__ = ["round_half_up", "quantize_per_channel", "calibrate_scale", "quantize_activation", "requant_params",
            "requantize", "Int8Layer", "Int8Model", "quantize_model", "forward_int8", "CALIBRATIONS"]
@@ -136,17 +136,19 @@ class Int8Model:
 def quantize_model(model, calibration_x, method="minmax", percentile=99.99, multiplier_bits=16):
     """Quantize ``model`` to int8, calibrating activation scales on ``calibration_x``; returns an Int8Model.
 
-    The input scale of each weighted layer is calibrated on that layer's float input; it is also the output scale
-    of the weighted layer before it, whose accumulators are requantized into it (a ReLU or pool in between works on
-    the int8 values). The model must end with a weighted layer (the logits).
+    The first weighted layer's input scale is calibrated on its float input. Every other weighted layer's
+    accumulators are requantized into the scale calibrated on the tensor it writes: its output, after the ReLU
+    that directly follows it if there is one. Pools, flatten and reshape keep that scale, so it is also the input
+    scale of the next weighted layer. The model must end with a weighted layer (the logits).
     """
     weighted = model.weighted()
     if model.layers[-1] is not weighted[-1]:
         raise UnsupportedError(f"int8 quantization needs a model that ends with a Dense or Conv layer (the logits); "
                                f"this one ends with {model.layers[-1].name!r}")
     values = trace(model, calibration_x)
-    inputs = {layer.name: values[i] for i, layer in enumerate(model.layers) if isinstance(layer, WEIGHTED)}
-    scales = [calibrate_scale(inputs[layer.name], method, percentile) for layer in weighted]
+    positions = [i for i, layer in enumerate(model.layers) if isinstance(layer, WEIGHTED)]
+    written = [i + 2 if isinstance(model.layers[i + 1], Relu) else i + 1 for i in positions[:-1]]
+    scales = [calibrate_scale(values[i], method, percentile) for i in (positions[0], *written)]
     layers = {}
     for i, layer in enumerate(weighted):
         q, weight_scale = quantize_per_channel(layer.weight)

@@ -5,6 +5,15 @@ import pytest
 from compiler.datasets import load_digits_split
 from compiler.models import load_shipped
 from compiler.pipeline import compress_digits_mlp
+from compiler.train import single_threaded_blas
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_blas_thread():
+    """Run the compiler tests on one BLAS thread: their matrices are small, and on the shared two-core machine
+    BLAS threads spin-waiting for a busy core made them many times slower."""
+    with single_threaded_blas():
+        yield
 
 
 @pytest.fixture(scope="session")
