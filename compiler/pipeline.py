@@ -4,7 +4,7 @@
 one call for the shipped digits MLP. Both return a :class:`CompressedModel` (what the EIE lowering consumes) and the
 report of :mod:`compiler.report`. From the command line::
 
-    .venv/bin/python -m compiler.pipeline --bits 4 --json bench/results/compression_digits_mlp.json
+    .venv/bin/python -m compiler.pipeline --bits 4 --other-methods --json bench/results/compression_digits_mlp.json
 """
 
 import argparse
@@ -170,12 +170,18 @@ def main(argv=None):
     parser.add_argument("--bits", type=int, default=4, help="bits per shared-weight code (default 4)")
     parser.add_argument("--json", help="write the report as JSON to this path")
     parser.add_argument("--save", help="write the compressed model to this .npz path")
+    parser.add_argument("--other-methods", action="store_true",
+                        help="also measure int8, ternary and low-rank accuracy (compiler.survey) into the report")
     args = parser.parse_args(argv)
     try:
         compressed, report = compress_digits_mlp(bits=args.bits)
     except CompileError as exc:
         parser.exit(1, f"error: {exc}\n")
     print_report(report)
+    if args.other_methods:
+        from .survey import survey
+        report["other_methods"] = survey()
+        print(json.dumps(report["other_methods"], indent=2))
     if args.json:
         write_report(report, args.json)
         print(f"wrote {args.json}")

@@ -7,7 +7,7 @@ import pytest
 
 from compiler.errors import CompileError, ConfigError, ModelFormatError
 from compiler.ir import forward
-from compiler.pipeline import CompressedModel, compress_digits_mlp
+from compiler.pipeline import CompressedModel, DeepCompressionConfig, compress, compress_digits_mlp, main
 from compiler.report import FORMATS, print_report, write_report
 from compiler.train import accuracy
 
@@ -106,3 +106,21 @@ def test_bad_settings():
         compress_digits_mlp(speed=11)
     with pytest.raises(CompileError, match="sparsity of layer 'fc1'"):
         compress_digits_mlp(sparsity={"fc1": 1.0})
+
+
+def test_conv_layers_compress_too(cnn, digits):
+    config = DeepCompressionConfig(sparsity={"conv2": 0.5, "fc": 0.5}, bits=3, index_bits=3, prune_steps=1,
+                                   prune_epochs=1, finetune_epochs=1)
+    compressed, report = compress(cnn, digits, config, name="digits_cnn", progress=False)
+    assert report["layer_types"] == {"conv1": "Conv", "conv2": "Conv", "fc": "Dense"}
+    assert compressed.shared["conv2"].codes.shape == (16, 8, 3, 3)
+    assert [row["kept_percent"] for row in report["layers"]] == pytest.approx([100.0, 50.0, 50.0], abs=0.5)
+    assert report["accuracy"]["compressed"] > 0.8  # one epoch of retraining: only check nothing broke
+
+
+@pytest.mark.slow
+def test_command_line_writes_the_report_and_the_model(tmp_path, capsys):
+    main(["--other-methods", "--json", str(tmp_path / "r.json"), "--save", str(tmp_path / "m.npz")])
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["other_methods"]["ternary_mlp"]["accuracy"] > 0.95
+    assert CompressedModel.load(tmp_path / "m.npz").accuracy == report["accuracy"]
