@@ -16,7 +16,6 @@ import numpy as np
 
 from .datasets import load_digits_split
 from .errors import CompileError, ConfigError, ModelFormatError
-from .ir import Dense
 from .models import load_shipped
 from .npz_io import load_arrays, model_arrays, model_from_arrays
 from .prune import prune_and_retrain
@@ -158,10 +157,7 @@ def compress_digits_mlp(bits=4, progress=None, **overrides):
     except TypeError as exc:
         raise ConfigError(f"{exc}; the settings are {[f.name for f in dataclasses.fields(DeepCompressionConfig)]}") \
             from None
-    model = load_shipped("digits_mlp")
-    if not all(isinstance(layer, Dense) for layer in model.weighted()):
-        raise ModelFormatError("the shipped digits MLP should hold only Dense layers; reinstall sparq")
-    return compress(model, load_digits_split(), config, name="digits_mlp", progress=progress)
+    return compress(load_shipped("digits_mlp"), load_digits_split(), config, name="digits_mlp", progress=progress)
 
 
 def main(argv=None):
