@@ -95,3 +95,9 @@ def _mac(a_width: int = 8, b_width: int = 8, acc_width: int = 32, saturate: bool
 def _fifo(width: int = 16, depth: int = 512):
     from hw.common.fifo import StreamFIFO
     return StreamFIFO(width, depth)
+
+
+@register("bridge", "hw.uart.bridge.HostBridge: the UART host protocol engine (115200 baud at 12 MHz by default)")
+def _bridge(divisor: int = 104, n_counters: int = 4):
+    from hw.uart.bridge import HostBridge
+    return HostBridge(divisor=divisor, n_counters=n_counters)

@@ -1,0 +1,104 @@
+"""The host side of a sparq board: a pyserial driver for the protocol of :mod:`hw.uart.protocol`.
+
+::
+
+    from fpga.driver import Device
+
+    with Device("/dev/ttyUSB1") as board:          # iCEBreaker: the second FTDI port; ULX3S: /dev/ttyUSB0
+        print(board.hello())                        # Info(version=1, n_counters=4)
+        outputs, counters = board.run_job(input_words, n_outputs=10)
+
+Every method runs a transaction or sequence of :mod:`hw.uart.protocol` with :func:`hw.uart.protocol.drive`; the
+cocotb link :class:`sim.uart.bfm.UARTLink` runs the very same ones in simulation, so what the board-top tests verify is
+what this driver sends.
+"""
+
+import time
+
+from hw.uart import protocol
+
+__all__ = ["Device", "DEFAULT_BAUD"]
+
+DEFAULT_BAUD = 115_200
+
+
+class Device:
+    """A sparq board on a serial port.
+
+    Parameters
+    ----------
+    port : str or serial.Serial
+        A port name (``/dev/ttyUSB1``, ``COM4``) to open, or an already open ``serial.Serial`` (or anything with its
+        ``read``, ``write``, ``reset_input_buffer`` and ``close`` methods).
+    baud : int
+        Must match the board top's divisor (``clock_hz // baud``); sparq's board tops use :data:`DEFAULT_BAUD`.
+    timeout : float
+        Seconds to wait for each reply before :class:`hw.uart.protocol.ProtocolError`.
+    """
+
+    def __init__(self, port, *, baud: int = DEFAULT_BAUD, timeout: float = 2.0):
+        if isinstance(port, str):
+            import serial
+            try:
+                port = serial.Serial(port, baudrate=baud, timeout=timeout)
+            except serial.SerialException as error:
+                raise RuntimeError(f"cannot open serial port {port!r}: {error}; check the board is plugged in and "
+                                   f"the port name (ls /dev/ttyUSB*)") from None
+        self.serial = port
+        self.n_counters = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        self.serial.close()
+
+    def _transact(self, request: bytes, reply_length: int) -> bytes:
+        self.serial.write(request)
+        return self.serial.read(reply_length)
+
+    def run(self, operation):
+        """Run any transaction or sequence of :mod:`hw.uart.protocol`; return its value."""
+        return protocol.drive(operation, self._transact)
+
+    def resync(self, *, silence: float = 0.5) -> protocol.Info:
+        """Recover from a link that is out of step: stay silent for longer than the board's command timeout, drop
+        whatever arrived, and say HELLO."""
+        time.sleep(silence)
+        self.serial.reset_input_buffer()
+        return self.hello()
+
+    def hello(self) -> protocol.Info:
+        info = self.run(protocol.hello())
+        self.n_counters = info.n_counters
+        return info
+
+    def write(self, space: int, addr: int, words) -> None:
+        self.run(protocol.write_words(space, addr, words))
+
+    def read(self, space: int, addr: int, count: int) -> list[int]:
+        return self.run(protocol.read_words(space, addr, count))
+
+    def load_image(self, words) -> None:
+        """Replace the model image (a WRITE to :data:`hw.uart.protocol.SPACE_IMAGE` from address 0)."""
+        self.write(protocol.SPACE_IMAGE, 0, words)
+
+    def start(self) -> None:
+        self.run(protocol.start())
+
+    def status(self) -> protocol.Status:
+        return self.run(protocol.status())
+
+    def counters(self) -> list[int]:
+        if self.n_counters is None:
+            self.hello()
+        return self.run(protocol.counters(self.n_counters))
+
+    def run_job(self, inputs, n_outputs: int, *, max_polls: int = 10_000):
+        """Load ``inputs``, start, wait for done, and return ``(outputs, counters)``."""
+        if self.n_counters is None:
+            self.hello()
+        return self.run(protocol.run_job(inputs, n_outputs, n_counters=self.n_counters, max_polls=max_polls))

@@ -1,0 +1,3 @@
+"""Behavioural models for the UART host interface: bus-functional models of the serial lines (:mod:`sim.uart.bfm`),
+the device side of the protocol (:mod:`sim.uart.model`) and test rigs that put real blocks behind the bridge
+(:mod:`sim.uart.rigs`)."""
