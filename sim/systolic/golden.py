@@ -6,7 +6,9 @@ because wrap-around addition is associative); ACTIVATE computes ``acc + bias`` e
 ``formats.systolic.requantize`` (round to nearest with ties toward +infinity, optional ReLU, saturation to int8).
 
 Instructions execute one after another; the hardware's overlap of units is invisible here by design (the
-controller's interlocks make it so). Out-of-range addresses raise :class:`~formats.systolic.FormatError`.
+controller's interlocks make it so). Out-of-range addresses raise :class:`~formats.systolic.FormatError`, and so
+does reading a UB, WB or accumulator word the program has not written: memories are not cleared by reset, so such
+a program's result would depend on whatever ran before.
 """
 
 import numpy as np
@@ -30,16 +32,25 @@ class SystolicGolden:
         self.wb = np.zeros((c.wb_depth, c.lanes), dtype=np.int8)
         self.acc = np.zeros((c.acc_depth, c.cols), dtype=np.int64)
         self.banks = np.zeros((2, c.rows, c.cols), dtype=np.int64)
+        self.written = {"UB": np.zeros(c.ub_depth, bool), "WB": np.zeros(c.wb_depth, bool),
+                        "ACC": np.zeros(c.acc_depth, bool)}
         self.halted = False
         self.macs = 0  # array MAC slots used: rows * cols per MATMUL row
 
-    def _range(self, ins, memory, start, count):
+    def _range(self, ins, memory, start, count, *, write=False):
         depth = {"UB": self.config.ub_depth, "WB": self.config.wb_depth, "ACC": self.config.acc_depth}[memory]
         if start + count > depth:
             raise FormatError(f"{ins.opcode.name} touches {memory} words {start}..{start + count - 1} but the "
                               f"{memory} has {depth} words; recompile for this configuration or raise "
                               f"{memory.lower()}_depth")
-        return slice(start, start + count)
+        span = slice(start, start + count)
+        written = self.written[memory]
+        if write:
+            written[span] = True
+        elif not written[span].all():
+            first = start + int(np.flatnonzero(~written[span])[0])
+            raise FormatError(f"{ins.opcode.name} reads {memory} word {first}, which the program never wrote")
+        return span
 
     def execute(self, ins, host_in, host_out):
         """Execute one instruction; ``host_in`` is an iterator of words, ``host_out`` a list to append to."""
@@ -48,7 +59,7 @@ class SystolicGolden:
         op, n = ins.opcode, ins.count
         if op in (Opcode.READ_HOST, Opcode.READ_WEIGHTS):
             memory, start = (self.ub, ins.ub) if op == Opcode.READ_HOST else (self.wb, ins.wb)
-            span = self._range(ins, "UB" if op == Opcode.READ_HOST else "WB", start, n)
+            span = self._range(ins, "UB" if op == Opcode.READ_HOST else "WB", start, n, write=True)
             try:
                 memory[span] = [next(host_in) for _ in range(n)]
             except StopIteration:
@@ -60,14 +71,15 @@ class SystolicGolden:
             self.banks[int(ins.flags & Flag.BANK)] = self.wb[self._range(ins, "WB", ins.wb, rows), :self.config.cols]
         elif op == Opcode.MATMUL:
             a = self.ub[self._range(ins, "UB", ins.ub, n), :self.config.rows].astype(np.int64)
-            span = self._range(ins, "ACC", ins.acc, n)
+            accumulate = bool(ins.flags & Flag.ACCUMULATE)
+            span = self._range(ins, "ACC", ins.acc, n, write=not accumulate)
             product = a @ self.banks[int(ins.flags & Flag.BANK)]
-            self.acc[span] = wrap32(product + (self.acc[span] if ins.flags & Flag.ACCUMULATE else 0))
+            self.acc[span] = wrap32(product + (self.acc[span] if accumulate else 0))
             self.macs += n * self.config.rows * self.config.cols
         elif op == Opcode.ACTIVATE:
             bias, multiplier, shift = unpack_params(self.wb[self._range(ins, "WB", ins.wb, PARAM_WORDS)])
             acc = self.acc[self._range(ins, "ACC", ins.acc, n)]
-            self.ub[self._range(ins, "UB", ins.ub, n), :self.config.cols] = requantize(
+            self.ub[self._range(ins, "UB", ins.ub, n, write=True), :self.config.cols] = requantize(
                 acc, bias, multiplier, shift, bool(ins.flags & Flag.RELU))
         elif op == Opcode.HALT:
             self.halted = True

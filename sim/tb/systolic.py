@@ -46,7 +46,7 @@ def _counters(bench):
 
 async def run_program_file(bench, *, program: str, inputs: str, seed: int = 0, gap_probability: float = 0.0,
                            stall_probability: float = 0.0, instr_gap_probability: float = 0.0):
-    """Run the saved program ``program`` (``formats.systolic.save_program``) on the input words saved with
+    """Reset, run the saved program ``program`` (``formats.systolic.save_program``) on the input words saved with
     ``numpy.save`` at ``inputs``; check every output byte against the golden model; return the counters."""
     prog = load_program(program)
     input_words = np.load(inputs)
@@ -56,3 +56,267 @@ async def run_program_file(bench, *, program: str, inputs: str, seed: int = 0, g
                                 stall_probability=stall_probability, instr_gap_probability=instr_gap_probability)
     assert_words_equal(expected.view(np.uint8), got.view(np.uint8), what="host_out bytes")
     return {**_counters(bench), "output_words": len(got)}
+
+
+async def run_program_files(bench, *, runs: list):
+    """:func:`run_program_file` for each dict of keyword arguments in ``runs`` (plus an optional ``name``), one
+    after another on the same simulation (each starts with a reset); return the list of their results.
+
+    One simulation for several programs saves the per-run start-up (Verilog conversion and simulator launch).
+    """
+    results = []
+    for i, run in enumerate(runs):
+        run = dict(run)
+        name = run.pop("name", f"run {i}")
+        try:
+            results.append({"name": name, **await run_program_file(bench, **run)})
+        except AssertionError as error:
+            raise Mismatch(f"{name}: {error}") from None
+    return results
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Block-level bodies. Each takes a ``prefix`` for its port names, so that it can drive a block on its own
+# (``prefix=""``) or one of the blocks of ``sim.systolic.blocks.SystolicBlocks`` (``prefix="pe."``).
+
+class _Prefixed:
+    """A view of a :class:`~sim.bench.Bench` that prefixes every port name."""
+
+    def __init__(self, bench, prefix: str):
+        self._bench, self._prefix = bench, prefix
+
+    def set(self, name, value):
+        self._bench.set(self._prefix + name, value)
+
+    def get(self, name):
+        return self._bench.get(self._prefix + name)
+
+    def __getattr__(self, name):  # settle, tick, reset, cycle
+        return getattr(self._bench, name)
+
+
+def _pack(layout_offsets: dict, **values) -> int:
+    """Raw bits of a struct given ``{field: (offset, width)}`` and the field values."""
+    raw = 0
+    for name, value in values.items():
+        offset, width = layout_offsets[name]
+        raw |= (int(value) & ((1 << width) - 1)) << offset
+    return raw
+
+
+def _offsets(layout) -> dict:
+    return {name: (field.offset, field.width) for name, field in layout}
+
+
+def _signed(raw: int, width: int) -> int:
+    raw &= (1 << width) - 1
+    return raw - (1 << width) if raw >> (width - 1) else raw
+
+
+def _lanes(raw: int, lanes: int, width: int) -> list:
+    return [_signed(raw >> (width * k), width) for k in range(lanes)]
+
+
+def _join(values, width: int) -> int:
+    return sum((int(v) & ((1 << width) - 1)) << (width * k) for k, v in enumerate(values))
+
+
+def _int8(rng) -> int:
+    return rng.choice((-128, 127, -1, 0, 1)) if rng.random() < 0.2 else rng.randint(-128, 127)
+
+
+def _int32(rng) -> int:
+    return rng.choice((-(1 << 31), (1 << 31) - 1, -1, 0)) if rng.random() < 0.2 else rng.randint(-(1 << 31),
+                                                                                                   (1 << 31) - 1)
+
+
+async def random_pe(bench, *, seed: int, n: int, prefix: str = ""):
+    """``n`` cycles of random activations, partial sums and weight shifts into a WeightStationaryPE (8-bit operands,
+    32-bit wrap); ``act_out``, ``psum_out`` and ``w_out`` checked every cycle against a model."""
+    bench = _Prefixed(bench, prefix)
+    from hw.systolic.pe import activation_lane
+    lane = _offsets(activation_lane())
+    rng = random.Random(seed)
+    await bench.reset()
+    weights, act_out, psum_out = [0, 0], 0, 0
+    for cycle in range(n):
+        value, valid, bank = _int8(rng), int(rng.random() < 0.7), rng.getrandbits(1)
+        psum_in, w_in, w_shift, w_bank = _int32(rng), _int8(rng), int(rng.random() < 0.4), rng.getrandbits(1)
+        bench.set("act_in", _pack(lane, value=value, valid=valid, bank=bank))
+        for port, v in (("psum_in", psum_in), ("w_in", w_in), ("w_shift", w_shift), ("w_bank", w_bank)):
+            bench.set(port, v)
+        await bench.settle()
+        if bench.get("w_out") != weights[w_bank]:
+            raise Mismatch(f"cycle {cycle}: w_out {bench.get('w_out')}, expected bank {w_bank} = {weights[w_bank]}")
+        await bench.tick()
+        if valid:
+            psum_out = int(fit(psum_in + value * weights[bank], 32, False)[0])
+        act_out = _pack(lane, value=value, valid=valid, bank=bank)
+        if w_shift:
+            weights[w_bank] = w_in
+        got = (bench.get("psum_out"), bench.get("act_out"))
+        if got != (psum_out, act_out):
+            raise Mismatch(f"cycle {cycle}: (psum_out, act_out) = {got}, expected {(psum_out, act_out)}")
+    return {"cycles": n}
+
+
+async def random_delays(bench, *, seed: int, n: int, lanes: int, width: int, reverse: bool, prefix: str = ""):
+    """Random vectors into an InputSkew (``reverse=False``: lane k delayed k) or an OutputDeskew (``reverse=True``:
+    lane k delayed lanes-1-k); every output lane checked every cycle."""
+    bench = _Prefixed(bench, prefix)
+    rng = random.Random(seed)
+    delays = [lanes - 1 - k if reverse else k for k in range(lanes)]
+    await bench.reset()
+    history = []
+    for cycle in range(n):
+        vector = [rng.randint(-(1 << (width - 1)), (1 << (width - 1)) - 1) for _ in range(lanes)]
+        history.append(vector)
+        bench.set("i", _join(vector, width))
+        await bench.settle()
+        got = _lanes(bench.get("o"), lanes, width)
+        expected = [history[cycle - d][k] if cycle >= d else 0 for k, d in enumerate(delays)]
+        if got != expected:
+            raise Mismatch(f"cycle {cycle}: o = {got}, expected {expected} (lane delays {delays})")
+        await bench.tick()
+    return {"cycles": n}
+
+
+async def random_accumulators(bench, *, seed: int, n: int, cols: int, depth: int, prefix: str = ""):
+    """``n`` cycles of random writes (overwrite or accumulate, often to the address just written, int32 wrap) to
+    the Accumulators, then every word read back and compared with a model."""
+    bench = _Prefixed(bench, prefix)
+    from hw.systolic.layouts import accumulator_write_layout
+    layout = _offsets(accumulator_write_layout(cols, depth))
+    rng = random.Random(seed)
+    model = np.zeros((depth, cols), dtype=np.int64)
+    await bench.reset()
+    for i in range(depth):  # start from a known state
+        bench.set("write", _pack(layout, valid=1, accumulate=0, addr=i, data=0))
+        await bench.tick()
+    last = 0
+    for _ in range(n):
+        valid, accumulate = int(rng.random() < 0.8), int(rng.random() < 0.7)
+        addr = last if rng.random() < 0.4 else rng.randrange(depth)
+        data = [_int32(rng) for _ in range(cols)]
+        bench.set("write", _pack(layout, valid=valid, accumulate=accumulate, addr=addr, data=_join(data, 32)))
+        await bench.tick()
+        if valid:
+            model[addr] = (model[addr] if accumulate else 0) + np.array(data)
+            model[addr] = ((model[addr] + (1 << 31)) % (1 << 32)) - (1 << 31)
+            last = addr
+    bench.set("write", 0)
+    await bench.tick(2)
+    got = []
+    for i in range(depth):
+        bench.set("read_addr", i)
+        await bench.tick()
+        got.append(_lanes(bench.get("read_data"), cols, 32))
+    assert_words_equal(model.ravel(), np.array(got).ravel(), what="accumulator words (address-major)")
+    return {"cycles": bench.cycle}
+
+
+def requantizer_cases(seed: int, n: int) -> list:
+    """Directed rounding edge cases, then ``n`` random ones: ``(acc, bias, multiplier, shift, relu)`` tuples.
+
+    Directed: ``(acc + bias) * multiplier`` exactly on a tie (+-0.5, +-1.5, +-126.5, +-127.5, +-128.5, +-129.5), one
+    step below and one above, at shifts 1 to 47, with and without ReLU; then the int32 and uint16 extremes with
+    shifts 0, 1, 16 and 47 (saturation both ways, multiplier 0).
+    """
+    rng = random.Random(seed)
+    cases = []
+    for shift in (1, 2, 7, 15, 16, 31, 40, 47):
+        scale = min(15, shift - 1)  # multiplier 2**scale, x = odd * 2**(shift - 1 - scale): a tie
+        for odd in (1, 3, 253, 255, 257, 259, -1, -3, -253, -255, -257, -259):
+            for delta in (-1, 0, 1):
+                x = odd * (1 << (shift - 1 - scale)) + delta
+                acc = max(-(1 << 31), min((1 << 31) - 1, x))
+                if abs(x - acc) < 1 << 31:
+                    cases += [(acc, x - acc, 1 << scale, shift, relu) for relu in (0, 1)]
+    for acc in (-(1 << 31), (1 << 31) - 1, 0, -1, 1, 127, 128, -128, -129):
+        for bias in (-(1 << 31), (1 << 31) - 1, 0, -1):
+            for multiplier, shift in ((0, 0), (1, 0), (65535, 0), (65535, 47), (1, 47), (32768, 16), (3, 1)):
+                cases.append((acc, bias, multiplier, shift, rng.getrandbits(1)))
+    for _ in range(n):
+        cases.append((_int32(rng), _int32(rng) >> rng.randrange(32), rng.randrange(1 << 16), rng.randrange(48),
+                      rng.getrandbits(1)))
+    return cases
+
+
+async def requantizer_sweep(bench, *, seed: int, n: int, prefix: str = ""):
+    """The Requantizer on :func:`requantizer_cases`, one case a cycle, each output checked against
+    ``formats.systolic.requantize``."""
+    bench = _Prefixed(bench, prefix)
+    from hw.systolic.layouts import param_layout
+    layout = _offsets(param_layout())
+    cases = requantizer_cases(seed, n)
+    await bench.reset()
+    got = []
+    for acc, bias, multiplier, shift, relu in cases + [cases[-1]]:
+        bench.set("acc", acc)
+        bench.set("params", _pack(layout, bias=bias, multiplier=multiplier, shift=shift))
+        bench.set("relu", relu)
+        await bench.tick()
+        got.append(bench.get("y"))
+    expected = [int(requantize(a, b, m, s, bool(r))) for a, b, m, s, r in cases]
+    assert_words_equal(expected, got[:len(cases)], what="requantized outputs (see requantizer_cases for the order)")
+    return {"cases": len(cases)}
+
+
+async def random_matrix_unit(bench, *, seed: int, rows: int, cols: int, acc_depth: int, rounds: int = 4,
+                             vectors: int = 30, gap_probability: float = 0.2, prefix: str = ""):
+    """Weight tiles shifted into one bank while vectors stream through the other with random gaps, then the bank
+    switch on consecutive cycles, for ``rounds`` rounds; every result (address, data) checked against numpy."""
+    bench = _Prefixed(bench, prefix)
+    from hw.systolic.layouts import accumulator_write_layout, issue_layout
+    issue = _offsets(issue_layout(acc_depth))
+    result = _offsets(accumulator_write_layout(cols, acc_depth))
+    rng = random.Random(seed)
+    tiles = [np.array([[_int8(rng) for _ in range(cols)] for _ in range(rows)], dtype=np.int64)
+             for _ in range(rounds + 1)]
+    bank_tile = [0, None]  # which tile each bank holds
+    expected, results = [], []
+
+    async def cycle(bank=0, vector=None, weight_row=None, weight_bank=0):
+        addr = len(expected) % acc_depth
+        if vector is not None:
+            data = fit(np.array(vector, dtype=np.int64) @ tiles[bank_tile[bank]], 32, False)[0]
+            expected.append((addr, [int(v) for v in data]))
+        bench.set("vector", _join(vector or [0] * rows, 8))
+        bench.set("issue", _pack(issue, valid=vector is not None, bank=bank, accumulate=0, addr=addr))
+        bench.set("w_in", _join(weight_row if weight_row is not None else [0] * cols, 8))
+        bench.set("w_shift", int(weight_row is not None))
+        bench.set("w_bank", weight_bank)
+        await bench.tick()
+        raw = bench.get("result")
+        if (raw >> result["valid"][0]) & 1:
+            results.append(((raw >> result["addr"][0]) & ((1 << result["addr"][1]) - 1),
+                            _lanes(raw >> result["data"][0], cols, 32)))
+
+    def vector():
+        return [_int8(rng) for _ in range(rows)]
+
+    await bench.reset()
+    for row in tiles[0][::-1]:  # the last row first: it ends up in the bottom row
+        await cycle(weight_row=row.tolist(), weight_bank=0)
+    for r in range(rounds):
+        bank, other = r % 2, (r + 1) % 2
+        loads = [row.tolist() for row in tiles[r + 1][::-1]]
+        sent = 0
+        while sent < vectors or loads:
+            row = loads.pop(0) if loads else None
+            send = sent < vectors and rng.random() >= gap_probability
+            await cycle(bank, vector() if send else None, row, other)
+            sent += send
+        bank_tile[other] = r + 1
+        await cycle(other, vector())  # the switch, on the very next cycle
+        for _ in range(rows + cols):  # let `bank` drain before the next round reloads it
+            await cycle(other)
+    for _ in range(rows + cols + 2):
+        await cycle()
+    if len(results) != len(expected):
+        raise Mismatch(f"{len(results)} result vectors, expected {len(expected)}")
+    for i, (got, want) in enumerate(zip(results, expected)):
+        if got != want:
+            raise Mismatch(f"result {i}: got address {got[0]} data {got[1]}, expected address {want[0]} "
+                           f"data {want[1]}")
+    return {"vectors": len(results)}

@@ -1,0 +1,82 @@
+"""The systolic blocks, each against its model, under Verilator and under Amaranth's simulator."""
+
+import pytest
+from amaranth import signed
+
+from hw.systolic.accumulators import Accumulators
+from hw.systolic.activation import Requantizer
+from hw.systolic.array import SystolicArray
+from hw.systolic.matrix import MatrixUnit
+from hw.systolic.pe import WeightStationaryPE
+from hw.systolic.skew import InputSkew, OutputDeskew
+from sim.harness import run_amaranth
+from sim.systolic.blocks import BLOCKS, SystolicBlocks
+from sim.systolic.verilator import run
+
+
+def run_verilator(prefix, body, **params):
+    """Run ``body`` on the block ``prefix`` of the shared :class:`SystolicBlocks` build."""
+    return run(SystolicBlocks(), body, prefix=f"{prefix}.", **params)
+
+
+def test_pe_verilator():
+    run_verilator("pe", "sim.tb.systolic:random_pe", seed=1, n=3000)
+
+
+def test_pe_amaranth():
+    run_amaranth(WeightStationaryPE(), "sim.tb.systolic:random_pe", seed=2, n=400)
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["skew", "deskew"])
+def test_skew_verilator(reverse):
+    name = "deskew" if reverse else "skew"
+    params = BLOCKS[name][1]
+    run_verilator(name, "sim.tb.systolic:random_delays", seed=3, n=400, lanes=params["lanes"],
+                  width=params["shape"].width, reverse=reverse)
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["skew", "deskew"])
+def test_skew_amaranth(reverse):
+    block = OutputDeskew(3, signed(8)) if reverse else InputSkew(4, signed(8))
+    run_amaranth(block, "sim.tb.systolic:random_delays", seed=4, n=60, lanes=3 if reverse else 4, width=8,
+                 reverse=reverse)
+
+
+def test_accumulators_verilator():
+    run_verilator("accumulators", "sim.tb.systolic:random_accumulators", seed=5, n=3000, **BLOCKS["accumulators"][1])
+
+
+def test_accumulators_amaranth():
+    run_amaranth(Accumulators(2, 8), "sim.tb.systolic:random_accumulators", seed=6, n=300, cols=2, depth=8)
+
+
+def test_requantizer_verilator():
+    result = run_verilator("requantizer", "sim.tb.systolic:requantizer_sweep", seed=7, n=5000)
+    assert result["cases"] > 5000
+
+
+def test_requantizer_amaranth():
+    run_amaranth(Requantizer(), "sim.tb.systolic:requantizer_sweep", seed=8, n=200)
+
+
+def test_matrix_unit_verilator():
+    """A non-square 4x3 array: skew, array and de-skew together, with double-buffered weights."""
+    result = run_verilator("matrix", "sim.tb.systolic:random_matrix_unit", seed=9, rounds=6, vectors=60,
+                           **BLOCKS["matrix"][1])
+    assert result["vectors"] > 300
+
+
+def test_matrix_unit_amaranth():
+    run_amaranth(MatrixUnit(2, 3, 16), "sim.tb.systolic:random_matrix_unit", seed=10, rows=2, cols=3, acc_depth=16,
+                 rounds=3, vectors=15)
+
+
+@pytest.mark.parametrize("bad", [dict(rows=0, cols=2), dict(rows=2, cols=1.5)])
+def test_bad_array_shape_is_refused(bad):
+    with pytest.raises(ValueError, match="must be a positive integer"):
+        SystolicArray(**bad)
+
+
+def test_bad_skew_lanes_are_refused():
+    with pytest.raises(ValueError, match="lanes must be a positive integer"):
+        InputSkew(0, signed(8))
