@@ -16,6 +16,21 @@ buffer), ``W`` of ``K x N`` (static):
   group is placed before the ACTIVATE, so that it overlaps the drain.
 
 Capacity errors name the memory, the words needed, the words available and the parameter to raise.
+
+Networks (:func:`compile_network`) are quantized with :mod:`compiler.quantize` (symmetric per-channel int8
+weights, calibrated activations, round-half-up requantization -- the same integer rule the hardware runs) and cut
+into steps:
+
+* **device** steps: a run of Dense layers (each with the ReLU that follows it fused into its ACTIVATE) is one
+  program whose activations stay in the unified buffer; a Conv layer (with its ReLU) is one GEMM over the im2col
+  matrix. The last layer is requantized to int8 too, with a scale calibrated on the float logits.
+* **host** steps, in numpy on int8 values: reshape, flatten, **im2col** (rows ``(image, out_y, out_x)``, columns
+  ``(in_channel, ky, kx)``, zero padding -- zero is the quantized 0), back to NCHW after a convolution, and
+  **max pooling** (exact on int8, since requantization is monotonic; padding is -128). Pooling and flatten are on
+  the host side, not in the activation unit. Average pooling is not supported.
+
+Each device step runs in chunks of at most ``batch`` images, ``batch`` being the largest that fits the unified
+buffer (:func:`max_batch`).
 """
 
 import math
@@ -24,11 +39,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from formats.systolic import (PARAM_WORDS, Flag, Instruction, Opcode, SystolicConfig, SystolicProgram, pack_matrix,
-                              pack_params, pack_weight_tile)
+                              pack_params, pack_weight_tile, unpack_matrix)
 
-from .errors import CompileError
+from .errors import CompileError, UnsupportedError
+from .ir import Conv, Dense, Flatten, MaxPool, Relu, Reshape, im2col, trace
+from .quantize import calibrate_scale, quantize_activation, quantize_model, requant_params
 
-__all__ = ["CapacityError", "GemmLayer", "ProgramBuilder", "lower_gemm", "gemm_program"]
+__all__ = ["CapacityError", "GemmLayer", "ProgramBuilder", "lower_gemm", "gemm_program", "DeviceStep", "HostStep",
+           "SystolicNetwork", "compile_network", "max_batch"]
 
 
 class CapacityError(CompileError):
@@ -50,6 +68,7 @@ class GemmLayer:
     relu: bool = False
 
     def __post_init__(self):
+        from formats.systolic import MAX_SHIFT
         self.weight = np.asarray(self.weight)
         if self.weight.ndim != 2 or self.weight.dtype != np.int8:
             raise CompileError(f"layer {self.name!r}: weight must be a 2-D int8 array (K x N), got "
@@ -58,6 +77,11 @@ class GemmLayer:
         for what in ("bias", "multiplier", "shift"):
             value = np.broadcast_to(np.asarray(getattr(self, what), dtype=np.int64), (n,)).copy()
             setattr(self, what, value)
+        too_far = (self.shift >= MAX_SHIFT) & (self.multiplier != 0)
+        if too_far.any():
+            raise CompileError(f"layer {self.name!r}: requantization shift {int(self.shift[too_far].max())} is beyond "
+                               f"the hardware's {MAX_SHIFT - 1}; the output scale is far too large for this layer "
+                               "(recalibrate)")
 
     @property
     def k(self):
@@ -196,3 +220,196 @@ def gemm_program(x, layers, config: SystolicConfig, *, halt: bool = True):
         raise CompileError(f"the GEMM input must be a 2-D int8 matrix, got {x.dtype} {x.shape}")
     program = lower_gemm(layers, x.shape[0], config, halt=halt)
     return program, pack_matrix(x, config.lanes)
+
+
+# --- networks ---------------------------------------------------------------------------------------------------
+
+@dataclass
+class HostStep:
+    """A numpy step on int8 values between device steps; ``apply`` maps one int8 array to the next."""
+    name: str
+    describe: str
+    apply: object
+
+    def run(self, x):
+        return self.apply(x)
+        yield  # a generator like DeviceStep.run, which it never suspends
+
+
+@dataclass
+class DeviceStep:
+    """A chain of GEMMs on the accelerator; its input is an ``(images * rows_per_image, K)`` int8 matrix."""
+    name: str
+    layers: list
+    rows_per_image: int
+    config: SystolicConfig
+    batch: int = 1
+    _programs: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def describe(self):
+        return " -> ".join(f"{l.name} ({l.k}x{l.n}{', ReLU' if l.relu else ''})" for l in self.layers)
+
+    def program(self, m: int) -> SystolicProgram:
+        """The program for ``m`` rows (compiled once per size)."""
+        if m not in self._programs:
+            self._programs[m] = lower_gemm(self.layers, m, self.config)
+        return self._programs[m]
+
+    def run(self, x):
+        """A generator: yields ``(program, input_words)`` per chunk of at most ``batch`` images and expects the
+        chunk's output words to be sent back; returns the ``(rows, N)`` int8 result."""
+        rows = self.batch * self.rows_per_image
+        outputs = []
+        for lo in range(0, len(x), rows):
+            chunk = x[lo:lo + rows]
+            program = self.program(len(chunk))
+            words = yield program, pack_matrix(chunk, self.config.lanes)
+            outputs.append(unpack_matrix(words, len(chunk), self.layers[-1].n))
+        return np.concatenate(outputs)
+
+
+@dataclass
+class SystolicNetwork:
+    """A model compiled for the accelerator: quantize the input, then run the steps; the output is int8 logits
+    with scale ``output_scale``."""
+    name: str
+    config: SystolicConfig
+    steps: list
+    input_scale: float
+    output_scale: float
+    batch: int
+
+    def execute(self, images):
+        """A generator over the device calls of a run on float ``images`` (see :meth:`DeviceStep.run`); returns
+        the int8 logits. ``sim.systolic.golden.run_network`` drives it with the golden model, ``sim.tb.systolic``
+        with the RTL."""
+        x = quantize_activation(images, self.input_scale)
+        for step in self.steps:
+            x = yield from step.run(x)
+        return x
+
+    def summary(self) -> str:
+        lines = [f"{self.name} on a {self.config.rows}x{self.config.cols} array, {self.batch} images per call"]
+        lines += [f"  {'device' if isinstance(s, DeviceStep) else 'host  '}  {s.name}: {s.describe}"
+                  for s in self.steps]
+        return "\n".join(lines)
+
+
+def _gemm_layer(name, q, weight_kn, relu, multiplier, shift):
+    return GemmLayer(name, np.ascontiguousarray(weight_kn), q.bias.astype(np.int64), multiplier, shift, relu)
+
+
+def _host_im2col(layer, shape):
+    c, h, w = shape
+    def apply(x):
+        cols = im2col(x.reshape(-1, c, h, w), layer.kernel, layer.stride, layer.padding, fill=0)
+        n, _, oh, ow = cols.shape[:4]
+        return np.ascontiguousarray(cols.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, -1))
+    return HostStep(f"{layer.name}.im2col", f"im2col {shape} -> rows (image, y, x), columns (c, ky, kx)", apply)
+
+
+def _host_nchw(name, shape):
+    c, oh, ow = shape
+    def apply(y):
+        return np.ascontiguousarray(y.reshape(-1, oh, ow, c).transpose(0, 3, 1, 2))
+    return HostStep(f"{name}.nchw", f"rows (image, y, x) -> NCHW {shape}", apply)
+
+
+def _host_maxpool(layer):
+    def apply(x):
+        return im2col(x, layer.kernel, layer.stride, layer.padding, fill=-128).max(axis=(4, 5)).astype(np.int8)
+    return HostStep(layer.name, f"max pool {layer.kernel} stride {layer.stride} on int8", apply)
+
+
+def _host_reshape(name, shape):
+    def apply(x):
+        return np.ascontiguousarray(x.reshape(-1, *shape))
+    return HostStep(name, f"reshape to {shape}", apply)
+
+
+def max_batch(layer_chains, config: SystolicConfig, limit: int = 4096) -> int:
+    """The largest number of images (up to ``limit``) whose device steps all fit ``config``; ``layer_chains`` is a
+    list of ``(layers, rows_per_image)``. Raises :class:`CapacityError` when not even one image fits."""
+    def fits(batch):
+        try:
+            for layers, rows in layer_chains:
+                lower_gemm(layers, batch * rows, config)
+        except CapacityError:
+            return False
+        return True
+    if not fits(1):
+        for layers, rows in layer_chains:
+            lower_gemm(layers, rows, config)  # raises the CapacityError that says what to raise
+    lo, hi = 1, limit
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
+    return lo
+
+
+def compile_network(model, calibration_x, config: SystolicConfig, *, name: str = "model", batch: int = None,
+                    method: str = "minmax") -> SystolicNetwork:
+    """Quantize ``model`` (an IR :class:`~compiler.ir.Model`) on ``calibration_x`` and lower it for ``config``.
+
+    ``batch`` (images per device call) defaults to :func:`max_batch`; a larger one is refused with the capacity
+    error of the memory that overflows.
+    """
+    qmodel = quantize_model(model, calibration_x, method=method)
+    logits = trace(model, calibration_x)[-1]
+    output_scale = calibrate_scale(logits, method)
+    layers = model.layers
+    steps, dense_run, shape = [], [], model.input_shape
+    weighted = model.weighted()
+
+    def requant(layer):
+        q = qmodel.layers[layer.name]
+        if q.multiplier is not None:
+            return q.multiplier, q.shift
+        return requant_params(q.input_scale * q.weight_scale.astype(np.float64) / output_scale)
+
+    def flush():
+        if dense_run:
+            steps.append(DeviceStep("+".join(l.name for l in dense_run), list(dense_run), 1, config))
+            dense_run.clear()
+
+    i = 0
+    while i < len(layers):
+        layer = layers[i]
+        relu = i + 1 < len(layers) and isinstance(layers[i + 1], Relu) and layer is not weighted[-1]
+        if isinstance(layer, Dense):
+            q = qmodel.layers[layer.name]
+            dense_run.append(_gemm_layer(layer.name, q, q.weight.T, relu, *requant(layer)))
+        else:
+            flush()
+            if isinstance(layer, Conv):
+                q = qmodel.layers[layer.name]
+                out = layer.output_shape(shape)
+                steps.append(_host_im2col(layer, shape))
+                gemm = _gemm_layer(layer.name, q, q.weight.reshape(len(q.weight), -1).T, relu, *requant(layer))
+                steps.append(DeviceStep(layer.name, [gemm], out[1] * out[2], config))
+                steps.append(_host_nchw(layer.name, out))
+            elif isinstance(layer, MaxPool):
+                steps.append(_host_maxpool(layer))
+            elif isinstance(layer, (Flatten, Reshape)):
+                steps.append(_host_reshape(layer.name, layer.output_shape(shape)))
+            elif isinstance(layer, Relu):
+                steps.append(HostStep(layer.name, "ReLU on int8", lambda x: np.maximum(x, 0)))
+            else:
+                raise UnsupportedError(f"layer {layer.name!r} ({type(layer).__name__}) has no systolic lowering; "
+                                       "supported: Dense, Conv, Relu, MaxPool, Flatten, Reshape")
+        shape = layer.output_shape(shape)
+        i += 2 if relu else 1
+        if relu:
+            shape = layers[i - 1].output_shape(shape)
+    flush()
+    device = [s for s in steps if isinstance(s, DeviceStep)]
+    chains = [(s.layers, s.rows_per_image) for s in device]
+    if batch is None:
+        batch = max_batch(chains, config)
+    else:
+        for layers_, rows in chains:
+            lower_gemm(layers_, batch * rows, config)  # a clear CapacityError if it does not fit
+    for step in device:
+        step.batch = batch
+    return SystolicNetwork(name, config, steps, qmodel.input_scale, output_scale, batch)

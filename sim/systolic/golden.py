@@ -15,7 +15,7 @@ import numpy as np
 
 from formats.systolic import PARAM_WORDS, FormatError, Flag, Opcode, SystolicConfig, requantize, unpack_params
 
-__all__ = ["wrap32", "SystolicGolden", "run_program"]
+__all__ = ["wrap32", "SystolicGolden", "run_program", "run_network"]
 
 
 def wrap32(x):
@@ -97,3 +97,18 @@ def run_program(config: SystolicConfig, instructions, host_in_words, *, state: S
     if next(source, None) is not None:
         raise FormatError(f"the program left host input words unread ({len(words)} given)")
     return np.array(out, dtype=np.int8).reshape(-1, config.lanes)
+
+
+def run_network(network, images):
+    """Run a ``compiler.systolic.SystolicNetwork`` on float ``images``, every device call on the golden model;
+    return ``(int8 logits, list of (program, input words, output words) of each call)``."""
+    calls, log = network.execute(images), []
+    try:
+        request = next(calls)
+        while True:
+            program, words = request
+            out = run_program(program.config, program.instructions, program.stream(words))
+            log.append((program, words, out))
+            request = calls.send(out)
+    except StopIteration as done:
+        return done.value, log

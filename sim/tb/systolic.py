@@ -320,3 +320,50 @@ async def random_matrix_unit(bench, *, seed: int, rows: int, cols: int, acc_dept
             raise Mismatch(f"result {i}: got address {got[0]} data {got[1]}, expected address {want[0]} "
                            f"data {want[1]}")
     return {"vectors": len(results)}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Networks.
+
+async def run_networks(bench, *, models: list, images: int, size: int, seed: int = 0, gap_probability: float = 0.0,
+                       stall_probability: float = 0.0, instr_gap_probability: float = 0.0):
+    """Compile each shipped model in ``models`` for the shared ``size x size`` configuration (calibrated on the
+    digits training split), run it on the first ``images`` test images with every device call on the RTL, and
+    check every output byte of every call against the golden model. Returns per model: int8 accuracy, float
+    accuracy, calls made and the summed counters."""
+    from compiler.datasets import load_digits_split
+    from compiler.ir import forward
+    from compiler.models import load_shipped
+    from compiler.systolic import compile_network
+
+    from ..systolic.stimulus import config_for
+    x_train, _, x_test, y_test = load_digits_split()
+    x, y = x_test[:images], y_test[:images]
+    rng = random.Random(seed)
+    results = {}
+    for name in models:
+        model = load_shipped(name)
+        network = compile_network(model, x_train, config_for(size), name=name)
+        calls, totals, count = network.execute(x), dict.fromkeys(COUNTERS, 0), 0
+        try:
+            request = next(calls)
+            while True:
+                program, words = request
+                expected = run_program(program.config, program.instructions, program.stream(words))
+                await bench.reset()
+                got = await _stream_program(bench, program, words, rng=rng, gap_probability=gap_probability,
+                                            stall_probability=stall_probability,
+                                            instr_gap_probability=instr_gap_probability)
+                assert_words_equal(expected.view(np.uint8), got.view(np.uint8),
+                                   what=f"{name}, device call {count} ({program.meta['layers'][0]['name']}...), "
+                                        "host_out bytes")
+                for key, value in _counters(bench).items():
+                    totals[key] += value
+                count += 1
+                request = calls.send(got)
+        except StopIteration as done:
+            logits = done.value
+        results[name] = {"int8_accuracy": float((logits.argmax(1) == y).mean()),
+                         "float_accuracy": float((forward(model, x).argmax(1) == y).mean()),
+                         "images": images, "device_calls": count, "batch": network.batch, **totals}
+    return results
