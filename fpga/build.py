@@ -55,7 +55,17 @@ class SynthesisError(RuntimeError):
 
 
 class DoesNotFit(SynthesisError):
-    """The design needs more of some resource than the device has."""
+    """The design needs more of some resource than the device has; ``overflow`` maps each nextpnr resource that
+    overflowed to its :class:`fpga.report.Usage`."""
+
+    def __init__(self, message: str, overflow: dict | None = None):
+        super().__init__(message)
+        self.overflow = overflow or {}
+
+    @property
+    def dsp(self) -> bool:
+        """Whether DSP blocks are among the overflowed resources (``dsp=False`` may then fit)."""
+        return any("DSP" in name or "MULT" in name for name in self.overflow)
 
 
 @dataclass(frozen=True)
@@ -134,7 +144,7 @@ def _diagnose(build_dir: Path, design: str, board: Board, output: str) -> Synthe
             if board.name in _LARGER:
                 hints.append(f"a larger device (--board {_LARGER[board.name]})")
             return DoesNotFit(f"{design} does not fit the {board.name} ({board.device}): {what}; try "
-                              + " or ".join(hints) + f" (log: {nextpnr_log})")
+                              + " or ".join(hints) + f" (log: {nextpnr_log})", over)
         timing = [e for e in errors if "Max frequency" in e and "FAIL" in e]
         if timing:
             return SynthesisError(f"{design} misses the {board.name} clock: " + "; ".join(timing)

@@ -4,6 +4,7 @@
 
     sparq synth --design mac --board icebreaker
     sparq synth --design fifo --board ulx3s-85f -p depth=2048 -p width=32 --json build/fifo.json
+    sparq synth --design systolic-board --board ulx3s-85f --image my_program.json
     sparq synth --list
 
 :func:`add_synth_command` registers the subcommand on the ``sparq`` parser's subparsers; the command sets
@@ -31,7 +32,10 @@ def _synth(args) -> int:
         return 0
     if args.design is None:
         raise ValueError("no design given; pass --design NAME (see `sparq synth --list`)")
-    design, params = make_design(args.design, **dict(parse_param(p) for p in args.param))
+    params = dict(parse_param(p) for p in args.param)
+    if args.image is not None:
+        params["image"] = args.image
+    design, params = make_design(args.design, **params)
     with console.status(f"synthesizing {args.design} for {args.board} (Yosys, nextpnr)..."):
         report = synthesize(design, args.board, dsp=not args.no_dsp, name=args.design, params=params)
     console.print(report.table())
@@ -51,6 +55,8 @@ def add_synth_command(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--board", default="icebreaker", help="target board (default: icebreaker, the iCE40 UP5K)")
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                         help="design parameter, repeatable (for example -p depth=1024)")
+    parser.add_argument("--image", metavar="PATH", help="model image baked into a board top: a program saved with "
+                        "formats.systolic.save_program (default: the shipped digits MLP)")
     parser.add_argument("--no-dsp", action="store_true", help="build multipliers from LUTs, not DSP blocks")
     parser.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH")
     parser.add_argument("--list", action="store_true", help="list the designs, their parameters and the boards")

@@ -101,3 +101,24 @@ def _fifo(width: int = 16, depth: int = 512):
 def _bridge(divisor: int = 104, n_counters: int = 4):
     from hw.uart.bridge import HostBridge
     return HostBridge(divisor=divisor, n_counters=n_counters)
+
+
+@register("systolic", "hw.systolic.accelerator.SystolicAccelerator: size x size weight-stationary int8 array")
+def _systolic(size: int = 4, ub_depth: int = 256, wb_depth: int = 256, acc_depth: int = 64):
+    from formats.systolic import SystolicConfig
+    from hw.systolic.accelerator import SystolicAccelerator
+    return SystolicAccelerator(SystolicConfig(rows=size, cols=size, ub_depth=ub_depth, wb_depth=wb_depth,
+                                              acc_depth=acc_depth))
+
+
+@register("systolic-board", "fpga.top.SystolicHost on the board: baked program and image, UART host, LEDs "
+                            "(image: 'digits' or a saved formats.systolic program)")
+def _systolic_board(size: int = 8, image: str = "digits", ub_depth: int = 64, wb_depth: int = 8192,
+                    acc_depth: int = 16, baud: int = 115_200):
+    from formats.systolic import SystolicConfig
+
+    from .images import load_image
+    from .top import BoardTop, SystolicHost
+    program = load_image(image, SystolicConfig(rows=size, cols=size, ub_depth=ub_depth, wb_depth=wb_depth,
+                                               acc_depth=acc_depth))
+    return BoardTop(lambda divisor: SystolicHost(program, divisor=divisor), baud=baud)

@@ -13,13 +13,44 @@ cocotb link :class:`sim.uart.bfm.UARTLink` runs the very same ones in simulation
 what this driver sends.
 """
 
+import math
 import time
 
 from hw.uart import protocol
 
-__all__ = ["Device", "DEFAULT_BAUD"]
+__all__ = ["Device", "DEFAULT_BAUD", "protocol_parts", "to_protocol_words", "from_protocol_words", "systolic_job"]
 
 DEFAULT_BAUD = 115_200
+
+
+def protocol_parts(lanes: int) -> int:
+    """32-bit protocol words per host word of ``lanes`` int8 lanes on a systolic board (a power of two)."""
+    return 1 << math.ceil(math.log2(math.ceil(lanes / 4)))
+
+
+def to_protocol_words(host_words, lanes: int) -> list[int]:
+    """Host-port integers (``formats.systolic.words_to_ints``) as 32-bit protocol words, low part first."""
+    parts = protocol_parts(lanes)
+    return [(word >> (32 * j)) & 0xFFFFFFFF for word in host_words for j in range(parts)]
+
+
+def from_protocol_words(words, lanes: int) -> list[int]:
+    """Inverse of :func:`to_protocol_words`, truncated to ``lanes`` bytes per host word."""
+    parts = protocol_parts(lanes)
+    mask = (1 << (8 * lanes)) - 1
+    return [sum(words[i + j] << (32 * j) for j in range(parts)) & mask for i in range(0, len(words), parts)]
+
+
+def systolic_job(program, x):
+    """A :mod:`hw.uart.protocol` sequence running ``program`` (the one baked into the board) on the int8 matrix
+    ``x``: returns ``(outputs, counters)``, the int8 output words of the run (``formats.systolic`` layout) and the
+    ``cycles``, ``mac_busy``, ``stall_cycles``, ``active_cycles`` counters."""
+    from formats.systolic import ints_to_words, pack_matrix, words_to_ints
+    lanes = program.config.lanes
+    inputs = to_protocol_words(words_to_ints(pack_matrix(x, lanes)), lanes)
+    words, counters = yield from protocol.run_job(inputs, program.output_words * protocol_parts(lanes), n_counters=4)
+    names = ("cycles", "mac_busy", "stall_cycles", "active_cycles")
+    return ints_to_words(from_protocol_words(words, lanes), lanes), dict(zip(names, counters))
 
 
 class Device:

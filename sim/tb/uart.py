@@ -221,3 +221,54 @@ async def bridge_fifo_loopback(bench, *, seed: int, divisor: int, depth: int):
         raise Mismatch(f"level {level} after {depth // 2} writes; final counters {counters} "
                        f"(expected pushed {depth}, popped {depth}, level 0, 1 start)")
     return {"cycles": bench.cycle}
+
+
+class LevelWatch(Agent):
+    """Records every level each watched port took."""
+
+    def __init__(self, *ports):
+        self.levels = {port: set() for port in ports}
+
+    def sample(self, bench):
+        for port, seen in self.levels.items():
+            seen.add(bench.get(port))
+
+
+async def systolic_board(bench, *, program: str, inputs: str, divisor: int, seed: int = 0):
+    """A :class:`fpga.top.SystolicHost` end to end through its UART, with the driver's own sequence
+    (:func:`fpga.driver.systolic_job`): for each input matrix saved in ``inputs`` (``numpy.save`` of an int8 array
+    ``runs x M x K``), load it, START, poll until done, read the outputs and the counters; every output byte checked
+    against ``sim.systolic.golden``, the LEDs (``busy`` during a run, ``done`` after it) and ``mac_busy`` against the
+    program. Returns the counters of each run."""
+    import numpy as np
+
+    from formats.systolic import Opcode, load_program, pack_matrix
+    from fpga.driver import systolic_job
+
+    from ..systolic.golden import run_program
+
+    prog = load_program(program)
+    runs = np.load(inputs)
+    lanes = prog.config.lanes
+    leds = LevelWatch("busy", "done")
+    link = UARTLink(bench, divisor=divisor, agents=[leds], rng=random.Random(seed), max_gap=divisor)
+    bench.set("rx", 1)
+    await bench.reset()
+    info = await link.run(protocol.hello())
+    if (bench.get("busy"), bench.get("done"), info.n_counters) != (0, 0, 4):
+        raise Mismatch(f"after reset: busy {bench.get('busy')}, done {bench.get('done')}, "
+                       f"{info.n_counters} counters (expected 0, 0, 4)")
+    results = []
+    for k, x in enumerate(runs):
+        expected = run_program(prog.config, prog.instructions, prog.stream(pack_matrix(x, lanes)))
+        leds.levels = {port: set() for port in leds.levels}
+        outputs, counters = await link.run(systolic_job(prog, x))
+        assert_words_equal(expected.view(np.uint8), outputs.view(np.uint8), what=f"run {k}: output bytes")
+        matmul_rows = sum(ins.count for ins in prog.instructions if ins.opcode == Opcode.MATMUL)
+        if counters["mac_busy"] != matmul_rows or not 0 < counters["active_cycles"] <= counters["cycles"]:
+            raise Mismatch(f"run {k}: counters {counters}, expected mac_busy {matmul_rows}")
+        if 1 not in leds.levels["busy"] or (bench.get("busy"), bench.get("done")) != (0, 1):
+            raise Mismatch(f"run {k}: busy LED took {leds.levels['busy']} during the run; after it busy "
+                           f"{bench.get('busy')}, done {bench.get('done')} (expected 0, 1)")
+        results.append({**counters, "outputs": outputs.reshape(-1).tolist()})
+    return results

@@ -1,0 +1,237 @@
+"""Board tops: an accelerator with its model image in block RAM, a UART host interface and two LEDs.
+
+:class:`SystolicHost` is the whole design of a systolic board, as a component with four ports (``rx``, ``tx``,
+``busy``, ``done``) that simulates as it is; :class:`BoardTop` puts any such host core on an ``amaranth-boards``
+platform (UART pins, LEDs, the board clock, the UART divisor from the clock frequency).
+
+Host protocol (:mod:`hw.uart.protocol`), as the systolic board top defines it:
+
+* a host word (one unified-buffer word, ``lanes`` int8 lanes, lane 0 in the low byte) spans ``parts`` 32-bit
+  protocol words, ``parts = ceil(lanes / 4)`` rounded up to a power of two; part ``j`` of host word ``i`` is at
+  protocol address ``i * parts + j`` (:func:`fpga.driver.to_protocol_words` packs, :func:`fpga.driver.systolic_job`
+  runs a whole inference);
+* space :data:`~hw.uart.protocol.SPACE_INPUT`: the run-time input words of the program (write);
+* space :data:`~hw.uart.protocol.SPACE_OUTPUT`: the output words of the last run (read);
+* space :data:`~hw.uart.protocol.SPACE_IMAGE`: the weight image (write; baked in at build time, replaceable by any
+  image of the same program, e.g. retrained weights);
+* START resets the accelerator and runs the baked program once on the current input; ``busy`` until it halts, then
+  ``done`` (and the done LED) until the next START;
+* COUNTERS: ``cycles``, ``mac_busy``, ``stall_cycles``, ``active_cycles`` of the last run
+  (:class:`hw.systolic.controller.Controller`).
+"""
+
+from amaranth import Cat, Const, Elaboratable, Module, Mux, ResetInserter, Signal
+from amaranth.lib import data, io, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from formats.systolic import INSTRUCTION_BITS, Opcode, SystolicProgram, words_to_ints
+from hw.common.fifo import StreamFIFO
+from hw.systolic.accelerator import SystolicAccelerator
+from hw.systolic.layouts import instruction_layout
+from hw.uart import protocol
+from hw.uart.bridge import HostBridge
+
+from .driver import DEFAULT_BAUD, protocol_parts
+
+__all__ = ["SystolicHost", "BoardTop"]
+
+SEGMENT_QUEUE_DEPTH = 4
+
+
+class SystolicHost(wiring.Component):
+    """A :class:`hw.systolic.accelerator.SystolicAccelerator` running a baked program, driven over a UART.
+
+    The program's instructions live in a ROM and its weight image in a RAM initialised from the program; a START
+    streams the instructions into the accelerator and, for every READ_WEIGHTS / READ_HOST it issues, feeds that many
+    words from the image RAM / the input RAM to ``host_in`` (the format's rule: each READ takes the next words of its
+    source). ``host_out`` words land in the output RAM. See the module docstring for the host's view.
+
+    Parameters
+    ----------
+    program : formats.systolic.SystolicProgram
+        Program and weight image; the accelerator is built with ``program.config``.
+    divisor : int
+        UART clock cycles per bit.
+    timeout : int
+        Host-silence timeout of the bridge, in cycles.
+
+    Ports
+    -----
+    rx : In(1), tx : Out(1)
+        UART lines.
+    busy, done : Out(1)
+        A run is in progress / the last run has finished (until the next START).
+
+    Throughput: the feeder presents one ``host_in`` word per cycle while the accelerator takes them (the RAM output
+    register is the stream register), and instructions issue at one per cycle; a run's cycle count is therefore the
+    accelerator's own (``cycles`` counter), with no host stalls beyond the accelerator's.
+    """
+
+    def __init__(self, program: SystolicProgram, *, divisor: int, timeout: int = 1 << 22):
+        self.program = program
+        self.config = program.config
+        self.bridge = HostBridge(divisor=divisor, n_counters=4, timeout=timeout)
+        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "busy": Out(1), "done": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        program, config = self.program, self.config
+        host_bits = 8 * config.lanes
+        parts = protocol_parts(config.lanes)
+        part_bits = parts.bit_length() - 1
+        word_bits = 32 * parts if parts > 1 else host_bits  # RAM word: whole 32-bit parts, written part by part
+
+        m.submodules.bridge = bridge = self.bridge
+        m.d.comb += [bridge.rx.eq(self.rx), self.tx.eq(bridge.tx)]
+
+        restart = bridge.start
+        running = Signal()
+        with m.If(restart):
+            m.d.sync += running.eq(1)
+
+        accelerator = SystolicAccelerator(config)
+        m.submodules.accelerator = ResetInserter(restart)(accelerator)
+        segments = StreamFIFO(data.StructLayout({"image": 1, "count": 24}), SEGMENT_QUEUE_DEPTH)
+        m.submodules.segments = ResetInserter(restart)(segments)
+
+        # Memories: the baked program, the weight image, and the host's input and output buffers.
+        m.submodules.instructions = instructions = memory.Memory(
+            shape=INSTRUCTION_BITS, depth=len(program.instructions), init=program.encoded())
+        m.submodules.image = image = memory.Memory(
+            shape=word_bits, depth=max(1, len(program.weight_words)), init=words_to_ints(program.weight_words))
+        m.submodules.inputs = inputs = memory.Memory(shape=word_bits, depth=program.input_words, init=[])
+        m.submodules.outputs = outputs = memory.Memory(shape=word_bits, depth=program.output_words, init=[])
+        granularity = dict(granularity=32) if parts > 1 else {}
+        image_write = image.write_port(**granularity)
+        input_write = inputs.write_port(**granularity)
+        output_write = outputs.write_port()
+        instruction_read, image_read, input_read, output_read = (
+            instructions.read_port(), image.read_port(), inputs.read_port(), outputs.read_port())
+
+        # Instruction issue: the ROM's output register is the instruction stream's payload register.
+        issue_addr = Signal(range(len(program.instructions) + 1))
+        issue_valid = Signal()
+        instruction = data.View(instruction_layout(), instruction_read.data)
+        is_read = (instruction.opcode == Opcode.READ_WEIGHTS) | (instruction.opcode == Opcode.READ_HOST)
+        segment_room = ~is_read | segments.i.ready
+        issue_advance = ~issue_valid | (accelerator.instr.ready & segment_room)
+        m.d.comb += [
+            accelerator.instr.payload.eq(instruction_read.data),
+            accelerator.instr.valid.eq(issue_valid & segment_room),
+            instruction_read.addr.eq(issue_addr),
+            instruction_read.en.eq(issue_advance),
+            segments.i.payload.image.eq(instruction.opcode == Opcode.READ_WEIGHTS),
+            segments.i.payload.count.eq(instruction.count),
+            segments.i.valid.eq(accelerator.instr.valid & accelerator.instr.ready & is_read),
+        ]
+        with m.If(issue_advance & running):
+            more = issue_addr != len(program.instructions)
+            m.d.sync += issue_valid.eq(more)
+            with m.If(more):
+                m.d.sync += issue_addr.eq(issue_addr + 1)
+
+        # Feeder: host_in words from the image or input RAM, one segment (one READ instruction) after another.
+        left = Signal(24)
+        from_image = Signal()
+        image_addr = Signal(range(len(program.weight_words) + 1))
+        input_addr = Signal(range(program.input_words + 1))
+        feed_valid, feed_from_image = Signal(), Signal()
+        feed_advance = ~feed_valid | accelerator.host_in.ready
+        m.d.comb += [
+            segments.o.ready.eq(left == 0),
+            image_read.addr.eq(image_addr),
+            input_read.addr.eq(input_addr),
+            image_read.en.eq(feed_advance),
+            input_read.en.eq(feed_advance),
+            accelerator.host_in.payload.eq(Mux(feed_from_image, image_read.data, input_read.data)[:host_bits]),
+            accelerator.host_in.valid.eq(feed_valid),
+        ]
+        with m.If(segments.o.valid & segments.o.ready):
+            m.d.sync += [left.eq(segments.o.payload.count), from_image.eq(segments.o.payload.image)]
+        with m.If(feed_advance):
+            m.d.sync += [feed_valid.eq(left != 0), feed_from_image.eq(from_image)]
+            with m.If(left != 0):
+                m.d.sync += left.eq(left - 1)
+                with m.If(from_image):
+                    m.d.sync += image_addr.eq(image_addr + 1)
+                with m.Else():
+                    m.d.sync += input_addr.eq(input_addr + 1)
+
+        # Output capture.
+        output_addr = Signal(range(program.output_words + 1))
+        m.d.comb += [
+            accelerator.host_out.ready.eq(1),
+            output_write.addr.eq(output_addr),
+            output_write.data.eq(accelerator.host_out.payload),
+            output_write.en.eq(accelerator.host_out.valid),
+        ]
+        with m.If(accelerator.host_out.valid):
+            m.d.sync += output_addr.eq(output_addr + 1)
+
+        with m.If(restart):
+            m.d.sync += [issue_addr.eq(0), issue_valid.eq(0), left.eq(0), image_addr.eq(0), input_addr.eq(0),
+                         feed_valid.eq(0), output_addr.eq(0)]
+
+        # Host writes (input and image spaces) and reads (output space), 32-bit part by part.
+        write = bridge.write.payload
+        part_select = Const(1, 1) << write.addr[:part_bits]
+        m.d.comb += bridge.write.ready.eq(1)
+        for port, space in ((input_write, protocol.SPACE_INPUT), (image_write, protocol.SPACE_IMAGE)):
+            m.d.comb += [
+                port.addr.eq(write.addr >> part_bits),
+                port.data.eq(Cat(*[write.data] * parts) if parts > 1 else write.data),
+                port.en.eq(Mux(bridge.write.valid & (write.space == space), part_select, 0)),
+            ]
+
+        read = bridge.read.payload
+        pending, read_part, read_output = Signal(), Signal(max(1, part_bits)), Signal()
+        m.d.comb += [
+            bridge.read.ready.eq(~pending),
+            output_read.addr.eq(read.addr >> part_bits),
+            output_read.en.eq(bridge.read.valid & ~pending),
+            bridge.read_data.valid.eq(pending),
+            bridge.read_data.payload.eq(Mux(read_output, output_read.data.word_select(read_part, 32)
+                                            if parts > 1 else output_read.data, 0)),
+        ]
+        with m.If(bridge.read.valid & bridge.read.ready):
+            m.d.sync += [pending.eq(1), read_part.eq(read.addr[:part_bits] if parts > 1 else 0),
+                         read_output.eq(read.space == protocol.SPACE_OUTPUT)]
+        with m.If(bridge.read_data.valid & bridge.read_data.ready):
+            m.d.sync += pending.eq(0)
+
+        # Status and counters.
+        m.d.comb += [
+            self.busy.eq(running & ~accelerator.halted),
+            self.done.eq(running & accelerator.halted),
+            bridge.busy.eq(self.busy),
+            bridge.done.eq(self.done),
+            bridge.counters[0].eq(accelerator.cycles),
+            bridge.counters[1].eq(accelerator.mac_busy),
+            bridge.counters[2].eq(accelerator.stall_cycles),
+            bridge.counters[3].eq(accelerator.active_cycles),
+        ]
+        return m
+
+
+class BoardTop(Elaboratable):
+    """Puts a host core on a board: ``make_core(divisor)`` returns a component with ``rx``, ``tx``, ``busy`` and
+    ``done`` ports (a :class:`SystolicHost`, say), and the divisor is the board clock's cycles per bit at ``baud``.
+
+    Pins: ``uart`` 0 (``rx`` in, ``tx`` out), ``led`` 0 (busy) and ``led`` 1 (done); the ``sync`` domain is the
+    platform's default (board oscillator with its power-on reset).
+    """
+
+    def __init__(self, make_core, *, baud: int = DEFAULT_BAUD):
+        self.make_core, self.baud = make_core, baud
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.core = core = self.make_core(int(platform.default_clk_frequency // self.baud))
+        uart = platform.request("uart", 0, dir={"rx": "-", "tx": "-"})
+        busy_led, done_led = platform.request("led", 0, dir="-"), platform.request("led", 1, dir="-")
+        m.submodules.rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.tx = tx = io.Buffer("o", uart.tx)
+        m.submodules.busy_led = busy = io.Buffer("o", busy_led)
+        m.submodules.done_led = done = io.Buffer("o", done_led)
+        m.d.comb += [core.rx.eq(rx.i), tx.o.eq(core.tx), busy.o.eq(core.busy), done.o.eq(core.done)]
+        return m
