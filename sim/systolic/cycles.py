@@ -46,6 +46,11 @@ class CycleEstimate:
     mac_busy: int
     active_cycles: int
     dispatch: list
+    busy: list  # inclusive (first, last) cycle intervals in which a compute unit is busy
+
+    def active_between(self, first: int, last: int) -> int:
+        """Active cycles within ``first .. last`` (inclusive)."""
+        return _union_length([(max(lo, first), min(hi, last)) for lo, hi in self.busy if lo <= last and hi >= first])
 
     @property
     def utilization(self) -> float:
@@ -118,5 +123,6 @@ def predict(config: SystolicConfig, instructions) -> CycleEstimate:
         elif op == Opcode.HALT:
             break
     end = t
-    active = _union_length([(lo, min(hi, end)) for lo, hi in busy if lo <= end])
-    return CycleEstimate(cycles=end + 1, mac_busy=mac_busy, active_cycles=active, dispatch=dispatch)
+    busy = [(lo, min(hi, end)) for lo, hi in busy if lo <= end]
+    return CycleEstimate(cycles=end + 1, mac_busy=mac_busy, active_cycles=_union_length(busy), dispatch=dispatch,
+                         busy=busy)
