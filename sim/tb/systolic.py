@@ -9,29 +9,26 @@ import random
 
 import numpy as np
 
-from formats.systolic import (PARAM_WORDS, FormatError, SystolicConfig, SystolicProgram, load_program, requantize,
-                              words_to_ints)
+from formats.systolic import SystolicProgram, load_program, requantize, words_to_ints
 
-from ..bench import Agent, StreamSink, StreamSource
+from ..bench import StreamSink, StreamSource
 from ..golden.mac import fit
 from ..scoreboard import Mismatch, assert_words_equal
-from ..systolic.golden import SystolicGolden, run_program
+from ..systolic.golden import run_program
 
 COUNTERS = ("cycles", "mac_busy", "stall_cycles", "active_cycles")
 
 
 async def _stream_program(bench, program: SystolicProgram, input_words, *, rng, gap_probability=0.0,
-                          stall_probability=0.0, instr_gap_probability=0.0, expect_halt=True):
-    """Stream ``program`` with ``input_words`` through a running accelerator; return the output words (int8)."""
+                          stall_probability=0.0, instr_gap_probability=0.0):
+    """Stream ``program`` (which ends with HALT) with ``input_words`` through a running accelerator until it halts;
+    return the output words (int8)."""
     stream = program.stream(input_words)
     instructions = StreamSource("instr", program.encoded(), rng=rng, gap_probability=instr_gap_probability)
     host_in = StreamSource("host_in", words_to_ints(stream), rng=rng, gap_probability=gap_probability)
     host_out = StreamSink("host_out", program.output_words, rng=rng, stall_probability=stall_probability)
     agents = [instructions, host_in, host_out]
-    if expect_halt:
-        until = lambda: host_out.done and bench.get("halted")  # noqa: E731
-    else:
-        until = lambda: host_out.done and instructions.done and host_in.done  # noqa: E731
+    until = lambda: host_out.done and bench.get("halted")  # noqa: E731
     budget = 50 * (len(stream) + program.output_words + len(program.instructions)) + 200_000 + 4 * sum(
         ins.count for ins in program.instructions)
     await bench.run(agents, until=until, max_cycles=budget)
