@@ -23,7 +23,8 @@ The whole API is one function::
   since that bitstream would not work on the board;
 * asks Yosys for SPRAM inference on iCE40 (``-spram``: single-port 256 Kbit memories go to SB_SPRAM256KA);
 * asks nextpnr for its JSON report (``--report``) and reads it, with the Yosys log and netlist, into a
-  :class:`fpga.report.SynthesisReport`, then checks that no large memory fell into logic (:class:`MemoryInLogic`).
+  :class:`fpga.report.SynthesisReport`. It checks that no large memory fell into logic (:class:`MemoryInLogic`) as
+  soon as Yosys is done, before placement and routing spend minutes on a design that is wrong anyway.
 
 A design that does not fit the device raises :class:`DoesNotFit`, naming the resource that overflowed and the way out;
 any other tool failure raises :class:`SynthesisError` with the tool's own error lines and the log to read.
@@ -44,7 +45,7 @@ from pathlib import Path
 from amaranth.lib import wiring
 
 from .harness import TimingHarness
-from .report import SynthesisReport, parse_build, parse_utilisation_log
+from .report import SynthesisReport, check_memories, memory_mappings, parse_build, parse_utilisation_log
 from .toolchain import TOOLS, use_yowasp_tools
 
 __all__ = ["Board", "BOARDS", "get_board", "synthesize", "SynthesisError", "DoesNotFit"]
@@ -161,6 +162,24 @@ def _diagnose(build_dir: Path, design: str, board: Board, output: str) -> Synthe
     return SynthesisError(f"the FPGA build of {design} for {board.name} failed; see {build_dir / 'build.log'}:\n{tail}")
 
 
+def _run_tools(build_dir: Path, name: str, board: Board, after_yosys) -> float:
+    """Run the platform's build script one tool at a time (its prelude, then each tool line), calling
+    ``after_yosys()`` between synthesis and placement; return the seconds the tools took."""
+    lines = (build_dir / "build_top.sh").read_text().splitlines()
+    steps = [i for i, line in enumerate(lines) if line.startswith('"$')]
+    prelude, output, start = lines[:steps[0]], "", time.perf_counter()
+    for step, index in enumerate(steps):
+        result = subprocess.run(["sh", "-c", "\n".join([*prelude, lines[index]])], cwd=build_dir,
+                                capture_output=True, text=True)
+        output += f"$ {lines[index]}\n{result.stdout}{result.stderr}"
+        (build_dir / "build.log").write_text(output)
+        if result.returncode != 0:
+            raise _diagnose(build_dir, name, board, output)
+        if step == 0:
+            after_yosys()
+    return time.perf_counter() - start
+
+
 def synthesize(design: wiring.Component, board: str, *, dsp: bool = True, name: str | None = None,
                params: dict | None = None, build_dir=None,
                check: bool = True) -> SynthesisReport:
@@ -208,12 +227,9 @@ def synthesize(design: wiring.Component, board: str, *, dsp: bool = True, name: 
         else:
             stamp.unlink(missing_ok=True)
             plan.extract(build_dir)
-            start = time.perf_counter()
-            result = subprocess.run(["sh", "build_top.sh"], cwd=build_dir, capture_output=True, text=True)
-            seconds = time.perf_counter() - start
-            (build_dir / "build.log").write_text(result.stdout + result.stderr)
-            if result.returncode != 0:
-                raise _diagnose(build_dir, name, board, result.stdout + result.stderr)
+            after_yosys = (lambda: check_memories(memory_mappings(build_dir), design=name, board=board.name,
+                                                  build_dir=build_dir)) if check else (lambda: None)
+            seconds = _run_tools(build_dir, name, board, after_yosys)
             stamp.write_text(f"{key} {seconds:.1f}\n")
     report = parse_build(build_dir, seconds=seconds, **details)
     return report.check() if check else report

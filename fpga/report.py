@@ -11,9 +11,9 @@ Sources, all in the build directory that :func:`fpga.build.synthesize` fills:
   constrained frequency of every clock, and the critical path of every clock pair; ``top.tim`` (the nextpnr log)
   stands in when a build fails before the report is written.
 
-:meth:`SynthesisReport.check` raises :class:`MemoryInLogic` when a memory of :data:`LOGIC_MEMORY_LIMIT_BITS` bits or
-more was built from flip-flops or LUT RAM instead of block RAM, and :attr:`SynthesisReport.warnings` says when
-multipliers were left in logic although the device has DSP blocks.
+:func:`check_memories` (and :meth:`SynthesisReport.check`) raise :class:`MemoryInLogic` when a memory that belongs
+in block RAM (:func:`belongs_in_block_ram`) was built from flip-flops or LUT RAM, and :attr:`SynthesisReport.warnings`
+says when multipliers were left in logic although the device has DSP blocks.
 """
 
 import json
@@ -22,12 +22,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 __all__ = ["Usage", "ClockTiming", "CriticalPath", "MemoryMapping", "SynthesisReport", "MemoryInLogic",
-           "LOGIC_MEMORY_LIMIT_BITS", "parse_build", "parse_utilisation_log", "print_reports"]
+           "LOGIC_MEMORY_LIMIT_BITS", "LOGIC_MEMORY_MAX_DEPTH", "belongs_in_block_ram", "memory_mappings",
+           "check_memories", "parse_build", "parse_utilisation_log", "print_reports"]
 
-#: A memory this large (in bits) must live in block RAM (or SPRAM): 1 Kbit is a quarter of an iCE40 SB_RAM40_4K.
-#: Smaller memories may stay in flip-flops or LUT RAM, where Yosys puts them when that is cheaper, and are listed as
-#: such.
+#: Memories of fewer bits than this may live in flip-flops or LUT RAM: 1 Kbit is a quarter of an iCE40 SB_RAM40_4K.
 LOGIC_MEMORY_LIMIT_BITS = 1024
+#: Memories this shallow may too, however wide: a 16-entry, 128-bit queue takes 32 ECP5 LUT-RAM slices but eight
+#: iCE40 block RAMs (one per 16 bits of width), and Yosys rightly picks whichever is cheaper.
+LOGIC_MEMORY_MAX_DEPTH = 64
 
 # Per family: the Yosys memory-mapping targets and what they are, and the nextpnr utilisation names of each resource.
 _MEMORY_TARGETS = {
@@ -113,6 +115,22 @@ class MemoryMapping:
         return self.mapped_to in ("LUT RAM", "flip-flops")
 
 
+def belongs_in_block_ram(memory: MemoryMapping) -> bool:
+    """A memory of at least :data:`LOGIC_MEMORY_LIMIT_BITS` bits and more than :data:`LOGIC_MEMORY_MAX_DEPTH` words."""
+    return memory.bits >= LOGIC_MEMORY_LIMIT_BITS and memory.depth > LOGIC_MEMORY_MAX_DEPTH
+
+
+def check_memories(memories, *, design: str, board: str, build_dir) -> None:
+    """Raise :class:`MemoryInLogic` naming every memory that belongs in block RAM but went to logic."""
+    bad = [m for m in memories if m.in_logic and belongs_in_block_ram(m)]
+    if bad:
+        names = "; ".join(f"{m.name} ({m.depth} x {m.width} bits) went to {m.mapped_to}" for m in bad)
+        raise MemoryInLogic(
+            f"{design} on {board}: memory fell into logic instead of block RAM: {names}. Give the memory a "
+            f"synchronous read port (amaranth.lib.memory.Memory read_port(domain='sync')) and no more ports than the "
+            f"block RAM has; see {build_dir}/top.rpt, section MEMORY_LIBMAP")
+
+
 @dataclass
 class SynthesisReport:
     """Everything one build measured; :meth:`to_json` and :meth:`table` are its two presentations."""
@@ -149,7 +167,7 @@ class SynthesisReport:
                       "Yosys left them in logic (too narrow, or an operand is constant)")
             notes.append(f"{self.multipliers - self.dsp_used} of {self.multipliers} multipliers are built from LUTs, "
                          f"not DSP blocks: {reason}")
-        small = [m for m in self.memories if m.in_logic and m.bits < LOGIC_MEMORY_LIMIT_BITS]
+        small = [m for m in self.memories if m.in_logic and not belongs_in_block_ram(m)]
         if small:
             notes.append("small memories kept in logic: " + ", ".join(
                 f"{m.name} ({m.depth}x{m.width}, {m.mapped_to})" for m in small))
@@ -160,15 +178,8 @@ class SynthesisReport:
         return notes
 
     def check(self) -> "SynthesisReport":
-        """Raise :class:`MemoryInLogic` if a memory of :data:`LOGIC_MEMORY_LIMIT_BITS` bits or more is not in block
-        RAM; return ``self`` otherwise."""
-        bad = [m for m in self.memories if m.in_logic and m.bits >= LOGIC_MEMORY_LIMIT_BITS]
-        if bad:
-            names = "; ".join(f"{m.name} ({m.depth} x {m.width} bits) went to {m.mapped_to}" for m in bad)
-            raise MemoryInLogic(
-                f"{self.design} on {self.board}: memory fell into logic instead of block RAM: {names}. Give the "
-                f"memory a synchronous read port (amaranth.lib.memory.Memory read_port(domain='sync')) and no more "
-                f"ports than the block RAM has; see {self.build_dir}/top.rpt, section MEMORY_LIBMAP")
+        """:func:`check_memories` on this build; returns ``self``."""
+        check_memories(self.memories, design=self.design, board=self.board, build_dir=self.build_dir)
         return self
 
     def to_json(self) -> dict:
@@ -319,12 +330,19 @@ def _critical_path(entry: dict) -> CriticalPath:
         sources=sources)
 
 
+def memory_mappings(build_dir) -> list[MemoryMapping]:
+    """Every memory of the build's RTLIL and what Yosys mapped it to (needs only the Yosys step to have run)."""
+    build_dir = Path(build_dir)
+    memories, _ = parse_rtlil((build_dir / "top.il").read_text())
+    return parse_memory_mapping((build_dir / "top.rpt").read_text(errors="replace"), memories)
+
+
 def parse_build(build_dir, *, design: str, board: str, device: str, family: str, params: dict, dsp: bool,
                 harness: dict | None, seconds: float | None = None) -> SynthesisReport:
     """Read a finished build directory into a :class:`SynthesisReport`."""
     build_dir = Path(build_dir)
-    memories, multipliers = parse_rtlil((build_dir / "top.il").read_text())
-    mapping = parse_memory_mapping((build_dir / "top.rpt").read_text(errors="replace"), memories)
+    _, multipliers = parse_rtlil((build_dir / "top.il").read_text())
+    mapping = memory_mappings(build_dir)
     cells = parse_netlist_cells(json.loads((build_dir / "top.json").read_text()))
     nextpnr = json.loads((build_dir / "report.json").read_text())
     placed = {name: Usage(u["used"], u["available"]) for name, u in nextpnr["utilization"].items()}

@@ -2,8 +2,8 @@
 
 import pytest
 
-from fpga.report import (LOGIC_MEMORY_LIMIT_BITS, MemoryInLogic, MemoryMapping, SynthesisReport, Usage,
-                         parse_memory_mapping, parse_rtlil, parse_utilisation_log)
+from fpga.report import (MemoryInLogic, MemoryMapping, SynthesisReport, Usage, parse_memory_mapping, parse_rtlil,
+                         parse_utilisation_log)
 
 RTLIL = r"""
 module \top.dut.storage
@@ -79,17 +79,18 @@ def _report(memories, *, multipliers=0, dsp_used=0, dsp=True):
 
 
 def test_large_memory_in_logic_fails_loudly():
-    big = MemoryMapping("top.dut.buffer", 16, LOGIC_MEMORY_LIMIT_BITS // 16, "flip-flops")
-    with pytest.raises(MemoryInLogic, match=r"top\.dut\.buffer \(64 x 16 bits\) went to flip-flops"):
+    big = MemoryMapping("top.dut.buffer", 16, 128, "flip-flops")
+    with pytest.raises(MemoryInLogic, match=r"top\.dut\.buffer \(128 x 16 bits\) went to flip-flops"):
         _report([big]).check()
     with pytest.raises(MemoryInLogic, match="LUT RAM"):
         _report([MemoryMapping("top.m", 32, 256, "LUT RAM")]).check()
 
 
-def test_small_memory_in_logic_is_a_warning():
-    report = _report([MemoryMapping("top.q", 8, 4, "flip-flops"), MemoryMapping("top.b", 16, 1024, "DP16KD")])
+def test_small_or_shallow_memory_in_logic_is_a_warning():
+    report = _report([MemoryMapping("top.q", 8, 4, "flip-flops"), MemoryMapping("top.b", 16, 1024, "DP16KD"),
+                      MemoryMapping("top.instr", 128, 15, "LUT RAM")])
     assert report.check() is report
-    assert any("top.q (4x8, flip-flops)" in w for w in report.warnings)
+    assert any("top.q (4x8, flip-flops), top.instr (15x128, LUT RAM)" in w for w in report.warnings)
 
 
 def test_multipliers_outside_dsps_are_flagged():

@@ -1,0 +1,160 @@
+"""FPGA sweep: resources, Fmax and throughput of sparq's designs on the iCE40 UP5K (iCEBreaker) and the ECP5-85F
+(ULX3S), with the YoWASP Yosys and nextpnr.
+
+    .venv/bin/python bench/fpga_sweep.py                 # every point (tens of minutes; builds are cached)
+    .venv/bin/python bench/fpga_sweep.py --only systolic --board icebreaker
+
+Each point is one :func:`fpga.build.synthesize` (designs with ports inside the scan-chain timing harness, board
+tops as they are). A point whose multipliers overflow the device's DSP blocks is rebuilt with ``dsp=False`` (its row
+says so); a point that still does not fit is recorded as such, with the resource that overflowed.
+
+Throughput: ``MAC/s = Fmax x MACs per cycle``, the MACs per cycle measured on the RTL under Verilator (the
+accelerator of that array size running a dense GEMM of ``acc_depth / 2`` rows by ``4 size`` by ``4 size``, weights
+loaded from the host, all counted from reset to HALT: ``mac_busy * size**2 / cycles``), next to the peak
+``Fmax x size**2``. EIE rows are added once ``hw/eie`` exists.
+
+Prints a table and writes ``bench/results/fpga_sweep.json`` (points of earlier runs are kept unless rerun).
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+RESULTS = Path(__file__).resolve().parent / "results" / "fpga_sweep.json"
+
+# Memory depths of the bare-array points: small on the UP5K (its 30 block RAMs), the shared test configurations
+# (sim.systolic.stimulus.CONFIGS, which hold the digits MLP at 8x8) on the ECP5.
+UP5K_DEPTHS = dict(ub_depth=256, wb_depth=256, acc_depth=64)
+POINTS = [
+    ("mac", "icebreaker", dict(a_width=8, b_width=8, acc_width=32)),
+    ("fifo", "icebreaker", dict(width=16, depth=512)),
+    ("bridge", "icebreaker", {}),
+    ("systolic", "icebreaker", dict(size=2, **UP5K_DEPTHS)),
+    ("systolic", "icebreaker", dict(size=3, **UP5K_DEPTHS)),
+    ("systolic", "icebreaker", dict(size=4, **UP5K_DEPTHS)),
+    ("mac", "ulx3s-85f", dict(a_width=8, b_width=8, acc_width=32)),
+    ("systolic", "ulx3s-85f", dict(size=2, ub_depth=1024, wb_depth=1024, acc_depth=64)),
+    ("systolic", "ulx3s-85f", dict(size=4, ub_depth=1024, wb_depth=1024, acc_depth=64)),
+    ("systolic", "ulx3s-85f", dict(size=8, ub_depth=4096, wb_depth=8192, acc_depth=512)),
+    ("systolic-board", "ulx3s-85f", dict(size=8)),
+]
+
+
+def _key(design, board, params) -> str:
+    return f"{design}@{board}:" + ",".join(f"{k}={v}" for k, v in sorted(params.items()))
+
+
+def measured_macs_per_cycle(size: int) -> dict:
+    """MACs per cycle of the ``size x size`` accelerator on the sweep's dense GEMM, measured under Verilator."""
+    import numpy as np
+
+    from formats.systolic import save_program
+    from hw.systolic.accelerator import SystolicAccelerator
+    from sim.systolic.stimulus import config_for, random_gemm
+    from sim.systolic.verilator import run
+
+    config = config_for(size)
+    m, k = config.acc_depth // 2, 4 * size
+    program, words, _ = random_gemm(0, m, [k, k], config)
+    with tempfile.TemporaryDirectory() as folder:
+        save_program(program, Path(folder) / "program.json")
+        np.save(Path(folder) / "inputs.npy", words)
+        counters = run(SystolicAccelerator(config), "sim.tb.systolic:run_program_file",
+                       program=str(Path(folder) / "program.json"), inputs=str(Path(folder) / "inputs.npy"))
+    return {"workload": f"GEMM {m}x{k} @ {k}x{k}", "cycles": counters["cycles"], "mac_busy": counters["mac_busy"],
+            "macs_per_cycle": counters["mac_busy"] * size * size / counters["cycles"]}
+
+
+def sweep_point(design: str, board: str, params: dict, throughput_cache: dict) -> dict:
+    from fpga.build import DoesNotFit, synthesize
+    from fpga.designs import make_design
+
+    row = {"design": design, "board": board, "params": params}
+    start = time.perf_counter()
+    report = None
+    for dsp in (True, False):
+        try:
+            report = synthesize(make_design(design, **params)[0], board, dsp=dsp, name=design, params=params)
+            break
+        except DoesNotFit as error:
+            if dsp and error.dsp:
+                row["dsp_overflow"] = str(error)  # too many multipliers for the DSP blocks: retry from LUTs
+                continue
+            row["does_not_fit"] = str(error)
+            break
+    row["seconds"] = round(time.perf_counter() - start, 1)
+    if report is None:
+        return row
+    row["report"] = report.to_json()
+    if design.startswith("systolic"):
+        size = params.get("size", 8)
+        if size not in throughput_cache:
+            throughput_cache[size] = measured_macs_per_cycle(size) if size in (2, 4, 8, 16) else None
+        measured = throughput_cache[size]
+        row["peak_mac_per_s"] = report.fmax_mhz * 1e6 * size * size
+        if measured:
+            row["throughput"] = {**measured, "mac_per_s": report.fmax_mhz * 1e6 * measured["macs_per_cycle"]}
+    return row
+
+
+def _summary(row) -> list[str]:
+    params = ", ".join(f"{k}={v}" for k, v in row["params"].items())
+    if "report" not in row:
+        return [row["design"], row["board"], params, "does not fit", "", "", "", "", "", "",
+                row.get("does_not_fit", row.get("dsp_overflow", ""))[:80]]
+    r = row["report"]
+    res = r["resources"]
+    logic = res.get("LC") or res.get("LUT")
+    cells = lambda key: f"{res[key]['used']}/{res[key]['available']}" if key in res else "-"  # noqa: E731
+    path = r["critical_paths"][0] if r["critical_paths"] else None
+    where = (" -> ".join(path["sources"][-2:]) or path["end"]) if path else ""
+    mac_s = row.get("throughput", {}).get("mac_per_s")
+    return [row["design"], row["board"], params + ("" if r["dsp"] else " (no DSP)"),
+            f"{logic['used']}/{logic['available']}", cells("FF") if r["family"] == "ecp5" else str(res["FF"]["used"]),
+            cells("BRAM"), cells("DSP"), f"{r['fmax_mhz']:.1f}",
+            f"{mac_s / 1e6:.0f}" if mac_s else "", f"{row['peak_mac_per_s'] / 1e6:.0f}" if "peak_mac_per_s" in row
+            else "", where]
+
+
+def print_table(rows) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="sparq FPGA sweep (YoWASP Yosys + nextpnr)")
+    for column in ("design", "board", "parameters", "LC / LUT", "FF", "BRAM", "DSP", "Fmax MHz", "MMAC/s meas.",
+                   "MMAC/s peak", "critical path"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*_summary(row))
+    Console().print(table)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="run only the points of this design")
+    parser.add_argument("--board", help="run only the points on this board")
+    args = parser.parse_args(argv)
+    previous = {_key(r["design"], r["board"], r["params"]): r
+                for r in (json.loads(RESULTS.read_text())["points"] if RESULTS.exists() else [])}
+    cache = {}
+    for design, board, params in POINTS:
+        if (args.only and design != args.only) or (args.board and board != args.board):
+            continue
+        print(f"{design} {params} on {board}...", flush=True)
+        previous[_key(design, board, params)] = sweep_point(design, board, params, cache)
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps({"points": list(previous.values())}, indent=1) + "\n")
+    order = {_key(d, b, p): i for i, (d, b, p) in enumerate(POINTS)}
+    rows = sorted(previous.values(), key=lambda r: order.get(_key(r["design"], r["board"], r["params"]), 1e9))
+    print_table(rows)
+    print(f"results: {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
