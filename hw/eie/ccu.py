@@ -1,0 +1,207 @@
+"""The central control unit: layer sequencing, leading non-zero detection and broadcast, performance counters."""
+
+import enum
+
+from amaranth import Module, Signal, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from formats.eie import CODE_BITS as _CODE_BITS, CODEBOOK_SIZE, HwConfig
+from .layouts import act, broadcast_layout, codebook_layout, layer_layout
+from .lnzd import LeadingNonZeroDetector
+
+__all__ = ["CentralControlUnit", "COUNTER_BITS"]
+
+COUNTER_BITS = 32
+_WRITEBACK_LATENCY = 3
+
+
+class _State(enum.Enum):
+    """The CCU's states; a plain register and an if-chain rather than ``m.FSM``, whose ``case`` statements with
+    unlisted encodings Verilator's CASEINCOMPLETE lint rejects."""
+    IDLE = 0
+    CLEAR = 1
+    NEXT = 2
+    LAYER = 3
+    SCAN = 4
+    DRAIN = 5
+    WRITEBACK = 6
+    SETTLE = 7  # flush -> accumulator and bias read -> finish stage 1 -> destination write
+
+
+class CentralControlUnit(wiring.Component):
+    """Runs ``n_layers`` layers of the layer table on the PEs, one after the other.
+
+    Sequence, after ``start``:
+
+    * CLEAR: every accumulator of every PE is flushed to 0 (``act_depth`` cycles; a reset in the middle of a run
+      leaves stale sums behind).
+    * Per layer ``l``: LAYER reads the layer-table word and the 16 codebook words (17 cycles). SCAN reads the source
+      activations of all PEs at one local address per step (a group of ``N`` consecutive indices), and the
+      :class:`~.lnzd.LeadingNonZeroDetector` picks their non-zero lanes in index order, one broadcast per cycle;
+      the next group is read in the cycle the group's last non-zero leaves, so a group with non-zeros costs no
+      extra cycle, an all-zero group one cycle. The broadcast waits while any PE lacks room. DRAIN waits until
+      every PE is idle. WRITEBACK flushes local rows ``0, 1, ...`` of all PEs at once, one per cycle, while
+      ``r * N < out_len``, then waits for the last write. ``parity`` flips for the next layer.
+    * ``done`` rises and stays high until the next ``start``; ``parity`` then selects the bank holding the outputs.
+
+    Counters (cleared by ``start``, steady after ``done``): ``cycles`` from ``start`` to ``done``;
+    ``compute_cycles``, per layer from its first broadcast (cycle 0) to its last busy PE cycle, inclusive, summed
+    over layers (``sim.eie.cycle``'s ``total``); per PE ``busy_cycles`` (cycles the PE issued an entry or read an
+    empty column's pointers) and ``stall_cycles`` (cycles a broadcast waited while that PE had no room).
+
+    Ports
+    -----
+    start : In(1), n_layers : In(range(max_layers + 1))
+        Sampled while not ``running``.
+    running, done : Out(1)
+    layer : Out(layer_layout()), codebook : Out(codebook_layout()), parity : Out(1)
+    act_addr, act_en : Out; act_data : In(ArrayLayout(act, n_pe))
+        The source-activation read of every PE (one cycle latency).
+    bcast : Out(stream.Signature(broadcast_layout()))
+        ``ready`` must be the AND of the PEs' ``room``; a transfer writes every PE's queue.
+    flush_addr, flush_en, flush_write : Out
+    pe_busy, pe_idle, pe_room : In(n_pe)
+    table_addr, table_data, table_en, codebook_addr, codebook_data, codebook_en : In
+        Host writes of the layer table and the codebook memory.
+    cycles, compute_cycles : Out(32); busy_cycles, stall_cycles : Out(ArrayLayout(32, n_pe))
+    """
+
+    def __init__(self, config: HwConfig, init_layers=(), init_codebook=()):
+        self.config = config
+        self._init_layers, self._init_codebook = list(init_layers), list(init_codebook)
+        n, counters = config.n_pe, data.ArrayLayout(unsigned(COUNTER_BITS), config.n_pe)
+        super().__init__({
+            "start": In(1),
+            "n_layers": In(range(config.max_layers + 1)),
+            "running": Out(1),
+            "done": Out(1),
+            "layer": Out(layer_layout()),
+            "codebook": Out(codebook_layout()),
+            "parity": Out(1),
+            "act_addr": Out(range(config.act_depth)),
+            "act_en": Out(1),
+            "act_data": In(data.ArrayLayout(act, n)),
+            "bcast": Out(stream.Signature(broadcast_layout())),
+            "flush_addr": Out(range(config.act_depth)),
+            "flush_en": Out(1),
+            "flush_write": Out(1),
+            "pe_busy": In(n),
+            "pe_idle": In(n),
+            "pe_room": In(n),
+            "table_addr": In(range(config.max_layers)),
+            "table_data": In(layer_layout()),
+            "table_en": In(1),
+            "codebook_addr": In(range(config.max_layers * CODEBOOK_SIZE)),
+            "codebook_data": In(act),
+            "codebook_en": In(1),
+            "cycles": Out(COUNTER_BITS),
+            "compute_cycles": Out(COUNTER_BITS),
+            "busy_cycles": Out(counters),
+            "stall_cycles": Out(counters),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        c, n = self.config, self.config.n_pe
+        m.submodules.table = table = memory.Memory(shape=layer_layout(), depth=c.max_layers,
+                                                   init=self._init_layers)
+        m.submodules.codebooks = codebooks = memory.Memory(shape=act, depth=c.max_layers * CODEBOOK_SIZE,
+                                                           init=self._init_codebook)
+        table_rd, table_wr = table.read_port(), table.write_port()
+        cb_rd, cb_wr = codebooks.read_port(), codebooks.write_port()
+        m.d.comb += [table_wr.addr.eq(self.table_addr), table_wr.data.eq(self.table_data),
+                     table_wr.en.eq(self.table_en), cb_wr.addr.eq(self.codebook_addr),
+                     cb_wr.data.eq(self.codebook_data), cb_wr.en.eq(self.codebook_en)]
+        m.submodules.lnzd = lnzd = LeadingNonZeroDetector(n)
+
+        n_layers = Signal.like(self.n_layers)
+        l = Signal(range(c.max_layers + 1))
+        step = Signal(range(max(c.act_depth, CODEBOOK_SIZE + 1) + 1))  # CLEAR / LAYER / WRITEBACK counter
+        base = Signal(17)                                               # r * N or a * N
+        taken = Signal(n)                                               # lanes of the group already broadcast
+
+        # Scan: the group at local address `step` (indices base .. base + N - 1) is on act_data.
+        in_range = Signal(n)
+        m.d.comb += [in_range[k].eq(base + k < self.layer.in_len) for k in range(n)]
+        m.d.comb += [lnzd.mask[k].eq((self.act_data[k] != 0) & in_range[k] & ~taken[k]) for k in range(n)]
+        m.d.comb += [lnzd.values.eq(self.act_data),
+                     self.bcast.payload.value.eq(lnzd.value),
+                     self.bcast.payload.index.eq(base + lnzd.lane)]
+        fire = Signal()
+        m.d.comb += fire.eq(self.bcast.valid & self.bcast.ready)
+        lane_bit = Signal(n)
+        m.d.comb += lane_bit.eq(1 << lnzd.lane)
+
+        # Counters.
+        started, window, last = Signal(), Signal(COUNTER_BITS), Signal(COUNTER_BITS)
+        window_now = Signal(COUNTER_BITS)
+        m.d.comb += window_now.eq(window + 1)
+        with m.If(self.running):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+            for k in range(n):
+                m.d.sync += self.busy_cycles[k].eq(self.busy_cycles[k] + self.pe_busy[k])
+        with m.If(started | fire):
+            m.d.sync += [started.eq(1), window.eq(window_now)]
+            with m.If(self.pe_busy.any()):
+                m.d.sync += last.eq(window_now)
+
+        state = Signal(_State)
+        with m.If(state == _State.IDLE):
+            with m.If(self.start):
+                m.d.sync += [n_layers.eq(self.n_layers), l.eq(0), step.eq(0), self.parity.eq(0),
+                             self.done.eq(0), self.cycles.eq(0), self.compute_cycles.eq(0),
+                             self.busy_cycles.eq(0), self.stall_cycles.eq(0)]
+                m.d.sync += state.eq(_State.CLEAR)
+        with m.Elif(state == _State.CLEAR):
+            m.d.comb += [self.flush_en.eq(1), self.flush_addr.eq(step)]
+            m.d.sync += step.eq(step + 1)
+            with m.If(step == c.act_depth - 1):
+                m.d.sync += step.eq(0)
+                m.d.sync += state.eq(_State.NEXT)
+        with m.Elif(state == _State.NEXT):
+            with m.If(l == n_layers):
+                m.d.sync += self.done.eq(1)
+                m.d.sync += state.eq(_State.IDLE)
+            with m.Else():
+                m.d.sync += state.eq(_State.LAYER)
+        with m.Elif(state == _State.LAYER):
+            m.d.comb += [table_rd.addr.eq(l), cb_rd.addr.eq(l * CODEBOOK_SIZE + step)]
+            m.d.sync += step.eq(step + 1)
+            with m.If(step == 1):
+                m.d.sync += self.layer.eq(table_rd.data)
+            with m.If(step != 0):
+                m.d.sync += self.codebook[(step - 1).as_unsigned()[:_CODE_BITS]].eq(cb_rd.data)
+            with m.If(step == CODEBOOK_SIZE):
+                m.d.comb += [self.act_addr.eq(0), self.act_en.eq(1)]
+                m.d.sync += [step.eq(0), base.eq(0), taken.eq(0), started.eq(0), window.eq(0), last.eq(0)]
+                m.d.sync += state.eq(_State.SCAN)
+        with m.Elif(state == _State.SCAN):
+            m.d.comb += self.bcast.valid.eq(lnzd.valid)
+            for k in range(n):
+                m.d.sync += self.stall_cycles[k].eq(self.stall_cycles[k] + (lnzd.valid & ~self.pe_room[k]))
+            with m.If(~lnzd.valid | (fire & ((lnzd.mask & ~lane_bit) == 0))):
+                m.d.comb += [self.act_addr.eq(step + 1), self.act_en.eq(1)]
+                m.d.sync += [step.eq(step + 1), base.eq(base + n), taken.eq(0)]
+                with m.If(base + n >= self.layer.in_len):
+                    m.d.sync += state.eq(_State.DRAIN)
+            with m.Elif(fire):
+                m.d.sync += taken.eq(taken | lane_bit)
+        with m.Elif(state == _State.DRAIN):
+            with m.If(self.pe_idle.all()):
+                m.d.sync += [step.eq(0), base.eq(0), self.compute_cycles.eq(self.compute_cycles + last),
+                             started.eq(0)]
+                m.d.sync += state.eq(_State.WRITEBACK)
+        with m.Elif(state == _State.WRITEBACK):
+            m.d.comb += [self.flush_en.eq(1), self.flush_write.eq(1), self.flush_addr.eq(step)]
+            m.d.sync += [step.eq(step + 1), base.eq(base + n)]
+            with m.If(base + n >= self.layer.out_len):
+                m.d.sync += step.eq(0)
+                m.d.sync += state.eq(_State.SETTLE)
+        with m.Elif(state == _State.SETTLE):
+            m.d.sync += step.eq(step + 1)
+            with m.If(step == _WRITEBACK_LATENCY - 1):
+                m.d.sync += [step.eq(0), l.eq(l + 1), self.parity.eq(~self.parity)]
+                m.d.sync += state.eq(_State.NEXT)
+        m.d.comb += self.running.eq(state != _State.IDLE)
+        return m

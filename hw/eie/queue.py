@@ -1,0 +1,19 @@
+"""The activation queue between the central control unit and a PE."""
+
+from ..common.fifo import StreamFIFO
+from .layouts import broadcast_layout
+
+__all__ = ["ActivationQueue"]
+
+
+class ActivationQueue(StreamFIFO):
+    """The foundation :class:`~hw.common.fifo.StreamFIFO` carrying :func:`~.layouts.broadcast_layout` items
+    (a non-zero activation and its index).
+
+    Ports and latency are those of ``StreamFIFO``: ``i``, ``o``, ``level``; two cycles through an empty queue, one
+    item per cycle in steady state. The CCU never writes into a PE that has no room (see
+    :class:`~.pe.ProcessingElement`), so ``i.ready`` is always high when it writes.
+    """
+
+    def __init__(self, depth: int):
+        super().__init__(broadcast_layout(), depth)

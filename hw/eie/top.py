@@ -1,0 +1,134 @@
+"""The EIE accelerator's top level: the central control unit and N processing elements."""
+
+from amaranth import Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from formats.eie import ACT_BITS, WEIGHT_BITS, EieImage, HwConfig
+from .ccu import COUNTER_BITS, CentralControlUnit
+from .layouts import LoadTarget, act, load_layout, read_layout
+from .pe import ProcessingElement
+
+__all__ = ["EIE"]
+
+
+class EIE(wiring.Component):
+    """EIE for ``config`` (:class:`formats.eie.HwConfig`): runs :class:`formats.eie.EieImage` networks.
+
+    With ``image``, every memory starts with the image's words (``Memory(init=...)``, for FPGA builds); without it,
+    the host loads them through ``load``. Either way the input vector is loaded through ``load`` (target ACT).
+
+    Ports
+    -----
+    load : In(stream.Signature(load_layout(n_pe)))
+        One memory word per transfer (:class:`~.layouts.LoadTarget`); ready while no run is in progress.
+    start : In(1), n_layers : In(range(max_layers + 1))
+        A cycle with ``start`` high while not ``running`` runs layers ``0 .. n_layers - 1``.
+    running : Out(1), done : Out(1)
+        ``done`` rises when the run ends and stays high until the next ``start``.
+    read : In(stream.Signature(read_layout(n_pe, act_depth)))
+        Request the activation at local address ``addr`` of PE ``pe`` (vector index ``addr * N + pe``): the input
+        before a run, the network's output after one. Ready while not ``running`` and ``out`` can take it.
+    out : Out(stream.Signature(act))
+        The requested activations, in order; one cycle after the request at the earliest.
+    cycles, compute_cycles : Out(32); busy_cycles, starve_cycles, stall_cycles : Out(ArrayLayout(32, n_pe))
+        Performance counters of the last run (:class:`~.ccu.CentralControlUnit`); ``starve = compute - busy``.
+    """
+
+    def __init__(self, config: HwConfig, image: EieImage = None):
+        if image is not None:
+            image.check_fits(config)
+        self.config, self.image = config, image
+        counters = data.ArrayLayout(COUNTER_BITS, config.n_pe)
+        super().__init__({
+            "load": In(stream.Signature(load_layout(config.n_pe))),
+            "start": In(1),
+            "n_layers": In(range(config.max_layers + 1)),
+            "running": Out(1),
+            "done": Out(1),
+            "read": In(stream.Signature(read_layout(config.n_pe, config.act_depth))),
+            "out": Out(stream.Signature(act)),
+            "cycles": Out(COUNTER_BITS),
+            "compute_cycles": Out(COUNTER_BITS),
+            "busy_cycles": Out(counters),
+            "starve_cycles": Out(counters),
+            "stall_cycles": Out(counters),
+        })
+
+    def _pe_init(self, k):
+        if self.image is None:
+            return None
+        ptr = self.image.ptr[k].tolist()
+        return {"ptr_even": ptr[0::2], "ptr_odd": ptr[1::2], "spmat": [int(w) for w in self.image.spmat[k]],
+                "bias": [int(b) % (1 << ACT_BITS) for b in self.image.bias[k]]}
+
+    def elaborate(self, platform):
+        m = Module()
+        c, n = self.config, self.config.n_pe
+        layers = codebook = ()
+        if self.image is not None:
+            layers = [entry.pack() for entry in self.image.layers]
+            codebook = [int(w) % (1 << WEIGHT_BITS) for w in self.image.codebooks.ravel()]
+        m.submodules.ccu = ccu = CentralControlUnit(c, layers, codebook)
+        pes = [ProcessingElement(c, self._pe_init(k)) for k in range(n)]
+        for k, pe in enumerate(pes):
+            m.submodules[f"pe{k}"] = pe
+
+        # Host loads.
+        load = self.load.payload
+        load_fire = Signal()
+        m.d.comb += [
+            self.load.ready.eq(~ccu.running),
+            load_fire.eq(self.load.valid & self.load.ready),
+            ccu.table_addr.eq(load.addr),
+            ccu.table_data.eq(load.data),
+            ccu.table_en.eq(load_fire & (load.target == LoadTarget.LAYER)),
+            ccu.codebook_addr.eq(load.addr),
+            ccu.codebook_data.eq(load.data),
+            ccu.codebook_en.eq(load_fire & (load.target == LoadTarget.CODEBOOK)),
+        ]
+
+        # Output reads share the source-activation read port with the scan.
+        read_take, read_pe = Signal(), Signal.like(self.read.payload.pe)
+        m.d.comb += [
+            self.read.ready.eq(~ccu.running & (~self.out.valid | self.out.ready)),
+            read_take.eq(self.read.valid & self.read.ready),
+        ]
+        with m.If(read_take):
+            m.d.sync += [self.out.valid.eq(1), read_pe.eq(self.read.payload.pe)]
+        with m.Elif(self.out.ready):
+            m.d.sync += self.out.valid.eq(0)
+        m.d.comb += self.out.payload.eq(ccu.act_data[read_pe])
+
+        m.d.comb += [
+            ccu.start.eq(self.start),
+            ccu.n_layers.eq(self.n_layers),
+            self.running.eq(ccu.running),
+            self.done.eq(ccu.done),
+            ccu.bcast.ready.eq(ccu.pe_room.all()),
+            self.cycles.eq(ccu.cycles),
+            self.compute_cycles.eq(ccu.compute_cycles),
+            self.busy_cycles.eq(ccu.busy_cycles),
+            self.stall_cycles.eq(ccu.stall_cycles),
+        ]
+        for k, pe in enumerate(pes):
+            m.d.comb += [
+                pe.bcast.valid.eq(ccu.bcast.valid & ccu.bcast.ready),
+                pe.bcast.payload.eq(ccu.bcast.payload),
+                ccu.pe_room[k].eq(pe.room),
+                ccu.pe_busy[k].eq(pe.busy),
+                ccu.pe_idle[k].eq(pe.idle),
+                pe.layer.eq(ccu.layer),
+                pe.codebook.eq(ccu.codebook),
+                pe.parity.eq(ccu.parity),
+                pe.act_addr.eq(Mux(ccu.running, ccu.act_addr, self.read.payload.addr)),
+                pe.act_en.eq(ccu.act_en | read_take),
+                ccu.act_data[k].eq(pe.act_data),
+                pe.flush_addr.eq(ccu.flush_addr),
+                pe.flush_en.eq(ccu.flush_en),
+                pe.flush_write.eq(ccu.flush_write),
+                pe.load.eq(load),
+                pe.load_en.eq(load_fire & (load.pe == k)),
+                self.starve_cycles[k].eq(ccu.compute_cycles - ccu.busy_cycles[k]),
+            ]
+        return m
