@@ -83,45 +83,52 @@ async def _read_output(bench, n_pe, act_depth, length, rng, gap, stall):
     return sink.items
 
 
-async def run_network(bench, *, image_dir, inputs, seed=0, gap_probability=0.0, stall_probability=0.0,
-                      load_image=True, reset_at=None, poll=16):
-    """Load the image (unless it is baked in), then for each input: load it, run, read the output and check it
-    against the golden model. Returns ``{"outputs": [...], "counters": [...]}``, one per input.
+async def run_network(bench, *, jobs, seed=0, gap_probability=0.0, stall_probability=0.0, load_image=True,
+                      reset_at=None, poll=16):
+    """For each job ``{"image_dir", "inputs"}``: load the image (unless ``load_image`` is false: it is baked in),
+    then for each input load it, run, read the output back and check it against the golden model.
 
-    ``reset_at``: before the first input, start a run on ``inputs[0]`` and assert reset ``reset_at`` cycles into
-    it; the runs that follow must be unaffected. Host streams get random gaps and back-pressure.
+    Returns one ``{"outputs": [...], "counters": [...]}`` per job, one entry per input. ``reset_at``: before the
+    first job's first input, start a run on it and assert reset ``reset_at`` cycles in; the runs that follow must
+    be unaffected (the memories keep their contents, the input is loaded again). Host streams get seeded random
+    valid gaps (``gap_probability``) and output back-pressure (``stall_probability``).
     """
-    image = EieImage.load(image_dir)
-    golden = Golden(image)
-    c = image.config
     rng = random.Random(seed)
     await bench.reset()
-    bench.set("n_layers", len(image.layers))
-    if load_image:
-        await _stream(bench, "load", image_words(image), rng, gap_probability)
-    if reset_at is not None:
-        await _stream(bench, "load", input_words(c.n_pe, inputs[0]), rng, gap_probability)
-        bench.set("start", 1)
-        await bench.tick()
-        bench.set("start", 0)
-        await bench.tick(reset_at)
-        if bench.get("done"):
-            raise Mismatch(f"the run ended before the reset at cycle {reset_at}; pick an earlier one")
-        await bench.reset()
-    outputs, stats = [], []
-    for number, x in enumerate(inputs):
-        await _stream(bench, "load", input_words(c.n_pe, x), rng, gap_probability)
-        bench.set("start", 1)
-        await bench.tick()
-        bench.set("start", 0)
-        await _wait_done(bench, poll, 10_000_000)
-        got = await _read_output(bench, c.n_pe, c.act_depth, image.output_len, rng, gap_probability,
-                                 stall_probability)
-        expected = golden.run(np.asarray(x, dtype=np.int64)).output
-        assert_words_equal(expected, got, what=f"input {number}: network output")
-        outputs.append(got)
-        stats.append(counters(bench, c.n_pe))
-    return {"outputs": outputs, "counters": stats}
+    results = []
+    for job_number, job in enumerate(jobs):
+        image = EieImage.load(job["image_dir"])
+        golden = Golden(image)
+        c = image.config
+        bench.set("n_layers", len(image.layers))
+        if load_image:
+            await _stream(bench, "load", image_words(image), rng, gap_probability)
+        if reset_at is not None and job_number == 0:
+            await _stream(bench, "load", input_words(c.n_pe, job["inputs"][0]), rng, gap_probability)
+            await _start(bench)
+            await bench.tick(reset_at)
+            if bench.get("done"):
+                raise Mismatch(f"the run ended before the reset at cycle {reset_at}; pick an earlier one")
+            await bench.reset()
+        outputs, stats = [], []
+        for number, x in enumerate(job["inputs"]):
+            await _stream(bench, "load", input_words(c.n_pe, x), rng, gap_probability)
+            await _start(bench)
+            await _wait_done(bench, poll, 10_000_000)
+            got = await _read_output(bench, c.n_pe, c.act_depth, image.output_len, rng, gap_probability,
+                                     stall_probability)
+            expected = golden.run(np.asarray(x, dtype=np.int64)).output
+            assert_words_equal(expected, got, what=f"job {job_number}, input {number}: network output")
+            outputs.append(got)
+            stats.append(counters(bench, c.n_pe))
+        results.append({"outputs": outputs, "counters": stats})
+    return results
+
+
+async def _start(bench):
+    bench.set("start", 1)
+    await bench.tick()
+    bench.set("start", 0)
 
 
 def run_verilator(component, body, *, optimize=True, **params):
