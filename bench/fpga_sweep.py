@@ -86,6 +86,7 @@ def sweep_point(design: str, board: str, params: dict, throughput_cache: dict) -
                 row["dsp_overflow"] = str(error)  # too many multipliers for the DSP blocks: retry from LUTs
                 continue
             row["does_not_fit"] = str(error)
+            row["overflow"] = {name: [u.used, u.available] for name, u in error.overflow.items()}
             break
     row["seconds"] = round(time.perf_counter() - start, 1)
     if report is None:
@@ -105,8 +106,9 @@ def sweep_point(design: str, board: str, params: dict, throughput_cache: dict) -
 def _summary(row) -> list[str]:
     params = ", ".join(f"{k}={v}" for k, v in row["params"].items())
     if "report" not in row:
-        return [row["design"], row["board"], params, "does not fit", "", "", "", "", "", "",
-                row.get("does_not_fit", row.get("dsp_overflow", ""))[:80]]
+        over = ", ".join(f"{name} {used}/{available}" for name, (used, available) in row.get("overflow", {}).items())
+        return [row["design"], row["board"], params + (" (no DSP)" if "dsp_overflow" in row else ""),
+                "does not fit", "", "", "", "", "", "", over]
     r = row["report"]
     res = r["resources"]
     logic = res.get("LC") or res.get("LUT")
@@ -131,7 +133,7 @@ def print_table(rows) -> None:
         table.add_column(column)
     for row in rows:
         table.add_row(*_summary(row))
-    Console().print(table)
+    Console(width=240).print(table)
 
 
 def main(argv=None) -> int:

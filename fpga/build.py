@@ -29,6 +29,9 @@ The whole API is one function::
 A design that does not fit the device raises :class:`DoesNotFit`, naming the resource that overflowed and the way out;
 any other tool failure raises :class:`SynthesisError` with the tool's own error lines and the log to read.
 
+:func:`program` loads a board top's bitstream into a connected board with the platform's programmer (``iceprog`` for
+the iCEBreaker, ``openFPGALoader`` for the ULX3S; neither is on PyPI, so those come from the system's packages).
+
 Build directories live under ``build/fpga/<board>/`` in the checkout (``SPARQ_BUILD_DIR`` moves the root, as for
 simulation). The first build after installation is slow: YoWASP compiles each tool's WebAssembly once.
 """
@@ -48,7 +51,7 @@ from .harness import TimingHarness
 from .report import SynthesisReport, check_memories, memory_mappings, parse_build, parse_utilisation_log
 from .toolchain import TOOLS, use_yowasp_tools
 
-__all__ = ["Board", "BOARDS", "get_board", "synthesize", "SynthesisError", "DoesNotFit"]
+__all__ = ["Board", "BOARDS", "get_board", "synthesize", "program", "SynthesisError", "DoesNotFit"]
 
 
 class SynthesisError(RuntimeError):
@@ -233,3 +236,25 @@ def synthesize(design: wiring.Component, board: str, *, dsp: bool = True, name: 
             stamp.write_text(f"{key} {seconds:.1f}\n")
     report = parse_build(build_dir, seconds=seconds, **details)
     return report.check() if check else report
+
+
+def program(report: SynthesisReport) -> None:
+    """Program the board of ``report`` (a board-top build) with its bitstream, through the platform's programmer.
+
+    Raises :class:`ValueError` for a timing-harness build (its bitstream does nothing on a board) and
+    :class:`RuntimeError` naming the programmer to install when it is missing.
+    """
+    from amaranth.build.run import LocalBuildProducts
+    if report.harness is not None:
+        raise ValueError(f"{report.design} was built inside the timing harness, for measurement; its bitstream does "
+                         f"nothing on a board. Program a board top instead (sparq synth --design systolic-board)")
+    board = get_board(report.board)
+    tool = {"ice40": "iceprog", "ecp5": "openFPGALoader"}[board.family]
+    try:
+        board.platform_class()().toolchain_program(LocalBuildProducts(report.build_dir), "top")
+    except FileNotFoundError:
+        raise RuntimeError(f"programming the {board.name} needs {tool}, which is not installed (it is not on PyPI: "
+                           f"install it from your system's packages, or point the {tool.upper()} environment variable "
+                           f"at it)") from None
+    except subprocess.CalledProcessError as error:
+        raise RuntimeError(f"{tool} failed ({error}); is the {board.name} plugged in?") from None

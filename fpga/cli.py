@@ -4,7 +4,7 @@
 
     sparq synth --design mac --board icebreaker
     sparq synth --design fifo --board ulx3s-85f -p depth=2048 -p width=32 --json build/fifo.json
-    sparq synth --design systolic-board --board ulx3s-85f --image my_program.json
+    sparq synth --design systolic-board --board ulx3s-85f --image my_program.json --program
     sparq synth --list
 
 :func:`add_synth_command` registers the subcommand on the ``sparq`` parser's subparsers; the command sets
@@ -19,7 +19,7 @@ __all__ = ["add_synth_command"]
 def _synth(args) -> int:
     from rich.console import Console
 
-    from .build import BOARDS, synthesize
+    from .build import BOARDS, program, synthesize
     from .designs import DESIGNS, make_design, parse_param
 
     console = Console()
@@ -41,6 +41,9 @@ def _synth(args) -> int:
     console.print(report.table())
     if args.json:
         console.print(f"report written to {report.write_json(args.json)}")
+    if args.program:
+        program(report)
+        console.print(f"{args.board} programmed; talk to it with fpga.driver.Device")
     return 0
 
 
@@ -59,6 +62,8 @@ def add_synth_command(subparsers) -> argparse.ArgumentParser:
                         "formats.systolic.save_program (default: the shipped digits MLP)")
     parser.add_argument("--no-dsp", action="store_true", help="build multipliers from LUTs, not DSP blocks")
     parser.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH")
+    parser.add_argument("--program", action="store_true",
+                        help="program the board with the bitstream of a board top (needs iceprog or openFPGALoader)")
     parser.add_argument("--list", action="store_true", help="list the designs, their parameters and the boards")
     parser.set_defaults(run=_synth)
     return parser

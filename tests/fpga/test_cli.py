@@ -55,3 +55,20 @@ def test_synthesize_refuses_unknown_board_and_bad_dsp_flag():
     with pytest.raises(TypeError, match="dsp must be True or False"):
         synthesize(MACCell(), "icebreaker", dsp="yes")
     assert get_board("ulx3s-85f").device == "LFE5U-85F-BG381"
+
+
+def _board_top_report(build_dir, harness=None):
+    from fpga.report import SynthesisReport
+    return SynthesisReport(design="systolic-board", board="icebreaker", device="iCE40UP5K-SG48", family="ice40",
+                           params={}, dsp=True, resources={}, cells={}, clocks=[], critical_paths=[], memories=[],
+                           multipliers=0, harness=harness, build_dir=str(build_dir))
+
+
+def test_programming_needs_a_board_top_and_names_the_missing_programmer(tmp_path, monkeypatch):
+    from fpga.build import program
+    (tmp_path / "top.bin").write_bytes(b"\0" * 16)
+    with pytest.raises(ValueError, match="built inside the timing harness.*Program a board top"):
+        program(_board_top_report(tmp_path, harness={"ff": 1, "lut": 1}))
+    monkeypatch.setenv("ICEPROG", str(tmp_path / "no-iceprog"))
+    with pytest.raises(RuntimeError, match="needs iceprog, which is not installed"):
+        program(_board_top_report(tmp_path))
