@@ -6,6 +6,7 @@ addr, data, least significant first), so this module needs neither Amaranth nor 
 """
 
 import random
+import time
 
 import numpy as np
 
@@ -88,7 +89,9 @@ async def run_network(bench, *, jobs, seed=0, gap_probability=0.0, stall_probabi
     """For each job ``{"image_dir", "inputs"}``: load the image (unless ``load_image`` is false: it is baked in),
     then for each input load it, run, read the output back and check it against the golden model.
 
-    Returns one ``{"outputs": [...], "counters": [...]}`` per job, one entry per input. ``reset_at``: before the
+    Returns one ``{"outputs": [...], "counters": [...], "run_seconds", "seconds"}`` per job: an output and the
+    counters per input, the wall time from ``start`` to ``done`` summed over the inputs, and the job's wall time
+    (input loads and output reads included, image load not). ``reset_at``: before the
     first job's first input, start a run on it and assert reset ``reset_at`` cycles in; the runs that follow must
     be unaffected (the memories keep their contents, the input is loaded again). Host streams get seeded random
     valid gaps (``gap_probability``) and output back-pressure (``stall_probability``).
@@ -110,18 +113,21 @@ async def run_network(bench, *, jobs, seed=0, gap_probability=0.0, stall_probabi
             if bench.get("done"):
                 raise Mismatch(f"the run ended before the reset at cycle {reset_at}; pick an earlier one")
             await bench.reset()
-        outputs, stats = [], []
+        outputs, stats, run_seconds, job_started = [], [], 0.0, time.perf_counter()
         for number, x in enumerate(job["inputs"]):
             await _stream(bench, "load", input_words(c.n_pe, x), rng, gap_probability)
+            started = time.perf_counter()
             await _start(bench)
             await _wait_done(bench, poll, 10_000_000)
+            run_seconds += time.perf_counter() - started
             got = await _read_output(bench, c.n_pe, c.act_depth, image.output_len, rng, gap_probability,
                                      stall_probability)
             expected = golden.run(np.asarray(x, dtype=np.int64)).output
             assert_words_equal(expected, got, what=f"job {job_number}, input {number}: network output")
             outputs.append(got)
             stats.append(counters(bench, c.n_pe))
-        results.append({"outputs": outputs, "counters": stats})
+        results.append({"outputs": outputs, "counters": stats, "run_seconds": run_seconds,
+                        "seconds": time.perf_counter() - job_started})
     return results
 
 
@@ -151,3 +157,126 @@ def run_verilator(component, body, *, optimize=True, **params):
             os.environ.pop("MAKEFLAGS", None)
         else:
             os.environ["MAKEFLAGS"] = saved
+
+
+async def _write_memory(bench, prefix, words):
+    for addr, word in enumerate(words):
+        bench.set(f"{prefix}write_addr", addr)
+        bench.set(f"{prefix}write_data", int(word))
+        bench.set(f"{prefix}write_en", 1)
+        await bench.tick()
+    bench.set(f"{prefix}write_en", 0)
+
+
+async def pointer_unit(bench, *, seed, pointers, ptr_base, ptr_width, columns, gap_probability, stall_probability):
+    """PointerReadUnit: ``columns`` (indices j) in with random gaps, ``(value, p[g], p[g+1])`` out with random
+    back-pressure, ``g = ptr_base + j``."""
+    rng = random.Random(seed)
+    await bench.reset()
+    await _write_memory(bench, "", pointers)
+    bench.set("ptr_base", ptr_base)
+    values = [rng.getrandbits(ACT_BITS) for _ in columns]
+    source = StreamSource("column", [v | j << ACT_BITS for v, j in zip(values, columns)], rng=rng,
+                          gap_probability=gap_probability)
+    sink = StreamSink("run", len(columns), rng=rng, stall_probability=stall_probability)
+    await bench.run([source, sink], max_cycles=20 * len(columns) + 100)
+    expected = [v | pointers[ptr_base + j] << ACT_BITS | pointers[ptr_base + j + 1] << (ACT_BITS + ptr_width)
+                for v, j in zip(values, columns)]
+    assert_words_equal(expected, sink.items, what="runs")
+
+
+async def spmat_unit(bench, *, seed, words, spmat_base, ptr_width, runs, gap_probability, stall_probability):
+    """SparseMatrixReadUnit: runs ``(start, end)`` in, one entry per cycle out, with gaps and back-pressure;
+    returns the cycles the transfer took and the busy cycles counted."""
+    rng = random.Random(seed)
+    await bench.reset()
+    await _write_memory(bench, "", words)
+    bench.set("spmat_base", spmat_base)
+    values = [rng.getrandbits(ACT_BITS) for _ in runs]
+    expected = [value | ((int(words[spmat_base + e // 8]) >> (8 * (e % 8))) & 0xFF) << ACT_BITS
+                | int(e == s) << (ACT_BITS + 8) for value, (s, t) in zip(values, runs) for e in range(s, t)]
+    source = StreamSource("run", [v | s << ACT_BITS | t << (ACT_BITS + ptr_width) for v, (s, t) in zip(values, runs)],
+                          rng=rng, gap_probability=gap_probability)
+    sink = StreamSink("entry", len(expected), rng=rng, stall_probability=stall_probability)
+
+    class Busy(Agent):
+        count = 0
+
+        def sample(self, bench):
+            Busy.count += bench.get("busy")
+
+    start = bench.cycle
+    await bench.run([source, sink, Busy()], max_cycles=20 * len(expected) + 20 * len(runs) + 100)
+    assert_words_equal(expected, sink.items, what="entries")
+    return {"cycles": bench.cycle - start, "busy": Busy.count}
+
+
+async def lnzd_random(bench, *, seed, n, count):
+    """LeadingNonZeroDetector: random masks and values, checked combinationally."""
+    rng = random.Random(seed)
+    for _ in range(count):
+        mask = rng.getrandbits(n) & rng.getrandbits(n) if rng.random() < 0.7 else 0
+        values = [rng.getrandbits(ACT_BITS) for _ in range(n)]
+        bench.set("mask", mask)
+        bench.set("values", sum(v << (ACT_BITS * k) for k, v in enumerate(values)))
+        await bench.settle()
+        lanes = [k for k in range(n) if mask >> k & 1]
+        if bench.get("valid") != bool(lanes):
+            raise Mismatch(f"mask {mask:#x}: valid {bench.get('valid')}")
+        if lanes:
+            lane = lanes[0]
+            value = values[lane] - ((values[lane] >> 15) << 16)
+            if (bench.get("lane"), bench.get("value")) != (lane, value):
+                raise Mismatch(f"mask {mask:#x}: lane {bench.get('lane')} value {bench.get('value')}, expected "
+                               f"{lane}, {value}")
+        await bench.tick()
+
+
+async def arith_random(bench, *, seed, act_depth, count):
+    """ArithmeticUnit: random columns of entries (same rows back to back across columns, with random idle
+    cycles), then every accumulator flushed and compared with numpy; then flushed again (must read 0)."""
+    rng = random.Random(seed)
+    codebook = [0] + [rng.randrange(-(1 << 15), 1 << 15) for _ in range(15)]
+    await bench.reset()
+    bench.set("codebook", sum((c & 0xFFFF) << (16 * k) for k, c in enumerate(codebook)))
+    for row in range(act_depth):  # clear, as the CCU does
+        bench.set("flush_addr", row)
+        bench.set("flush_en", 1)
+        await bench.tick()
+    bench.set("flush_en", 0)
+    await bench.tick(2)
+    expected = [0] * act_depth
+    sent = 0
+    while sent < count:
+        value = rng.randrange(-(1 << 15), 1 << 15)
+        row = -1
+        first = 1
+        while True:
+            zeros = rng.choice([0, 0, 0, 1, 2, 15])
+            if row + zeros + 1 >= act_depth or sent >= count:
+                break
+            row += zeros + 1
+            code = rng.randrange(16)
+            expected[row] += codebook[code] * value
+            bench.set("entry.valid", 1)
+            bench.set("entry.payload", (value & 0xFFFF) | code << 16 | zeros << 20 | first << 24)
+            await bench.tick()
+            sent += 1
+            first = 0
+            if rng.random() < 0.2:
+                break
+        bench.set("entry.valid", 0)
+        if rng.random() < 0.3:
+            await bench.tick(rng.randrange(1, 4))
+    bench.set("entry.valid", 0)
+    await bench.tick(6)
+    for rounds in range(2):
+        got = []
+        for row in range(act_depth):
+            bench.set("flush_addr", row)
+            bench.set("flush_en", 1)
+            await bench.tick()
+            got.append(bench.get("result"))
+        bench.set("flush_en", 0)
+        await bench.tick(2)
+        assert_words_equal(expected if rounds == 0 else [0] * act_depth, got, what=f"accumulators, pass {rounds}")
