@@ -20,7 +20,7 @@ The whole API is one function::
   so ``dsp=True`` passes it; on ECP5, ``synth_ecp5`` maps multipliers to MULT18X18D by default, so ``dsp=False``
   passes ``-nodsp``. Either way the report says how many multipliers the RTL has and how many DSP blocks were used;
 * lets a timing harness miss the board clock (its Fmax is the measurement) but fails a board top that misses it,
-  since that bitstream would not work on the board;
+  since that bitstream would not work on the board; only board tops get a bitstream (a harness's would do nothing);
 * asks Yosys for SPRAM inference on iCE40 (``-spram``: single-port 256 Kbit memories go to SB_SPRAM256KA);
 * asks nextpnr for its JSON report (``--report``) and reads it, with the Yosys log and netlist, into a
   :class:`fpga.report.SynthesisReport`. It checks that no large memory fell into logic (:class:`MemoryInLogic`) as
@@ -165,11 +165,17 @@ def _diagnose(build_dir: Path, design: str, board: Board, output: str) -> Synthe
     return SynthesisError(f"the FPGA build of {design} for {board.name} failed; see {build_dir / 'build.log'}:\n{tail}")
 
 
-def _run_tools(build_dir: Path, name: str, board: Board, after_yosys) -> float:
+#: The bitstream packers' lines in the platforms' build scripts; a timing-harness build skips them.
+_PACKERS = ('"$ICEPACK"', '"$ECPPACK"')
+
+
+def _run_tools(build_dir: Path, name: str, board: Board, after_yosys, *, bitstream: bool) -> float:
     """Run the platform's build script one tool at a time (its prelude, then each tool line), calling
-    ``after_yosys()`` between synthesis and placement; return the seconds the tools took."""
+    ``after_yosys()`` between synthesis and placement, and packing a bitstream only if ``bitstream``; return the
+    seconds the tools took."""
     lines = (build_dir / "build_top.sh").read_text().splitlines()
-    steps = [i for i, line in enumerate(lines) if line.startswith('"$')]
+    steps = [i for i, line in enumerate(lines)
+             if line.startswith('"$') and (bitstream or not line.startswith(_PACKERS))]
     prelude, output, start = lines[:steps[0]], "", time.perf_counter()
     for step, index in enumerate(steps):
         result = subprocess.run(["sh", "-c", "\n".join([*prelude, lines[index]])], cwd=build_dir,
@@ -232,7 +238,7 @@ def synthesize(design: wiring.Component, board: str, *, dsp: bool = True, name: 
             plan.extract(build_dir)
             after_yosys = (lambda: check_memories(memory_mappings(build_dir), design=name, board=board.name,
                                                   build_dir=build_dir)) if check else (lambda: None)
-            seconds = _run_tools(build_dir, name, board, after_yosys)
+            seconds = _run_tools(build_dir, name, board, after_yosys, bitstream=not wrapped)
             stamp.write_text(f"{key} {seconds:.1f}\n")
     report = parse_build(build_dir, seconds=seconds, **details)
     return report.check() if check else report
