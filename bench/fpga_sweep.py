@@ -8,10 +8,11 @@ Each point is one :func:`fpga.build.synthesize` (designs with ports inside the s
 tops as they are). A point whose multipliers overflow the device's DSP blocks is rebuilt with ``dsp=False`` (its row
 says so); a point that still does not fit is recorded as such, with the resource that overflowed.
 
-Throughput: ``MAC/s = Fmax x MACs per cycle``, the MACs per cycle measured on the RTL under Verilator (the
+Throughput: ``MAC/s = clock x MACs per cycle``, the MACs per cycle measured on the RTL under Verilator (the
 accelerator of that array size running a dense GEMM of ``acc_depth / 2`` rows by ``4 size`` by ``4 size``, weights
 loaded from the host, all counted from reset to HALT: ``mac_busy * size**2 / cycles``), next to the peak
-``Fmax x size**2``. EIE rows are added once ``hw/eie`` exists.
+``clock x size**2``. The clock is the Fmax for a bare array (what it could run at) and the board oscillator for a
+board top (what it does run at, without a PLL). EIE rows are added once ``hw/eie`` exists.
 
 Prints a table and writes ``bench/results/fpga_sweep.json`` (points of earlier runs are kept unless rerun).
 """
@@ -97,9 +98,11 @@ def sweep_point(design: str, board: str, params: dict, throughput_cache: dict) -
         if size not in throughput_cache:
             throughput_cache[size] = measured_macs_per_cycle(size) if size in (2, 4, 8, 16) else None
         measured = throughput_cache[size]
-        row["peak_mac_per_s"] = report.fmax_mhz * 1e6 * size * size
+        clock_mhz = report.fmax_mhz if report.harness else min(c.constraint_mhz for c in report.clocks)
+        row["clock_mhz"] = clock_mhz
+        row["peak_mac_per_s"] = clock_mhz * 1e6 * size * size
         if measured:
-            row["throughput"] = {**measured, "mac_per_s": report.fmax_mhz * 1e6 * measured["macs_per_cycle"]}
+            row["throughput"] = {**measured, "mac_per_s": clock_mhz * 1e6 * measured["macs_per_cycle"]}
     return row
 
 
@@ -108,7 +111,7 @@ def _summary(row) -> list[str]:
     if "report" not in row:
         over = ", ".join(f"{name} {used}/{available}" for name, (used, available) in row.get("overflow", {}).items())
         return [row["design"], row["board"], params + (" (no DSP)" if "dsp_overflow" in row else ""),
-                "does not fit", "", "", "", "", "", "", over]
+                "does not fit", "", "", "", "", "", "", "", over]
     r = row["report"]
     res = r["resources"]
     logic = res.get("LC") or res.get("LUT")
@@ -120,7 +123,7 @@ def _summary(row) -> list[str]:
             f"{logic['used']}/{logic['available']}", cells("FF") if r["family"] == "ecp5" else str(res["FF"]["used"]),
             cells("BRAM"), cells("DSP"), f"{r['fmax_mhz']:.1f}",
             f"{mac_s / 1e6:.0f}" if mac_s else "", f"{row['peak_mac_per_s'] / 1e6:.0f}" if "peak_mac_per_s" in row
-            else "", where]
+            else "", f"{row['clock_mhz']:.1f}" if "clock_mhz" in row else "", where]
 
 
 def print_table(rows) -> None:
@@ -129,7 +132,7 @@ def print_table(rows) -> None:
 
     table = Table(title="sparq FPGA sweep (YoWASP Yosys + nextpnr)")
     for column in ("design", "board", "parameters", "LC / LUT", "FF", "BRAM", "DSP", "Fmax MHz", "MMAC/s meas.",
-                   "MMAC/s peak", "critical path"):
+                   "MMAC/s peak", "at MHz", "critical path"):
         table.add_column(column)
     for row in rows:
         table.add_row(*_summary(row))
