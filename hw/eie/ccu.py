@@ -6,7 +6,7 @@ from amaranth import Module, Signal, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from formats.eie import CODE_BITS as _CODE_BITS, CODEBOOK_SIZE, HwConfig
+from formats.eie import CODE_BITS as _CODE_BITS, CODEBOOK_SIZE, LAYER_BITS, HwConfig
 from .layouts import act, broadcast_layout, codebook_layout, layer_layout
 from .lnzd import LeadingNonZeroDetector
 
@@ -104,7 +104,7 @@ class CentralControlUnit(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         c, n = self.config, self.config.n_pe
-        m.submodules.table = table = memory.Memory(shape=layer_layout(), depth=c.max_layers,
+        m.submodules.table = table = memory.Memory(shape=unsigned(LAYER_BITS), depth=c.max_layers,
                                                    init=self._init_layers)
         m.submodules.codebooks = codebooks = memory.Memory(shape=act, depth=c.max_layers * CODEBOOK_SIZE,
                                                            init=self._init_codebook)

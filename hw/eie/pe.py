@@ -25,8 +25,9 @@ class ProcessingElement(wiring.Component):
 
     Room: the PE counts the activations it holds, from the broadcast that writes one until the cycle it finishes
     the column (its last entry issues), wherever they are (queue, pointer unit or read unit). It reports ``room``
-    while it holds fewer than ``fifo_depth``: that is the cycle model's queue of depth D, whose slot stays taken
-    until the PE is done with the activation. The queue itself (depth D) can therefore never overflow.
+    while it holds fewer than ``fifo_depth`` -- the cycle model's queue of depth D, whose slot stays taken until
+    the PE is done with the activation -- and the queue is ready. (``SyncFIFOBuffered`` of depth 2 refuses a
+    write in the cycle its one-entry inner queue hands an item to its output register.)
 
     Ports
     -----
@@ -97,7 +98,7 @@ class ProcessingElement(wiring.Component):
         held = Signal(range(c.fifo_depth + 1))
         m.d.sync += held.eq(held + self.bcast.valid - spmat.finished)
         m.d.comb += [
-            self.room.eq(held < c.fifo_depth),
+            self.room.eq((held < c.fifo_depth) & queue.i.ready),
             self.busy.eq(spmat.busy),
             self.idle.eq((held == 0) & spmat.idle & ~arith.busy),
         ]

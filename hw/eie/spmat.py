@@ -1,10 +1,10 @@
 """The sparse-matrix read unit: 64-bit words of 8 entries in, one entry per cycle out."""
 
-from amaranth import Module, Mux, Signal
-from amaranth.lib import memory, stream, wiring
+from amaranth import Module, Mux, Signal, unsigned
+from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from formats.eie import ENTRIES_PER_WORD
+from formats.eie import ENTRIES_PER_WORD, WORD_BITS
 from .layouts import ADDR_BITS, au_entry_layout, run_layout, word_layout
 
 __all__ = ["SparseMatrixReadUnit"]
@@ -58,8 +58,10 @@ class SparseMatrixReadUnit(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.words = words = memory.Memory(shape=word_layout(), depth=self.spmat_depth, init=self._init)
+        m.submodules.words = words = memory.Memory(shape=unsigned(WORD_BITS), depth=self.spmat_depth,
+                                                   init=self._init)
         rd, wr = words.read_port(), words.write_port()
+        word = data.View(word_layout(), rd.data)
         m.d.comb += [wr.addr.eq(self.write_addr), wr.data.eq(self.write_data), wr.en.eq(self.write_en)]
 
         run = self.run.payload
@@ -90,7 +92,7 @@ class SparseMatrixReadUnit(wiring.Component):
             self.finished.eq((remaining & advance & (cur + 1 == end)) | (accept & (run.end - run.start <= 1))),
             self.idle.eq(~remaining & ~self.entry.valid),
             self.entry.payload.value.eq(value),
-            self.entry.payload.entry.eq(rd.data[sel]),
+            self.entry.payload.entry.eq(word[sel]),
             self.entry.payload.first.eq(first),
         ]
         with m.If(rd.en):

@@ -4,7 +4,7 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from formats.eie import ACT_BITS, WEIGHT_BITS, EieImage, HwConfig
+from formats.eie import EieImage, HwConfig
 from .ccu import COUNTER_BITS, CentralControlUnit
 from .layouts import LoadTarget, act, load_layout, read_layout
 from .pe import ProcessingElement
@@ -60,7 +60,7 @@ class EIE(wiring.Component):
             return None
         ptr = self.image.ptr[k].tolist()
         return {"ptr_even": ptr[0::2], "ptr_odd": ptr[1::2], "spmat": [int(w) for w in self.image.spmat[k]],
-                "bias": [int(b) % (1 << ACT_BITS) for b in self.image.bias[k]]}
+                "bias": [int(b) for b in self.image.bias[k]]}
 
     def elaborate(self, platform):
         m = Module()
@@ -68,7 +68,7 @@ class EIE(wiring.Component):
         layers = codebook = ()
         if self.image is not None:
             layers = [entry.pack() for entry in self.image.layers]
-            codebook = [int(w) % (1 << WEIGHT_BITS) for w in self.image.codebooks.ravel()]
+            codebook = [int(w) for w in self.image.codebooks.ravel()]
         m.submodules.ccu = ccu = CentralControlUnit(c, layers, codebook)
         pes = [ProcessingElement(c, self._pe_init(k)) for k in range(n)]
         for k, pe in enumerate(pes):
