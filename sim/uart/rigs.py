@@ -6,8 +6,33 @@ from amaranth.lib.wiring import In, Out
 
 from hw.common.fifo import StreamFIFO
 from hw.uart.bridge import HostBridge
+from hw.uart.serial import UARTReceiver, UARTTransmitter
 
-__all__ = ["FIFOLoopback"]
+__all__ = ["SerialPair", "FIFOLoopback"]
+
+
+class SerialPair(wiring.Component):
+    """A :class:`hw.uart.serial.UARTTransmitter` and a :class:`hw.uart.serial.UARTReceiver` side by side, not connected
+    to each other, with their ports as they are (``i``, ``tx``; ``rx``, ``o``, ``frame_error``, ``overrun``): one
+    Verilator build serves the transmitter's and the receiver's testbench bodies."""
+
+    def __init__(self, *, divisor: int):
+        self._tx, self._rx = UARTTransmitter(divisor=divisor), UARTReceiver(divisor=divisor)
+        super().__init__({**self._tx.signature.members, **self._rx.signature.members})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.transmitter, m.submodules.receiver = self._tx, self._rx
+        for side in (self._tx, self._rx):
+            for name, member in side.signature.members.items():
+                outer, inner = getattr(self, name), getattr(side, name)
+                if member.is_signature:
+                    wiring.connect(m, wiring.flipped(outer), inner)
+                elif member.flow == wiring.In:
+                    m.d.comb += inner.eq(outer)
+                else:
+                    m.d.comb += outer.eq(inner)
+        return m
 
 
 class FIFOLoopback(wiring.Component):
