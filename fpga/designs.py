@@ -122,3 +122,12 @@ def _systolic_board(size: int = 8, image: str = "digits", ub_depth: int = 64, wb
     program = load_image(image, SystolicConfig(rows=size, cols=size, ub_depth=ub_depth, wb_depth=wb_depth,
                                                acc_depth=acc_depth))
     return BoardTop(lambda divisor: SystolicHost(program, divisor=divisor), baud=baud)
+
+
+@register("eie", "hw.eie.EIE: n_pe processing elements (image: 'digits' bakes the compressed digits MLP into "
+                 "memory init with memories sized to it, 'none' the same sizes empty, or a saved image directory)")
+def _eie(n_pe: int = 4, fifo_depth: int = 8, image: str = "digits"):
+    from hw.eie import EIE
+
+    from .images import eie_image
+    return EIE(*eie_image(image, n_pe=n_pe, fifo_depth=fifo_depth))

@@ -1,4 +1,10 @@
-"""Model images for the board tops: the shipped digits MLP as a systolic program, and saved programs from disk.
+"""Model images baked into FPGA builds: the shipped digits MLP as a systolic program and as an EIE image, and
+saved programs and images from disk.
+
+:func:`eie_image` compresses the digits MLP with the Deep Compression pipeline (4-bit codes,
+:func:`compiler.pipeline.compress_digits_mlp`) and lowers it with :func:`compiler.eie.lower_compressed` for
+``n_pe`` PEs, with every per-PE memory sized to what the image needs (so that the build measures the network, not
+spare capacity).
 
 :func:`digits_mlp_program` quantizes the shipped 64-300-100-10 digits MLP with :func:`compiler.quantize.quantize_model`
 and lowers its three layers with :func:`compiler.systolic.lower_gemm`. The systolic array writes int8, so the last
@@ -11,7 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["digits_mlp_program", "digits_inputs", "load_image"]
+__all__ = ["digits_mlp_program", "digits_inputs", "load_image", "eie_image"]
 
 
 @lru_cache(maxsize=4)
@@ -66,3 +72,33 @@ def load_image(image, config):
         raise FormatError(f"the image {image} was compiled for {program.config}, not {config}; recompile it or "
                           f"build with its configuration")
     return program
+
+
+@lru_cache(maxsize=1)
+def _digits_compressed():
+    from compiler.pipeline import compress_digits_mlp
+    return compress_digits_mlp(bits=4, progress=False)[0]
+
+
+def eie_image(image: str, *, n_pe: int, fifo_depth: int = 8):
+    """``(formats.eie.HwConfig, EieImage or None)`` for an EIE build.
+
+    ``image`` is ``"digits"`` (the compressed digits MLP, memories sized to it), ``"none"`` (the same memory sizes,
+    no image: the host loads one through the ports) or the directory of an image saved with
+    ``formats.eie.EieImage.save`` (its own configuration, which must have ``n_pe`` PEs).
+    """
+    from formats.eie import EieImage, HwConfig, ImageError
+    if image not in ("digits", "none"):
+        loaded = EieImage.load(image)
+        if loaded.config.n_pe != n_pe:
+            raise ImageError(f"the image {image} is for {loaded.config.n_pe} PEs, not {n_pe}; pass "
+                             f"n_pe={loaded.config.n_pe} or lower the model again")
+        return loaded.config, loaded
+    from compiler.eie import lower_compressed
+    compressed = _digits_compressed()
+    roomy = HwConfig(n_pe=n_pe, fifo_depth=fifo_depth, ptr_depth=16384, spmat_depth=16384, act_depth=4096,
+                     bias_depth=1024, max_layers=16)
+    need = lower_compressed(compressed, roomy).requirements()
+    need["ptr_depth"] += need["ptr_depth"] % 2  # two banks of equal depth
+    config = HwConfig(n_pe=n_pe, fifo_depth=fifo_depth, **need)
+    return config, (lower_compressed(compressed, config) if image == "digits" else None)

@@ -286,12 +286,17 @@ def parse_memory_mapping(yosys_log: str, memories: dict[str, tuple[int, int]]) -
 
 
 def parse_netlist_cells(netlist: dict) -> dict[str, int]:
-    """Cell counts by type over every module of a Yosys JSON netlist (``$scopeinfo`` bookkeeping cells left out)."""
+    """Cell counts by type over the design's modules of a Yosys JSON netlist: the primitive library's blackbox
+    models and ``$scopeinfo`` bookkeeping cells are left out, and parametrised types count under their base name
+    (``$paramod$...\\SB_RAM40_4K`` as ``SB_RAM40_4K``)."""
     cells = {}
     for module in netlist["modules"].values():
+        if int(module.get("attributes", {}).get("blackbox", "0"), 2):
+            continue
         for cell in module.get("cells", {}).values():
-            if cell["type"] != "$scopeinfo":
-                cells[cell["type"]] = cells.get(cell["type"], 0) + 1
+            kind = cell["type"].rpartition("\\")[2] if cell["type"].startswith("$paramod") else cell["type"]
+            if kind != "$scopeinfo":
+                cells[kind] = cells.get(kind, 0) + 1
     return dict(sorted(cells.items()))
 
 

@@ -72,3 +72,11 @@ def test_programming_needs_a_board_top_and_names_the_missing_programmer(tmp_path
     monkeypatch.setenv("ICEPROG", str(tmp_path / "no-iceprog"))
     with pytest.raises(RuntimeError, match="needs iceprog, which is not installed"):
         program(_board_top_report(tmp_path))
+
+
+def test_eie_design_sizes_its_memories_to_the_digits_image():
+    design, params = make_design("eie", n_pe=4)
+    needed = design.image.requirements()
+    assert params == {"n_pe": 4, "fifo_depth": 8, "image": "digits"}
+    assert (design.config.spmat_depth, design.config.act_depth) == (needed["spmat_depth"], needed["act_depth"])
+    assert make_design("eie", n_pe=4, image="none")[0].image is None
