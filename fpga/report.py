@@ -22,14 +22,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 __all__ = ["Usage", "ClockTiming", "CriticalPath", "MemoryMapping", "SynthesisReport", "MemoryInLogic",
-           "LOGIC_MEMORY_LIMIT_BITS", "LOGIC_MEMORY_MAX_DEPTH", "belongs_in_block_ram", "memory_mappings",
+           "LOGIC_MEMORY_LIMIT_BITS", "LOGIC_MEMORY_MAX_DEPTH", "LUT_RAM_LIMIT_BITS", "belongs_in_block_ram",
+           "memory_mappings",
            "check_memories", "parse_build", "parse_utilisation_log", "print_reports"]
 
-#: Memories of fewer bits than this may live in flip-flops or LUT RAM: 1 Kbit is a quarter of an iCE40 SB_RAM40_4K.
+#: Memories of fewer bits than this may live in flip-flops: 1 Kbit is a quarter of an iCE40 SB_RAM40_4K.
 LOGIC_MEMORY_LIMIT_BITS = 1024
-#: Memories this shallow may too, however wide: a 16-entry, 128-bit queue takes 32 ECP5 LUT-RAM slices but eight
-#: iCE40 block RAMs (one per 16 bits of width), and Yosys rightly picks whichever is cheaper.
+#: Memories this shallow may too, however wide: a 16-entry, 128-bit queue in flip-flops costs less than the eight
+#: iCE40 block RAMs (one per 16 bits of width) it would take.
 LOGIC_MEMORY_MAX_DEPTH = 64
+#: LUT RAM (ECP5) is Yosys's own cost-based choice for small memories, the FPGA form of a register file; up to this
+#: many bits (a quarter of a DP16KD, 64 LUT-RAM slices) it is accepted. A larger memory in LUT RAM is one Yosys
+#: could not put in block RAM (an asynchronous read port, say).
+LUT_RAM_LIMIT_BITS = 4096
 
 # Per family: the Yosys memory-mapping targets and what they are, and the nextpnr utilisation names of each resource.
 _MEMORY_TARGETS = {
@@ -116,7 +121,11 @@ class MemoryMapping:
 
 
 def belongs_in_block_ram(memory: MemoryMapping) -> bool:
-    """A memory of at least :data:`LOGIC_MEMORY_LIMIT_BITS` bits and more than :data:`LOGIC_MEMORY_MAX_DEPTH` words."""
+    """Whether ``memory``, as mapped, should have gone to block RAM: in LUT RAM, more than
+    :data:`LUT_RAM_LIMIT_BITS` bits; otherwise at least :data:`LOGIC_MEMORY_LIMIT_BITS` bits and more than
+    :data:`LOGIC_MEMORY_MAX_DEPTH` words."""
+    if memory.mapped_to == "LUT RAM":
+        return memory.bits > LUT_RAM_LIMIT_BITS
     return memory.bits >= LOGIC_MEMORY_LIMIT_BITS and memory.depth > LOGIC_MEMORY_MAX_DEPTH
 
 

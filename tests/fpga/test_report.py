@@ -84,6 +84,7 @@ def test_large_memory_in_logic_fails_loudly():
         _report([big]).check()
     with pytest.raises(MemoryInLogic, match="LUT RAM"):
         _report([MemoryMapping("top.m", 32, 256, "LUT RAM")]).check()
+    _report([MemoryMapping("top.regfile", 16, 75, "LUT RAM"), MemoryMapping("top.acc", 256, 16, "LUT RAM")]).check()
 
 
 def test_small_or_shallow_memory_in_logic_is_a_warning():
