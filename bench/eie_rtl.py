@@ -34,7 +34,7 @@ from compiler.eie import lower_compressed  # noqa: E402
 from formats.eie import ACT_FRAC, to_fixed  # noqa: E402
 from hw.eie import EIE  # noqa: E402
 from sim.eie import Golden, cycle  # noqa: E402
-from sim.tb.eie import run_verilator  # noqa: E402
+from sim.harness import run_verilator  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 N_PE = 16

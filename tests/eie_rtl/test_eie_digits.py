@@ -8,7 +8,7 @@ from compiler.eie import lower_compressed
 from formats.eie import ACT_FRAC, to_fixed
 from hw.eie import EIE
 from sim.eie import Golden
-from sim.tb.eie import run_verilator
+from sim.harness import run_verilator
 
 from conftest import CONFIG4
 

@@ -7,7 +7,7 @@ import pytest
 from hw.eie import EIE
 from sim.eie import cycle
 from sim.harness import run_amaranth
-from sim.tb.eie import run_verilator
+from sim.harness import run_verilator
 
 from conftest import CONFIG4, config_for, layer_image, random_codes, random_inputs
 

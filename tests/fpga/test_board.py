@@ -13,7 +13,7 @@ from fpga.designs import get_design
 from fpga.images import digits_inputs, digits_mlp_program
 from fpga.top import SystolicHost
 from sim.systolic.stimulus import random_gemm
-from sim.systolic.verilator import run
+from sim.harness import run_verilator as run
 
 DIVISOR = 4
 
@@ -21,7 +21,7 @@ DIVISOR = 4
 def _run_board(tmp_path, program, runs):
     save_program(program, tmp_path / "program.json")
     np.save(tmp_path / "inputs.npy", np.asarray(runs, dtype=np.int8))
-    return run(SystolicHost(program, divisor=DIVISOR, timeout=100 * DIVISOR), "sim.tb.uart:systolic_board",
+    return run(SystolicHost(program, divisor=DIVISOR, timeout=100 * DIVISOR), "sim.tb.uart:systolic_board", optimize=False,
                program=str(tmp_path / "program.json"), inputs=str(tmp_path / "inputs.npy"), divisor=DIVISOR)
 
 

@@ -10,7 +10,7 @@ from hw.systolic.accelerator import SystolicAccelerator
 from sim.harness import run_amaranth
 from sim.systolic.cycles import predict
 from sim.systolic.stimulus import config_for, random_gemm
-from sim.systolic.verilator import run as run_verilator
+from sim.harness import run_verilator
 
 BODY = "sim.tb.systolic:run_program_file"
 BATCH = "sim.tb.systolic:run_program_files"
@@ -85,7 +85,7 @@ def _run(tmp_path, name, program, words, **params):
 def test_directed_verilator(tmp_path):
     config = config_for(4)
     runs = [_run(tmp_path, name, *_directed(config, name), seed=1, **PRESSURE) for name in DIRECTED]
-    results = run_verilator(SystolicAccelerator(config), BATCH, runs=runs)
+    results = run_verilator(SystolicAccelerator(config), BATCH, runs=runs, optimize=False)
     assert [r["output_words"] for r in results] == [_directed(config, n)[0].output_words for n in DIRECTED]
 
 
@@ -115,7 +115,7 @@ def _random_gemms(tmp_path, size):
         runs.append(_run(tmp_path, f"gemm{case} m={m} dims={dims}", program, words, seed=case, **PRESSURE))
     timed, words, _ = random_gemm(size, 40, [3 * size + 1, 2 * size + 3, size - 1], config)
     runs.append(_run(tmp_path, "no back-pressure", timed, words, seed=0))
-    results = run_verilator(SystolicAccelerator(config), BATCH, runs=runs)
+    results = run_verilator(SystolicAccelerator(config), BATCH, runs=runs, optimize=False)
     model, counted = predict(config, timed.instructions), results[-1]
     assert counted["cycles"] - counted["stall_cycles"] == model.cycles
     assert counted["mac_busy"] == model.mac_busy

@@ -11,12 +11,12 @@ from hw.systolic.pe import WeightStationaryPE
 from hw.systolic.skew import InputSkew, OutputDeskew
 from sim.harness import run_amaranth
 from sim.systolic.blocks import BLOCKS, SystolicBlocks
-from sim.systolic.verilator import run
+from sim.harness import run_verilator as run
 
 
 def run_verilator(prefix, body, **params):
     """Run ``body`` on the block ``prefix`` of the shared :class:`SystolicBlocks` build."""
-    return run(SystolicBlocks(), body, prefix=f"{prefix}.", **params)
+    return run(SystolicBlocks(), body, prefix=f"{prefix}.", optimize=False, **params)
 
 
 def test_pe_verilator():

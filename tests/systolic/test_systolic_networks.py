@@ -14,7 +14,7 @@ from formats.systolic import SystolicConfig
 from hw.systolic.accelerator import SystolicAccelerator
 from sim.systolic.golden import run_network
 from sim.systolic.stimulus import config_for
-from sim.systolic.verilator import run as run_verilator
+from sim.harness import run_verilator
 
 MODELS = ["digits_mlp", "digits_cnn"]
 
@@ -63,7 +63,7 @@ def test_unsupported_layer_is_refused(digits):
 
 
 def _rtl(images, **pressure):
-    results = run_verilator(SystolicAccelerator(config_for(8)), "sim.tb.systolic:run_networks", models=MODELS,
+    results = run_verilator(SystolicAccelerator(config_for(8)), "sim.tb.systolic:run_networks", optimize=False, models=MODELS,
                             images=images, size=8, **pressure)
     for name, result in results.items():
         assert result["int8_accuracy"] >= result["float_accuracy"] - 0.05, (name, result)
