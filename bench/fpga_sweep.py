@@ -12,7 +12,10 @@ Throughput: ``MAC/s = clock x MACs per cycle``, the MACs per cycle measured on t
 accelerator of that array size running a dense GEMM of ``acc_depth / 2`` rows by ``4 size`` by ``4 size``, weights
 loaded from the host, all counted from reset to HALT: ``mac_busy * size**2 / cycles``), next to the peak
 ``clock x size**2``. The clock is the Fmax for a bare array (what it could run at) and the board oscillator for a
-board top (what it does run at, without a PLL). EIE rows are added once ``hw/eie`` exists.
+board top (what it does run at, without a PLL). For EIE (the digits MLP baked in, every per-PE memory sized to it:
+:func:`fpga.images.eie_image`) the MACs per cycle are ``n_pe`` times the per-PE rate that ``bench/eie_rtl.py``
+measured on the 16-PE RTL for a 512x512 layer at 10 % density (``bench/results/eie_rtl.json``), and the peak is one
+MAC per PE per cycle.
 
 Prints a table and writes ``bench/results/fpga_sweep.json`` (points of earlier runs are kept unless rerun).
 """
@@ -43,7 +46,14 @@ POINTS = [
     ("systolic", "ulx3s-85f", dict(size=4, ub_depth=1024, wb_depth=1024, acc_depth=64)),
     ("systolic", "ulx3s-85f", dict(size=8, ub_depth=4096, wb_depth=8192, acc_depth=512)),
     ("systolic-board", "ulx3s-85f", dict(size=8)),
+    ("eie", "icebreaker", dict(n_pe=1)),
+    ("eie", "icebreaker", dict(n_pe=2)),
+    ("eie", "icebreaker", dict(n_pe=4)),
+    ("eie", "ulx3s-85f", dict(n_pe=4)),
+    ("eie", "ulx3s-85f", dict(n_pe=8)),
+    ("eie", "ulx3s-85f", dict(n_pe=16)),
 ]
+EIE_LAYER = "random 512x512 at 10%"
 
 
 def _key(design, board, params) -> str:
@@ -57,7 +67,7 @@ def measured_macs_per_cycle(size: int) -> dict:
     from formats.systolic import save_program
     from hw.systolic.accelerator import SystolicAccelerator
     from sim.systolic.stimulus import config_for, random_gemm
-    from sim.systolic.verilator import run
+    from sim.harness import run_verilator as run
 
     config = config_for(size)
     m, k = config.acc_depth // 2, 4 * size
@@ -65,10 +75,19 @@ def measured_macs_per_cycle(size: int) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         save_program(program, Path(folder) / "program.json")
         np.save(Path(folder) / "inputs.npy", words)
-        counters = run(SystolicAccelerator(config), "sim.tb.systolic:run_program_file",
+        counters = run(SystolicAccelerator(config), "sim.tb.systolic:run_program_file", optimize=False,
                        program=str(Path(folder) / "program.json"), inputs=str(Path(folder) / "inputs.npy"))
     return {"workload": f"GEMM {m}x{k} @ {k}x{k}", "cycles": counters["cycles"], "mac_busy": counters["mac_busy"],
             "macs_per_cycle": counters["mac_busy"] * size * size / counters["cycles"]}
+
+
+def eie_macs_per_cycle_per_pe() -> float:
+    """The per-PE MAC rate ``bench/eie_rtl.py`` measured on the RTL (run it first if its results are missing)."""
+    results = RESULTS.parent / "eie_rtl.json"
+    if not results.exists():
+        raise RuntimeError(f"{results} is missing; run bench/eie_rtl.py first")
+    layers = json.loads(results.read_text())["layers"]
+    return next(layer for layer in layers if layer["layer"] == EIE_LAYER)["macs_per_cycle_per_pe"]
 
 
 def sweep_point(design: str, board: str, params: dict, throughput_cache: dict) -> dict:
@@ -103,6 +122,13 @@ def sweep_point(design: str, board: str, params: dict, throughput_cache: dict) -
         row["peak_mac_per_s"] = clock_mhz * 1e6 * size * size
         if measured:
             row["throughput"] = {**measured, "mac_per_s": clock_mhz * 1e6 * measured["macs_per_cycle"]}
+    elif design == "eie":
+        n_pe = params["n_pe"]
+        per_pe = eie_macs_per_cycle_per_pe()
+        row["clock_mhz"] = report.fmax_mhz
+        row["peak_mac_per_s"] = report.fmax_mhz * 1e6 * n_pe
+        row["throughput"] = {"workload": f"{EIE_LAYER} layer, per-PE rate of the 16-PE RTL (bench/eie_rtl.py)",
+                             "macs_per_cycle": n_pe * per_pe, "mac_per_s": report.fmax_mhz * 1e6 * n_pe * per_pe}
     return row
 
 
