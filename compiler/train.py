@@ -137,16 +137,20 @@ def _(layer: AvgPool, x, dy):
     return _col2im(dcols, x.shape, layer.kernel, layer.stride, layer.padding), None, None
 
 
-def gradients(model, x, y):
-    """Loss of ``model`` on the batch ``(x, y)`` and ``{layer name: (grad_weight, grad_bias)}`` of its weighted layers."""
+def gradients(model, x, y, loss=softmax_cross_entropy):
+    """Loss of ``model`` on the batch ``(x, y)`` and ``{layer name: (grad_weight, grad_bias)}`` of its weighted layers.
+
+    ``loss(logits, y)`` returns the mean loss and its gradient with respect to the logits (default: softmax
+    cross-entropy against integer labels ``y``).
+    """
     values = trace(model, x)
-    loss, dy = softmax_cross_entropy(values[-1], y)
+    value, dy = loss(values[-1], y)
     grads = {}
     for layer, layer_input in zip(reversed(model.layers), reversed(values[:-1])):
         dy, grad_weight, grad_bias = backward(layer, layer_input, dy)
         if grad_weight is not None:
             grads[layer.name] = (grad_weight, grad_bias)
-    return loss, grads
+    return value, grads
 
 
 def accuracy(model, x, y, batch_size=1024):
@@ -157,13 +161,14 @@ def accuracy(model, x, y, batch_size=1024):
 
 
 def fit(model, x, y, *, epochs, lr=1e-3, batch_size=32, seed=0, weights=None, weight_decay=0.0, desc="train",
-        progress=None):
-    """Train a copy of ``model`` on ``(x, y)`` with minibatch Adam and softmax cross-entropy; return the copy.
+        progress=None, loss=softmax_cross_entropy):
+    """Train a copy of ``model`` on ``(x, y)`` with minibatch Adam (softmax cross-entropy by default); return it.
 
     ``weights`` maps weighted-layer names to parameterisations (:class:`FreeWeight` or a subclass); they are trained
     in place, and every other weighted layer gets a :class:`FreeWeight`. ``weight_decay`` adds L2 on the effective
     weights. Minibatches are shuffled with ``seed``, so a run is deterministic. ``progress`` shows a tqdm bar over
-    epochs (None: only on a terminal).
+    epochs (None: only on a terminal). ``loss(logits, y[batch])`` gives a minibatch's loss and its logit gradient
+    (default: softmax cross-entropy; ``y`` may then hold any per-sample targets, as :mod:`compiler.distill` does).
     """
     if epochs < 0 or lr <= 0 or batch_size < 1:
         raise ConfigError(f"training needs epochs >= 0, lr > 0 and batch_size >= 1; got epochs={epochs}, lr={lr}, "
@@ -183,17 +188,17 @@ def fit(model, x, y, *, epochs, lr=1e-3, batch_size=32, seed=0, weights=None, we
     bar = tqdm(range(epochs), desc=desc, disable=None if progress is None else not progress,
                leave=False)
     with single_threaded_blas():
-        _train_epochs(model, x, y, layers, weights, optimizer, rng, bar, batch_size, weight_decay)
+        _train_epochs(model, x, y, layers, weights, optimizer, rng, bar, batch_size, weight_decay, loss)
     return model
 
 
-def _train_epochs(model, x, y, layers, weights, optimizer, rng, bar, batch_size, weight_decay):
+def _train_epochs(model, x, y, layers, weights, optimizer, rng, bar, batch_size, weight_decay, loss_fn):
     """The epoch loop of :func:`fit`."""
     for _ in bar:
         order = rng.permutation(len(x))
         for start in range(0, len(x), batch_size):
             batch = order[start:start + batch_size]
-            loss, grads = gradients(model, x[batch], y[batch])
+            loss, grads = gradients(model, x[batch], y[batch], loss_fn)
             flat = []
             for layer in layers:
                 grad_weight, grad_bias = grads[layer.name]
