@@ -1,66 +1,129 @@
 """The ``sparq`` command: the front door to the compiler, the hardware, the simulators and the FPGA flow.
 
-Every subcommand has ``--help``. Errors print one line and a hint; ``--debug`` shows the traceback instead.
+Every subcommand has ``--help``. Errors print one line and a hint; ``--debug`` shows the traceback instead. Exit codes
+are listed in :mod:`sparq.errors` and at the end of ``sparq --help``.
 """
 
 import argparse
 import sys
-import time
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser"]
 
 
-def _demo(args) -> int:
-    """The harness demo: both foundation blocks, verified under Verilator against their golden models."""
-    from rich.console import Console
-    from rich.table import Table
+def _exit_codes_epilog():
+    from .errors import EXIT_CODES
+    return "exit codes:\n" + "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items())
 
-    from hw.common.fifo import StreamFIFO
-    from hw.common.mac import MACCell
-    from sim.harness import run_verilator
-    from sim.tb.mac import overflow_cases
 
-    console = Console()
-    table = Table(title="sparq harness demo: Verilator vs numpy golden models")
-    for column in ("block", "parameters", "test", "cycles", "result"):
-        table.add_column(column)
-    mac = dict(a_width=8, b_width=8, acc_width=16, saturate=True)
-    fifo = dict(width=8, depth=8)
-    runs = [
-        ("MACCell", mac, "random operands, random enable", MACCell(**mac), "sim.tb.mac:random_mac",
-         dict(seed=args.seed, n=2000, **mac)),
-        ("MACCell", mac, "accumulate past the maximum", MACCell(**mac), "sim.tb.mac:accumulate_sequence",
-         dict(**overflow_cases(8, 8, 16)["up_past_max"], **mac)),
-        ("StreamFIFO", fifo, "random stream, 30% gaps, 30% back-pressure", StreamFIFO(8, 8),
-         "sim.tb.fifo:random_stream", dict(seed=args.seed, n=2000, gap_probability=0.3, stall_probability=0.3,
-                                          **fifo)),
-        ("StreamFIFO", fifo, "fill, full, drain, push and pop at once", StreamFIFO(8, 8), "sim.tb.fifo:fill_drain",
-         fifo),
-    ]
-    with console.status("building and simulating with Verilator...") as status:
-        for block, params, test, dut, body, kwargs in runs:
-            status.update(f"{block}: {test}")
-            start = time.perf_counter()
-            result = run_verilator(dut, "sim.tb:timed", inner=body, **kwargs)
-            table.add_row(block, ", ".join(f"{k}={v}" for k, v in params.items()), test, str(result["cycles"]),
-                          f"[green]bit-exact[/] ({time.perf_counter() - start:.1f} s)")
-    console.print(table)
-    return 0
+def build_parser():
+    from fpga.cli import add_synth_command
+
+    from .flow import DEFAULT_WORKSPACE
+    parser = argparse.ArgumentParser(prog="sparq", description=__doc__.splitlines()[0], epilog=_exit_codes_epilog(),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    compress = commands.add_parser(
+        "compress", help="prune, share weights, quantize and Huffman-code a model (Deep Compression)",
+        description="Deep Compression on the bundled digits data: prune and retrain, k-means weight sharing with "
+                    "centroid fine-tuning, Huffman coding; prints the per-layer table and writes "
+                    "compressed.npz and compression.json.")
+    compress.add_argument("model", nargs="?", help="an .onnx or .npz model taking the digits' 64 pixels (default: "
+                          "the bundled digits MLP)")
+    compress.add_argument("--bits", type=int, default=4, help="bits per shared-weight code (default 4; EIE takes "
+                          "at most 4)")
+    compress.add_argument("--sparsity", action="append", default=[], metavar="[LAYER=]FRACTION",
+                          help="pruned fraction, for every layer or per layer (repeatable); the bundled MLP has "
+                               "defaults")
+    compress.add_argument("--out", help=f"workspace directory (default {DEFAULT_WORKSPACE})")
+    compress.add_argument("--progress", action="store_true", help="show the retraining progress bars")
+    compress.set_defaults(run="run_compress")
+
+    lower = commands.add_parser(
+        "lower", help="lower a model to an EIE image or a systolic program",
+        description="Lower a model for one accelerator. Hardware parameters come from a TOML file (--config, one "
+                    "[eie] or [systolic] table of HwConfig / SystolicConfig fields) and flags, which win. EIE "
+                    "memory depths not given are sized to the image.",
+        epilog="example config:\n  [eie]\n  n_pe = 8\n  fifo_depth = 16\n\n  [systolic]\n  rows = 8\n  cols = 8\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    lower.add_argument("model", nargs="?", help=f"compressed model (default {DEFAULT_WORKSPACE}/compressed.npz); "
+                       "systolic also takes a float .onnx / .npz")
+    lower.add_argument("--target", required=True, choices=("eie", "systolic"), help="the accelerator")
+    lower.add_argument("--config", metavar="TOML", help="hardware parameters file")
+    lower.add_argument("--pes", type=int, help="EIE: number of PEs (default 4)")
+    lower.add_argument("--fifo-depth", type=int, help="EIE: activation FIFO depth (default 8)")
+    lower.add_argument("--array", type=int, metavar="N", help="systolic: N x N array (default 4)")
+    lower.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                       help="any configuration field, repeatable (for example -p spmat_depth=4096)")
+    lower.add_argument("--out", help="output directory (default: <model's directory>/<target>)")
+    lower.set_defaults(run="run_lower")
+
+    simulate = commands.add_parser(
+        "simulate", help="run test images on the golden model or on the RTL under Verilator",
+        description="Run digits test images on a lowered model. golden: the bit-exact numpy model, cycles from the "
+                    "cycle model. rtl: the Amaranth design under Verilator, every output checked against the golden "
+                    "model; prints the cycles and the performance counters. Writes simulation-<backend>.json.")
+    simulate.add_argument("lowered", help="directory written by `sparq lower`")
+    simulate.add_argument("--backend", choices=("golden", "rtl"), default="golden", help="default golden")
+    simulate.add_argument("--images", type=int, default=20, help="number of test images (default 20)")
+    simulate.add_argument("--seed", type=int, default=0, help="seed of the random valid gaps / back-pressure")
+    simulate.add_argument("--optimize", action="store_true",
+                          help="build the Verilator model at -O2 (slower build, faster run; default -O0)")
+    simulate.set_defaults(run="run_simulate")
+
+    add_synth_command(commands)
+
+    report = commands.add_parser(
+        "report", help="write the HTML + Markdown report of a workspace",
+        description="Build index.html (plots embedded) and report.md from a workspace's compression.json and "
+                    "simulation results: compression table, EIE against systolic (cycles, MACs, memory, energy), "
+                    "roofline, EIE load balance.")
+    report.add_argument("workspace", nargs="?", help=f"workspace directory (default {DEFAULT_WORKSPACE})")
+    report.add_argument("--out", help="report directory (default <workspace>/report)")
+    report.set_defaults(run="run_report")
+
+    demo = commands.add_parser(
+        "demo", help="the end-to-end demo on the bundled digits MLP (what `make demo` runs)",
+        description="Compress the bundled digits MLP, lower it to EIE and to the systolic array, run test images on "
+                    "both RTLs under Verilator bit-exactly against the golden models, print the summary and write "
+                    "the report.")
+    demo.add_argument("--images", type=int, default=20, help="number of test images (default 20)")
+    demo.add_argument("--backend", choices=("golden", "rtl"), default="rtl", help="default rtl")
+    demo.add_argument("--pes", type=int, default=4, help="EIE PEs (default 4)")
+    demo.add_argument("--array", type=int, default=4, help="systolic array size (default 4)")
+    demo.add_argument("--seed", type=int, default=0, help="seed of the random back-pressure")
+    demo.add_argument("--out", help="workspace directory (default build/demo)")
+    demo.set_defaults(run="run_demo")
+    return parser
+
+
+def _handler(name):
+    if name == "run_demo":
+        from .demo import run_demo
+        return run_demo
+    from . import commands
+    return getattr(commands, name)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="sparq", description=__doc__.splitlines()[0])
-    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="run the end-to-end demo on the bundled default")
-    demo.add_argument("--seed", type=int, default=1, help="seed of the random stimulus")
-    demo.set_defaults(run=_demo)
-    args = parser.parse_args(argv)
+    import warnings
+
+    from amaranth.hdl import UnusedElaboratable
+    from rich.console import Console
+    # Components built only to check their parameters (hw.systolic.array does) are never elaborated: not news.
+    warnings.filterwarnings("ignore", category=UnusedElaboratable)
+    args = build_parser().parse_args(argv)
+    console = Console(width=None if Console().is_terminal else 120)
     try:
-        return args.run(args)
-    except Exception as error:
+        if callable(args.run):  # sparq synth (fpga.cli) takes only the arguments
+            return args.run(args)
+        return _handler(args.run)(args, console)
+    except (Exception, KeyboardInterrupt) as error:
         if args.debug:
             raise
-        print(f"sparq {args.command}: error: {error}", file=sys.stderr)
-        print("hint: rerun with --debug for the full traceback", file=sys.stderr)
-        return 1
+        from .errors import explain
+        code, message, hint = explain(error)
+        print(f"sparq {args.command}: error: {message}", file=sys.stderr)
+        print(f"hint: {hint}", file=sys.stderr)
+        return code

@@ -1,0 +1,106 @@
+"""What each ``sparq`` subcommand does and prints; :mod:`sparq.cli` only parses the command line and calls these.
+
+Each ``run_*`` takes the parsed arguments and a rich console and returns the exit code (errors are raised and turned
+into one line, a hint and an exit code by :func:`sparq.errors.explain`).
+"""
+
+from pathlib import Path
+
+from .flow import DEFAULT_WORKSPACE
+
+__all__ = ["run_compress", "run_lower", "run_simulate", "run_report", "simulation_table", "print_lowered"]
+
+
+def run_compress(args, console):
+    from compiler.report import print_report
+
+    from .flow import compress_model
+    out = Path(args.out or DEFAULT_WORKSPACE)
+    _, report, paths = compress_model(args.model, out, bits=args.bits, sparsity=args.sparsity,
+                                      progress=None if args.progress else False)
+    print_report(report, console)
+    console.print(f"wrote {paths['model']} and {paths['report']}")
+    console.print(f"next: sparq lower {paths['model']} --target eie")
+    return 0
+
+
+def print_lowered(lowered, console):
+    """A few lines on what ``sparq lower`` wrote."""
+    if lowered.target == "eie":
+        image = lowered.image
+        need = image.requirements()
+        console.print(f"EIE image for {lowered.config}")
+        console.print(f"  {len(image.layers)} layers, {image.input_len} inputs -> {image.output_len} outputs; per PE: "
+                      + ", ".join(f"{k} {v}" for k, v in need.items()))
+    else:
+        console.print(lowered.meta["summary"])
+        for program in lowered.meta["programs"]:
+            console.print(f"  {program['program']}: {program['instructions']} instructions for {program['rows']} rows "
+                          f"(listing {program['listing']})")
+    console.print(f"wrote {lowered.directory}")
+    console.print(f"next: sparq simulate {lowered.directory} --backend rtl")
+
+
+def run_lower(args, console):
+    from .flow import lower_model
+    from .hwconfig import parameters
+    source = Path(args.model or DEFAULT_WORKSPACE / "compressed.npz")
+    params = parameters(args.target, args.config, pes=args.pes, fifo_depth=args.fifo_depth, array=args.array,
+                        assignments=args.param)
+    out = Path(args.out or source.parent / args.target)
+    print_lowered(lower_model(source, args.target, params, out), console)
+    return 0
+
+
+def simulation_table(result):
+    """A rich table of one simulation: accuracy, cycles, utilization, counters, energy."""
+    from rich.table import Table
+    n = result["images"]
+    table = Table(title=f"{result['target']} on the {result['backend']} backend, {n} digits test images",
+                  show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    checked = ("every output bit-exact with the golden model" if result["backend"] == "rtl"
+               else "bit-exact golden model")
+    rows = [("configuration", ", ".join(f"{k}={v}" for k, v in result["config"].items())),
+            ("accuracy", f"{100 * result['accuracy']:.1f}% (float model {100 * result['float_accuracy']:.1f}%), "
+                         f"{checked}"),
+            ("cycles", f"{result['cycles']:,} ({result['cycles'] / n:,.0f} per image; {result['counter_source']})"),
+            ("MACs performed", f"{result['macs_performed']:,} ({result['useful_macs']:,} with a non-zero weight)"),
+            ("MACs per cycle", f"{result['macs_per_cycle']:.2f} of {result['peak_macs_per_cycle']} peak: "
+                               f"{100 * result['utilization']:.1f}% utilization"),
+            ("energy per image", f"{result['energy']['total_pj'] / n / 1000:,.1f} nJ (45 nm table)")]
+    if result["target"] == "eie":
+        pe = result["pe"]
+        rows += [("load efficiency", f"{100 * result['load_efficiency']:.1f}% (compute cycles "
+                                     f"{result['compute_cycles']:,}; cycle model {result['model_cycles']:,})")]
+        rows += [(f"PE {k}", f"busy {b:,}  starve {s:,}  stall {t:,}")
+                 for k, (b, s, t) in enumerate(zip(pe["busy"], pe["starve"], pe["stall"]))]
+    else:
+        c = result["counters"]
+        rows += [("counters", f"cycles {c['cycles']:,}  mac_busy {c['mac_busy']:,}  stall {c['stall_cycles']:,}  "
+                              f"active {c['active_cycles']:,}"),
+                 ("device calls", f"{result['device_calls']} of up to {result['batch']} images "
+                                  f"(analytic model: {result['model_cycles']:,} cycles)")]
+    rows.append(("wall time", f"{result['seconds']:.1f} s (Verilator build {result['build_seconds']:.1f} s)"))
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def run_simulate(args, console):
+    from .flow import load_lowered, simulate
+    lowered = load_lowered(args.lowered)
+    result = simulate(lowered, args.backend, images=args.images, seed=args.seed, console=console,
+                      optimize=args.optimize)
+    console.print(simulation_table(result))
+    console.print(f"wrote {lowered.directory / f'simulation-{args.backend}.json'}")
+    console.print(f"next: sparq report {lowered.directory.parent}")
+    return 0
+
+
+def run_report(args, console):
+    from .report import write_report
+    index = write_report(args.workspace or DEFAULT_WORKSPACE, args.out)
+    console.print(f"wrote {index} (open it in a browser) and {index.parent / 'report.md'}")
+    return 0

@@ -1,0 +1,86 @@
+"""How the ``sparq`` command reports a failure: one line naming the problem, one line with the way out, and an exit
+code that says which kind of failure it was.
+
+Exit codes (:data:`EXIT_CODES`):
+
+====  ===========================================================================================================
+0     success
+1     internal error: a bug in sparq (rerun with ``--debug`` for the traceback and report it)
+2     usage error: a bad command line (argparse)
+3     bad input: a missing or unreadable file, an unsupported model or operator, a bad setting or TOML config
+4     does not fit: the model or image needs more memory than the hardware configuration has
+5     verification failed: the RTL's output differs from the golden model's
+6     tool failure: Verilator, Yosys or nextpnr failed, or a simulation ended without a result
+130   interrupted (Ctrl-C)
+====  ===========================================================================================================
+"""
+
+__all__ = ["EXIT_CODES", "SparqError", "InputError", "explain"]
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INPUT, EXIT_CAPACITY, EXIT_MISMATCH, EXIT_TOOL, EXIT_INTERRUPTED = (
+    0, 1, 2, 3, 4, 5, 6, 130)
+
+EXIT_CODES = {
+    EXIT_OK: "success",
+    EXIT_INTERNAL: "internal error (a bug in sparq)",
+    EXIT_USAGE: "usage error (bad command line)",
+    EXIT_INPUT: "bad input (missing file, unsupported model, bad setting)",
+    EXIT_CAPACITY: "the model does not fit the hardware configuration",
+    EXIT_MISMATCH: "verification failed (RTL differs from the golden model)",
+    EXIT_TOOL: "a tool failed (Verilator, Yosys, nextpnr)",
+    EXIT_INTERRUPTED: "interrupted",
+}
+
+
+class SparqError(Exception):
+    """An error of the front door itself, with its exit code and a hint."""
+
+    code = EXIT_INPUT
+
+    def __init__(self, message, hint=None):
+        super().__init__(message)
+        self.hint = hint
+
+
+class InputError(SparqError):
+    """A missing or wrong input: file, setting, model."""
+
+
+def _one_line(text):
+    """``text`` folded onto one line (multi-line messages such as capacity lists joined with '; ')."""
+    parts = [part.strip() for part in str(text).strip().splitlines() if part.strip()]
+    return "; ".join(parts).replace(":;", ":") if parts else "(no message)"
+
+
+def explain(error):
+    """``(exit code, one-line message, hint)`` for an exception raised by a subcommand."""
+    from compiler.errors import CompileError
+    from compiler.systolic import CapacityError as SystolicCapacityError
+    from formats.eie import CapacityError as EieCapacityError
+    from formats.eie import ImageError
+    from formats.systolic import FormatError
+
+    message = _one_line(error)
+    if isinstance(error, SparqError):
+        return error.code, message, error.hint or "see the command's --help"
+    if isinstance(error, KeyboardInterrupt):
+        return EXIT_INTERRUPTED, "interrupted", "rerun the command; builds already finished are cached"
+    if isinstance(error, (EieCapacityError, SystolicCapacityError)):
+        return (EXIT_CAPACITY, message, "raise the named parameter with -p NAME=VALUE or in the TOML config, or use "
+                "more PEs (--pes) / a bigger array (--array)")
+    if isinstance(error, (CompileError, ImageError, FormatError)):
+        return EXIT_INPUT, message, "fix the input named above; `sparq <command> --help` lists what each takes"
+    if isinstance(error, FileNotFoundError):
+        return EXIT_INPUT, message, "check the path; `sparq demo` shows the files each step writes"
+    if isinstance(error, AssertionError):
+        if "ended without a result" in message:
+            return EXIT_TOOL, message, "the simulator crashed; look at the sim.log it names, rerun with --debug"
+        return (EXIT_MISMATCH, message, "the RTL and the golden model disagree: rerun with SPARQ_WAVES=1 for a "
+                "waveform and report it with the command line")
+    from fpga.build import SynthesisError
+    if isinstance(error, SynthesisError) or isinstance(error, RuntimeError) and "Verilator" in message:
+        return EXIT_TOOL, message, "read the log the message names; rerun with --debug for the traceback"
+    if isinstance(error, ValueError):
+        return EXIT_INPUT, message, "fix the value named above; see the command's --help"
+    return EXIT_INTERNAL, f"internal error: {type(error).__name__}: {message}", \
+        "this is a bug in sparq: rerun with --debug and report the traceback"

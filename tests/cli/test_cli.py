@@ -1,0 +1,184 @@
+"""The ``sparq`` command: --help everywhere, errors as one line + hint with meaningful exit codes, a small golden
+end-to-end run, and the report in headless Chromium."""
+
+import json
+
+import numpy as np
+import pytest
+from chromium import chromium_path, inspect_page
+from sparq_cli import run
+
+from sparq.cli import main
+from sparq.errors import EXIT_CAPACITY, EXIT_INPUT, EXIT_MISMATCH, explain
+
+SUBCOMMANDS = ["compress", "lower", "simulate", "synth", "report", "demo"]
+
+
+@pytest.mark.parametrize("argv", [[]] + [[name] for name in SUBCOMMANDS])
+def test_help(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: sparq")
+    if not argv:
+        assert all(name in out for name in SUBCOMMANDS) and "exit codes:" in out
+
+
+def test_usage_error_exits_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["lower", "--target", "gpu"])
+    assert exit_info.value.code == 2
+
+
+def _one_error(err, *fragments):
+    """stderr is exactly two lines, the error and the hint, and names every fragment."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 2, err
+    assert lines[0].startswith("sparq ") and ": error: " in lines[0], err
+    assert lines[1].startswith("hint: "), err
+    for fragment in fragments:
+        assert fragment in lines[0], err
+
+
+def test_missing_model_file(capsys, tmp_path):
+    code, _, err = run(capsys, "compress", tmp_path / "nowhere.onnx", "--out", tmp_path)
+    assert code == EXIT_INPUT
+    _one_error(err, "nowhere.onnx", "no such model file")
+
+
+def test_unsupported_onnx_op(capsys, tmp_path):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    weight = numpy_helper.from_array(np.ones((64, 10), dtype=np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["h"], name="fc"), helper.make_node("Sigmoid", ["h"], ["y"],
+                                                                                      name="squash")],
+        "bad", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])], [weight])
+    path = tmp_path / "sigmoid.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    code, _, err = run(capsys, "compress", path, "--sparsity", "0.5", "--out", tmp_path)
+    assert code == EXIT_INPUT
+    _one_error(err, "Sigmoid", "squash")
+
+
+def test_corrupt_onnx(capsys, tmp_path):
+    path = tmp_path / "corrupt.onnx"
+    path.write_bytes(b"\x08\x01garbage")
+    code, _, err = run(capsys, "lower", path, "--target", "systolic", "--out", tmp_path / "x")
+    assert code == EXIT_INPUT
+    _one_error(err, "corrupt.onnx")
+
+
+def test_eie_needs_a_compressed_model(capsys, tmp_path):
+    from compiler.models import shipped_path
+    code, _, err = run(capsys, "lower", shipped_path("digits_mlp"), "--target", "eie", "--out", tmp_path)
+    assert code == EXIT_INPUT
+    _one_error(err, "weight-shared")
+    assert "sparq compress" in err
+
+
+def test_eie_image_too_big(capsys, golden_workspace, tmp_path):
+    code, _, err = run(capsys, "lower", golden_workspace / "compressed.npz", "--target", "eie",
+                       "-p", "spmat_depth=16", "--out", tmp_path / "eie")
+    assert code == EXIT_CAPACITY
+    _one_error(err, "sparse-matrix memory", "spmat_depth")
+
+
+def test_systolic_program_too_big(capsys, golden_workspace, tmp_path):
+    code, _, err = run(capsys, "lower", golden_workspace / "compressed.npz", "--target", "systolic",
+                       "-p", "wb_depth=512", "--out", tmp_path / "sys")
+    assert code == EXIT_CAPACITY
+    _one_error(err, "weight buffer", "wb_depth")
+
+
+@pytest.mark.parametrize("toml, fragment", [
+    ("[eie\nn_pe = 4\n", "not valid TOML"),
+    ("[eie]\nlanes = 4\n", "no parameter 'lanes'"),
+    ("[gpu]\nn_pe = 4\n", "unknown table"),
+    ("[eie]\nn_pe = 'four'\n", "must be an integer"),
+])
+def test_bad_config(capsys, golden_workspace, tmp_path, toml, fragment):
+    config = tmp_path / "hw.toml"
+    config.write_text(toml)
+    code, _, err = run(capsys, "lower", golden_workspace / "compressed.npz", "--target", "eie", "--config", config,
+                       "--out", tmp_path / "eie")
+    assert code == EXIT_INPUT
+    _one_error(err, fragment)
+
+
+def test_config_file_and_flags(capsys, golden_workspace, tmp_path):
+    """The TOML sets the PEs and the FIFO depth; a flag overrides the FIFO depth; unset depths fit the image."""
+    config = tmp_path / "hw.toml"
+    config.write_text("[eie]\nn_pe = 2\nfifo_depth = 4\n")
+    out = tmp_path / "eie2"
+    code, _, _ = run(capsys, "lower", golden_workspace / "compressed.npz", "--target", "eie", "--config", config,
+                     "--fifo-depth", "16", "--out", out)
+    assert code == 0
+    manifest = json.loads((out / "manifest.json").read_text())["config"]
+    assert (manifest["n_pe"], manifest["fifo_depth"]) == (2, 16)
+    assert manifest["act_depth"] == 150  # the 300-wide hidden layer over 2 PEs
+
+
+def test_simulate_needs_a_lowered_directory(capsys, tmp_path):
+    code, _, err = run(capsys, "simulate", tmp_path)
+    assert code == EXIT_INPUT
+    _one_error(err, "not a lowered model")
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(Exception, match="no such model file"):
+        main(["--debug", "compress", str(tmp_path / "nowhere.onnx")])
+
+
+def test_mismatch_exit_code():
+    from sim.scoreboard import Mismatch
+    code, message, hint = explain(Mismatch("network output: first difference at index 3: expected 5, got 7"))
+    assert code == EXIT_MISMATCH and "index 3" in message and "SPARQ_WAVES" in hint
+
+
+def test_golden_end_to_end(golden_workspace):
+    """The golden demo: both targets agree with the float reference on the images, EIE performs far fewer MACs,
+    the counters are consistent, and the report has its tables and every plot."""
+    eie = json.loads((golden_workspace / "eie" / "simulation-golden.json").read_text())
+    systolic = json.loads((golden_workspace / "systolic" / "simulation-golden.json").read_text())
+    for result in (eie, systolic):
+        assert result["images"] == 10 and result["accuracy"] >= 0.9
+        assert 0 < result["utilization"] <= 1
+    assert eie["macs_performed"] * 5 < systolic["macs_performed"]
+    assert sum(eie["pe"]["busy"]) + sum(eie["pe"]["starve"]) == eie["config"]["n_pe"] * eie["compute_cycles"]
+    assert eie["fifo_sweep"]["1"] < eie["fifo_sweep"]["8"] <= 1.0
+    markdown = (golden_workspace / "report" / "report.md").read_text()
+    for heading in ("## Compression", "## EIE against systolic", "## Roofline", "## EIE load balance"):
+        assert heading in markdown
+    for png in ("compression", "eie_vs_systolic", "energy", "roofline", "eie_load_balance"):
+        assert (golden_workspace / "report" / f"{png}.png").stat().st_size > 10_000
+
+
+def test_simulate_golden_prints_counters(capsys, golden_workspace):
+    code, out, _ = run(capsys, "simulate", golden_workspace / "eie", "--images", "3")
+    assert code == 0
+    assert "PE 3" in out and "load efficiency" in out and "cycles" in out
+
+
+@pytest.mark.skipif(chromium_path() is None, reason="chromium is not installed (apt-get install chromium); the "
+                    "report's browser test needs it")
+def test_report_in_headless_chromium(golden_workspace):
+    page = inspect_page(golden_workspace / "report" / "index.html")
+    assert page["errors"] == []
+    pngs = sorted((golden_workspace / "report").glob("*.png"))
+    assert len(page["images"]) == len(pngs) == 5
+    for image in page["images"]:
+        assert image["complete"] and image["width"] > 100 and image["height"] > 100, image
+
+
+@pytest.mark.skipif(chromium_path() is None, reason="chromium is not installed")
+def test_chromium_check_sees_broken_pages(tmp_path):
+    """The browser check itself: a missing image and a console error are caught."""
+    page = tmp_path / "broken.html"
+    page.write_text("<!DOCTYPE html><html><body><img alt='gone' src='missing.png'>"
+                    "<script>console.error('broken')</script></body></html>")
+    result = inspect_page(page)
+    assert any("broken" in e for e in result["errors"])
+    assert result["images"] == [{"alt": "gone", "complete": True, "width": 0, "height": 0}]
