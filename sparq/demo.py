@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from .commands import simulation_table
-from .flow import compress_model, load_lowered, lower_model, simulate
+from .flow import build_rtl, compress_model, load_lowered, lower_model, simulate
 from .hwconfig import parameters
 from .report import write_report
 
@@ -40,10 +40,14 @@ def run_demo(args, console):
         console.print(f"{target}: {lowered[target].config}")
 
     console.print(Rule(f"3. run {args.images} test images on both ({args.backend} backend)"))
+    loaded = {target: load_lowered(workspace / target) for target in ("eie", "systolic")}
+    if args.backend == "rtl":
+        seconds = build_rtl(list(loaded.values()), console)
+        console.print("Verilator models built in parallel: " + ", ".join(
+            f"{target} {s:.0f} s" for target, s in zip(loaded, seconds)))
     results = {}
-    for target in ("eie", "systolic"):
-        results[target] = simulate(load_lowered(workspace / target), args.backend, images=args.images,
-                                   seed=args.seed, console=console)
+    for target, lowered in loaded.items():
+        results[target] = simulate(lowered, args.backend, images=args.images, seed=args.seed, console=console)
         console.print(simulation_table(results[target]))
 
     console.print(Rule("4. summary"))

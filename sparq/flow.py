@@ -282,12 +282,41 @@ def _status(console, text):
     return console.status(text) if console is not None else nullcontext()
 
 
-def _build(component, name, console, optimize):
+RTL_NAMES = {"eie": "EIE", "systolic": "SystolicAccelerator"}
+"""Verilator build-directory names of the two designs."""
+
+
+def rtl_component(target, config):
+    """The Amaranth design that runs ``target``'s images or programs for ``config``."""
+    if target == "eie":
+        from hw.eie import EIE
+        return EIE(config)
+    from hw.systolic.accelerator import SystolicAccelerator
+    return SystolicAccelerator(config)
+
+
+def _build_one(target, config, optimize):
     from sim.harness import build_verilator
-    with _status(console, f"building {name} with Verilator (cached after the first build)..."):
-        started = time.perf_counter()
-        build_verilator(component, name=name, optimize=optimize)
+    started = time.perf_counter()
+    build_verilator(rtl_component(target, config), name=RTL_NAMES[target], optimize=optimize)
     return time.perf_counter() - started
+
+
+def build_rtl(lowereds, console=None, optimize=False):
+    """Build the Verilator models of every :class:`Lowered` in ``lowereds`` at once, one process each (a build is
+    mostly a C++ compile, so two builds on two cores take about as long as one); return their build seconds."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+    names = " and ".join(RTL_NAMES[l.target] for l in lowereds)
+    with _status(console, f"building {names} with Verilator in parallel (cached after the first build)..."):
+        with ProcessPoolExecutor(len(lowereds), mp_context=get_context("fork")) as pool:
+            futures = [pool.submit(_build_one, l.target, l.config, optimize) for l in lowereds]
+            return [future.result() for future in futures]
+
+
+def _build(target, config, console, optimize):
+    with _status(console, f"building {RTL_NAMES[target]} with Verilator (cached after the first build)..."):
+        return _build_one(target, config, optimize)
 
 
 def _eie_simulate(lowered, x, backend, seed, console, optimize):
@@ -315,14 +344,13 @@ def _eie_simulate(lowered, x, backend, seed, console, optimize):
     n = config.n_pe
     result = {"build_seconds": 0.0}
     if backend == "rtl":
-        from hw.eie import EIE
         from sim.harness import run_verilator
-        result["build_seconds"] = _build(EIE(config), "EIE", console, optimize)
+        result["build_seconds"] = _build("eie", config, console, optimize)
         with tempfile.TemporaryDirectory(prefix="sparq-progress-") as tmp:
             progress_file = Path(tmp) / "done"
             with _Progress(console, f"EIE RTL ({n} PEs), per image", len(x)) as bar:
                 rtl = _follow(lambda: run_verilator(
-                    EIE(config), "sparq.rtl:eie_images", name="EIE", optimize=optimize,
+                    rtl_component("eie", config), "sparq.rtl:eie_images", name=RTL_NAMES["eie"], optimize=optimize,
                     image_dir=str(lowered.directory.resolve()), inputs=[[int(v) for v in a] for a in inputs],
                     seed=seed, progress_file=str(progress_file)), progress_file, bar)
         outputs = [np.array(o) for o in rtl["outputs"]]
@@ -377,10 +405,8 @@ def _systolic_simulate(lowered, x, backend, seed, console, optimize):
     estimates = [predict(config, p.instructions) for p in programs]
     result = {"build_seconds": 0.0}
     if backend == "rtl":
-        from hw.systolic.accelerator import SystolicAccelerator
         from sim.harness import run_verilator
-        name = "SystolicAccelerator"
-        result["build_seconds"] = _build(SystolicAccelerator(config), name, console, optimize)
+        result["build_seconds"] = _build("systolic", config, console, optimize)
         with tempfile.TemporaryDirectory(prefix="sparq-systolic-") as tmp:
             runs = []
             for number, (program, words, _) in enumerate(log):
@@ -392,7 +418,8 @@ def _systolic_simulate(lowered, x, backend, seed, console, optimize):
             with _Progress(console, f"systolic RTL ({config.rows}x{config.cols}), per device call "
                            f"({network.batch} images each)", len(runs)) as bar:
                 calls = _follow(lambda: run_verilator(
-                    SystolicAccelerator(config), "sparq.rtl:systolic_calls", name=name, optimize=optimize,
+                    rtl_component("systolic", config), "sparq.rtl:systolic_calls", name=RTL_NAMES["systolic"],
+                    optimize=optimize,
                     runs=runs, progress_file=str(progress_file)), progress_file, bar)
         counters = {k: int(sum(c[k] for c in calls)) for k in ("cycles", "mac_busy", "stall_cycles", "active_cycles")}
         counter_source = "RTL performance counters"
