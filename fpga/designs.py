@@ -131,3 +131,17 @@ def _eie(n_pe: int = 4, fifo_depth: int = 8, image: str = "digits"):
 
     from .images import eie_image
     return EIE(*eie_image(image, n_pe=n_pe, fifo_depth=fifo_depth))
+
+
+@register("systolic-pe", "hw.systolic.pe.WeightStationaryPE: one PE (arithmetic: 'int8', or 'fp16' / 'bf16' "
+                         "multiplies with fp32 accumulation)")
+def _systolic_pe(arithmetic: str = "int8"):
+    from hw.systolic.pe import WeightStationaryPE
+    return WeightStationaryPE(arithmetic=arithmetic)
+
+
+@register("systolic-array", "hw.systolic.array.SystolicArray: size x size PEs, no buffers (arithmetic: 'int8', "
+                            "'fp16' or 'bf16')")
+def _systolic_array(size: int = 2, arithmetic: str = "int8"):
+    from hw.systolic.array import SystolicArray
+    return SystolicArray(size, size, arithmetic=arithmetic)
