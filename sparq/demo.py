@@ -8,6 +8,7 @@
 5. write the report (HTML with plots, and Markdown).
 """
 
+import json
 import time
 from pathlib import Path
 
@@ -26,11 +27,17 @@ def run_demo(args, console):
     from rich.table import Table
 
     started = time.perf_counter()
+    phases = {}
+
+    def phase(name):
+        phases[name] = time.perf_counter() - started - sum(phases.values())
+
     workspace = Path(args.out or DEMO_WORKSPACE)
     console.print(Rule("1. compress the bundled digits MLP"))
     _, report, paths = compress_model(None, workspace, progress=False)
     from compiler.report import print_report
     print_report(report, console)
+    phase("compress")
 
     console.print(Rule("2. lower it to EIE (4 PEs) and to the systolic array (4x4)"))
     lowered = {}
@@ -38,6 +45,7 @@ def run_demo(args, console):
                                                                                              array=args.array))):
         lowered[target] = lower_model(paths["model"], target, params, workspace / target)
         console.print(f"{target}: {lowered[target].config}")
+    phase("lower")
 
     console.print(Rule(f"3. run {args.images} test images on both ({args.backend} backend)"))
     loaded = {target: load_lowered(workspace / target) for target in ("eie", "systolic")}
@@ -45,10 +53,12 @@ def run_demo(args, console):
         seconds = build_rtl(list(loaded.values()), console)
         console.print("Verilator models built in parallel: " + ", ".join(
             f"{target} {s:.0f} s" for target, s in zip(loaded, seconds)))
+        phase("verilator builds")
     results = {}
     for target, lowered in loaded.items():
         results[target] = simulate(lowered, args.backend, images=args.images, seed=args.seed, console=console)
         console.print(simulation_table(results[target]))
+        phase(f"simulate {target}")
 
     console.print(Rule("4. summary"))
     table = Table(title=f"sparq demo: digits MLP, {args.images} test images, {args.backend} backend")
@@ -82,5 +92,15 @@ def run_demo(args, console):
     console.print(Rule("5. report"))
     index = write_report(workspace)
     console.print(f"wrote {index} and {index.parent / 'report.md'}")
-    console.print(f"demo finished in {time.perf_counter() - started:.0f} s")
+    phase("report")
+    total = time.perf_counter() - started
+    console.print(f"demo finished in {total:.0f} s (" + ", ".join(f"{k} {v:.0f} s" for k, v in phases.items()) + ")")
+    summary = {"images": args.images, "backend": args.backend, "seconds": total, "phases": phases,
+               "summary": [list(row) for row in rows],
+               "compression_ratio": report["total"]["ratio"]["huffman"], "accuracy": report["accuracy"],
+               "runs": {t: {k: r[k] for k in ("accuracy", "float_accuracy", "cycles", "macs_performed", "useful_macs",
+                                              "utilization", "macs_per_cycle", "config")}
+                        | {"energy_nj_per_image": r["energy"]["total_pj"] / r["images"] / 1000}
+                        for t, r in results.items()}}
+    (workspace / "demo.json").write_text(json.dumps(summary, indent=1) + "\n")
     return 0

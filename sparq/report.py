@@ -254,8 +254,8 @@ def _findings(runs):
         f"({per(e, 'macs_performed'):,.0f} against {per(s, 'macs_performed'):,.0f}): it skips zero weights and zero "
         f"activations, while the array multiplies every slot of every tile.",
         f"{faster} takes fewer cycles per image ({per(e, 'cycles'):,.0f} for EIE on {e['peak_macs_per_cycle']} "
-        f"PEs, {per(s, 'cycles'):,.0f} for the {s['config']['rows']}x{s['config']['cols']} array at a batch of "
-        f"{s['batch']}); the array runs its MACs at {100 * s['utilization']:.0f}% of its peak, EIE at "
+        f"PEs, {per(s, 'cycles'):,.0f} for the {s['config']['rows']}x{s['config']['cols']} array with "
+        f"{min(s['batch'], s['images'])} images per call); the array runs its MACs at {100 * s['utilization']:.0f}% of its peak, EIE at "
         f"{100 * e['utilization']:.0f}% (irregular columns: starvation and padding entries).",
         f"Energy per image: EIE {energy(e) / 1000:,.1f} nJ, systolic {energy(s) / 1000:,.1f} nJ, of which "
         f"{(energy(s) - onchip(s)) / 1000:,.1f} nJ is the weights and data the array streams from the host "
