@@ -1,0 +1,23 @@
+"""K = 1, 2, 4 systolic instances on the RTL (Verilator): every call of a model- and a data-parallel run of the
+digits MLP checked byte for byte against the golden model, under random host gaps and back-pressure, and the RTL's
+cycles equal to the cycle model's that the scaling numbers use. Slow: one accelerator build, tens of calls."""
+
+import pytest
+
+from compiler.datasets import load_digits_split
+from compiler.models import load_shipped
+from compiler.systolic import compile_network
+from sim.parallel import replay_on_rtl, run_systolic
+from sim.systolic.stimulus import config_for
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode, k", [("data", 1), ("model", 2), ("model", 4), ("data", 2), ("data", 4)])
+def test_instances_on_rtl(tmp_path, mode, k):
+    x_train, _, x_test, _ = load_digits_split()
+    network = compile_network(load_shipped("digits_mlp"), x_train, config_for(8), name="digits_mlp")
+    run = run_systolic(network, x_test[:4], k, mode)
+    calls = replay_on_rtl(run, tmp_path, seed=k, gap_probability=0.2, stall_probability=0.2)
+    assert {c["instance"] for c in calls} == set(range(k))
+    for number, call in enumerate(calls):
+        assert call["rtl_cycles"] == call["model_cycles"], f"call {number}: {call}"
