@@ -118,7 +118,7 @@ def _plot_comparison(runs, path):
 
 
 def _plot_energy(runs, path):
-    fig, ax = _figure(8, 3.6)
+    fig, ax = _figure(10, 3.4)
     targets = [t for t in ("eie", "systolic") if t in runs]
     cmap = __import__("matplotlib").colormaps["tab20"]
     for row, target in enumerate(targets):
@@ -127,10 +127,11 @@ def _plot_energy(runs, path):
             nj = pj / runs[target]["images"] / 1000
             ax.barh(row, nj, left=left, color=cmap((i + 7 * row) % 20), label=f"{target}: {part}")
             left += nj
+        ax.annotate(f" {left:,.1f} nJ", (left, row), va="center", fontsize=8)
     ax.set_yticks(range(len(targets)), [NAMES[t] for t in targets])
     ax.set_xlabel("energy per image (nJ), 45 nm table")
-    ax.set_xscale("symlog", linthresh=1)
-    ax.legend(fontsize=6, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.25))
+    ax.margins(x=0.12)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title("Where the energy goes")
     return _save(fig, path)
 
