@@ -125,12 +125,13 @@ def _systolic_board(size: int = 8, image: str = "digits", ub_depth: int = 64, wb
 
 
 @register("eie", "hw.eie.EIE: n_pe processing elements (image: 'digits' bakes the compressed digits MLP into "
-                 "memory init with memories sized to it, 'none' the same sizes empty, or a saved image directory)")
-def _eie(n_pe: int = 4, fifo_depth: int = 8, image: str = "digits"):
+                 "memory init with memories sized to it, 'none' the same sizes empty, or a saved image directory; "
+                 "pe_counters=False leaves out the per-PE busy/stall/starve counters)")
+def _eie(n_pe: int = 4, fifo_depth: int = 8, image: str = "digits", pe_counters: bool = True):
     from hw.eie import EIE
 
     from .images import eie_image
-    return EIE(*eie_image(image, n_pe=n_pe, fifo_depth=fifo_depth))
+    return EIE(*eie_image(image, n_pe=n_pe, fifo_depth=fifo_depth), pe_counters=pe_counters)
 
 
 @register("systolic-pe", "hw.systolic.pe.WeightStationaryPE: one PE (arithmetic: 'int8', or 'fp16' / 'bf16' "

@@ -47,8 +47,10 @@ class CentralControlUnit(wiring.Component):
 
     Counters (cleared by ``start``, steady after ``done``): ``cycles`` from ``start`` to ``done``;
     ``compute_cycles``, per layer from its first broadcast (cycle 0) to its last busy PE cycle, inclusive, summed
-    over layers (``sim.eie.cycle``'s ``total``); per PE ``busy_cycles`` (cycles the PE issued an entry or read an
-    empty column's pointers) and ``stall_cycles`` (cycles a broadcast waited while that PE had no room).
+    over layers (``sim.eie.cycle``'s ``total``); with ``pe_counters``, per PE ``busy_cycles`` (cycles the PE issued
+    an entry or read an empty column's pointers) and ``stall_cycles`` (cycles a broadcast waited while that PE had
+    no room). The per-PE counters cost two 32-bit counters per PE; a board build that only reports a run's cycles
+    can leave them out (``pe_counters=False``: no such ports).
 
     Ports
     -----
@@ -65,12 +67,14 @@ class CentralControlUnit(wiring.Component):
     table_addr, table_data, table_en, codebook_addr, codebook_data, codebook_en : In
         Host writes of the layer table and the codebook memory.
     cycles, compute_cycles : Out(32); busy_cycles, stall_cycles : Out(ArrayLayout(32, n_pe))
+        The last two only with ``pe_counters``.
     """
 
-    def __init__(self, config: HwConfig, init_layers=(), init_codebook=()):
-        self.config = config
+    def __init__(self, config: HwConfig, init_layers=(), init_codebook=(), *, pe_counters: bool = True):
+        self.config, self.pe_counters = config, pe_counters
         self._init_layers, self._init_codebook = list(init_layers), list(init_codebook)
         n, counters = config.n_pe, data.ArrayLayout(unsigned(COUNTER_BITS), config.n_pe)
+        per_pe = {"busy_cycles": Out(counters), "stall_cycles": Out(counters)} if pe_counters else {}
         super().__init__({
             "start": In(1),
             "n_layers": In(range(config.max_layers + 1)),
@@ -97,8 +101,7 @@ class CentralControlUnit(wiring.Component):
             "codebook_en": In(1),
             "cycles": Out(COUNTER_BITS),
             "compute_cycles": Out(COUNTER_BITS),
-            "busy_cycles": Out(counters),
-            "stall_cycles": Out(counters),
+            **per_pe,
         })
 
     def elaborate(self, platform):
@@ -139,7 +142,7 @@ class CentralControlUnit(wiring.Component):
         m.d.comb += window_now.eq(window + 1)
         with m.If(self.running):
             m.d.sync += self.cycles.eq(self.cycles + 1)
-            for k in range(n):
+            for k in range(n if self.pe_counters else 0):
                 m.d.sync += self.busy_cycles[k].eq(self.busy_cycles[k] + self.pe_busy[k])
         with m.If(started | fire):
             m.d.sync += [started.eq(1), window.eq(window_now)]
@@ -150,8 +153,9 @@ class CentralControlUnit(wiring.Component):
         with m.If(state == _State.IDLE):
             with m.If(self.start):
                 m.d.sync += [n_layers.eq(self.n_layers), l.eq(0), step.eq(0), self.parity.eq(0),
-                             self.done.eq(0), self.cycles.eq(0), self.compute_cycles.eq(0),
-                             self.busy_cycles.eq(0), self.stall_cycles.eq(0)]
+                             self.done.eq(0), self.cycles.eq(0), self.compute_cycles.eq(0)]
+                if self.pe_counters:
+                    m.d.sync += [self.busy_cycles.eq(0), self.stall_cycles.eq(0)]
                 m.d.sync += state.eq(_State.CLEAR)
         with m.Elif(state == _State.CLEAR):
             m.d.comb += [self.flush_en.eq(1), self.flush_addr.eq(step)]
@@ -178,7 +182,7 @@ class CentralControlUnit(wiring.Component):
                 m.d.sync += state.eq(_State.SCAN)
         with m.Elif(state == _State.SCAN):
             m.d.comb += self.bcast.valid.eq(lnzd.valid)
-            for k in range(n):
+            for k in range(n if self.pe_counters else 0):
                 m.d.sync += self.stall_cycles[k].eq(self.stall_cycles[k] + (lnzd.valid & ~self.pe_room[k]))
             with m.If(~lnzd.valid | (fire & ((lnzd.mask & ~lane_bit) == 0))):
                 m.d.comb += [self.act_addr.eq(step + 1), self.act_en.eq(1)]

@@ -15,11 +15,13 @@ _SEL_BITS = (ENTRIES_PER_WORD - 1).bit_length()
 class SparseMatrixReadUnit(wiring.Component):
     """Walks each column's run of entries and delivers one ``(value, entry, first)`` per cycle.
 
-    Entry address ``e`` (relative to the layer) is entry ``e & 7`` of word ``spmat_base + (e >> 3)``. The unit keeps
-    the word it read last and reads the memory only when the next entry lies in another word: one read per 8
-    entries in steady state. The first entry of a run is addressed straight from ``run.payload`` in the cycle the run
-    is accepted, so consecutive columns follow each other with no bubble: a run of ``n`` entries occupies the unit
-    for ``max(1, n)`` cycles (an empty run still takes its one cycle, as in ``sim.eie.cycle``).
+    Entry address ``e`` (relative to the layer) is entry ``e & 7`` of word ``spmat_base + (e >> 3)``. The memory
+    is read at the addressed word in every cycle the output register can take an entry, and holds its output while
+    the entry waits. (The paper reads a word once per 8 entries to save SRAM energy; on an FPGA block RAM that
+    saving is small, and the word-changed comparison it needs sat on the block RAM's enable, the PE's critical
+    path.) The first entry of a run is addressed straight from ``run.payload`` in the cycle the run is accepted, so
+    consecutive columns follow each other with no bubble: a run of ``n`` entries occupies the unit for ``max(1, n)``
+    cycles (an empty run still takes its one cycle, as in ``sim.eie.cycle``).
 
     Ports
     -----
@@ -67,7 +69,6 @@ class SparseMatrixReadUnit(wiring.Component):
         run = self.run.payload
         cur, end = Signal(self.ptr_width), Signal(self.ptr_width)
         value = Signal.like(run.value)
-        held_addr, held_valid = Signal(ADDR_BITS), Signal()    # the word on rd.data
         sel, first = Signal(_SEL_BITS), Signal()               # the entry on self.entry
 
         remaining = Signal()
@@ -87,7 +88,7 @@ class SparseMatrixReadUnit(wiring.Component):
             addr.eq(Mux(remaining, cur, run.start)),
             word_addr.eq(self.spmat_base + (addr >> _SEL_BITS)),
             rd.addr.eq(word_addr),
-            rd.en.eq(issue & (~held_valid | (held_addr != word_addr))),
+            rd.en.eq(advance),
             self.busy.eq(issue | (accept & ~run_entries)),
             self.finished.eq((remaining & advance & (cur + 1 == end)) | (accept & (run.end - run.start <= 1))),
             self.idle.eq(~remaining & ~self.entry.valid),
@@ -95,11 +96,6 @@ class SparseMatrixReadUnit(wiring.Component):
             self.entry.payload.entry.eq(word[sel]),
             self.entry.payload.first.eq(first),
         ]
-        with m.If(rd.en):
-            m.d.sync += [held_addr.eq(word_addr), held_valid.eq(1)]
-        with m.If(self.write_en):
-            m.d.sync += held_valid.eq(0)
-
         with m.If(remaining & advance):
             m.d.sync += cur.eq(cur + 1)
         with m.Elif(accept):

@@ -33,13 +33,17 @@ class EIE(wiring.Component):
         The requested activations, in order; one cycle after the request at the earliest.
     cycles, compute_cycles : Out(32); busy_cycles, starve_cycles, stall_cycles : Out(ArrayLayout(32, n_pe))
         Performance counters of the last run (:class:`~.ccu.CentralControlUnit`); ``starve = compute - busy``.
+        The per-PE ones only with ``pe_counters`` (the default); a board build that reports only a run's cycles
+        saves their logic with ``pe_counters=False``.
     """
 
-    def __init__(self, config: HwConfig, image: EieImage = None):
+    def __init__(self, config: HwConfig, image: EieImage = None, *, pe_counters: bool = True):
         if image is not None:
             image.check_fits(config)
-        self.config, self.image = config, image
+        self.config, self.image, self.pe_counters = config, image, pe_counters
         counters = data.ArrayLayout(COUNTER_BITS, config.n_pe)
+        per_pe = {"busy_cycles": Out(counters), "starve_cycles": Out(counters),
+                  "stall_cycles": Out(counters)} if pe_counters else {}
         super().__init__({
             "load": In(stream.Signature(load_layout(config.n_pe))),
             "start": In(1),
@@ -50,9 +54,7 @@ class EIE(wiring.Component):
             "out": Out(stream.Signature(act)),
             "cycles": Out(COUNTER_BITS),
             "compute_cycles": Out(COUNTER_BITS),
-            "busy_cycles": Out(counters),
-            "starve_cycles": Out(counters),
-            "stall_cycles": Out(counters),
+            **per_pe,
         })
 
     def _pe_init(self, k):
@@ -69,7 +71,7 @@ class EIE(wiring.Component):
         if self.image is not None:
             layers = [entry.pack() for entry in self.image.layers]
             codebook = [int(w) for w in self.image.codebooks.ravel()]
-        m.submodules.ccu = ccu = CentralControlUnit(c, layers, codebook)
+        m.submodules.ccu = ccu = CentralControlUnit(c, layers, codebook, pe_counters=self.pe_counters)
         pes = [ProcessingElement(c, self._pe_init(k)) for k in range(n)]
         for k, pe in enumerate(pes):
             m.submodules[f"pe{k}"] = pe
@@ -108,9 +110,11 @@ class EIE(wiring.Component):
             ccu.bcast.ready.eq(ccu.pe_room.all()),
             self.cycles.eq(ccu.cycles),
             self.compute_cycles.eq(ccu.compute_cycles),
-            self.busy_cycles.eq(ccu.busy_cycles),
-            self.stall_cycles.eq(ccu.stall_cycles),
         ]
+        if self.pe_counters:
+            m.d.comb += [self.busy_cycles.eq(ccu.busy_cycles), self.stall_cycles.eq(ccu.stall_cycles)]
+            for k in range(n):
+                m.d.comb += self.starve_cycles[k].eq(ccu.compute_cycles - ccu.busy_cycles[k])
         for k, pe in enumerate(pes):
             m.d.comb += [
                 pe.bcast.valid.eq(ccu.bcast.valid & ccu.bcast.ready),
@@ -129,6 +133,5 @@ class EIE(wiring.Component):
                 pe.flush_write.eq(ccu.flush_write),
                 pe.load.eq(load),
                 pe.load_en.eq(load_fire & (load.pe == k)),
-                self.starve_cycles[k].eq(ccu.compute_cycles - ccu.busy_cycles[k]),
             ]
         return m

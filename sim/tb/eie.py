@@ -56,12 +56,15 @@ def read_requests(n_pe, act_depth, length):
 
 
 def counters(bench, n_pe):
-    """The performance counters of the last run, as a dict of ints and per-PE lists."""
+    """The performance counters of the last run, as a dict of ints and per-PE lists (those only if the design has
+    its per-PE counters, ``EIE(pe_counters=True)``)."""
     def split(port):
         word = bench.get(port)
         return [(word >> (COUNTER_BITS * k)) & ((1 << COUNTER_BITS) - 1) for k in range(n_pe)]
-    return {"cycles": bench.get("cycles"), "compute": bench.get("compute_cycles"), "busy": split("busy_cycles"),
-            "starve": split("starve_cycles"), "stall": split("stall_cycles")}
+    result = {"cycles": bench.get("cycles"), "compute": bench.get("compute_cycles")}
+    if "busy_cycles" in bench.ports:
+        result.update(busy=split("busy_cycles"), starve=split("starve_cycles"), stall=split("stall_cycles"))
+    return result
 
 
 async def _stream(bench, port, items, rng, gap):
@@ -258,3 +261,51 @@ async def arith_random(bench, *, seed, act_depth, count):
         bench.set("flush_en", 0)
         await bench.tick(2)
         assert_words_equal(expected if rounds == 0 else [0] * act_depth, got, what=f"accumulators, pass {rounds}")
+
+
+async def activation_finish_random(bench, *, seed, act_depth, count):
+    """ActivationRegisters: random accumulators (every magnitude up to the 40-bit limits, and the edges where the
+    finish clamps), biases, ``w_frac`` and ``relu`` finished into the destination bank, one per cycle; the bank is
+    then made the source and read back against :func:`formats.eie.finish`. Bank 0 is loaded by the host first and
+    must survive (results go to the other bank)."""
+    from formats.eie import ACC_BITS, finish
+    rng = random.Random(seed)
+    await bench.reset()
+    loaded = [rng.randrange(-(1 << 15), 1 << 15) for _ in range(act_depth)]
+    for addr, value in enumerate(loaded):
+        bench.set("load_addr", addr)
+        bench.set("load_data", value)
+        bench.set("load_en", 1)
+        await bench.tick()
+    bench.set("load_en", 0)
+    lo, hi = -(1 << (ACC_BITS - 1)), (1 << (ACC_BITS - 1)) - 1
+    for _ in range(count // act_depth):
+        w_frac, relu = rng.randrange(16), rng.randrange(2)
+        bench.set("w_frac", w_frac)
+        bench.set("relu", relu)
+        bench.set("parity", 0)
+        expected = []
+        for addr in range(act_depth):
+            edge = 1 << (ACT_BITS + 1 + w_frac)
+            acc = rng.choice([rng.randrange(-(1 << rng.randrange(1, ACC_BITS)), 1 << rng.randrange(1, ACC_BITS)),
+                              rng.choice([lo, hi, edge, -edge, edge - 1, -edge - 1]) + rng.randrange(-2, 3)])
+            acc = min(max(acc, lo), hi)
+            bias = rng.randrange(-(1 << 15), 1 << 15)
+            expected.append(int(finish(np.array([acc + (bias << w_frac)]), w_frac, relu)[0][0]))
+            bench.set("result_addr", addr)
+            bench.set("result_acc", acc)
+            bench.set("result_bias", bias)
+            bench.set("result_en", 1)
+            await bench.tick()
+        bench.set("result_en", 0)
+        await bench.tick(2)
+        for parity, want in ((1, expected), (0, loaded)):
+            bench.set("parity", parity)
+            got = []
+            for addr in range(act_depth):
+                bench.set("read_addr", addr)
+                bench.set("read_en", 1)
+                await bench.tick()
+                got.append(bench.get("read_data"))
+            bench.set("read_en", 0)
+            assert_words_equal(want, got, what=f"bank {parity} (w_frac {w_frac}, relu {relu})")

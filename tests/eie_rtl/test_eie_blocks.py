@@ -5,6 +5,7 @@ import random
 import pytest
 
 from hw.eie import ArithmeticUnit, LeadingNonZeroDetector, PointerReadUnit, SparseMatrixReadUnit
+from hw.eie.activation import ActivationRegisters
 from sim.harness import run_amaranth
 
 PRESSURE = [(0.0, 0.0), (0.3, 0.3), (0.1, 0.7)]
@@ -45,3 +46,9 @@ def test_sparse_matrix_read_unit(gap, stall):
 def test_arithmetic_unit_with_bypass(act_depth):
     run_amaranth(ArithmeticUnit(act_depth), "sim.tb.eie:arith_random", seed=act_depth, act_depth=act_depth,
                  count=400)
+
+
+@pytest.mark.parametrize("act_depth", [1, 7])
+def test_activation_finish(act_depth):
+    run_amaranth(ActivationRegisters(act_depth), "sim.tb.eie:activation_finish_random", seed=act_depth,
+                 act_depth=act_depth, count=700)

@@ -79,6 +79,17 @@ def test_pe_counts_amaranth(tmp_path, n_pe):
     check_against_model(images, jobs, results)
 
 
+def test_without_per_pe_counters_amaranth(tmp_path):
+    """``pe_counters=False`` (board builds) leaves the per-PE counter ports out and changes nothing else."""
+    config = config_for(2)
+    jobs, _ = random_jobs(tmp_path, config, seed=7, shapes=((20, 24),), inputs=1)
+    full, lean = (run_amaranth(EIE(config, pe_counters=flag), "sim.tb.eie:run_network", jobs=jobs, seed=7)
+                  for flag in (True, False))
+    assert "busy" not in lean[0]["counters"][0]
+    assert {k: full[0]["counters"][0][k] for k in ("cycles", "compute")} == lean[0]["counters"][0]
+    assert full[0]["outputs"] == lean[0]["outputs"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("n_pe", [1, 2, 8, 16])
 def test_random_layers_pe_sweep_verilator(tmp_path, n_pe):
