@@ -46,10 +46,17 @@ class InputError(SparqError):
     """A missing or wrong input: file, setting, model."""
 
 
-def _one_line(text):
-    """``text`` folded onto one line (multi-line messages such as capacity lists joined with '; ')."""
-    parts = [part.strip() for part in str(text).strip().splitlines() if part.strip()]
-    return "; ".join(parts).replace(":;", ":") if parts else "(no message)"
+def _one_line(text, limit=600):
+    """``text`` folded onto one line: the lines of a multi-line message (a capacity list) joined with '; ', any
+    traceback a simulator passed along left out, and at most ``limit`` characters."""
+    parts = []
+    for line in str(text).strip().splitlines():
+        if line.startswith("Traceback (most recent call last)"):
+            break
+        if line.strip():
+            parts.append(line.strip())
+    joined = "; ".join(parts).replace(":;", ":") if parts else "(no message)"
+    return joined if len(joined) <= limit else joined[:limit - 3] + "..."
 
 
 def explain(error):

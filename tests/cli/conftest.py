@@ -5,6 +5,7 @@ the first worker build it and the others reuse it.
 """
 
 import fcntl
+import os
 import sys
 from pathlib import Path
 
@@ -19,7 +20,9 @@ from sparq.cli import main  # noqa: E402
 def golden_workspace(tmp_path_factory):
     """A workspace after ``sparq demo --backend golden --images 10``: compressed model, both lowered directories,
     their golden simulations and the report."""
-    root = tmp_path_factory.getbasetemp().parent  # shared by the xdist workers of this session
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by the xdist workers of this session (and only of this session)
     workspace = root / "sparq-golden-demo"
     with open(root / "sparq-golden-demo.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -182,3 +182,10 @@ def test_chromium_check_sees_broken_pages(tmp_path):
     result = inspect_page(page)
     assert any("broken" in e for e in result["errors"])
     assert result["images"] == [{"alt": "gone", "complete": True, "width": 0, "height": 0}]
+
+
+def test_simulator_traceback_is_not_printed():
+    error = AssertionError("EIE under Verilator: sparq.rtl:eie_images raised ValueError: bad input\n"
+                           "Traceback (most recent call last):\n  File \"x.py\", line 1, in <module>\nValueError: bad")
+    code, message, _ = explain(error)
+    assert code == EXIT_MISMATCH and message.endswith("bad input") and "Traceback" not in message
