@@ -26,10 +26,12 @@ def issue_layout(acc_depth: int) -> data.StructLayout:
     return data.StructLayout({"valid": 1, "bank": 1, "accumulate": 1, "addr": range(acc_depth)})
 
 
-def accumulator_write_layout(cols: int, acc_depth: int, acc_width: int = 32) -> data.StructLayout:
-    """A result vector leaving the matrix unit for the accumulators."""
+def accumulator_write_layout(cols: int, acc_depth: int, acc_width=32) -> data.StructLayout:
+    """A result vector leaving the matrix unit for the accumulators; ``acc_width`` is a signed width or a shape
+    (``unsigned(32)`` for the fp32 bit patterns of a float matrix unit)."""
+    shape = signed(acc_width) if isinstance(acc_width, int) else acc_width
     return data.StructLayout({"valid": 1, "accumulate": 1, "addr": range(acc_depth),
-                              "data": data.ArrayLayout(signed(acc_width), cols)})
+                              "data": data.ArrayLayout(shape, cols)})
 
 
 def param_layout(acc_width: int = 32) -> data.StructLayout:

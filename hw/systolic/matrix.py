@@ -1,12 +1,12 @@
 """The matrix unit: input skew, systolic array and output de-skew, with the result tags delayed to match."""
 
 from amaranth import Module, Signal
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .array import SystolicArray
-from .layouts import accumulator_write_layout, issue_layout, vector_layout
-from .pe import activation_lane
+from .layouts import accumulator_write_layout, issue_layout
+from .pe import accumulator_shape, activation_lane, check_arithmetic, operand_shape
 from .skew import InputSkew, OutputDeskew
 
 __all__ = ["MatrixUnit"]
@@ -14,38 +14,48 @@ __all__ = ["MatrixUnit"]
 
 class MatrixUnit(wiring.Component):
     """Multiplies one activation vector per cycle by the stationary weight tile: ``result.data[c] =
-    sum_r vector[r] * W[issue.bank][r, c]`` (int8 x int8, int32 wrap-around), tagged with ``issue``'s address.
+    sum_r vector[r] * W[issue.bank][r, c]``, tagged with ``issue``'s address.
+
+    ``arithmetic="int8"`` (default): int8 x int8, int32 wrap-around. ``"fp16"`` / ``"bf16"``: 16-bit float
+    operands (bit patterns), fp32 results accumulated in row order from ``+0`` with IEEE rounding after every
+    multiply and add (``sim.golden.fp.fp_matmul``).
 
     Ports
     -----
-    vector : In(ArrayLayout(signed(8), rows))
+    vector : In(ArrayLayout(operand_shape(arithmetic), rows))
         The activations, valid in the same cycle as ``issue``.
     issue : In(issue_layout(acc_depth))
         ``valid`` (the vector is real), ``bank`` (which weight bank), ``addr`` and ``accumulate`` (passed through).
     w_in, w_shift, w_bank :
         Weight shifting, as :class:`~.array.SystolicArray`.
-    result : Out(accumulator_write_layout(cols, acc_depth))
+    result : Out(accumulator_write_layout(cols, acc_depth, accumulator_shape(arithmetic, acc_width)))
         ``valid``, ``addr``, ``accumulate`` and ``data``, all :attr:`latency` cycles after the issue.
 
     Latency: ``rows + cols - 1`` cycles. Throughput: one vector per cycle, with any mix of the two banks.
     """
 
-    def __init__(self, rows: int, cols: int, acc_depth: int, *, acc_width: int = 32):
+    def __init__(self, rows: int, cols: int, acc_depth: int, *, acc_width: int = 32, arithmetic: str = "int8",
+                 act_width: int = 8, weight_width: int = 8):
         self.rows, self.cols, self.acc_depth, self.acc_width = rows, cols, acc_depth, acc_width
+        self.arithmetic = check_arithmetic(arithmetic)
+        self.act_width, self.weight_width = act_width, weight_width  # int8 arithmetic: wider integer operands
         self.latency = rows + cols - 1
         super().__init__({
-            "vector": In(vector_layout(rows)),
+            "vector": In(data.ArrayLayout(operand_shape(arithmetic, act_width), rows)),
             "issue": In(issue_layout(acc_depth)),
-            "w_in": In(vector_layout(cols)),
+            "w_in": In(data.ArrayLayout(operand_shape(arithmetic, weight_width), cols)),
             "w_shift": In(1),
             "w_bank": In(1),
-            "result": Out(accumulator_write_layout(cols, acc_depth, acc_width)),
+            "result": Out(accumulator_write_layout(cols, acc_depth, accumulator_shape(arithmetic, acc_width))),
         })
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.skew = skew = InputSkew(self.rows, activation_lane())
-        m.submodules.array = array = SystolicArray(self.rows, self.cols, acc_width=self.acc_width)
+        m.submodules.skew = skew = InputSkew(self.rows, activation_lane(operand_shape(self.arithmetic,
+                                                                                     self.act_width)))
+        widths = dict(act_width=self.act_width, weight_width=self.weight_width) if self.arithmetic == "int8" else {}
+        m.submodules.array = array = SystolicArray(self.rows, self.cols, arithmetic=self.arithmetic,
+                                                   acc_width=self.acc_width, **widths)
         m.submodules.deskew = deskew = OutputDeskew(self.cols, array.psum_out.shape().elem_shape)
         for r in range(self.rows):
             m.d.comb += [

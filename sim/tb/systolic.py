@@ -12,7 +12,6 @@ import numpy as np
 from formats.systolic import SystolicProgram, load_program, requantize, words_to_ints
 
 from ..bench import StreamSink, StreamSource
-from ..golden.mac import fit
 from ..scoreboard import Mismatch, assert_words_equal
 from ..systolic.golden import run_program
 
@@ -114,6 +113,10 @@ def _lanes(raw: int, lanes: int, width: int) -> list:
     return [_signed(raw >> (width * k), width) for k in range(lanes)]
 
 
+def _unsigned_lanes(raw: int, lanes: int, width: int) -> list:
+    return [(raw >> (width * k)) & ((1 << width) - 1) for k in range(lanes)]
+
+
 def _join(values, width: int) -> int:
     return sum((int(v) & ((1 << width) - 1)) << (width * k) for k, v in enumerate(values))
 
@@ -127,18 +130,23 @@ def _int32(rng) -> int:
                                                                                                    (1 << 31) - 1)
 
 
-async def random_pe(bench, *, seed: int, n: int, prefix: str = ""):
-    """``n`` cycles of random activations, partial sums and weight shifts into a WeightStationaryPE (8-bit operands,
-    32-bit wrap); ``act_out``, ``psum_out`` and ``w_out`` checked every cycle against a model."""
+async def random_pe(bench, *, seed: int, n: int, prefix: str = "", arithmetic: str = "int8"):
+    """``n`` cycles of random activations, partial sums and weight shifts into a WeightStationaryPE of
+    ``arithmetic`` (int8: 8-bit operands, 32-bit wrap; fp16 / bf16: ``sim.golden.fp``, with stimulus that hits
+    the special values often); ``act_out``, ``psum_out`` and ``w_out`` checked every cycle against a model."""
     bench = _Prefixed(bench, prefix)
-    from hw.systolic.pe import activation_lane
-    lane = _offsets(activation_lane())
+    from hw.systolic.pe import activation_lane, operand_shape
+
+    from .fp import arithmetic_model
+    model = arithmetic_model(arithmetic)
+    lane = _offsets(activation_lane(operand_shape(arithmetic)))
     rng = random.Random(seed)
     await bench.reset()
     weights, act_out, psum_out = [0, 0], 0, 0
     for cycle in range(n):
-        value, valid, bank = _int8(rng), int(rng.random() < 0.7), rng.getrandbits(1)
-        psum_in, w_in, w_shift, w_bank = _int32(rng), _int8(rng), int(rng.random() < 0.4), rng.getrandbits(1)
+        value, valid, bank = model.operand(rng), int(rng.random() < 0.7), rng.getrandbits(1)
+        psum_in, w_in = model.accumulator(rng), model.operand(rng)
+        w_shift, w_bank = int(rng.random() < 0.4), rng.getrandbits(1)
         bench.set("act_in", _pack(lane, value=value, valid=valid, bank=bank))
         for port, v in (("psum_in", psum_in), ("w_in", w_in), ("w_shift", w_shift), ("w_bank", w_bank)):
             bench.set(port, v)
@@ -147,7 +155,7 @@ async def random_pe(bench, *, seed: int, n: int, prefix: str = ""):
             raise Mismatch(f"cycle {cycle}: w_out {bench.get('w_out')}, expected bank {w_bank} = {weights[w_bank]}")
         await bench.tick()
         if valid:
-            psum_out = int(fit(psum_in + value * weights[bank], 32, False)[0])
+            psum_out = model.mac(psum_in, value, weights[bank])
         act_out = _pack(lane, value=value, valid=valid, bank=bank)
         if w_shift:
             weights[w_bank] = w_in
@@ -260,15 +268,22 @@ async def requantizer_sweep(bench, *, seed: int, n: int, prefix: str = ""):
 
 
 async def random_matrix_unit(bench, *, seed: int, rows: int, cols: int, acc_depth: int, rounds: int = 4,
-                             vectors: int = 30, gap_probability: float = 0.2, prefix: str = ""):
+                             vectors: int = 30, gap_probability: float = 0.2, prefix: str = "",
+                             arithmetic: str = "int8"):
     """Weight tiles shifted into one bank while vectors stream through the other with random gaps, then the bank
-    switch on consecutive cycles, for ``rounds`` rounds; every result (address, data) checked against numpy."""
+    switch on consecutive cycles, for ``rounds`` rounds; every result (address, data) checked against numpy
+    (``arithmetic`` int8) or ``sim.golden.fp.fp_matmul`` (fp16 / bf16)."""
     bench = _Prefixed(bench, prefix)
     from hw.systolic.layouts import accumulator_write_layout, issue_layout
+
+    from .fp import arithmetic_model
+    model = arithmetic_model(arithmetic)
+    width, acc_width = model.operand_width, model.acc_width
     issue = _offsets(issue_layout(acc_depth))
     result = _offsets(accumulator_write_layout(cols, acc_depth))
+    read_lanes = _lanes if model.signed else _unsigned_lanes
     rng = random.Random(seed)
-    tiles = [np.array([[_int8(rng) for _ in range(cols)] for _ in range(rows)], dtype=np.int64)
+    tiles = [np.array([[model.operand(rng) for _ in range(cols)] for _ in range(rows)], dtype=np.int64)
              for _ in range(rounds + 1)]
     bank_tile = [0, None]  # which tile each bank holds
     expected, results = [], []
@@ -276,21 +291,20 @@ async def random_matrix_unit(bench, *, seed: int, rows: int, cols: int, acc_dept
     async def cycle(bank=0, vector=None, weight_row=None, weight_bank=0):
         addr = len(expected) % acc_depth
         if vector is not None:
-            data = fit(np.array(vector, dtype=np.int64) @ tiles[bank_tile[bank]], 32, False)[0]
-            expected.append((addr, [int(v) for v in data]))
-        bench.set("vector", _join(vector or [0] * rows, 8))
+            expected.append((addr, model.matvec(vector, tiles[bank_tile[bank]])))
+        bench.set("vector", _join(vector or [0] * rows, width))
         bench.set("issue", _pack(issue, valid=vector is not None, bank=bank, accumulate=0, addr=addr))
-        bench.set("w_in", _join(weight_row if weight_row is not None else [0] * cols, 8))
+        bench.set("w_in", _join(weight_row if weight_row is not None else [0] * cols, width))
         bench.set("w_shift", int(weight_row is not None))
         bench.set("w_bank", weight_bank)
         await bench.tick()
         raw = bench.get("result")
         if (raw >> result["valid"][0]) & 1:
             results.append(((raw >> result["addr"][0]) & ((1 << result["addr"][1]) - 1),
-                            _lanes(raw >> result["data"][0], cols, 32)))
+                            read_lanes(raw >> result["data"][0], cols, acc_width)))
 
     def vector():
-        return [_int8(rng) for _ in range(rows)]
+        return [model.operand(rng) for _ in range(rows)]
 
     await bench.reset()
     for row in tiles[0][::-1]:  # the last row first: it ends up in the bottom row
