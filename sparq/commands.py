@@ -82,7 +82,9 @@ def simulation_table(result):
                               f"active {c['active_cycles']:,}"),
                  ("device calls", f"{result['device_calls']} of up to {result['batch']} images "
                                   f"(analytic model: {result['model_cycles']:,} cycles)")]
-    rows.append(("wall time", f"{result['seconds']:.1f} s (Verilator build {result['build_seconds']:.1f} s)"))
+    rows.append(("wall time", f"{result['seconds']:.1f} s" + (f" (Verilator build or cache check "
+                                                              f"{result['build_seconds']:.1f} s)"
+                                                              if result["build_seconds"] else "")))
     for row in rows:
         table.add_row(*row)
     return table

@@ -56,7 +56,8 @@ def run_demo(args, console):
         phase("verilator builds")
     results = {}
     for target, lowered in loaded.items():
-        results[target] = simulate(lowered, args.backend, images=args.images, seed=args.seed, console=console)
+        results[target] = simulate(lowered, args.backend, images=args.images, seed=args.seed, console=console,
+                                   prebuilt=args.backend == "rtl")
         console.print(simulation_table(results[target]))
         phase(f"simulate {target}")
 

@@ -319,7 +319,7 @@ def _build(target, config, console, optimize):
         return _build_one(target, config, optimize)
 
 
-def _eie_simulate(lowered, x, backend, seed, console, optimize):
+def _eie_simulate(lowered, x, backend, seed, console, optimize, prebuilt):
     from formats.eie import ACT_FRAC, to_fixed
     from sim.eie import Golden
     from sim.eie.cycle import run as cycle_run
@@ -345,7 +345,8 @@ def _eie_simulate(lowered, x, backend, seed, console, optimize):
     result = {"build_seconds": 0.0}
     if backend == "rtl":
         from sim.harness import run_verilator
-        result["build_seconds"] = _build("eie", config, console, optimize)
+        if not prebuilt:
+            result["build_seconds"] = _build("eie", config, console, optimize)
         with tempfile.TemporaryDirectory(prefix="sparq-progress-") as tmp:
             progress_file = Path(tmp) / "done"
             with _Progress(console, f"EIE RTL ({n} PEs), per image", len(x)) as bar:
@@ -390,7 +391,7 @@ def _eie_simulate(lowered, x, backend, seed, console, optimize):
     }
 
 
-def _systolic_simulate(lowered, x, backend, seed, console, optimize):
+def _systolic_simulate(lowered, x, backend, seed, console, optimize, prebuilt):
     from formats.systolic import save_program
     from sim.systolic.cycles import predict
     from sim.systolic.golden import run_network
@@ -406,7 +407,8 @@ def _systolic_simulate(lowered, x, backend, seed, console, optimize):
     result = {"build_seconds": 0.0}
     if backend == "rtl":
         from sim.harness import run_verilator
-        result["build_seconds"] = _build("systolic", config, console, optimize)
+        if not prebuilt:
+            result["build_seconds"] = _build("systolic", config, console, optimize)
         with tempfile.TemporaryDirectory(prefix="sparq-systolic-") as tmp:
             runs = []
             for number, (program, words, _) in enumerate(log):
@@ -445,12 +447,13 @@ def _systolic_simulate(lowered, x, backend, seed, console, optimize):
     }
 
 
-def simulate(lowered, backend, *, images=20, seed=0, console=None, optimize=False):
+def simulate(lowered, backend, *, images=20, seed=0, console=None, optimize=False, prebuilt=False):
     """Run the first ``images`` digits test images on ``lowered``, on the golden model (``backend="golden"``: the
     bit-exact model, cycles from the cycle model) or on the RTL under Verilator (``"rtl"``: every output checked
     against the golden model, cycles and counters from the RTL). Writes and returns the result dict.
 
-    ``optimize`` builds the Verilator model at ``-O2`` instead of ``-O0`` (slower build, faster run).
+    ``optimize`` builds the Verilator model at ``-O2`` instead of ``-O0`` (slower build, faster run); ``prebuilt``
+    says :func:`build_rtl` has built it already (the run then skips the separate build step and its status line).
     """
     from compiler.ir import forward
     if backend not in ("golden", "rtl"):
@@ -462,7 +465,7 @@ def simulate(lowered, backend, *, images=20, seed=0, console=None, optimize=Fals
     x, y = x_test[:images], y_test[:images]
     started = time.perf_counter()
     run = _eie_simulate if lowered.target == "eie" else _systolic_simulate
-    result = run(lowered, x, backend, seed, console, optimize)
+    result = run(lowered, x, backend, seed, console, optimize, prebuilt)
     float_predictions = forward(lowered.model, x).argmax(1)
     result.update({
         "target": lowered.target, "backend": backend, "model": lowered.meta["model"],
