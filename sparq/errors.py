@@ -8,7 +8,8 @@ Exit codes (:data:`EXIT_CODES`):
 1     internal error: a bug in sparq (rerun with ``--debug`` for the traceback and report it)
 2     usage error: a bad command line (argparse)
 3     bad input: a missing or unreadable file, an unsupported model or operator, a bad setting or TOML config
-4     does not fit: the model or image needs more memory than the hardware configuration has
+4     does not fit: the model or image needs more memory than the hardware configuration has, or the design
+      needs more of the FPGA than the board has
 5     verification failed: the RTL's output differs from the golden model's
 6     tool failure: Verilator, Yosys or nextpnr failed, or a simulation ended without a result
 130   interrupted (Ctrl-C)
@@ -25,7 +26,7 @@ EXIT_CODES = {
     EXIT_INTERNAL: "internal error (a bug in sparq)",
     EXIT_USAGE: "usage error (bad command line)",
     EXIT_INPUT: "bad input (missing file, unsupported model, bad setting)",
-    EXIT_CAPACITY: "the model does not fit the hardware configuration",
+    EXIT_CAPACITY: "does not fit: the model in the hardware configuration, or the design in the FPGA",
     EXIT_MISMATCH: "verification failed (RTL differs from the golden model)",
     EXIT_TOOL: "a tool failed (Verilator, Yosys, nextpnr)",
     EXIT_INTERRUPTED: "interrupted",
@@ -84,7 +85,9 @@ def explain(error):
             return EXIT_TOOL, message, "the simulator crashed; look at the sim.log it names, rerun with --debug"
         return (EXIT_MISMATCH, message, "the RTL and the golden model disagree: rerun with SPARQ_WAVES=1 for a "
                 "waveform and report it with the command line")
-    from fpga.build import SynthesisError
+    from fpga.build import DoesNotFit, SynthesisError
+    if isinstance(error, DoesNotFit):
+        return EXIT_CAPACITY, message, "pick a smaller configuration (-p NAME=VALUE) or a larger board (--board)"
     if isinstance(error, SynthesisError) or isinstance(error, RuntimeError) and "Verilator" in message:
         return EXIT_TOOL, message, "read the log the message names; rerun with --debug for the traceback"
     if isinstance(error, ValueError):

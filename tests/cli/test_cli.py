@@ -189,3 +189,9 @@ def test_simulator_traceback_is_not_printed():
                            "Traceback (most recent call last):\n  File \"x.py\", line 1, in <module>\nValueError: bad")
     code, message, _ = explain(error)
     assert code == EXIT_MISMATCH and message.endswith("bad input") and "Traceback" not in message
+
+
+def test_design_too_big_for_the_fpga_exit_code():
+    from fpga.build import DoesNotFit, SynthesisError
+    assert explain(DoesNotFit("eie does not fit the icebreaker: ICESTORM_LC 5678/5280"))[0] == EXIT_CAPACITY
+    assert explain(SynthesisError("nextpnr failed; see top.tim"))[0] == 6
