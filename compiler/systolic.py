@@ -31,6 +31,11 @@ into steps:
 
 Each device step runs in chunks of at most ``batch`` images, ``batch`` being the largest that fits the unified
 buffer (:func:`max_batch`).
+
+With ``winograd=True`` (and a Winograd build, ``SystolicConfig(winograd=True)``), 3x3 stride-1 convolutions are
+lowered by Winograd F(2x2, 3x3) instead (:mod:`compiler.winograd`, one ``WinogradStep`` doing its own tiling),
+with int8 outputs identical to im2col's; other conv layers fall back to im2col, with a note in
+``SystolicNetwork.notes``.
 """
 
 import math
@@ -250,6 +255,10 @@ class DeviceStep:
     def describe(self):
         return " -> ".join(f"{l.name} ({l.k}x{l.n}{', ReLU' if l.relu else ''})" for l in self.layers)
 
+    def check(self, images: int):
+        """Raise :class:`CapacityError` if ``images`` images per call do not fit the configuration."""
+        lower_gemm(self.layers, images * self.rows_per_image, self.config)
+
     def program(self, m: int) -> SystolicProgram:
         """The program for ``m`` rows (compiled once per size)."""
         if m not in self._programs:
@@ -279,6 +288,7 @@ class SystolicNetwork:
     input_scale: float
     output_scale: float
     batch: int
+    notes: list = field(default_factory=list)
 
     def execute(self, images):
         """A generator over the device calls of a run on float ``images`` (see :meth:`DeviceStep.run`); returns
@@ -291,8 +301,9 @@ class SystolicNetwork:
 
     def summary(self) -> str:
         lines = [f"{self.name} on a {self.config.rows}x{self.config.cols} array, {self.batch} images per call"]
-        lines += [f"  {'device' if isinstance(s, DeviceStep) else 'host  '}  {s.name}: {s.describe}"
+        lines += [f"  {'host  ' if isinstance(s, HostStep) else 'device'}  {s.name}: {s.describe}"
                   for s in self.steps]
+        lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
 
 
@@ -331,16 +342,21 @@ def _host_reshape(name, shape):
 def max_batch(layer_chains, config: SystolicConfig, limit: int = 4096) -> int:
     """The largest number of images (up to ``limit``) whose device steps all fit ``config``; ``layer_chains`` is a
     list of ``(layers, rows_per_image)``. Raises :class:`CapacityError` when not even one image fits."""
+    return _largest_batch([DeviceStep("chain", layers, rows, config) for layers, rows in layer_chains], limit)
+
+
+def _largest_batch(steps, limit: int = 4096) -> int:
+    """The largest number of images (up to ``limit``) for which every step's ``check`` passes."""
     def fits(batch):
         try:
-            for layers, rows in layer_chains:
-                lower_gemm(layers, batch * rows, config)
+            for step in steps:
+                step.check(batch)
         except CapacityError:
             return False
         return True
     if not fits(1):
-        for layers, rows in layer_chains:
-            lower_gemm(layers, rows, config)  # raises the CapacityError that says what to raise
+        for step in steps:
+            step.check(1)  # raises the CapacityError that says what to raise
     lo, hi = 1, limit
     while lo < hi:
         mid = (lo + hi + 1) // 2
@@ -349,12 +365,18 @@ def max_batch(layer_chains, config: SystolicConfig, limit: int = 4096) -> int:
 
 
 def compile_network(model, calibration_x, config: SystolicConfig, *, name: str = "model", batch: int = None,
-                    method: str = "minmax") -> SystolicNetwork:
+                    method: str = "minmax", winograd: bool = False) -> SystolicNetwork:
     """Quantize ``model`` (an IR :class:`~compiler.ir.Model`) on ``calibration_x`` and lower it for ``config``.
 
     ``batch`` (images per device call) defaults to :func:`max_batch`; a larger one is refused with the capacity
-    error of the memory that overflows.
+    error of the memory that overflows. ``winograd`` lowers 3x3 stride-1 convolutions by Winograd F(2x2, 3x3)
+    (needs ``config.winograd``); the others go through im2col with a note.
     """
+    if winograd and not config.winograd:
+        raise CompileError("winograd=True needs a Winograd build of the accelerator: SystolicConfig(winograd=True, "
+                           "...) (or drop --winograd to lower convolutions by im2col)")
+    from .winograd import WinogradLayer, WinogradStep, winograd_refusal
+    notes = []
     qmodel = quantize_model(model, calibration_x, method=method)
     logits = trace(model, calibration_x)[-1]
     output_scale = calibrate_scale(logits, method)
@@ -382,7 +404,21 @@ def compile_network(model, calibration_x, config: SystolicConfig, *, name: str =
             dense_run.append(_gemm_layer(layer.name, q, q.weight.T, relu, *requant(layer)))
         else:
             flush()
-            if isinstance(layer, Conv):
+            winograd_layer = None
+            if isinstance(layer, Conv) and winograd:
+                q = qmodel.layers[layer.name]
+                why = winograd_refusal(layer.kernel, layer.stride)
+                if not why:
+                    try:
+                        winograd_layer = WinogradLayer(layer.name, q.weight, q.bias.astype(np.int64),
+                                                       *requant(layer), relu=relu, padding=layer.padding)
+                    except CompileError as error:
+                        why = str(error)
+                if why:
+                    notes.append(f"{layer.name}: lowered by im2col, not Winograd ({why})")
+            if winograd_layer is not None:
+                steps.append(WinogradStep(layer.name, winograd_layer, tuple(shape), config))
+            elif isinstance(layer, Conv):
                 q = qmodel.layers[layer.name]
                 out = layer.output_shape(shape)
                 steps.append(_host_im2col(layer, shape))
@@ -403,13 +439,12 @@ def compile_network(model, calibration_x, config: SystolicConfig, *, name: str =
         if relu:
             shape = layers[i - 1].output_shape(shape)
     flush()
-    device = [s for s in steps if isinstance(s, DeviceStep)]
-    chains = [(s.layers, s.rows_per_image) for s in device]
+    device = [s for s in steps if not isinstance(s, HostStep)]
     if batch is None:
-        batch = max_batch(chains, config)
+        batch = _largest_batch(device)
     else:
-        for layers_, rows in chains:
-            lower_gemm(layers_, batch * rows, config)  # a clear CapacityError if it does not fit
+        for step in device:
+            step.check(batch)  # a clear CapacityError if it does not fit
     for step in device:
         step.batch = batch
-    return SystolicNetwork(name, config, steps, qmodel.input_scale, output_scale, batch)
+    return SystolicNetwork(name, config, steps, qmodel.input_scale, output_scale, batch, notes)

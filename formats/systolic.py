@@ -4,7 +4,9 @@ and ``sim.systolic`` (which execute it). Pure Python plus numpy; imports neither
 Format version
 --------------
 :data:`FORMAT_VERSION` is written into every saved program and checked on load. Any change to the encoding, the
-field widths, the parameter-record layout or the integer semantics below bumps it.
+field widths, the parameter-record layout or the integer semantics below bumps it. Version 2 added the Winograd
+instructions (TRANSFORM_IN, TRANSFORM_OUT, wide weight tiles, MATMUL from the transform buffer) and the ``tb``
+field; a version-1 file is refused with a message to recompile.
 
 Machine model
 -------------
@@ -13,7 +15,9 @@ A ``rows x cols`` weight-stationary array (TPU v1 style) with three on-chip memo
 
 * **unified buffer** (UB): ``ub_depth`` words of ``rows`` int8 lanes -- layer inputs and outputs;
 * **weight buffer** (WB): ``wb_depth`` words of ``cols`` int8 lanes -- weight tiles and activation parameters;
-* **accumulators** (ACC): ``acc_depth`` words of ``cols`` int32 lanes.
+* **accumulators** (ACC): ``acc_depth`` words of ``cols`` int32 lanes;
+* with ``winograd=True`` only, the **transform buffer** (TB): ``tb_depth`` words of ``rows`` lanes of
+  :data:`WINOGRAD_V_BITS` bits -- transformed input tiles ``V = B^T d B`` (see Winograd below).
 
 The accelerator as built requires ``rows == cols`` (one host word fits both buffers, and an output tile is the next
 layer's input tile); the array blocks themselves take any ``rows x cols``.
@@ -23,30 +27,41 @@ transfer) and a data stream out (``host_out``). The words a program reads from `
 each ``READ_WEIGHTS`` takes the next ``count`` words of the static weight image, each ``READ_HOST`` the next
 ``count`` words of the run-time input (:func:`host_stream`).
 
-Instruction set (version 1)
+Instruction set (version 2)
 ---------------------------
 Every instruction has the fields ``opcode`` (8 bits), ``flags`` (8), ``acc``, ``ub``, ``wb`` (addresses, 24 bits
-each) and ``count`` (24 bits); unused fields are zero.
+each), ``count`` (24 bits) and ``tb`` (a transform-buffer address, 16 bits); unused fields are zero.
 
 =============  =====================================================================================================
 READ_HOST      ``UB[ub + i] <- host_in`` for ``i < count``.
 WRITE_HOST     ``host_out <- UB[ub + i]`` for ``i < count``.
 READ_WEIGHTS   ``WB[wb + i] <- host_in`` for ``i < count``.
 LOAD_WEIGHTS   Shift the tile ``WB[wb .. wb + rows)`` (word ``r`` = weight row ``r``, the K index) into weight bank
-               ``BANK`` of the array. The other bank keeps computing meanwhile (double buffering).
+               ``BANK`` of the array. The other bank keeps computing meanwhile (double buffering). With ``WIDE``
+               (Winograd builds only) the tile is ``2 * rows`` words: weight row ``r`` is
+               ``256 * WB[wb + 2r + 1] + (WB[wb + 2r] as unsigned)`` wrapped to :data:`WINOGRAD_U_BITS` bits
+               (:func:`pack_wide_weight_tile`).
 MATMUL         For ``i < count``: ``ACC[acc + i] <- (ACCUMULATE ? ACC[acc + i] : 0) + UB[ub + i] @ W[BANK]``, a row of
-               ``rows`` int8 activations times the ``rows x cols`` int8 weight tile, int32 with wrap-around.
+               ``rows`` int8 activations times the ``rows x cols`` int8 weight tile, int32 with wrap-around. With
+               ``FROM_TB`` (Winograd builds only) the row is ``TB[tb + i]`` instead (``ub`` unused).
+TRANSFORM_IN   (Winograd builds) For each tile ``p < count``: ``d`` is the 4x4 block of words ``UB[ub + 16p + 4i + j]``
+               (lane = channel); ``TB[tb + e*count + p] <- V[e]`` for ``e = 4*xi + nu``, with ``V = B^T d B`` per
+               lane (exact, :data:`WINOGRAD_V_BITS` bits), so position ``e`` of all tiles is one contiguous run.
+TRANSFORM_OUT  (Winograd builds) For each tile ``p < count``: ``M[e] = ACC[acc + e*count + p]`` (``e = 4*xi + nu``),
+               ``ACC[acc + 16*count + 4p + 2a + b] <- (A^T M A)[a, b]`` per lane, int32 with wrap-around.
 ACTIVATE       For ``i < count``: ``UB[ub + i] <- requantize(ACC[acc + i], params)`` with optional ReLU, where the
                per-column ``params`` (bias, multiplier, shift) are the :data:`PARAM_WORDS` words at ``WB[wb]``.
 SYNC           Wait until every unit is idle and the array has drained.
 HALT           SYNC, wait for ``host_out`` to empty, then stop (the ``halted`` output goes high).
 =============  =====================================================================================================
 
-Flags: ``BANK`` (bit 0), ``ACCUMULATE`` (bit 1), ``RELU`` (bit 2).
+Flags: ``BANK`` (bit 0), ``ACCUMULATE`` (bit 1), ``RELU`` (bit 2), ``FROM_TB`` (bit 3, MATMUL), ``WIDE`` (bit 4,
+LOAD_WEIGHTS).
 
 Ordering: the result of a program is the result of executing its instructions one after another. The hardware
 overlaps LOAD_WEIGHTS, MATMUL and ACTIVATE and enforces that ordering itself with interlocks; READ_HOST,
-WRITE_HOST and READ_WEIGHTS wait for every unit to go idle first.
+WRITE_HOST, READ_WEIGHTS, TRANSFORM_IN and TRANSFORM_OUT wait for every unit to go idle first, and nothing
+dispatches while a transform runs.
 
 Integer semantics
 -----------------
@@ -57,6 +72,16 @@ Integer semantics
   **round to nearest, ties toward +infinity**; with ``shift == 0`` it is ``x * multiplier``. ``multiplier`` is
   unsigned :data:`MULTIPLIER_BITS` bits, ``shift`` is below :data:`MAX_SHIFT`. Then ReLU (if the flag is set) and
   saturation to ``[-128, 127]``.
+
+Winograd F(2x2, 3x3)
+--------------------
+``Y = A^T [U * V] A`` with ``V = B^T d B`` (:data:`WINOGRAD_BT`, adds only: 4 terms of +-1, so int8 ``d`` gives
+``|V| <= 512``, 10 bits) and ``U = G' g G'^T`` with the integer ``G' = 2 G`` (:data:`WINOGRAD_G2`: up to 9 terms
+of weight 1, 2 or 4, so int8 ``g`` gives ``|U| <= 1152``, 12 bits). The array multiplies 10-bit by 12-bit
+operands into int32 in Winograd builds; ``A^T`` (:data:`WINOGRAD_AT`, adds only) sums 9 products per output, and
+``Y = 4 * (g conv d)`` exactly (the scale of ``G'`` is ``2 * 2``). All sums wrap in int32, which is exact whenever
+``4 * (g conv d)`` fits int32 (wrap-around is arithmetic modulo ``2**32`` and every step is linear with integer
+coefficients); the compiler checks that bound and removes the factor 4 exactly in requantization.
 
 Parameter record
 ----------------
@@ -80,12 +105,14 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FORMAT_VERSION", "FormatError", "Opcode", "Flag", "FIELDS", "INSTRUCTION_BITS", "Instruction", "encode",
+__all__ = ["WINOGRAD_BT", "WINOGRAD_G2", "WINOGRAD_AT", "WINOGRAD_V_BITS", "WINOGRAD_U_BITS",
+           "pack_wide_weight_tile", "unpack_wide_weight_tile", "winograd_input_transform",
+           "winograd_output_transform", "FORMAT_VERSION", "FormatError", "Opcode", "Flag", "FIELDS", "INSTRUCTION_BITS", "Instruction", "encode",
            "decode", "listing", "parse_listing", "SystolicConfig", "MULTIPLIER_BITS", "MAX_SHIFT", "PARAM_WORDS",
            "requantize", "pack_params", "unpack_params", "pack_matrix", "unpack_matrix", "pack_weight_tile",
            "words_to_ints", "ints_to_words", "host_stream", "SystolicProgram", "save_program", "load_program"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """Version of everything this module defines; bumped on any incompatible change."""
 
 
@@ -103,6 +130,8 @@ class Opcode(enum.IntEnum):
     ACTIVATE = 6
     SYNC = 7
     HALT = 8
+    TRANSFORM_IN = 9
+    TRANSFORM_OUT = 10
 
 
 class Flag(enum.IntFlag):
@@ -110,25 +139,30 @@ class Flag(enum.IntFlag):
     BANK = 1
     ACCUMULATE = 2
     RELU = 4
+    FROM_TB = 8
+    WIDE = 16
 
 
-FIELDS = (("opcode", 8), ("flags", 8), ("acc", 24), ("ub", 24), ("wb", 24), ("count", 24))
+FIELDS = (("opcode", 8), ("flags", 8), ("acc", 24), ("ub", 24), ("wb", 24), ("count", 24), ("tb", 16))
 """Instruction fields, least significant first, with their widths in bits."""
 
 INSTRUCTION_BITS = 128
-"""Width of an encoded instruction; the bits above the fields are zero."""
+"""Width of an encoded instruction; the fields fill it exactly."""
 
 _USED = {  # fields each opcode uses, besides opcode and flags; the others must be zero
     Opcode.READ_HOST: ("ub", "count"),
     Opcode.WRITE_HOST: ("ub", "count"),
     Opcode.READ_WEIGHTS: ("wb", "count"),
     Opcode.LOAD_WEIGHTS: ("wb",),
-    Opcode.MATMUL: ("acc", "ub", "count"),
+    Opcode.MATMUL: ("acc", "ub", "tb", "count"),
     Opcode.ACTIVATE: ("acc", "ub", "wb", "count"),
     Opcode.SYNC: (),
     Opcode.HALT: (),
+    Opcode.TRANSFORM_IN: ("ub", "tb", "count"),
+    Opcode.TRANSFORM_OUT: ("acc", "count"),
 }
-_FLAGS = {Opcode.LOAD_WEIGHTS: Flag.BANK, Opcode.MATMUL: Flag.BANK | Flag.ACCUMULATE, Opcode.ACTIVATE: Flag.RELU}
+_FLAGS = {Opcode.LOAD_WEIGHTS: Flag.BANK | Flag.WIDE, Opcode.MATMUL: Flag.BANK | Flag.ACCUMULATE | Flag.FROM_TB,
+          Opcode.ACTIVATE: Flag.RELU}
 
 
 @dataclass(frozen=True)
@@ -140,6 +174,7 @@ class Instruction:
     ub: int = 0
     wb: int = 0
     count: int = 0
+    tb: int = 0
 
     def __post_init__(self):
         try:
@@ -161,6 +196,9 @@ class Instruction:
                 raise FormatError(f"{self.opcode.name} does not use field {name} (got {value}); leave it 0")
         if "count" in _USED[self.opcode] and self.count == 0:
             raise FormatError(f"{self.opcode.name} needs count >= 1")
+        if self.opcode == Opcode.MATMUL and (self.ub if self.flags & Flag.FROM_TB else self.tb):
+            raise FormatError("MATMUL reads the UB (field ub) or, with from_tb, the TB (field tb), not both; "
+                              "leave the other field 0")
 
 
 def encode(instruction: Instruction) -> int:
@@ -180,13 +218,14 @@ def decode(word: int) -> Instruction:
     for name, width in FIELDS:
         values[name] = (word >> offset) & ((1 << width) - 1)
         offset += width
-    if word >> offset:
-        raise FormatError(f"instruction word {word:#x} has bits set above bit {offset - 1}")
     return Instruction(**values)
 
 
 def _format_line(ins: Instruction) -> str:
-    parts = [f"{ins.opcode.name:<12}"] + [f"{name}={getattr(ins, name)}" for name in _USED[ins.opcode]]
+    used = _USED[ins.opcode]
+    if ins.opcode == Opcode.MATMUL:
+        used = tuple(name for name in used if name != ("ub" if ins.flags & Flag.FROM_TB else "tb"))
+    parts = [f"{ins.opcode.name:<13}"] + [f"{name}={getattr(ins, name)}" for name in used]
     parts += [flag.name.lower() for flag in Flag if ins.flags & flag]
     return " ".join(parts).rstrip()
 
@@ -244,7 +283,9 @@ class SystolicConfig:
     """Parameters of one accelerator build. Every depth is a number of words.
 
     ``instr_depth`` is the instruction queue, ``out_depth`` the host output queue (at least 3; WRITE_HOST streams
-    one word a cycle from 5 on).
+    one word a cycle from 5 on). ``winograd`` builds the Winograd datapath (transform units, transform buffer of
+    ``tb_depth`` words, 10 x 12-bit PE operands); without it ``tb_depth`` is ignored and the Winograd instructions
+    are refused.
     """
     rows: int = 8
     cols: int = 8
@@ -253,14 +294,21 @@ class SystolicConfig:
     acc_depth: int = 256
     instr_depth: int = 16
     out_depth: int = 8
+    winograd: bool = False
+    tb_depth: int = 1024
 
     def __post_init__(self):
+        if not isinstance(self.winograd, bool):
+            raise FormatError(f"SystolicConfig.winograd must be True or False, not {self.winograd!r}")
         for f in fields(self):
+            if f.name == "winograd":
+                continue
             value = getattr(self, f.name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise FormatError(f"SystolicConfig.{f.name} must be a positive integer, not {value!r}")
-            if f.name.endswith("depth") and value >= 1 << 24:
-                raise FormatError(f"SystolicConfig.{f.name}={value} does not fit the 24-bit address fields")
+            limit = 16 if f.name == "tb_depth" else 24
+            if f.name.endswith("depth") and value >= 1 << limit:
+                raise FormatError(f"SystolicConfig.{f.name}={value} does not fit the {limit}-bit address fields")
         if self.rows != self.cols:
             raise FormatError(f"the accelerator needs a square array (rows == cols, got {self.rows} x {self.cols}): "
                               "a unified-buffer word is one array row and an output tile is the next layer's input")
@@ -374,6 +422,66 @@ def pack_weight_tile(w, rows: int, cols: int) -> np.ndarray:
     tile = np.zeros((rows, cols), dtype=np.int8)
     tile[:w.shape[0], :w.shape[1]] = w
     return tile
+
+
+WINOGRAD_BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.int64)
+"""Winograd F(2x2, 3x3) input transform ``B^T`` (4 x 4): ``V = B^T d B``."""
+
+WINOGRAD_G2 = np.array([[2, 0, 0], [1, 1, 1], [1, -1, 1], [0, 0, 2]], dtype=np.int64)
+"""The weight transform ``G' = 2 G`` (4 x 3), integer: ``U = G' g G'^T = 4 G g G^T``."""
+
+WINOGRAD_AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.int64)
+"""The output transform ``A^T`` (2 x 4): ``Y = A^T M A``."""
+
+WINOGRAD_V_BITS = 10
+"""Width of a transformed input ``V = B^T d B`` of int8 ``d``: 4 terms of +-1, ``-512 <= V <= 510``."""
+
+WINOGRAD_U_BITS = 12
+"""Width of a transformed weight ``U = G' g G'^T`` of int8 ``g``: ``|U| <= 9 * 128 = 1152``; the PE weight width
+of Winograd builds."""
+
+
+def winograd_input_transform(d):
+    """``B^T d B`` over the last two axes (each 4) of an integer array; exact in int64."""
+    d = np.asarray(d, dtype=np.int64)
+    return np.einsum("ai,...ij,bj->...ab", WINOGRAD_BT, d, WINOGRAD_BT)
+
+
+def winograd_output_transform(m):
+    """``A^T m A`` over the last two axes (4 x 4 -> 2 x 2) of an integer array, in int64 (not wrapped)."""
+    m = np.asarray(m, dtype=np.int64)
+    return np.einsum("ai,...ij,bj->...ab", WINOGRAD_AT, m, WINOGRAD_AT)
+
+
+def pack_wide_weight_tile(u, rows: int, cols: int) -> np.ndarray:
+    """A Winograd weight tile (at most ``rows x cols`` integers of :data:`WINOGRAD_U_BITS` bits, K by N) as the
+    ``2 * rows`` words a WIDE LOAD_WEIGHTS takes: word ``2r`` the low bytes of row ``r``, word ``2r + 1`` the high
+    bytes (two's complement), zero-padded."""
+    u = np.asarray(u)
+    limit = 1 << (WINOGRAD_U_BITS - 1)
+    if u.ndim != 2 or u.shape[0] > rows or u.shape[1] > cols or not np.issubdtype(u.dtype, np.integer):
+        raise FormatError(f"a wide weight tile is an integer matrix of at most {rows} x {cols}, got {u.dtype} "
+                          f"{u.shape}")
+    if u.size and (u.min() < -limit or u.max() >= limit):
+        raise FormatError(f"a wide weight tile holds {WINOGRAD_U_BITS}-bit weights, [{-limit}, {limit - 1}]; got "
+                          f"[{u.min()}, {u.max()}]")
+    tile = np.zeros((rows, cols), dtype=np.int64)
+    tile[:u.shape[0], :u.shape[1]] = u
+    raw = (tile & 0xFFFF).astype(np.uint16)
+    words = np.empty((2 * rows, cols), dtype=np.uint8)
+    words[0::2] = raw & 0xFF
+    words[1::2] = raw >> 8
+    return words.view(np.int8)
+
+
+def unpack_wide_weight_tile(words) -> np.ndarray:
+    """The ``rows x cols`` weights of a WIDE LOAD_WEIGHTS of ``2 * rows`` words: ``256 * high + low`` (``low``
+    unsigned), wrapped to :data:`WINOGRAD_U_BITS` bits, as the hardware's weight registers hold them."""
+    raw = np.asarray(words, dtype=np.int8)
+    low, high = raw[0::2].view(np.uint8).astype(np.int64), raw[1::2].astype(np.int64)
+    value = high * 256 + low
+    half = 1 << (WINOGRAD_U_BITS - 1)
+    return (value + half) % (1 << WINOGRAD_U_BITS) - half
 
 
 def words_to_ints(words) -> list:

@@ -1,11 +1,11 @@
 """The systolic accelerator's top level: instruction queue, controller, memories, matrix unit, accumulators,
 activation unit and host output queue."""
 
-from amaranth import Module, Mux
-from amaranth.lib import memory, stream, wiring
+from amaranth import Cat, Module, Mux, Signal
+from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from formats.systolic import SystolicConfig
+from formats.systolic import WINOGRAD_U_BITS, WINOGRAD_V_BITS, SystolicConfig
 
 from ..common.fifo import StreamFIFO
 from .accumulators import Accumulators
@@ -13,6 +13,7 @@ from .activation import ActivationUnit
 from .controller import Controller
 from .layouts import instruction_layout, vector_layout
 from .matrix import MatrixUnit
+from .winograd import WinogradTransforms
 
 __all__ = ["SystolicAccelerator"]
 
@@ -34,6 +35,12 @@ class SystolicAccelerator(wiring.Component):
         Data words for READ_HOST and READ_WEIGHTS, in program order.
     host_out : Out(stream.Signature(ArrayLayout(signed(8), rows)))
         WRITE_HOST words, through an ``out_depth``-entry FIFO.
+    Winograd builds (``config.winograd``) add the transform buffer (``tb_depth`` x ``rows`` lanes of
+    ``WINOGRAD_V_BITS`` bits, written by :class:`~.winograd.WinogradTransforms`, read by MATMUL ``FROM_TB``), the
+    transform unit (which borrows the UB read port, the accumulators' read port and their write input while it
+    runs; nothing else runs then), and a matrix unit of ``WINOGRAD_V_BITS`` x ``WINOGRAD_U_BITS``-bit operands
+    (UB activations and int8 weights are sign-extended; WIDE weight rows are joined from two WB words).
+
     halted : Out(1)
         High once HALT has completed; the accelerator then takes no more instructions until reset.
     cycles, mac_busy, stall_cycles, active_cycles : Out(32)
@@ -61,7 +68,8 @@ class SystolicAccelerator(wiring.Component):
         m.submodules.instr_queue = instr_queue = StreamFIFO(instruction_layout(), c.instr_depth)
         m.submodules.out_queue = out_queue = StreamFIFO(word, c.out_depth)
         m.submodules.controller = ctl = Controller(c)
-        m.submodules.matrix = matrix = MatrixUnit(c.rows, c.cols, c.acc_depth)
+        widths = dict(act_width=WINOGRAD_V_BITS, weight_width=WINOGRAD_U_BITS) if c.winograd else {}
+        m.submodules.matrix = matrix = MatrixUnit(c.rows, c.cols, c.acc_depth, **widths)
         m.submodules.accumulators = accumulators = Accumulators(c.cols, c.acc_depth)
         m.submodules.activation = activation = ActivationUnit(c.cols, c.acc_depth, c.ub_depth, c.wb_depth)
         m.submodules.unified_buffer = unified_buffer = memory.Memory(shape=word, depth=c.ub_depth, init=[])
@@ -86,7 +94,6 @@ class SystolicAccelerator(wiring.Component):
             ub_write.addr.eq(Mux(activation.ub_en, activation.ub_addr, ctl.ub_write_addr)),
             ub_write.data.eq(Mux(activation.ub_en, activation.ub_data, self.host_in.payload)),
             ub_write.en.eq(activation.ub_en | ctl.ub_write_en),
-            ub_read.addr.eq(ctl.ub_read_addr),
             # Weight buffer.
             wb_write.addr.eq(ctl.wb_write_addr),
             wb_write.data.eq(self.host_in.payload),
@@ -95,13 +102,9 @@ class SystolicAccelerator(wiring.Component):
             wb_params.addr.eq(activation.wb_addr),
             activation.wb_data.eq(wb_params.data),
             # Matrix unit and accumulators.
-            matrix.vector.eq(ub_read.data),
             matrix.issue.eq(ctl.issue),
-            matrix.w_in.eq(wb_weights.data),
             matrix.w_shift.eq(ctl.w_shift),
             matrix.w_bank.eq(ctl.w_bank),
-            accumulators.write.eq(matrix.result),
-            accumulators.read_addr.eq(activation.acc_addr),
             activation.acc_data.eq(accumulators.read_data),
             ctl.act_busy.eq(activation.busy),
             # Counters.
@@ -111,4 +114,40 @@ class SystolicAccelerator(wiring.Component):
             self.stall_cycles.eq(ctl.stall_cycles),
             self.active_cycles.eq(ctl.active_cycles),
         ]
+        if not c.winograd:
+            m.d.comb += [
+                matrix.vector.eq(ub_read.data),
+                matrix.w_in.eq(wb_weights.data),
+                accumulators.write.eq(matrix.result),
+                accumulators.read_addr.eq(activation.acc_addr),
+                ub_read.addr.eq(ctl.ub_read_addr),
+            ]
+            return m
+
+        # Winograd datapath.
+        m.submodules.transforms = xf = WinogradTransforms(c)
+        tb_word = data.ArrayLayout(xf.tb_write_data.shape().elem_shape, c.lanes)
+        m.submodules.transform_buffer = transform_buffer = memory.Memory(shape=tb_word, depth=c.tb_depth, init=[])
+        tb_write, tb_read = transform_buffer.write_port(), transform_buffer.read_port()
+        wiring.connect(m, ctl.xf_cmd, xf.cmd)
+        high = Signal(vector_layout(c.cols))  # the high bytes of a WIDE weight row, captured before its low bytes
+        with m.If(ctl.w_capture):
+            m.d.sync += high.eq(wb_weights.data)
+        m.d.comb += [
+            ctl.xf_busy.eq(xf.busy),
+            tb_write.addr.eq(xf.tb_write_addr),
+            tb_write.data.eq(xf.tb_write_data),
+            tb_write.en.eq(xf.tb_write_en),
+            tb_read.addr.eq(ctl.tb_read_addr),
+            ub_read.addr.eq(Mux(xf.ub_read_en, xf.ub_read_addr, ctl.ub_read_addr)),
+            xf.ub_data.eq(ub_read.data),
+            accumulators.read_addr.eq(Mux(xf.acc_read_en, xf.acc_read_addr, activation.acc_addr)),
+            xf.acc_data.eq(accumulators.read_data),
+            accumulators.write.eq(Mux(xf.acc_write.valid, xf.acc_write, matrix.result)),
+        ]
+        for lane in range(c.lanes):
+            m.d.comb += matrix.vector[lane].eq(Mux(ctl.vector_from_tb, tb_read.data[lane], ub_read.data[lane]))
+        for col in range(c.cols):
+            joined = Cat(wb_weights.data[col].as_unsigned(), high[col])[:WINOGRAD_U_BITS].as_signed()
+            m.d.comb += matrix.w_in[col].eq(Mux(ctl.w_wide, joined, wb_weights.data[col]))
         return m

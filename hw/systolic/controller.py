@@ -8,6 +8,7 @@ from amaranth.lib.wiring import In, Out
 from formats.systolic import Flag, Opcode, SystolicConfig
 
 from .layouts import activate_command_layout, instruction_layout, issue_layout
+from .winograd import transform_command_layout
 
 __all__ = ["Controller", "bank_drain_cycles", "matrix_drain_cycles"]
 
@@ -45,9 +46,16 @@ class Controller(wiring.Component):
       ACTIVATE whose UB destination or accumulator source overlaps its UB source or accumulator destination;
     * ACTIVATE waits for the activation unit and for every MATMUL to reach the accumulators
       (:func:`matrix_drain_cycles`).
+    * Winograd builds: TRANSFORM_IN and TRANSFORM_OUT wait for every unit to go idle and go to the transform unit
+      (``xf_cmd``); nothing dispatches while it is busy (``xf_busy``). A MATMUL ``FROM_TB`` reads the transform
+      buffer (``tb_read_addr``; ``vector_from_tb`` is high with its issues) and is not checked against the UB
+      range of an ACTIVATE. A WIDE LOAD_WEIGHTS reads ``2 * rows`` words, last first: each high word is captured
+      (``w_capture``, in the cycle its data arrives) and the low word after it shifts the pair in (``w_wide``
+      tells the top level to join them).
 
     Unit timing, for an instruction dispatched at cycle ``t``: LOAD_WEIGHTS reads ``WB`` at ``t+1 .. t+rows``
-    (last row first) and shifts at ``t+2 .. t+rows+1``; MATMUL reads the UB at ``t+1 .. t+count`` and presents
+    (last row first) and shifts at ``t+2 .. t+rows+1`` (WIDE: reads at ``t+1 .. t+2*rows``, shifts every other
+    cycle up to ``t+2*rows+1``); MATMUL reads the UB at ``t+1 .. t+count`` and presents
     ``issue`` one cycle after each read; READ_HOST / READ_WEIGHTS take a word on each cycle from ``t+1`` on where
     ``host_in_valid`` is high; WRITE_HOST reads the UB on each cycle from ``t+1`` on where the output queue has
     room and pushes the word one cycle later (``out_push``).
@@ -58,15 +66,23 @@ class Controller(wiring.Component):
     * ``mac_busy``: cycles in which a vector enters the array (each one is ``rows * cols`` MACs);
     * ``stall_cycles``: cycles lost to the host -- a READ waiting for ``host_in``, an output word refused by
       ``host_out``, or nothing to do because the instruction queue is empty;
-    * ``active_cycles``: cycles in which the weight loader, the matrix unit (issuing or draining) or the activation
-      unit is busy -- the compute phase, without host transfers.
+    * ``active_cycles``: cycles in which the weight loader, the matrix unit (issuing or draining), the activation
+      unit or (Winograd builds) the transform unit is busy -- the compute phase, without host transfers.
 
     Ports: see the signature; memory-side ports are addresses and enables, the top level wires the data.
     """
 
     def __init__(self, config: SystolicConfig):
         self.config = c = config
-        super().__init__({
+        winograd = {
+            "xf_cmd": Out(stream.Signature(transform_command_layout(c))),
+            "xf_busy": In(1),
+            "tb_read_addr": Out(range(c.tb_depth)),
+            "vector_from_tb": Out(1),
+            "w_wide": Out(1),
+            "w_capture": Out(1),
+        } if c.winograd else {}
+        super().__init__({**winograd,
             "instr": In(stream.Signature(instruction_layout())),
             "host_in_valid": In(1),
             "host_in_ready": Out(1),
@@ -109,7 +125,8 @@ class Controller(wiring.Component):
         host_idle = (host_left == 0) & ~out_reading
 
         # Weight loader.
-        w_left = Signal(range(c.rows + 1))
+        w_left = Signal(range(2 * c.rows + 1))
+        w_wide = Signal()
         w_base = Signal(range(c.wb_depth))
         w_bank = Signal()
         w_shift = Signal()
@@ -117,7 +134,7 @@ class Controller(wiring.Component):
 
         # Matrix issue.
         m_left = Signal(range(1 << 24))
-        m_ub = Signal(range(c.ub_depth))
+        m_ub = Signal(range(max(c.ub_depth, c.tb_depth) if c.winograd else c.ub_depth))  # UB or TB address
         m_acc = Signal(range(c.acc_depth))
         m_bank = Signal()
         m_accumulate = Signal()
@@ -133,6 +150,10 @@ class Controller(wiring.Component):
 
         halted = Signal()
         all_idle = host_idle & w_idle & drained & ~self.act_busy
+        xf_idle = ~self.xf_busy if c.winograd else 1
+        all_idle = all_idle & xf_idle
+        from_tb = ins.flags[3] if c.winograd else 0  # Flag.FROM_TB
+        assert Flag.FROM_TB == 8 and Flag.WIDE == 16
 
         ready = Signal()
         with m.Switch(ins.opcode):
@@ -145,15 +166,28 @@ class Controller(wiring.Component):
                 m.d.comb += ready.eq(host_idle & w_idle & ~busy_bank & ~(issuing & (m_bank == bank)))
             with m.Case(Opcode.MATMUL):
                 loading_bank = (w_left != 0) & (w_bank == bank)
-                conflict = self.act_busy & (_overlap(ins.ub, ins.count, act_ub, act_count)
+                conflict = self.act_busy & ((_overlap(ins.ub, ins.count, act_ub, act_count) & ~from_tb)
                                             | _overlap(ins.acc, ins.count, act_acc, act_count))
                 m.d.comb += ready.eq(host_idle & ((m_left == 0) | (m_left == 1)) & ~loading_bank & ~conflict)
             with m.Case(Opcode.ACTIVATE):
                 m.d.comb += ready.eq(host_idle & drained & ~self.act_busy)
+            if c.winograd:
+                with m.Case(Opcode.TRANSFORM_IN, Opcode.TRANSFORM_OUT):
+                    m.d.comb += ready.eq(all_idle)
             with m.Default():
                 m.d.comb += ready.eq(1)  # decode() refuses unknown opcodes; hardware skips them
-        dispatch = self.instr.valid & ready & ~halted
-        m.d.comb += self.instr.ready.eq(ready & ~halted)
+        dispatch = self.instr.valid & ready & xf_idle & ~halted
+        m.d.comb += self.instr.ready.eq(ready & xf_idle & ~halted)
+        if c.winograd:
+            op = ins.opcode
+            m.d.comb += [
+                self.xf_cmd.valid.eq(dispatch & ((op == Opcode.TRANSFORM_IN) | (op == Opcode.TRANSFORM_OUT))),
+                self.xf_cmd.payload.output.eq(op == Opcode.TRANSFORM_OUT),
+                self.xf_cmd.payload.ub.eq(ins.ub),
+                self.xf_cmd.payload.tb.eq(ins.tb),
+                self.xf_cmd.payload.acc.eq(ins.acc),
+                self.xf_cmd.payload.count.eq(ins.count),
+            ]
 
         m.d.comb += [
             self.act_cmd.valid.eq(dispatch & (ins.opcode == Opcode.ACTIVATE)),
@@ -182,11 +216,20 @@ class Controller(wiring.Component):
 
         # Weight loading: read the tile's rows last to first; shift each one cycle later, as it arrives.
         m.d.comb += [self.wb_read_addr.eq(w_base + w_left - 1), self.w_shift.eq(w_shift), self.w_bank.eq(w_bank)]
-        m.d.sync += w_shift.eq(w_left != 0)
+        if c.winograd:  # WIDE: the high word of a row comes first (odd address), the low word shifts the pair in
+            m.d.comb += self.w_wide.eq(w_wide)
+            m.d.sync += [w_shift.eq((w_left != 0) & (~w_wide | w_left[0])),
+                         self.w_capture.eq((w_left != 0) & w_wide & ~w_left[0])]
+        else:
+            m.d.sync += w_shift.eq(w_left != 0)
         with m.If(w_left != 0):
             m.d.sync += w_left.eq(w_left - 1)
 
         # Matrix issue: one UB read a cycle; the tag is registered to meet the read data.
+        m_from_tb = Signal()
+        if c.winograd:
+            m.d.comb += self.tb_read_addr.eq(m_ub)
+            m.d.sync += self.vector_from_tb.eq(m_from_tb)
         m.d.sync += [
             self.issue.valid.eq(issuing),
             self.issue.bank.eq(m_bank),
@@ -212,9 +255,11 @@ class Controller(wiring.Component):
             m.d.sync += halted.eq(1)
         with m.If(dispatch & (op == Opcode.LOAD_WEIGHTS)):
             m.d.sync += [w_left.eq(c.rows), w_base.eq(ins.wb), w_bank.eq(bank)]
+            if c.winograd:
+                m.d.sync += [w_left.eq(Mux(ins.flags[4], 2 * c.rows, c.rows)), w_wide.eq(ins.flags[4])]
         with m.If(dispatch & (op == Opcode.MATMUL)):
-            m.d.sync += [m_left.eq(ins.count), m_ub.eq(ins.ub), m_acc.eq(ins.acc), m_bank.eq(bank),
-                         m_accumulate.eq(ins.flags[1])]
+            m.d.sync += [m_left.eq(ins.count), m_ub.eq(Mux(from_tb, ins.tb, ins.ub)), m_acc.eq(ins.acc),
+                         m_bank.eq(bank), m_accumulate.eq(ins.flags[1]), m_from_tb.eq(from_tb)]
         with m.If(dispatch & (op == Opcode.ACTIVATE)):
             m.d.sync += [act_acc.eq(ins.acc), act_ub.eq(ins.ub), act_count.eq(ins.count)]
 
@@ -227,6 +272,6 @@ class Controller(wiring.Component):
                 m.d.sync += self.mac_busy.eq(self.mac_busy + 1)
             with m.If(host_stall):
                 m.d.sync += self.stall_cycles.eq(self.stall_cycles + 1)
-            with m.If(~(w_idle & drained & ~self.act_busy)):
+            with m.If(~(w_idle & drained & ~self.act_busy & xf_idle)):
                 m.d.sync += self.active_cycles.eq(self.active_cycles + 1)
         return m

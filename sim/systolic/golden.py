@@ -5,6 +5,11 @@ accumulators in int32 with two's-complement wrap-around (computed here in int64,
 because wrap-around addition is associative); ACTIVATE computes ``acc + bias`` exactly and then
 ``formats.systolic.requantize`` (round to nearest with ties toward +infinity, optional ReLU, saturation to int8).
 
+Winograd builds (``config.winograd``) add the transform buffer and the instructions TRANSFORM_IN, TRANSFORM_OUT,
+LOAD_WEIGHTS ``WIDE`` and MATMUL ``FROM_TB`` (``formats.systolic``, Winograd): transforms are exact in int64 (inputs)
+and wrapped to int32 (outputs), wide weights wrap to ``WINOGRAD_U_BITS`` bits; a program using them on a build
+without the Winograd datapath is refused.
+
 Instructions execute one after another; the hardware's overlap of units is invisible here by design (the
 controller's interlocks make it so). Out-of-range addresses raise :class:`~formats.systolic.FormatError`, and so
 does reading a UB, WB or accumulator word the program has not written: memories are not cleared by reset, so such
@@ -13,7 +18,10 @@ a program's result would depend on whatever ran before.
 
 import numpy as np
 
-from formats.systolic import PARAM_WORDS, FormatError, Flag, Opcode, SystolicConfig, requantize, unpack_params
+from formats.systolic import (PARAM_WORDS, FormatError, Flag, Opcode, SystolicConfig, requantize, unpack_params,
+                              unpack_wide_weight_tile, winograd_input_transform, winograd_output_transform)
+
+_WINOGRAD_ONLY = (Opcode.TRANSFORM_IN, Opcode.TRANSFORM_OUT)
 
 __all__ = ["wrap32", "SystolicGolden", "run_program", "run_network"]
 
@@ -32,13 +40,15 @@ class SystolicGolden:
         self.wb = np.zeros((c.wb_depth, c.lanes), dtype=np.int8)
         self.acc = np.zeros((c.acc_depth, c.cols), dtype=np.int64)
         self.banks = np.zeros((2, c.rows, c.cols), dtype=np.int64)
+        tb_depth = c.tb_depth if c.winograd else 0
+        self.tb = np.zeros((tb_depth, c.lanes), dtype=np.int64)
         self.written = {"UB": np.zeros(c.ub_depth, bool), "WB": np.zeros(c.wb_depth, bool),
-                        "ACC": np.zeros(c.acc_depth, bool)}
+                        "ACC": np.zeros(c.acc_depth, bool), "TB": np.zeros(tb_depth, bool)}
         self.halted = False
         self.macs = 0  # array MAC slots used: rows * cols per MATMUL row
 
     def _range(self, ins, memory, start, count, *, write=False):
-        depth = {"UB": self.config.ub_depth, "WB": self.config.wb_depth, "ACC": self.config.acc_depth}[memory]
+        depth = len(self.written[memory])
         if start + count > depth:
             raise FormatError(f"{ins.opcode.name} touches {memory} words {start}..{start + count - 1} but the "
                               f"{memory} has {depth} words; recompile for this configuration or raise "
@@ -57,6 +67,9 @@ class SystolicGolden:
         if self.halted:
             raise FormatError(f"{ins.opcode.name} after HALT")
         op, n = ins.opcode, ins.count
+        if not self.config.winograd and (op in _WINOGRAD_ONLY or ins.flags & (Flag.FROM_TB | Flag.WIDE)):
+            raise FormatError(f"{ins.opcode.name} {ins.flags!r} needs a Winograd build (SystolicConfig.winograd=True); "
+                              "recompile without winograd=True or build the accelerator with it")
         if op in (Opcode.READ_HOST, Opcode.READ_WEIGHTS):
             memory, start = (self.ub, ins.ub) if op == Opcode.READ_HOST else (self.wb, ins.wb)
             span = self._range(ins, "UB" if op == Opcode.READ_HOST else "WB", start, n, write=True)
@@ -67,10 +80,16 @@ class SystolicGolden:
         elif op == Opcode.WRITE_HOST:
             host_out.extend(self.ub[self._range(ins, "UB", ins.ub, n)].copy())
         elif op == Opcode.LOAD_WEIGHTS:
-            rows = self.config.rows
-            self.banks[int(ins.flags & Flag.BANK)] = self.wb[self._range(ins, "WB", ins.wb, rows), :self.config.cols]
+            rows, bank = self.config.rows, int(ins.flags & Flag.BANK)
+            if ins.flags & Flag.WIDE:
+                self.banks[bank] = unpack_wide_weight_tile(self.wb[self._range(ins, "WB", ins.wb, 2 * rows)])
+            else:
+                self.banks[bank] = self.wb[self._range(ins, "WB", ins.wb, rows), :self.config.cols]
         elif op == Opcode.MATMUL:
-            a = self.ub[self._range(ins, "UB", ins.ub, n), :self.config.rows].astype(np.int64)
+            if ins.flags & Flag.FROM_TB:
+                a = self.tb[self._range(ins, "TB", ins.tb, n), :self.config.rows]
+            else:
+                a = self.ub[self._range(ins, "UB", ins.ub, n), :self.config.rows].astype(np.int64)
             accumulate = bool(ins.flags & Flag.ACCUMULATE)
             span = self._range(ins, "ACC", ins.acc, n, write=not accumulate)
             product = a @ self.banks[int(ins.flags & Flag.BANK)]
@@ -81,6 +100,16 @@ class SystolicGolden:
             acc = self.acc[self._range(ins, "ACC", ins.acc, n)]
             self.ub[self._range(ins, "UB", ins.ub, n, write=True), :self.config.cols] = requantize(
                 acc, bias, multiplier, shift, bool(ins.flags & Flag.RELU))
+        elif op == Opcode.TRANSFORM_IN:
+            d = self.ub[self._range(ins, "UB", ins.ub, 16 * n)].astype(np.int64).reshape(n, 4, 4, -1)
+            v = winograd_input_transform(d.transpose(0, 3, 1, 2))  # (tile, lane, 4, 4)
+            self.tb[self._range(ins, "TB", ins.tb, 16 * n, write=True)] = v.reshape(n, -1, 16).transpose(2, 0, 1) \
+                .reshape(16 * n, -1)
+        elif op == Opcode.TRANSFORM_OUT:
+            m = self.acc[self._range(ins, "ACC", ins.acc, 16 * n)].reshape(4, 4, n, -1)
+            y = wrap32(winograd_output_transform(m.transpose(2, 3, 0, 1)))  # (tile, lane, 2, 2)
+            self.acc[self._range(ins, "ACC", ins.acc + 16 * n, 4 * n, write=True)] = \
+                y.reshape(n, -1, 4).transpose(0, 2, 1).reshape(4 * n, -1)
         elif op == Opcode.HALT:
             self.halted = True
 

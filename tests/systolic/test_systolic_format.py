@@ -16,20 +16,27 @@ from sim.systolic.cycles import predict
 from sim.systolic.golden import run_program
 from sim.systolic.stimulus import config_for, random_gemm
 
-FLAGS_OF = {Opcode.LOAD_WEIGHTS: [0, 1], Opcode.MATMUL: [0, 1, 2, 3], Opcode.ACTIVATE: [0, 4]}
+FLAGS_OF = {Opcode.LOAD_WEIGHTS: [0, 1, 16, 17], Opcode.MATMUL: [0, 1, 2, 3, 8, 11], Opcode.ACTIVATE: [0, 4]}
 FIELDS_OF = {Opcode.READ_HOST: ("ub", "count"), Opcode.WRITE_HOST: ("ub", "count"),
              Opcode.READ_WEIGHTS: ("wb", "count"), Opcode.LOAD_WEIGHTS: ("wb",),
              Opcode.MATMUL: ("acc", "ub", "count"), Opcode.ACTIVATE: ("acc", "ub", "wb", "count"),
-             Opcode.SYNC: (), Opcode.HALT: ()}
+             Opcode.SYNC: (), Opcode.HALT: (), Opcode.TRANSFORM_IN: ("ub", "tb", "count"),
+             Opcode.TRANSFORM_OUT: ("acc", "count")}
+WIDTHS = dict(FIELDS)
 
 
 @st.composite
 def instructions(draw):
     op = draw(st.sampled_from(list(Opcode)))
-    values = {name: draw(st.integers(1 if name == "count" else 0, (1 << 24) - 1)) for name in FIELDS_OF[op]}
-    return Instruction(op, Flag(draw(st.sampled_from(FLAGS_OF.get(op, [0])))), **values)
+    flags = Flag(draw(st.sampled_from(FLAGS_OF.get(op, [0]))))
+    names = FIELDS_OF[op]
+    if flags & Flag.FROM_TB:  # a MATMUL from the transform buffer addresses it with tb instead of ub
+        names = tuple("tb" if name == "ub" else name for name in names)
+    values = {name: draw(st.integers(1 if name == "count" else 0, (1 << WIDTHS[name]) - 1)) for name in names}
+    return Instruction(op, flags, **values)
 
 
+@settings(deadline=None)  # no timing asserts: the suite runs on shared cores
 @given(st.lists(instructions(), min_size=1, max_size=20))
 def test_encode_decode_and_listing_round_trip(program):
     assert [decode(encode(i)) for i in program] == program
@@ -39,8 +46,9 @@ def test_encode_decode_and_listing_round_trip(program):
 
 def test_encoding_is_documented_bit_layout():
     word = encode(Instruction(Opcode.ACTIVATE, Flag.RELU, acc=1, ub=2, wb=3, count=4))
-    assert [name for name, _ in FIELDS] == ["opcode", "flags", "acc", "ub", "wb", "count"]
+    assert [name for name, _ in FIELDS] == ["opcode", "flags", "acc", "ub", "wb", "count", "tb"]
     assert word == 6 | 4 << 8 | 1 << 16 | 2 << 40 | 3 << 64 | 4 << 88
+    assert encode(Instruction(Opcode.TRANSFORM_IN, ub=2, tb=5, count=4)) == 9 | 2 << 40 | 4 << 88 | 5 << 112
 
 
 @pytest.mark.parametrize("make, message", [
@@ -49,7 +57,10 @@ def test_encoding_is_documented_bit_layout():
     (lambda: Instruction(Opcode.LOAD_WEIGHTS, ub=3), "does not use field ub"),
     (lambda: Instruction(Opcode.READ_HOST, count=0), "needs count >= 1"),
     (lambda: Instruction(Opcode.READ_HOST, count=1 << 24), "24 bits"),
-    (lambda: decode(1 << 120 | 8), "bits set above"),
+    (lambda: decode(1 << 128 | 8), "not a 128-bit"),
+    (lambda: decode(1 << 120 | 8), "HALT does not use field tb"),
+    (lambda: Instruction(Opcode.MATMUL, Flag.FROM_TB, ub=1, tb=2, count=1), "not both"),
+    (lambda: Instruction(Opcode.TRANSFORM_IN, tb=1 << 16, count=1), "16 bits"),
     (lambda: parse_listing("FROB ub=1"), "line 1: unknown opcode"),
     (lambda: parse_listing("MATMUL count=x"), "cannot read"),
     (lambda: SystolicConfig(rows=4, cols=8), "square array"),
