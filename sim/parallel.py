@@ -27,7 +27,7 @@ from .eie.golden import Golden
 from .systolic.cycles import predict
 from .systolic.golden import run_program
 
-__all__ = ["ParallelRun", "run_systolic", "replay_on_rtl", "run_eie", "scaling", "sweep_point", "sweep", "MODES"]
+__all__ = ["ParallelRun", "EieCall", "run_systolic", "replay_on_rtl", "replay_eie_on_rtl", "run_eie", "scaling", "sweep_point", "sweep", "MODES"]
 
 MODES = ("model", "data")
 """Model parallel (rows split, a barrier per layer) and data parallel (batch split)."""
@@ -39,7 +39,8 @@ _ACT_BYTES = ACT_BITS // 8
 class ParallelRun:
     """A run on ``k`` instances: the ``output``, ``cycles`` (``T(K)``), and on the instance that finished last the
     cycles it spent computing and on its link; ``bytes_moved`` over all links; ``setup_bytes`` loaded before the
-    run (resident EIE images); ``calls`` the systolic calls made, ``(Call, output words, predicted cycles)``."""
+    run (resident EIE images); ``calls`` the calls made: ``(compiler.parallel.Call, output words, predicted
+    cycles)`` for the systolic array, :class:`EieCall` for EIE."""
 
     k: int
     mode: str
@@ -55,6 +56,16 @@ class ParallelRun:
         """The numbers as a JSON-ready dict."""
         return {"k": self.k, "mode": self.mode, "cycles": self.cycles, "compute_cycles": self.compute_cycles,
                 "link_cycles": self.link_cycles, "bytes_moved": self.bytes_moved, "setup_bytes": self.setup_bytes}
+
+
+@dataclass
+class EieCall:
+    """One EIE call: ``image`` run on the Q8.8 ``input`` by ``instance``, ``model_cycles`` by the cycle model."""
+
+    instance: int
+    image: object
+    input: np.ndarray
+    model_cycles: int
 
 
 class _Clocks:
@@ -118,6 +129,37 @@ def run_systolic(network, images, k, mode, link=Link()):
         return clocks.run(k, mode, done.value, calls=calls)
 
 
+def replay_eie_on_rtl(run, directory, *, seed=0, gap_probability=0.0, stall_probability=0.0):
+    """Run every call of the EIE ``run`` (from :func:`run_eie`) on the EIE RTL, in one Verilator simulation: each
+    distinct image is loaded once, then its calls' inputs run one after another, every output checked against the
+    golden model. All images must share one :class:`formats.eie.HwConfig` (they do within a run). Returns per call
+    ``{"instance", "rtl_cycles", "model_cycles"}``, ``rtl_cycles`` being the RTL's ``compute_cycles``.
+    """
+    from pathlib import Path
+
+    from hw.eie import EIE
+
+    from .harness import run_verilator
+
+    calls = [c for c in run.calls if isinstance(c, EieCall)]
+    if not calls:
+        raise ValueError("replay_eie_on_rtl needs an EIE run (sim.parallel.run_eie); this one has no EIE calls")
+    directory = Path(directory)
+    jobs, order = {}, []
+    for call in calls:
+        if id(call.image) not in jobs:
+            path = call.image.save(directory / f"image{len(jobs)}")
+            jobs[id(call.image)] = {"image_dir": str(path), "inputs": []}
+        order.append((id(call.image), len(jobs[id(call.image)]["inputs"])))
+        jobs[id(call.image)]["inputs"].append([int(v) for v in call.input])
+    keys = list(jobs)
+    results = run_verilator(EIE(calls[0].image.config), "sim.tb.eie:run_network", jobs=[jobs[k] for k in keys],
+                            seed=seed, gap_probability=gap_probability, stall_probability=stall_probability)
+    by_image = dict(zip(keys, results))
+    return [{"instance": call.instance, "rtl_cycles": by_image[key]["counters"][n]["compute"],
+             "model_cycles": call.model_cycles} for call, (key, n) in zip(calls, order)]
+
+
 def replay_on_rtl(run, directory, *, seed=0, gap_probability=0.0, stall_probability=0.0):
     """Run every call of the systolic ``run`` (a :class:`ParallelRun`) on the RTL of its configuration, in one
     Verilator simulation (each call starts with a reset, as a separate instance would), checking every output
@@ -176,7 +218,7 @@ def run_eie(network, config, inputs, k, mode, link=Link()):
     whole ``n_pe`` image and a share of the inputs.
     """
     from dataclasses import replace
-    clocks, outputs = _Clocks(k), []
+    clocks, outputs, calls = _Clocks(k), [], []
     depth = config.fifo_depth
     vectors = [to_fixed(x, ACT_FRAC) for x in np.asarray(inputs, dtype=np.float64)]
     if _mode(mode) == "model":
@@ -191,6 +233,7 @@ def run_eie(network, config, inputs, k, mode, link=Link()):
                     if image is None:
                         continue
                     y, compute = _eie_layer(golden, image, a, depth)
+                    calls.append(EieCall(i, image, a, compute))
                     nbytes = (len(a) + len(y)) * _ACT_BYTES
                     clocks.call(i, compute, link.cycles(len(a) * _ACT_BYTES) + link.cycles(len(y) * _ACT_BYTES),
                                 nbytes)
@@ -207,10 +250,11 @@ def run_eie(network, config, inputs, k, mode, link=Link()):
                 trace = golden.run(a)
                 compute = sum(simulate(layer_costs(image, l, trace.acts[l]), depth).total
                               for l in range(len(image.layers)))
+                calls.append(EieCall(i, image, a, compute))
                 bytes_in, bytes_out = len(a) * _ACT_BYTES, len(trace.output) * _ACT_BYTES
                 clocks.call(i, compute, link.cycles(bytes_in) + link.cycles(bytes_out), bytes_in + bytes_out)
                 outputs.append(trace.output)
-    return clocks.run(k, mode, np.array(outputs), setup_bytes=setup)
+    return clocks.run(k, mode, np.array(outputs), setup_bytes=setup, calls=calls)
 
 
 def scaling(runs):
