@@ -41,10 +41,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from formats.eie import ACT_BITS, ENTRIES_PER_WORD, EieImage, LayerEntry
+from formats.systolic import pack_matrix, unpack_matrix
 
 from .errors import ConfigError
-from .systolic import DeviceStep, GemmLayer, HostStep, SystolicNetwork, lower_gemm
 from .quantize import quantize_activation
+from .systolic import GemmLayer, HostStep, SystolicNetwork, lower_gemm
 
 __all__ = ["Link", "shard_rows", "gather_rows", "batch_shares", "split_eie_rows", "eie_image_bytes",
            "split_gemm_columns", "Call", "SystolicModelParallel", "SystolicDataParallel", "INSTRUCTION_BYTES"]
@@ -205,7 +206,6 @@ class SystolicModelParallel:
 
     def execute(self, images):
         """Rounds of calls for a run on float ``images``; returns the int8 logits."""
-        from formats.systolic import pack_matrix, unpack_matrix
         lanes = self.network.config.lanes
         x = quantize_activation(images, self.network.input_scale)
         for s, step in enumerate(self.network.steps):

@@ -5,7 +5,7 @@ Time follows :mod:`compiler.parallel`'s communication model: every instance has 
 advances it by ``link(bytes in) + compute + link(bytes out)``; a model-parallel round ends with a barrier (every
 clock moves to the latest), data-parallel calls do not wait for each other. ``T(K)`` is the latest clock at the end.
 Compute cycles come from the cycle models: :func:`sim.systolic.cycles.predict` (exact against the RTL) and
-:mod:`sim.eie.cycle` (within 1 % of the EIE RTL); the outputs come from the bit-exact golden models.
+:mod:`sim.eie.cycle` (the EIE RTL's compute cycles within 2 % of it here); the outputs come from the bit-exact golden models.
 
 Sweep (:func:`sweep`): each point of a grid (accelerator, model, mode, K, link) is one Dask task; the shared inputs
 (the networks and the test images) are scattered to the workers once. ``sweep(points, payload)`` starts a
