@@ -26,8 +26,8 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["DEFAULT_WORKSPACE", "Lowered", "compress_model", "lower_model", "load_lowered", "simulate",
-           "FIFO_DEPTHS"]
+__all__ = ["DEFAULT_WORKSPACE", "FIFO_DEPTHS", "Lowered", "parse_sparsity", "compress_model", "lower_model",
+           "load_lowered", "rtl_component", "build_rtl", "simulate"]
 
 DEFAULT_WORKSPACE = Path("build/sparq")
 MARKER = "sparq.json"

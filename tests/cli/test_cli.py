@@ -149,11 +149,25 @@ def test_golden_end_to_end(golden_workspace):
     assert eie["macs_performed"] * 5 < systolic["macs_performed"]
     assert sum(eie["pe"]["busy"]) + sum(eie["pe"]["starve"]) == eie["config"]["n_pe"] * eie["compute_cycles"]
     assert eie["fifo_sweep"]["1"] < eie["fifo_sweep"]["8"] <= 1.0
+    # The counts replayed from the golden models agree with the cycle counters: a PE is busy one cycle per entry
+    # (or per empty column), and the array takes one row of R x C MAC slots per MAC-busy cycle.
+    assert eie["useful_macs"] <= eie["macs_performed"] <= sum(eie["pe"]["busy"])
+    rows, cols = systolic["config"]["rows"], systolic["config"]["cols"]
+    assert systolic["macs_performed"] == systolic["counters"]["mac_busy"] * rows * cols
+    assert systolic["useful_macs"] <= systolic["dense_macs"] <= systolic["macs_performed"]
     markdown = (golden_workspace / "report" / "report.md").read_text()
     for heading in ("## Compression", "## EIE against systolic", "## Roofline", "## EIE load balance"):
         assert heading in markdown
     for png in ("compression", "eie_vs_systolic", "energy", "roofline", "eie_load_balance"):
         assert (golden_workspace / "report" / f"{png}.png").stat().st_size > 10_000
+
+
+def test_energy_table_scaling():
+    """The 45 nm table's own points, and the widths in between on its scaling."""
+    from sparq.energy import add_pj, mult_pj, sram_pj
+    assert (mult_pj(8), mult_pj(32), mult_pj(16)) == (0.2, 3.1, 0.8)
+    assert (add_pj(8), add_pj(32), add_pj(40)) == (0.03, 0.1, 0.125)
+    assert sram_pj(32) == 5.0 and sram_pj(64) == 10.0
 
 
 def test_simulate_golden_prints_counters(capsys, golden_workspace):
