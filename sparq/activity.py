@@ -25,6 +25,10 @@ Systolic, per executed instruction (:func:`systolic_activity`), with ``R x C`` t
   accumulator reads, ``n`` unified-buffer writes. WRITE_HOST of ``n``: ``n`` unified-buffer reads.
 * READ_WEIGHTS of ``n``: ``n`` words from the host, written to the weight buffer (off-chip traffic: the weights are
   streamed in on every call); READ_HOST of ``n``: ``n`` input words from the host, written to the unified buffer.
+* Winograd builds: a MATMUL ``from_tb`` reads its ``n`` rows from the transform buffer instead; a wide LOAD_WEIGHTS
+  reads ``2 R`` words; TRANSFORM_IN of ``n`` tiles reads ``16 n`` unified-buffer words and writes ``16 n``
+  transform-buffer words; TRANSFORM_OUT of ``n`` tiles reads ``16 n * C`` accumulators and writes ``4 n * C``.
+  The transforms' own additions are not counted.
 """
 
 import numpy as np
@@ -66,19 +70,19 @@ def systolic_activity(programs):
     """Counts summed over the executed ``programs`` (:class:`formats.systolic.SystolicProgram`)."""
     from formats.systolic import PARAM_WORDS, Flag, Opcode
     counts = dict.fromkeys(("mac_slots", "ub_reads", "ub_writes", "wb_reads", "wb_writes", "acc_reads", "acc_writes",
-                            "host_weight_words", "host_input_words", "host_output_words"), 0)
+                            "tb_reads", "tb_writes", "host_weight_words", "host_input_words", "host_output_words"), 0)
     for program in programs:
         c = program.config
         for ins in program.instructions:
             op, n = ins.opcode, ins.count
             if op == Opcode.MATMUL:
-                counts["ub_reads"] += n
+                counts["tb_reads" if ins.flags & Flag.FROM_TB else "ub_reads"] += n
                 counts["mac_slots"] += n * c.rows * c.cols
                 counts["acc_writes"] += n * c.cols
                 if ins.flags & Flag.ACCUMULATE:
                     counts["acc_reads"] += n * c.cols
             elif op == Opcode.LOAD_WEIGHTS:
-                counts["wb_reads"] += c.rows
+                counts["wb_reads"] += 2 * c.rows if ins.flags & Flag.WIDE else c.rows
             elif op == Opcode.ACTIVATE:
                 counts["wb_reads"] += PARAM_WORDS
                 counts["acc_reads"] += n * c.cols
@@ -92,17 +96,29 @@ def systolic_activity(programs):
             elif op == Opcode.READ_HOST:
                 counts["ub_writes"] += n
                 counts["host_input_words"] += n
+            elif op == Opcode.TRANSFORM_IN:
+                counts["ub_reads"] += 16 * n
+                counts["tb_writes"] += 16 * n
+            elif op == Opcode.TRANSFORM_OUT:
+                counts["acc_reads"] += 16 * n * c.cols
+                counts["acc_writes"] += 4 * n * c.cols
     return counts
 
 
 def layer_macs(network, images):
     """``(dense MACs, MACs with a non-zero weight)`` of ``images`` images through the device steps of the compiled
-    systolic ``network``: ``rows * K * N`` and ``rows * nnz(W)`` per GEMM, ``rows`` the GEMM rows per image."""
+    systolic ``network``: ``rows * K * N`` and ``rows * nnz(W)`` per GEMM, ``rows`` the GEMM rows per image; a
+    Winograd convolution counts as the direct convolution it computes (``out_h * out_w`` positions of a 3x3 kernel)."""
     from compiler.systolic import DeviceStep
+    from compiler.winograd import WinogradStep
     dense = nonzero = 0
     for step in network.steps:
         if isinstance(step, DeviceStep):
             for layer in step.layers:
                 dense += images * step.rows_per_image * layer.k * layer.n
                 nonzero += images * step.rows_per_image * int(np.count_nonzero(layer.weight))
+        elif isinstance(step, WinogradStep):
+            positions = images * step.output_size[0] * step.output_size[1]
+            dense += positions * step.layer.weight.size
+            nonzero += positions * int(np.count_nonzero(step.layer.weight))
     return dense, nonzero

@@ -54,6 +54,8 @@ def build_parser():
     lower.add_argument("--pes", type=int, help="EIE: number of PEs (default 4)")
     lower.add_argument("--fifo-depth", type=int, help="EIE: activation FIFO depth (default 8)")
     lower.add_argument("--array", type=int, metavar="N", help="systolic: N x N array (default 4)")
+    lower.add_argument("--winograd", action="store_true", help="systolic: a Winograd build; 3x3 stride-1 "
+                       "convolutions are lowered by Winograd F(2x2, 3x3), the others by im2col")
     lower.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                        help="any configuration field, repeatable (for example -p spmat_depth=4096)")
     lower.add_argument("--out", help="output directory (default: <model's directory>/<target>)")

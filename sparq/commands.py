@@ -46,7 +46,7 @@ def run_lower(args, console):
     from .hwconfig import parameters
     source = Path(args.model or DEFAULT_WORKSPACE / "compressed.npz")
     params = parameters(args.target, args.config, pes=args.pes, fifo_depth=args.fifo_depth, array=args.array,
-                        assignments=args.param)
+                        winograd=args.winograd, assignments=args.param)
     out = Path(args.out or source.parent / args.target)
     print_lowered(lower_model(source, args.target, params, out), console)
     return 0

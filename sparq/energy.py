@@ -60,11 +60,14 @@ def eie_energy(counts, ptr_width):
 def systolic_energy(counts, lanes, cols):
     """Energy (pJ, by part) of systolic ``counts`` (:func:`sparq.activity.systolic_activity`): int8 MACs into
     32-bit sums, ``lanes``-byte buffer words, ``cols`` 32-bit accumulators per row."""
+    from formats.systolic import WINOGRAD_V_BITS
     word = 8 * lanes
     return _total({
         "multiply (8x8 b)": counts["mac_slots"] * mult_pj(8),
         "accumulate (32 b add)": counts["mac_slots"] * add_pj(32),
         "unified buffer": (counts["ub_reads"] + counts["ub_writes"]) * sram_pj(word),
+        "transform buffer (Winograd)": (counts.get("tb_reads", 0) + counts.get("tb_writes", 0)) * sram_pj(
+            lanes * WINOGRAD_V_BITS),
         "weight buffer": (counts["wb_reads"] + counts["wb_writes"]) * sram_pj(word),
         "accumulators": (counts["acc_reads"] + counts["acc_writes"]) * sram_pj(32),
         "weights from host (DRAM)": counts["host_weight_words"] * word * DRAM_PJ_PER_BIT,

@@ -176,16 +176,16 @@ def lower_model(source, target, params, out_dir):
                 "config": dict(vars(config)), "files": sorted(p.name for p in out.glob("*.hex"))}
         lowered = Lowered("eie", out, meta, config, compressed.model, image=image)
     else:
-        from compiler.systolic import DeviceStep, compile_network
+        from compiler.systolic import compile_network
         from formats.systolic import SystolicConfig, save_program
         model = _load_float(source)
         _check_input(model, source)
         config = SystolicConfig(**params)
-        network = compile_network(model, _digits()[0], config, name=source.stem)
+        network = compile_network(model, _digits()[0], config, name=source.stem, winograd=config.winograd)
         out.mkdir(parents=True, exist_ok=True)
         programs = []
         for step in network.steps:
-            if isinstance(step, DeviceStep):
+            if hasattr(step, "program"):  # a DeviceStep or a WinogradStep
                 program = step.program(network.batch * step.rows_per_image)
                 stem = f"{len(programs):02d}_{step.name.replace('+', '_')}"
                 save_program(program, out / f"{stem}.npz")
@@ -223,7 +223,8 @@ def load_lowered(directory):
     from formats.systolic import SystolicConfig
     model = _load_float(model_path)
     config = SystolicConfig(**meta["config"])
-    network = compile_network(model, _digits()[0], config, name=model_path.stem, batch=meta["batch"])
+    network = compile_network(model, _digits()[0], config, name=model_path.stem, batch=meta["batch"],
+                              winograd=config.winograd)
     return Lowered("systolic", directory, meta, config, model, network=network)
 
 

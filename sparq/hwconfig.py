@@ -13,9 +13,10 @@ The TOML file has one table per target; every key is a field of the target's con
     ub_depth = 4096
     wb_depth = 16384
     acc_depth = 512
+    winograd = false      # true: a Winograd build, 3x3 convolutions lowered by F(2x2, 3x3)
 
-Flags win over the file: ``--pes`` (EIE ``n_pe``), ``--fifo-depth``, ``--array N`` (systolic ``rows = cols = N``)
-and ``-p NAME=VALUE`` for any field.
+Flags win over the file: ``--pes`` (EIE ``n_pe``), ``--fifo-depth``, ``--array N`` (systolic ``rows = cols = N``),
+``--winograd`` and ``-p NAME=VALUE`` for any field (0 or 1 for a true/false one).
 """
 
 import dataclasses
@@ -34,12 +35,6 @@ EIE_DEFAULTS = {"n_pe": 4, "fifo_depth": 8}
 SYSTOLIC_DEFAULTS = {"rows": 4, "cols": 4, "ub_depth": 4096, "wb_depth": 16384, "acc_depth": 512}
 """Systolic parameters when neither the file nor a flag sets them: a 4x4 array whose weight buffer holds the digits
 MLP's int8 weights (about 12,600 words at 4 lanes)."""
-
-
-def _fields(target):
-    from formats.eie import HwConfig
-    from formats.systolic import SystolicConfig
-    return [f.name for f in dataclasses.fields(HwConfig if target == "eie" else SystolicConfig)]
 
 
 def parse_assignment(text):
@@ -70,7 +65,13 @@ def _read_toml(path, target):
     return table
 
 
-def parameters(target, config_path=None, *, pes=None, fifo_depth=None, array=None, assignments=()):
+def _defaults(target):
+    from formats.eie import HwConfig
+    from formats.systolic import SystolicConfig
+    return {f.name: f.default for f in dataclasses.fields(HwConfig if target == "eie" else SystolicConfig)}
+
+
+def parameters(target, config_path=None, *, pes=None, fifo_depth=None, array=None, winograd=False, assignments=()):
     """The parameters for ``target`` as a dict of field name to int: defaults, then the TOML ``config_path``'s
     table, then the flags. Unknown names and non-integers are :class:`InputError`."""
     if target not in TARGETS:
@@ -83,17 +84,26 @@ def parameters(target, config_path=None, *, pes=None, fifo_depth=None, array=Non
         flags.update({k: v for k, v in (("n_pe", pes), ("fifo_depth", fifo_depth)) if v is not None})
         if array is not None:
             raise InputError("--array is a systolic parameter", "use --pes for EIE, --array with --target systolic")
+        if winograd:
+            raise InputError("--winograd is a systolic parameter", "lower with --target systolic --winograd")
     else:
         if array is not None:
             flags.update(rows=array, cols=array)
+        if winograd:
+            flags["winograd"] = True
         if pes is not None or fifo_depth is not None:
             raise InputError("--pes and --fifo-depth are EIE parameters", "use --array N for the systolic array")
     flags.update(dict(parse_assignment(a) for a in assignments))
     values.update(flags)
-    known = _fields(target)
+    defaults = _defaults(target)
     for name, value in values.items():
-        if name not in known:
-            raise InputError(f"{target} has no parameter {name!r}", f"the parameters are {', '.join(known)}")
-        if not isinstance(value, int) or isinstance(value, bool):
+        if name not in defaults:
+            raise InputError(f"{target} has no parameter {name!r}", f"the parameters are {', '.join(defaults)}")
+        if isinstance(defaults[name], bool):
+            if value not in (0, 1):  # True, False, 0, 1
+                raise InputError(f"{target} parameter {name} is true or false, got {value!r}",
+                                 f"write {name} = true in TOML, -p {name}=1 on the command line")
+            values[name] = bool(value)
+        elif not isinstance(value, int) or isinstance(value, bool):
             raise InputError(f"{target} parameter {name} must be an integer, got {value!r}", "write name = 8")
     return values

@@ -209,3 +209,30 @@ def test_design_too_big_for_the_fpga_exit_code():
     from fpga.build import DoesNotFit, SynthesisError
     assert explain(DoesNotFit("eie does not fit the icebreaker: ICESTORM_LC 5678/5280"))[0] == EXIT_CAPACITY
     assert explain(SynthesisError("nextpnr failed; see top.tim"))[0] == 6
+
+
+def test_winograd_cnn_on_the_golden_model(capsys, tmp_path):
+    """The CNN lowered for a Winograd build: both convolutions by F(2x2, 3x3), run on the golden model, with the
+    transform buffer's traffic counted."""
+    from compiler.models import shipped_path
+    code, out, _ = run(capsys, "lower", shipped_path("digits_cnn"), "--target", "systolic", "--array", "8",
+                       "--winograd", "--out", tmp_path / "cnn")
+    assert code == 0 and "Winograd" in out
+    code, _, _ = run(capsys, "simulate", tmp_path / "cnn", "--images", "5")
+    assert code == 0
+    result = json.loads((tmp_path / "cnn" / "simulation-golden.json").read_text())
+    assert result["accuracy"] >= 0.8 and result["activity"]["tb_reads"] > 0
+    assert result["energy"]["parts_pj"]["transform buffer (Winograd)"] > 0
+
+
+def test_winograd_is_a_systolic_switch(capsys, golden_workspace, tmp_path):
+    config = tmp_path / "hw.toml"
+    config.write_text("[systolic]\nwinograd = 2\n")
+    code, _, err = run(capsys, "lower", golden_workspace / "compressed.npz", "--target", "systolic", "--config",
+                       config, "--out", tmp_path / "s")
+    assert code == EXIT_INPUT
+    _one_error(err, "true or false")
+    code, _, err = run(capsys, "lower", golden_workspace / "compressed.npz", "--target", "eie", "--winograd",
+                       "--out", tmp_path / "e")
+    assert code == EXIT_INPUT
+    _one_error(err, "--winograd is a systolic parameter")
