@@ -18,6 +18,7 @@ __all__ = ["chromium_path", "inspect_page"]
 
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
+         "--disable-dev-shm-usage",
          "--remote-debugging-pipe")
 
 IMAGES_JS = ("JSON.stringify(Array.from(document.images).map(i => ({alt: i.alt, complete: i.complete, "
