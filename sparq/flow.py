@@ -168,9 +168,14 @@ def lower_model(source, target, params, out_dir):
     source = Path(source)
     if target == "eie":
         from compiler.eie import lower_compressed
+        from compiler.errors import UnsupportedError
         compressed = _load_compressed(source)
-        config = _eie_config(compressed, params)
-        image = lower_compressed(compressed, config)
+        try:
+            config = _eie_config(compressed, params)
+            image = lower_compressed(compressed, config)
+        except UnsupportedError as error:
+            raise InputError(str(error), "EIE runs fully connected networks; lower this model with --target "
+                             "systolic") from None
         image.save(out)
         meta = {"target": "eie", "model": str(source.resolve()), "model_sha256": _sha256(source),
                 "config": dict(vars(config)), "files": sorted(p.name for p in out.glob("*.hex"))}
