@@ -70,8 +70,9 @@ def build_parser():
     simulate.add_argument("--backend", choices=("golden", "rtl"), default="golden", help="default golden")
     simulate.add_argument("--images", type=int, default=20, help="number of test images (default 20)")
     simulate.add_argument("--seed", type=int, default=0, help="seed of the random valid gaps / back-pressure")
-    simulate.add_argument("--optimize", action="store_true",
-                          help="build the Verilator model at -O2 (slower build, faster run; default -O0)")
+    simulate.add_argument("--optimize", action=argparse.BooleanOptionalAction, default=None,
+                          help="build the Verilator model at -O2 (--optimize: slower build, faster run) or -O0 "
+                               "(--no-optimize); default: -O0 for EIE, -O2 for the systolic array")
     simulate.set_defaults(run="run_simulate")
 
     add_synth_command(commands)
