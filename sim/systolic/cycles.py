@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 from formats.systolic import Flag, Opcode, SystolicConfig
 
-__all__ = ["ACTIVATE_OVERHEAD", "TRANSFORM_IN_OVERHEAD", "TRANSFORM_OUT_OVERHEAD", "bank_drain", "matrix_drain", "CycleEstimate", "predict"]
+__all__ = ["ACTIVATE_OVERHEAD", "TRANSFORM_IN_OVERHEAD", "TRANSFORM_OUT_OVERHEAD", "bank_drain", "matrix_drain",
+           "CycleEstimate", "predict"]
 
 ACTIVATE_OVERHEAD = 9
 """Cycles an ACTIVATE is busy beyond its row count: 7 parameter reads, the accumulator read and the requantizer."""

@@ -36,8 +36,8 @@ CASES = [  # channels, outputs, height, width, padding
 @pytest.mark.parametrize("case", range(len(CASES)))
 def test_winograd_golden_is_exact_and_equals_im2col(size, case):
     channels, outputs, height, width, padding = CASES[case]
-    x, layer = random_conv(case, images=1 if case == 2 else 2, channels=channels, outputs=outputs, height=height, width=width,
-                           padding=padding, relu=bool(case % 2))
+    x, layer = random_conv(case, images=1 if case == 2 else 2, channels=channels, outputs=outputs, height=height,
+                           width=width, padding=padding, relu=bool(case % 2))
     programs, unpack = conv_programs(x, layer, winograd_config(size))
     reference = reference_conv(x, layer.weight, layer.bias, layer.multiplier, layer.shift, layer.relu, padding)
     for path, (program, words) in programs.items():
