@@ -76,12 +76,12 @@ Integer semantics
 Winograd F(2x2, 3x3)
 --------------------
 ``Y = A^T [U * V] A`` with ``V = B^T d B`` (:data:`WINOGRAD_BT`, adds only: 4 terms of +-1, so int8 ``d`` gives
-``|V| <= 512``, 10 bits) and ``U = G' g G'^T`` with the integer ``G' = 2 G`` (:data:`WINOGRAD_G2`: up to 9 terms
-of weight 1, 2 or 4, so int8 ``g`` gives ``|U| <= 1152``, 12 bits). The array multiplies 10-bit by 12-bit
-operands into int32 in Winograd builds; ``A^T`` (:data:`WINOGRAD_AT`, adds only) sums 9 of the 16
-``M = sum_c U * V`` per output, and ``Y = 4 * (g conv d)`` exactly (the scale of ``G'`` is ``2 * 2``). All
-sums wrap in int32, which is exact whenever ``4 * (g conv d)`` fits int32 (wrap-around is arithmetic modulo ``2**32`` and every step is linear with integer
-coefficients); the compiler checks that bound and removes the factor 4 exactly in requantization.
+``|V| <= 512``, 10 bits) and ``U = G' g G'^T`` with the integer ``G' = 2 G`` (:data:`WINOGRAD_G2`: up to 9 terms of
+weight 1, 2 or 4, so int8 ``g`` gives ``|U| <= 1152``, 12 bits). The array multiplies 10-bit by 12-bit operands into
+int32 in Winograd builds; ``A^T`` (:data:`WINOGRAD_AT`, adds only) sums 9 of the 16 ``M = sum_c U * V`` per output,
+and ``Y = 4 * (g conv d)`` exactly (the scale of ``G'`` is ``2 * 2``). All sums wrap in int32, which is exact
+whenever ``4 * (g conv d)`` fits int32 (wrap-around is arithmetic modulo ``2**32`` and every step is linear with
+integer coefficients); the compiler checks that bound and removes the factor 4 exactly in requantization.
 
 Parameter record
 ----------------
