@@ -29,6 +29,7 @@ test-slow: $(STAMP)
 
 ## Run every benchmark; each writes JSON to bench/results/.
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	for b in bench/*.py; do $(PY) $$b || exit 1; done
 
 clean:
