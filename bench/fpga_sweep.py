@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/fpga_sweep.py                 # every point (tens of minutes; builds are cached)
     .venv/bin/python bench/fpga_sweep.py --only systolic --board icebreaker
+    .venv/bin/python bench/fpga_sweep.py --only eie --board ulx3s-85f --n-pe 16
 
 Each point is one :func:`fpga.build.synthesize` (designs with ports inside the scan-chain timing harness, board
 tops as they are). A point whose multipliers overflow the device's DSP blocks is rebuilt with ``dsp=False`` (its row
@@ -15,7 +16,8 @@ loaded from the host, all counted from reset to HALT: ``mac_busy * size**2 / cyc
 board top (what it does run at, without a PLL). For EIE (the digits MLP baked in, every per-PE memory sized to it:
 :func:`fpga.images.eie_image`) the MACs per cycle are ``n_pe`` times the per-PE rate that ``bench/eie_rtl.py``
 measured on the 16-PE RTL for a 512x512 layer at 10 % density (``bench/results/eie_rtl.json``), and the peak is one
-MAC per PE per cycle.
+MAC per PE per cycle. On the UP5K, EIE is also built with ``pe_counters=False`` (no per-PE busy/stall/starve
+counters, as a board build that reports only a run's cycles would be).
 
 Prints a table and writes ``bench/results/fpga_sweep.json`` (points of earlier runs are kept unless rerun).
 """
@@ -49,6 +51,8 @@ POINTS = [
     ("eie", "icebreaker", dict(n_pe=1)),
     ("eie", "icebreaker", dict(n_pe=2)),
     ("eie", "icebreaker", dict(n_pe=4)),
+    ("eie", "icebreaker", dict(n_pe=2, pe_counters=False)),
+    ("eie", "icebreaker", dict(n_pe=4, pe_counters=False)),
     ("eie", "ulx3s-85f", dict(n_pe=4)),
     ("eie", "ulx3s-85f", dict(n_pe=8)),
     ("eie", "ulx3s-85f", dict(n_pe=16)),
@@ -137,7 +141,7 @@ def _summary(row) -> list[str]:
     if "report" not in row:
         over = ", ".join(f"{name} {used}/{available}" for name, (used, available) in row.get("overflow", {}).items())
         return [row["design"], row["board"], params + (" (no DSP)" if "dsp_overflow" in row else ""),
-                "does not fit", "", "", "", "", "", "", "", over]
+                "does not fit", "", "", "", "", "", "", "", "", over]
     r = row["report"]
     res = r["resources"]
     logic = res.get("LC") or res.get("LUT")
@@ -147,7 +151,7 @@ def _summary(row) -> list[str]:
     mac_s = row.get("throughput", {}).get("mac_per_s")
     return [row["design"], row["board"], params + ("" if r["dsp"] else " (no DSP)"),
             f"{logic['used']}/{logic['available']}", cells("FF") if r["family"] == "ecp5" else str(res["FF"]["used"]),
-            cells("BRAM"), cells("DSP"), f"{r['fmax_mhz']:.1f}",
+            cells("BRAM"), cells("SPRAM"), cells("DSP"), f"{r['fmax_mhz']:.1f}",
             f"{mac_s / 1e6:.0f}" if mac_s else "", f"{row['peak_mac_per_s'] / 1e6:.0f}" if "peak_mac_per_s" in row
             else "", f"{row['clock_mhz']:.1f}" if "clock_mhz" in row else "", where]
 
@@ -157,29 +161,38 @@ def print_table(rows) -> None:
     from rich.table import Table
 
     table = Table(title="sparq FPGA sweep (YoWASP Yosys + nextpnr)")
-    for column in ("design", "board", "parameters", "LC / LUT", "FF", "BRAM", "DSP", "Fmax MHz", "MMAC/s meas.",
-                   "MMAC/s peak", "at MHz", "critical path"):
+    for column in ("design", "board", "parameters", "LC / LUT", "FF", "BRAM", "SPRAM", "DSP", "Fmax MHz",
+                   "MMAC/s meas.", "MMAC/s peak", "at MHz", "critical path"):
         table.add_column(column)
     for row in rows:
         table.add_row(*_summary(row))
     Console(width=240).print(table)
 
 
+def _load_results() -> dict:
+    return {_key(r["design"], r["board"], r["params"]): r
+            for r in (json.loads(RESULTS.read_text())["points"] if RESULTS.exists() else [])}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="run only the points of this design")
     parser.add_argument("--board", help="run only the points on this board")
+    parser.add_argument("--n-pe", type=int, help="run only the EIE points with this many PEs")
     args = parser.parse_args(argv)
-    previous = {_key(r["design"], r["board"], r["params"]): r
-                for r in (json.loads(RESULTS.read_text())["points"] if RESULTS.exists() else [])}
     cache = {}
     for design, board, params in POINTS:
-        if (args.only and design != args.only) or (args.board and board != args.board):
+        if (args.only and design != args.only) or (args.board and board != args.board) or (
+                args.n_pe and params.get("n_pe") != args.n_pe):
             continue
         print(f"{design} {params} on {board}...", flush=True)
-        previous[_key(design, board, params)] = sweep_point(design, board, params, cache)
+        row = sweep_point(design, board, params, cache)
+        # Read the results again just before writing: sweeps of different boards may run side by side.
+        previous = _load_results()
+        previous[_key(design, board, params)] = row
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps({"points": list(previous.values())}, indent=1) + "\n")
+    previous = _load_results()
     order = {_key(d, b, p): i for i, (d, b, p) in enumerate(POINTS)}
     rows = sorted(previous.values(), key=lambda r: order.get(_key(r["design"], r["board"], r["params"]), 1e9))
     print_table(rows)
