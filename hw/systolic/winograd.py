@@ -25,7 +25,7 @@ from amaranth.lib.wiring import In, Out
 from formats.systolic import WINOGRAD_AT, WINOGRAD_BT, WINOGRAD_V_BITS
 
 __all__ = ["terms", "exact_width", "TileTransform", "InputTransform", "OutputTransform", "transform_command_layout",
-           "WinogradTransforms", "WinogradBlocks"]
+           "WinogradTransforms"]
 
 
 def terms(matrix) -> int:
@@ -271,18 +271,3 @@ class WinogradTransforms(wiring.Component):
             ]
         return m
 
-
-class WinogradBlocks(wiring.Component):
-    """An :class:`InputTransform` and an :class:`OutputTransform` side by side, unconnected, as the sub-interfaces
-    ``input`` and ``output``: one Verilator build for both block tests."""
-
-    def __init__(self, lanes: int = 3):
-        self.blocks = {"input": InputTransform(lanes), "output": OutputTransform(lanes)}
-        super().__init__({name: Out(block.signature) for name, block in self.blocks.items()})
-
-    def elaborate(self, platform):
-        m = Module()
-        for name, block in self.blocks.items():
-            m.submodules[name] = block
-            wiring.connect(m, wiring.flipped(getattr(self, name)), block)
-        return m

@@ -1,16 +1,12 @@
 """One Verilator build for the mixed-precision tests (``tests/mixed_precision``): the fp16 and bf16 multipliers, the
 fp32 adder, an fp16 and a bf16 PE and two float matrix units, side by side and unconnected, each behind its own
-sub-interface (as :mod:`sim.systolic.blocks` does for the int8 blocks: one build instead of one per block)."""
-
-from amaranth import Module
-from amaranth.lib import wiring
-from amaranth.lib.wiring import Out
+sub-interface: ``sim.rig.BlockRig.of(FP_BLOCKS)``, as :mod:`sim.systolic.blocks` does for the int8 blocks."""
 
 from hw.common.fp import FloatMultiplier, FP32Adder
 from hw.systolic.matrix import MatrixUnit
 from hw.systolic.pe import WeightStationaryPE
 
-__all__ = ["FP_BLOCKS", "FloatBlocks"]
+__all__ = ["FP_BLOCKS"]
 
 FP_BLOCKS = {
     "mul_fp16": (FloatMultiplier, dict(fmt="fp16")),
@@ -23,17 +19,3 @@ FP_BLOCKS = {
 }
 """The instances: sub-interface name -> (class, constructor arguments)."""
 
-
-class FloatBlocks(wiring.Component):
-    """Every block of :data:`FP_BLOCKS`, unconnected, each exposed as the sub-interface of its name."""
-
-    def __init__(self):
-        self.blocks = {name: cls(**params) for name, (cls, params) in FP_BLOCKS.items()}
-        super().__init__({name: Out(block.signature) for name, block in self.blocks.items()})
-
-    def elaborate(self, platform):
-        m = Module()
-        for name, block in self.blocks.items():
-            m.submodules[name] = block
-            wiring.connect(m, wiring.flipped(getattr(self, name)), block)
-        return m

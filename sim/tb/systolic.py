@@ -73,7 +73,7 @@ async def run_program_files(bench, *, runs: list):
 
 # ---------------------------------------------------------------------------------------------------------------
 # Block-level bodies. Each takes a ``prefix`` for its port names, so that it can drive a block on its own
-# (``prefix=""``) or one of the blocks of ``sim.systolic.blocks.SystolicBlocks`` (``prefix="pe."``).
+# (``prefix=""``) or one of the blocks of a ``sim.rig.BlockRig`` (``prefix="pe."``).
 
 class _Prefixed:
     """A view of a :class:`~sim.bench.Bench` that prefixes every port name."""

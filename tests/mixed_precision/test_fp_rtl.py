@@ -1,7 +1,7 @@
 """The mixed-precision RTL (``hw.common.fp``, the fp16 / bf16 PE and matrix unit) bit-exact against ``sim.golden.fp``.
 
 By default under Amaranth's simulator (no C++ build); under ``-m slow`` also under Verilator, all blocks in one
-build (:class:`sim.systolic.fp_blocks.FloatBlocks`) with more seeded random cases.
+build (``BlockRig.of(FP_BLOCKS)``) with more seeded random cases.
 """
 
 import pytest
@@ -11,12 +11,13 @@ from hw.systolic.array import SystolicArray
 from hw.systolic.matrix import MatrixUnit
 from hw.systolic.pe import WeightStationaryPE
 from sim.harness import run_amaranth, run_verilator
-from sim.systolic.fp_blocks import FP_BLOCKS, FloatBlocks
+from sim.rig import BlockRig
+from sim.systolic.fp_blocks import FP_BLOCKS
 
 
 def on_verilator(prefix, body, **params):
-    """Run ``body`` on the block ``prefix`` of the shared :class:`FloatBlocks` build."""
-    return run_verilator(FloatBlocks(), body, prefix=f"{prefix}.", optimize=False, **params)
+    """Run ``body`` on the block ``prefix`` of the shared ``BlockRig.of(FP_BLOCKS)`` build."""
+    return run_verilator(BlockRig.of(FP_BLOCKS), body, prefix=f"{prefix}.", optimize=False, **params)
 
 
 @pytest.mark.parametrize("fmt", ["fp16", "bf16"])

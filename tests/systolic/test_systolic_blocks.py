@@ -10,13 +10,14 @@ from hw.systolic.matrix import MatrixUnit
 from hw.systolic.pe import WeightStationaryPE
 from hw.systolic.skew import InputSkew, OutputDeskew
 from sim.harness import run_amaranth
-from sim.systolic.blocks import BLOCKS, SystolicBlocks
+from sim.rig import BlockRig
+from sim.systolic.blocks import BLOCKS
 from sim.harness import run_verilator as run
 
 
 def run_verilator(prefix, body, **params):
-    """Run ``body`` on the block ``prefix`` of the shared :class:`SystolicBlocks` build."""
-    return run(SystolicBlocks(), body, prefix=f"{prefix}.", optimize=False, **params)
+    """Run ``body`` on the block ``prefix`` of the shared ``BlockRig.of(BLOCKS)`` build."""
+    return run(BlockRig.of(BLOCKS), body, prefix=f"{prefix}.", optimize=False, **params)
 
 
 def test_pe_verilator():

@@ -3,15 +3,16 @@ back-pressure, under Verilator (one shared build) and Amaranth's simulator."""
 
 import pytest
 
-from hw.systolic.winograd import InputTransform, OutputTransform, TileTransform, WinogradBlocks, exact_width, terms
+from hw.systolic.winograd import InputTransform, OutputTransform, TileTransform, exact_width, terms
 from formats.systolic import WINOGRAD_AT, WINOGRAD_BT, WINOGRAD_V_BITS
 from sim.harness import run_amaranth, run_verilator
+from sim.rig import BlockRig
 
 
 @pytest.mark.parametrize("output", [False, True], ids=["input", "output"])
 def test_transform_verilator(output):
     name = "output" if output else "input"
-    result = run_verilator(WinogradBlocks(3), "sim.tb.winograd:random_transform", optimize=False, output=output,
+    result = run_verilator(BlockRig({"input": InputTransform(3), "output": OutputTransform(3)}), "sim.tb.winograd:random_transform", optimize=False, output=output,
                            seed=11 + output, tiles=60, lanes=3, prefix=f"{name}.")
     assert result["tiles"] == 60
 
