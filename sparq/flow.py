@@ -202,6 +202,8 @@ def lower_model(source, target, params, out_dir):
                 "config": json.loads(config.to_json()), "batch": network.batch, "programs": programs,
                 "summary": network.summary()}
         lowered = Lowered("systolic", out, meta, config, model, network=network)
+    for stale in out.glob("simulation-*.json"):  # results of an earlier lowering describe other memories
+        stale.unlink()
     (out / MARKER).write_text(json.dumps(meta, indent=1) + "\n")
     return lowered
 

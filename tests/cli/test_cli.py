@@ -121,6 +121,18 @@ def test_config_file_and_flags(capsys, golden_workspace, tmp_path):
     assert manifest["act_depth"] == 150  # the 300-wide hidden layer over 2 PEs
 
 
+def test_lowering_again_drops_earlier_results(capsys, golden_workspace, tmp_path):
+    """Simulation results describe the memories they ran on: lowering into the same directory removes them, so the
+    report never shows an earlier lowering's (or backend's) numbers."""
+    out = tmp_path / "eie"
+    lower = ["lower", golden_workspace / "compressed.npz", "--target", "eie", "--pes", "2", "--out", out]
+    assert run(capsys, *lower)[0] == 0
+    assert run(capsys, "simulate", out, "--backend", "golden", "--images", "2")[0] == 0
+    assert (out / "simulation-golden.json").is_file()
+    assert run(capsys, *lower)[0] == 0
+    assert not list(out.glob("simulation-*.json"))
+
+
 def test_simulate_needs_a_lowered_directory(capsys, tmp_path):
     code, _, err = run(capsys, "simulate", tmp_path)
     assert code == EXIT_INPUT
