@@ -336,6 +336,31 @@ async def random_matrix_unit(bench, *, seed: int, rows: int, cols: int, acc_dept
 # ---------------------------------------------------------------------------------------------------------------
 # Networks.
 
+async def run_network_calls(bench, network, x, *, name: str, rng, gap_probability: float = 0.0,
+                            stall_probability: float = 0.0, instr_gap_probability: float = 0.0):
+    """Run ``network`` (a ``compiler.systolic.SystolicNetwork``) on the batch ``x`` with every device call on the
+    RTL, each checked byte for byte against the golden model. Returns ``(logits, device calls, summed counters)``."""
+    calls, totals, count = network.execute(x), dict.fromkeys(COUNTERS, 0), 0
+    try:
+        request = next(calls)
+        while True:
+            program, words = request
+            expected = run_program(program.config, program.instructions, program.stream(words))
+            await bench.reset()
+            got = await _stream_program(bench, program, words, rng=rng, gap_probability=gap_probability,
+                                        stall_probability=stall_probability,
+                                        instr_gap_probability=instr_gap_probability)
+            assert_words_equal(expected.view(np.uint8), got.view(np.uint8),
+                               what=f"{name}, device call {count} ({program.meta['layers'][0]['name']}...), "
+                                    "host_out bytes")
+            for key, value in _counters(bench).items():
+                totals[key] += value
+            count += 1
+            request = calls.send(got)
+    except StopIteration as done:
+        return done.value, count, totals
+
+
 async def run_networks(bench, *, models: list, images: int, size: int, seed: int = 0, gap_probability: float = 0.0,
                        stall_probability: float = 0.0, instr_gap_probability: float = 0.0):
     """Compile each shipped model in ``models`` for the shared ``size x size`` configuration (calibrated on the
@@ -355,25 +380,9 @@ async def run_networks(bench, *, models: list, images: int, size: int, seed: int
     for name in models:
         model = load_shipped(name)
         network = compile_network(model, x_train, config_for(size), name=name)
-        calls, totals, count = network.execute(x), dict.fromkeys(COUNTERS, 0), 0
-        try:
-            request = next(calls)
-            while True:
-                program, words = request
-                expected = run_program(program.config, program.instructions, program.stream(words))
-                await bench.reset()
-                got = await _stream_program(bench, program, words, rng=rng, gap_probability=gap_probability,
-                                            stall_probability=stall_probability,
-                                            instr_gap_probability=instr_gap_probability)
-                assert_words_equal(expected.view(np.uint8), got.view(np.uint8),
-                                   what=f"{name}, device call {count} ({program.meta['layers'][0]['name']}...), "
-                                        "host_out bytes")
-                for key, value in _counters(bench).items():
-                    totals[key] += value
-                count += 1
-                request = calls.send(got)
-        except StopIteration as done:
-            logits = done.value
+        logits, count, totals = await run_network_calls(
+            bench, network, x, name=name, rng=rng, gap_probability=gap_probability,
+            stall_probability=stall_probability, instr_gap_probability=instr_gap_probability)
         results[name] = {"int8_accuracy": float((logits.argmax(1) == y).mean()),
                          "float_accuracy": float((forward(model, x).argmax(1) == y).mean()),
                          "images": images, "device_calls": count, "batch": network.batch, **totals}

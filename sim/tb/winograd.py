@@ -10,7 +10,7 @@ from formats.systolic import winograd_input_transform, winograd_output_transform
 
 from ..bench import StreamSink, StreamSource
 from ..scoreboard import assert_words_equal
-from .systolic import COUNTERS, _counters, _join, _lanes, _stream_program
+from .systolic import _join, _lanes, run_network_calls
 
 
 def transform_tiles(seed: int, tiles: int, lanes: int, width: int) -> np.ndarray:
@@ -67,32 +67,16 @@ async def run_digits_cnn(bench, *, images: int, size: int, seed: int = 0, gap_pr
     from compiler.models import load_shipped
     from compiler.systolic import compile_network
 
-    from ..systolic.golden import run_network, run_program
+    from ..systolic.golden import run_network
     from ..systolic.winograd import winograd_config
     x_train, _, x_test, y_test = load_digits_split()
     x, y = x_test[:images], y_test[:images]
     model = load_shipped("digits_cnn")
     config = winograd_config(size)
     network = compile_network(model, x_train, config, name="digits_cnn", winograd=True)
-    rng = random.Random(seed)
-    calls, totals, count = network.execute(x), dict.fromkeys(COUNTERS, 0), 0
-    try:
-        request = next(calls)
-        while True:
-            program, words = request
-            expected = run_program(program.config, program.instructions, program.stream(words))
-            await bench.reset()
-            got = await _stream_program(bench, program, words, rng=rng, gap_probability=gap_probability,
-                                        stall_probability=stall_probability)
-            assert_words_equal(expected.view(np.uint8), got.view(np.uint8),
-                               what=f"digits_cnn, device call {count} ({program.meta['layers'][0]['name']}), "
-                                    "host_out bytes")
-            for key, value in _counters(bench).items():
-                totals[key] += value
-            count += 1
-            request = calls.send(got)
-    except StopIteration as done:
-        logits = done.value
+    logits, count, totals = await run_network_calls(bench, network, x, name="digits_cnn", rng=random.Random(seed),
+                                                    gap_probability=gap_probability,
+                                                    stall_probability=stall_probability)
     im2col_logits, _ = run_network(compile_network(model, x_train, config, name="digits_cnn"), x)
     assert_words_equal(im2col_logits.ravel(), logits.ravel(), what="logits, Winograd (RTL) against im2col (golden)")
     return {"int8_accuracy": float((logits.argmax(1) == y).mean()), "images": images, "device_calls": count,
