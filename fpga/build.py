@@ -22,6 +22,8 @@ The whole API is one function::
 * lets a timing harness miss the board clock (its Fmax is the measurement) but fails a board top that misses it,
   since that bitstream would not work on the board; only board tops get a bitstream (a harness's would do nothing);
 * asks Yosys for SPRAM inference on iCE40 (``-spram``: single-port 256 Kbit memories go to SB_SPRAM256KA);
+* lets block RAM skip read/write collision emulation for memories the design marks
+  (:data:`hw.common.memory.COLLISION_UNUSED`), and puts memories of a few words in flip-flops on iCE40;
 * asks nextpnr for its JSON report (``--report``) and reads it, with the Yosys log and netlist, into a
   :class:`fpga.report.SynthesisReport`. It checks that no large memory fell into logic (:class:`MemoryInLogic`) as
   soon as Yosys is done, before placement and routing spend minutes on a design that is wrong anyway.
@@ -111,13 +113,32 @@ def get_board(name: str) -> Board:
         raise ValueError(f"unknown board {name!r}; sparq builds for: {', '.join(BOARDS)}") from None
 
 
+#: Yosys commands run on the design as read, before ``synth_*``. Memories marked with Yosys's ``no_rw_check``
+#: attribute (:data:`hw.common.memory.COLLISION_UNUSED`) get read ports that return an undefined word on a
+#: same-address write, so block RAM needs no collision emulation; only one-read one-write memories may carry it
+#: (the mask is one bit), and a build with any other fails here rather than mapping it wrong.
+_SCRIPT_AFTER_READ = [
+    "proc",
+    "memory_collect",
+    "select -assert-none t:$mem_v2 a:no_rw_check %i r:RD_PORTS=1 r:WR_PORTS=1 %i %d",
+    "setparam -set RD_COLLISION_X_MASK 1'1 t:$mem_v2 a:no_rw_check %i",
+]
+
+#: On iCE40, memories of at most this many words go to flip-flops: a 4 Kbit EBR holding a few words (a short FIFO)
+#: would waste one of the UP5K's 30 block RAMs.
+ICE40_LOGIC_MEMORY_WORDS = 8
+
+
 def _overrides(family: str, dsp: bool, measuring: bool) -> dict:
     # A timing harness is measured, never run: its Fmax is the result, whatever the board clock. A board top must
     # meet the board clock, and nextpnr fails the build when it does not.
     nextpnr = "--report report.json" + (" --timing-allow-fail" if measuring else "")
     if family == "ice40":
-        return {"synth_opts": "-spram" + (" -dsp" if dsp else ""), "nextpnr_opts": nextpnr}
-    return {"synth_opts": "" if dsp else "-nodsp", "nextpnr_opts": nextpnr}
+        small = f'setattr -set ram_style "logic" t:$mem_v2 r:SIZE<={ICE40_LOGIC_MEMORY_WORDS} %i'
+        return {"synth_opts": "-spram" + (" -dsp" if dsp else ""), "nextpnr_opts": nextpnr,
+                "script_after_read": "\n".join([*_SCRIPT_AFTER_READ, small])}
+    return {"synth_opts": "" if dsp else "-nodsp", "nextpnr_opts": nextpnr,
+            "script_after_read": "\n".join(_SCRIPT_AFTER_READ)}
 
 
 def _build_root() -> Path:

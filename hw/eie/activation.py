@@ -5,6 +5,7 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from formats.eie import ACC_BITS, ACT_BITS, W_FRAC_MAX
+from ..common.memory import COLLISION_UNUSED
 from .layouts import acc, act
 
 __all__ = ["ActivationRegisters"]
@@ -99,7 +100,8 @@ class ActivationRegisters(wiring.Component):
             m.d.comb += y.eq(rounded)
         finished = Mux(self.relu & y[-1], 0, y)
 
-        m.submodules.banks = banks = memory.Memory(shape=act, depth=2 * self.act_depth, init=[])
+        m.submodules.banks = banks = memory.Memory(shape=act, depth=2 * self.act_depth, init=[],
+                                                   attrs=COLLISION_UNUSED)
         rd, wr = banks.read_port(), banks.write_port()
         m.d.comb += [rd.addr.eq(Cat(self.parity, self.read_addr)), rd.en.eq(self.read_en),
                      self.read_data.eq(rd.data),

@@ -5,6 +5,7 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from formats.eie import ACT_BITS, WEIGHT_BITS
+from ..common.memory import COLLISION_UNUSED
 from .layouts import acc, act, au_entry_layout, codebook_layout
 
 __all__ = ["ArithmeticUnit"]
@@ -54,7 +55,8 @@ class ArithmeticUnit(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.accumulators = accumulators = memory.Memory(shape=acc, depth=self.act_depth, init=[])
+        m.submodules.accumulators = accumulators = memory.Memory(shape=acc, depth=self.act_depth, init=[],
+                                                                attrs=COLLISION_UNUSED)
         rd, wr = accumulators.read_port(), accumulators.write_port()
         row_shape = range(self.act_depth)
         entry = self.entry.payload

@@ -7,6 +7,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from formats.eie import CODE_BITS as _CODE_BITS, CODEBOOK_SIZE, LAYER_BITS, HwConfig
+from ..common.memory import COLLISION_UNUSED
 from .layouts import act, broadcast_layout, codebook_layout, layer_layout
 from .lnzd import LeadingNonZeroDetector
 
@@ -108,9 +109,10 @@ class CentralControlUnit(wiring.Component):
         m = Module()
         c, n = self.config, self.config.n_pe
         m.submodules.table = table = memory.Memory(shape=unsigned(LAYER_BITS), depth=c.max_layers,
-                                                   init=self._init_layers)
+                                                   init=self._init_layers, attrs=COLLISION_UNUSED)
         m.submodules.codebooks = codebooks = memory.Memory(shape=act, depth=c.max_layers * CODEBOOK_SIZE,
-                                                           init=self._init_codebook)
+                                                           init=self._init_codebook,
+                                                           attrs=COLLISION_UNUSED)
         table_rd, table_wr = table.read_port(), table.write_port()
         cb_rd, cb_wr = codebooks.read_port(), codebooks.write_port()
         m.d.comb += [table_wr.addr.eq(self.table_addr), table_wr.data.eq(self.table_data),

@@ -4,6 +4,7 @@ from amaranth import Module, Mux, Signal, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..common.memory import COLLISION_UNUSED
 from .layouts import ADDR_BITS, broadcast_layout, run_layout
 
 __all__ = ["PointerReadUnit"]
@@ -48,7 +49,8 @@ class PointerReadUnit(wiring.Component):
         bank_depth = self.ptr_depth // 2
         banks = []
         for name, init in zip(("even", "odd"), self._init):
-            m.submodules[name] = bank = memory.Memory(shape=unsigned(self.ptr_width), depth=bank_depth, init=init)
+            m.submodules[name] = bank = memory.Memory(shape=unsigned(self.ptr_width), depth=bank_depth, init=init,
+                                                      attrs=COLLISION_UNUSED)
             banks.append((bank.read_port(), bank.write_port()))
         (even_r, even_w), (odd_r, odd_w) = banks
 
