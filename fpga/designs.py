@@ -134,6 +134,16 @@ def _eie(n_pe: int = 4, fifo_depth: int = 8, image: str = "digits", pe_counters:
     return EIE(*eie_image(image, n_pe=n_pe, fifo_depth=fifo_depth), pe_counters=pe_counters)
 
 
+@register("eie-board", "fpga.top.EieHost on the board: an EIE of n_pe PEs with the image baked in (as for 'eie'), "
+                       "UART host, LEDs")
+def _eie_board(n_pe: int = 4, fifo_depth: int = 8, image: str = "digits", pe_counters: bool = False,
+               baud: int = 115_200):
+    from .images import eie_image
+    from .top import BoardTop, EieHost
+    config, baked = eie_image(image, n_pe=n_pe, fifo_depth=fifo_depth)
+    return BoardTop(lambda divisor: EieHost(config, baked, divisor=divisor, pe_counters=pe_counters), baud=baud)
+
+
 @register("systolic-pe", "hw.systolic.pe.WeightStationaryPE: one PE (arithmetic: 'int8', or 'fp16' / 'bf16' "
                          "multiplies with fp32 accumulation)")
 def _systolic_pe(arithmetic: str = "int8"):

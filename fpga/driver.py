@@ -18,9 +18,12 @@ import time
 
 from hw.uart import protocol
 
-__all__ = ["Device", "DEFAULT_BAUD", "protocol_parts", "to_protocol_words", "from_protocol_words", "systolic_job"]
+__all__ = ["Device", "DEFAULT_BAUD", "EIE_IMAGE_PARTS", "protocol_parts", "to_protocol_words", "from_protocol_words",
+           "systolic_job", "eie_job", "eie_load", "eie_counters"]
 
 DEFAULT_BAUD = 115_200
+EIE_IMAGE_PARTS = 4
+"""Protocol words per EIE load-port word in the image space of an EIE board (:class:`fpga.top.EieHost`)."""
 
 
 def protocol_parts(lanes: int) -> int:
@@ -51,6 +54,44 @@ def systolic_job(program, x):
     words, counters = yield from protocol.run_job(inputs, program.output_words * protocol_parts(lanes), n_counters=4)
     names = ("cycles", "mac_busy", "stall_cycles", "active_cycles")
     return ints_to_words(from_protocol_words(words, lanes), lanes), dict(zip(names, counters))
+
+
+def eie_counters(values, n_pe: int) -> dict:
+    """An EIE board's COUNTERS as a dict: ``cycles``, ``compute_cycles`` and, if the board has them
+    (``2 + 3 * n_pe`` counters), the per-PE lists ``busy_cycles``, ``starve_cycles``, ``stall_cycles``."""
+    result = {"cycles": values[0], "compute_cycles": values[1]}
+    if len(values) == 2 + 3 * n_pe:
+        for k, name in enumerate(("busy_cycles", "starve_cycles", "stall_cycles")):
+            result[name] = list(values[2 + k * n_pe:2 + (k + 1) * n_pe])
+    return result
+
+
+def eie_job(image, x):
+    """A :mod:`hw.uart.protocol` sequence running ``image`` (a ``formats.eie.EieImage``, the one on the EIE board)
+    on the input vector ``x`` (``image.input_len`` Q8.8 integers): returns ``(outputs, counters)``, the network's
+    output as an ``np.int16`` array and :func:`eie_counters` (their number is asked with HELLO)."""
+    import numpy as np
+    x = np.asarray(x)
+    if x.shape != (image.input_len,) or not np.issubdtype(x.dtype, np.integer) or \
+            x.size and (x.min() < -(1 << 15) or x.max() >= 1 << 15):
+        raise ValueError(f"the input must be {image.input_len} int16 values (Q8.8), got {x.dtype} of shape {x.shape}")
+    info = yield protocol.hello()
+    inputs = [int(v) & 0xFFFF for v in x]
+    words, values = yield from protocol.run_job(inputs, image.output_len, n_counters=info.n_counters)
+    outputs = np.asarray(words, dtype=np.uint32).astype(np.uint16).view(np.int16)  # sign-extended: low half
+    return outputs, eie_counters(values, image.config.n_pe)
+
+
+def eie_load(load_words, *, chunk: int = 256):
+    """A :mod:`hw.uart.protocol` sequence writing EIE load-port words (``sim.tb.eie.load_word``; a whole image:
+    ``sim.tb.eie.image_words(image)``) into an EIE board's image space, :data:`EIE_IMAGE_PARTS` protocol words each,
+    low part first. Only an address's low bits count on the board, so every chunk goes to address 0 and an image of
+    any size fits."""
+    if chunk % EIE_IMAGE_PARTS:
+        raise ValueError(f"chunk must be a multiple of {EIE_IMAGE_PARTS}, not {chunk}")
+    words = to_protocol_words(load_words, 4 * EIE_IMAGE_PARTS)  # as host words of 4 * parts bytes
+    for offset in range(0, len(words), chunk):
+        yield protocol.write(protocol.SPACE_IMAGE, 0, words[offset:offset + chunk])
 
 
 class Device:

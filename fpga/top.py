@@ -1,8 +1,8 @@
 """Board tops: an accelerator with its model image in block RAM, a UART host interface and two LEDs.
 
-:class:`SystolicHost` is the whole design of a systolic board, as a component with four ports (``rx``, ``tx``,
-``busy``, ``done``) that simulates as it is; :class:`BoardTop` puts any such host core on an ``amaranth-boards``
-platform (UART pins, LEDs, the board clock, the UART divisor from the clock frequency).
+:class:`SystolicHost` and :class:`EieHost` are the whole design of a systolic and an EIE board, each a component with
+four ports (``rx``, ``tx``, ``busy``, ``done``) that simulates as it is; :class:`BoardTop` puts any such host core on
+an ``amaranth-boards`` platform (UART pins, LEDs, the board clock, the UART divisor from the clock frequency).
 
 Host protocol (:mod:`hw.uart.protocol`), as the systolic board top defines it:
 
@@ -18,27 +18,68 @@ Host protocol (:mod:`hw.uart.protocol`), as the systolic board top defines it:
   ``done`` (and the done LED) until the next START;
 * COUNTERS: ``cycles``, ``mac_busy``, ``stall_cycles``, ``active_cycles`` of the last run
   (:class:`hw.systolic.controller.Controller`).
+
+and as the EIE board top defines it (``N`` PEs; vector element ``i`` lives in PE ``i % N`` at local address
+``i // N``, as everywhere in :mod:`hw.eie`; :func:`fpga.driver.eie_job` runs a whole inference):
+
+* space :data:`~hw.uart.protocol.SPACE_INPUT` (write): word ``i`` is input activation ``i``, Q8.8 int16 in the low
+  16 bits (the high 16 are ignored); it goes straight into the EIE's activation memory (load target ACT);
+* READ, any space: word ``i`` is activation ``i`` of the EIE's current vector, sign-extended to 32 bits: the final
+  layer's output after a run (space :data:`~hw.uart.protocol.SPACE_OUTPUT` by convention), the input as written
+  before one; there is no output buffer, the EIE's activation memories hold both;
+* space :data:`~hw.uart.protocol.SPACE_IMAGE` (write): the baked image (every memory initialised from it) can be
+  patched or replaced by an image of the same layer count that fits the same configuration: each EIE load-port word
+  (:func:`hw.eie.layouts.load_layout`: target, pe, addr, data, least significant first) travels as four protocol
+  words, low part first, and is written when its last part (address ``% 4 == 3``) arrives; only the address's low two
+  bits count, so a host can send every chunk at address 0 (:func:`fpga.driver.eie_load`);
+* START runs all layers of the image on the current input (a START during a run is ignored); ``busy`` until it ends,
+  then ``done`` until the next START. A WRITE during a run waits for its end (the host's next bytes are lost meanwhile:
+  status bit ``overrun``), a READ likewise; a host polls STATUS until done first;
+* COUNTERS: ``cycles`` and ``compute_cycles`` of the last run, then, with the EIE's per-PE counters
+  (``EieHost(..., pe_counters=True)``, the EIE's default), ``busy_cycles``, ``starve_cycles`` and ``stall_cycles`` of PE 0 .. N - 1,
+  in that order (``2 + 3 * N`` counters; :class:`hw.eie.EIE`).
 """
 
 from amaranth import Cat, Const, Elaboratable, Module, Mux, ResetInserter, Signal
 from amaranth.lib import data, io, memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from formats.eie import ACT_BITS, EieImage, HwConfig
 from formats.systolic import INSTRUCTION_BITS, Opcode, SystolicProgram, words_to_ints
 from hw.common.fifo import StreamFIFO
+from hw.eie import EIE
+from hw.eie.layouts import LoadTarget, load_layout
 from hw.systolic.accelerator import SystolicAccelerator
 from hw.systolic.layouts import instruction_layout
 from hw.uart import protocol
 from hw.uart.bridge import HostBridge
 
-from .driver import DEFAULT_BAUD, protocol_parts
+from .driver import DEFAULT_BAUD, EIE_IMAGE_PARTS, protocol_parts
 
-__all__ = ["SystolicHost", "BoardTop"]
+__all__ = ["SystolicHost", "EieHost", "BoardTop"]
 
 SEGMENT_QUEUE_DEPTH = 4
 
 
-class SystolicHost(wiring.Component):
+class _HostCore(wiring.Component):
+    """What every host core shares: the four ports and a :class:`hw.uart.bridge.HostBridge` (``self.bridge``) with
+    ``n_counters`` counters. A subclass drives the bridge's ``write``, ``read``, ``read_data`` and uses its ``start``,
+    then calls :meth:`_connect_bridge`."""
+
+    def __init__(self, *, divisor: int, n_counters: int, timeout: int):
+        self.bridge = HostBridge(divisor=divisor, n_counters=n_counters, timeout=timeout)
+        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "busy": Out(1), "done": Out(1)})
+
+    def _connect_bridge(self, m, *, busy, done, counters):
+        """Add the bridge to ``m`` on the UART lines, with ``busy`` and ``done`` on the ports (the LEDs) and in
+        STATUS, and ``counters`` (``n_counters`` values) in COUNTERS, in that order."""
+        m.submodules.bridge = bridge = self.bridge
+        m.d.comb += [bridge.rx.eq(self.rx), self.tx.eq(bridge.tx), self.busy.eq(busy), self.done.eq(done),
+                     bridge.busy.eq(busy), bridge.done.eq(done)]
+        m.d.comb += [bridge.counters[k].eq(value) for k, value in enumerate(counters)]
+
+
+class SystolicHost(_HostCore):
     """A :class:`hw.systolic.accelerator.SystolicAccelerator` running a baked program, driven over a UART.
 
     The program's instructions live in a ROM and its weight image in a RAM initialised from the program; a START
@@ -70,8 +111,7 @@ class SystolicHost(wiring.Component):
     def __init__(self, program: SystolicProgram, *, divisor: int, timeout: int = 1 << 22):
         self.program = program
         self.config = program.config
-        self.bridge = HostBridge(divisor=divisor, n_counters=4, timeout=timeout)
-        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "busy": Out(1), "done": Out(1)})
+        super().__init__(divisor=divisor, n_counters=4, timeout=timeout)
 
     def elaborate(self, platform):
         m = Module()
@@ -81,9 +121,7 @@ class SystolicHost(wiring.Component):
         part_bits = parts.bit_length() - 1
         word_bits = 32 * parts if parts > 1 else host_bits  # RAM word: whole 32-bit parts, written part by part
 
-        m.submodules.bridge = bridge = self.bridge
-        m.d.comb += [bridge.rx.eq(self.rx), self.tx.eq(bridge.tx)]
-
+        bridge = self.bridge
         restart = bridge.start
         running = Signal()
         with m.If(restart):
@@ -199,17 +237,95 @@ class SystolicHost(wiring.Component):
         with m.If(bridge.read_data.valid & bridge.read_data.ready):
             m.d.sync += pending.eq(0)
 
-        # Status and counters.
+        self._connect_bridge(m, busy=running & ~accelerator.halted, done=running & accelerator.halted,
+                             counters=[accelerator.cycles, accelerator.mac_busy, accelerator.stall_cycles,
+                                       accelerator.active_cycles])
+        return m
+
+
+class EieHost(_HostCore):
+    """A :class:`hw.eie.EIE` with a baked image, driven over a UART. See the module docstring for the host's view.
+
+    Nothing but the bridge and a 96-bit register for image words is added to the EIE: the host's input words go
+    straight into the EIE's activation memories through its ``load`` port, and READs are EIE ``read`` requests, so
+    the input and the output live where the EIE keeps them anyway.
+
+    Parameters
+    ----------
+    config : formats.eie.HwConfig
+    image : formats.eie.EieImage
+        Baked into the memories' init (it must fit ``config``); START runs its ``len(image.layers)`` layers.
+    divisor : int
+        UART clock cycles per bit.
+    timeout : int
+        Host-silence timeout of the bridge, in cycles.
+    **eie_options
+        Passed on to :class:`hw.eie.EIE`: its ``pe_counters`` (on by default) adds the per-PE counters to COUNTERS;
+        the ``eie-board`` design (:mod:`fpga.designs`) leaves them out.
+
+    Ports
+    -----
+    rx : In(1), tx : Out(1)
+        UART lines.
+    busy, done : Out(1)
+        The EIE's ``running`` and ``done``: a run is in progress / the last run has finished (until the next START).
+
+    Latency: an input or image word is written the cycle the bridge offers it (when no run is in progress); a READ
+    word is answered one cycle after the request. A run takes the EIE's own ``cycles``; the host adds none.
+    """
+
+    def __init__(self, config: HwConfig, image: EieImage, *, divisor: int, timeout: int = 1 << 22, **eie_options):
+        if image is None:
+            raise ValueError("EieHost needs an image to bake in (it sets the number of layers a START runs)")
+        self.config, self.image = config, image
+        self.eie = EIE(config, image, **eie_options)
+        if load_layout(config.n_pe).size > 32 * EIE_IMAGE_PARTS:
+            raise ValueError(f"an EIE load-port word for {config.n_pe} PEs does not fit {EIE_IMAGE_PARTS} protocol "
+                             f"words")
+        per_pe = 3 * config.n_pe if self.eie.pe_counters else 0
+        super().__init__(divisor=divisor, n_counters=2 + per_pe, timeout=timeout)
+
+    def elaborate(self, platform):
+        m = Module()
+        n, eie, bridge = self.config.n_pe, self.eie, self.bridge
+        m.submodules.eie = eie
+        m.d.comb += [eie.start.eq(bridge.start), eie.n_layers.eq(len(self.image.layers))]
+
+        # Writes: an input word is one ACT load; an image word's parts gather in `parts` until the last one arrives.
+        write, load = bridge.write.payload, eie.load.payload
+        part_bits = (EIE_IMAGE_PARTS - 1).bit_length()
+        is_input = write.space == protocol.SPACE_INPUT
+        is_image = write.space == protocol.SPACE_IMAGE
+        loads = is_input | (is_image & (write.addr[:part_bits] == EIE_IMAGE_PARTS - 1))
+        parts = Signal(32 * (EIE_IMAGE_PARTS - 1))
         m.d.comb += [
-            self.busy.eq(running & ~accelerator.halted),
-            self.done.eq(running & accelerator.halted),
-            bridge.busy.eq(self.busy),
-            bridge.done.eq(self.done),
-            bridge.counters[0].eq(accelerator.cycles),
-            bridge.counters[1].eq(accelerator.mac_busy),
-            bridge.counters[2].eq(accelerator.stall_cycles),
-            bridge.counters[3].eq(accelerator.active_cycles),
+            eie.load.valid.eq(bridge.write.valid & loads),
+            bridge.write.ready.eq(eie.load.ready | ~loads),
+            load.eq(Cat(parts, write.data)),
         ]
+        with m.If(is_input):
+            # ACT takes the low ACT_BITS of data; the rest keep the image word's bits (no multiplexer for them).
+            m.d.comb += [load.target.eq(LoadTarget.ACT), load.pe.eq(write.addr % n), load.addr.eq(write.addr // n),
+                         load.data[:ACT_BITS].eq(write.data)]
+        with m.If(bridge.write.valid & bridge.write.ready & is_image):
+            m.d.sync += parts.eq(Cat(parts[32:], write.data))
+
+        # Reads: activation `addr` of the current vector, sign-extended.
+        read = bridge.read.payload
+        m.d.comb += [
+            eie.read.valid.eq(bridge.read.valid),
+            bridge.read.ready.eq(eie.read.ready),
+            eie.read.payload.pe.eq(read.addr % n),
+            eie.read.payload.addr.eq(read.addr // n),
+            bridge.read_data.valid.eq(eie.out.valid),
+            eie.out.ready.eq(bridge.read_data.ready),
+            bridge.read_data.payload.eq(eie.out.payload),
+        ]
+
+        counters = [eie.cycles, eie.compute_cycles]
+        if eie.pe_counters:
+            counters += [port[k] for port in (eie.busy_cycles, eie.starve_cycles, eie.stall_cycles) for k in range(n)]
+        self._connect_bridge(m, busy=eie.running, done=eie.done, counters=counters)
         return m
 
 
