@@ -42,16 +42,20 @@ class ProcessingElement(wiring.Component):
         Write-back of local row ``flush_addr``: the accumulator is read and cleared, and, with ``flush_write``,
         finished into the destination activations three cycles later (see the blocks).
     load : In(load_layout(n_pe)), load_en : In(1)
-        Host write into the PE's memories (``target`` PTR, SPMAT, BIAS or ACT), while no layer runs.
+        Host write into the PE's memories (``target`` PTR, SPMAT, BIAS or ACT), while no layer runs, one per cycle.
+        With ``spram`` an SPMAT write is one halfword: ``addr`` is ``4 * word + h`` and ``data`` holds bits
+        ``[16h+15 : 16h]`` of the 64-bit word (:class:`~.top.EIE` splits the host's words).
     busy : Out(1)
         This cycle the PE issues an entry or reads the pointers of an empty column.
     idle : Out(1)
         The PE holds no activation and no entry is in flight.
     """
 
-    def __init__(self, config: HwConfig, init=None):
-        """``init``: ``{"ptr_even", "ptr_odd", "spmat", "bias"}`` word lists for ``Memory(init=...)``, or None."""
-        self.config = config
+    def __init__(self, config: HwConfig, init=None, *, spram: bool = False):
+        """``init``: ``{"ptr_even", "ptr_odd", "spmat", "bias"}`` word lists for ``Memory(init=...)``, or None.
+        ``spram``: the sparse-matrix memory in halfwords on one single-port RAM (an iCE40 SPRAM), see
+        :class:`~.spmat.SparseMatrixReadUnit`."""
+        self.config, self.spram = config, spram
         self._init = init or {}
         super().__init__({
             "bcast": In(stream.Signature(broadcast_layout())),
@@ -77,7 +81,8 @@ class ProcessingElement(wiring.Component):
         m.submodules.queue = queue = ActivationQueue(c.fifo_depth)
         m.submodules.pointers = pointers = PointerReadUnit(c.ptr_depth, c.ptr_width, self._init.get("ptr_even", ()),
                                                            self._init.get("ptr_odd", ()))
-        m.submodules.spmat = spmat = SparseMatrixReadUnit(c.spmat_depth, c.ptr_width, self._init.get("spmat", ()))
+        m.submodules.spmat = spmat = SparseMatrixReadUnit(c.spmat_depth, c.ptr_width, self._init.get("spmat", ()),
+                                                           spram=self.spram)
         m.submodules.arith = arith = ArithmeticUnit(c.act_depth)
         m.submodules.activations = acts = ActivationRegisters(c.act_depth)
         m.submodules.biases = biases = memory.Memory(shape=act, depth=c.bias_depth, init=self._init.get("bias", ()))

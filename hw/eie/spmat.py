@@ -1,15 +1,17 @@
 """The sparse-matrix read unit: 64-bit words of 8 entries in, one entry per cycle out."""
 
-from amaranth import Module, Mux, Signal, unsigned
+from amaranth import Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from formats.eie import ENTRIES_PER_WORD, WORD_BITS
-from .layouts import ADDR_BITS, au_entry_layout, run_layout, word_layout
+from formats.eie import ENTRY_BITS, WORD_BITS
+from ..common.memory import COLLISION_UNUSED
+from .layouts import ADDR_BITS, au_entry_layout, entry_layout, run_layout
 
 __all__ = ["SparseMatrixReadUnit"]
 
-_SEL_BITS = (ENTRIES_PER_WORD - 1).bit_length()
+#: Bits of an SPRAM-organisation memory word (``SparseMatrixReadUnit(spram=True)``): the iCE40 SB_SPRAM256KA's width.
+HALFWORD_BITS = 16
 
 
 class SparseMatrixReadUnit(wiring.Component):
@@ -23,6 +25,18 @@ class SparseMatrixReadUnit(wiring.Component):
     consecutive columns follow each other with no bubble: a run of ``n`` entries occupies the unit for ``max(1, n)``
     cycles (an empty run still takes its one cycle, as in ``sim.eie.cycle``).
 
+    Memory organisation (``spram``): by default the memory holds the 64-bit words of the image (``spmat_depth`` of
+    them) with a read port and a separate write port, for block RAM. With ``spram=True`` it holds 16-bit halfwords
+    of two entries, ``4 * spmat_depth`` of them: halfword ``h`` of word ``w`` (bits ``[16h+15 : 16h]``) at address
+    ``4w + h``, so entry ``e`` is byte ``e & 1`` of halfword ``4 * spmat_base + (e >> 1)``. The read and the write
+    then share one address (the write's while ``write_en``), so synthesis can map the memory to a single-port RAM,
+    an iCE40 UltraPlus SB_SPRAM256KA (16K x 16 bit) per unit instead of its share of the scarce EBR. As the unit
+    reads every cycle anyway, the two organisations behave identically cycle by cycle; only the write port's
+    unit differs. SPRAM has no initial contents, so this organisation takes no ``init``: the host writes the
+    matrix before the first layer. (Amaranth gives every memory an initial value, zeros at least, and Yosys maps no
+    initialised memory to SPRAM: the synthesis flow must drop it for memories marked ``ram_style = "huge"``, with
+    ``setparam -set INIT 1'x t:$mem_v2 a:ram_style=huge %i`` after ``memory_collect``.)
+
     Ports
     -----
     run : In(stream.Signature(run_layout(ptr_width)))
@@ -30,7 +44,7 @@ class SparseMatrixReadUnit(wiring.Component):
     entry : Out(stream.Signature(au_entry_layout()))
         ``entry.valid`` depends only on internal state. Back-pressure holds the unit.
     spmat_base : In(ADDR_BITS)
-        The current layer's first word.
+        The current layer's first (64-bit) word.
     busy : Out(1)
         This cycle the unit issues an entry or consumes an empty run (``busy`` of the cycle model).
     finished : Out(1)
@@ -38,14 +52,21 @@ class SparseMatrixReadUnit(wiring.Component):
     idle : Out(1)
         No run in progress and no entry waiting on ``entry``.
     write_addr, write_data, write_en : In
-        Host write of word ``write_addr``, while no layer runs.
+        Host write of memory word ``write_addr`` (a 64-bit word; with ``spram``, a halfword: ``write_data`` is
+        16 bits wide), while no layer runs. One word per cycle.
 
     Latency: an entry issued in cycle ``t`` (addressed from ``run`` or from the run in progress) is on ``entry`` in
     cycle ``t + 1`` (synchronous-read memory).
     """
 
-    def __init__(self, spmat_depth: int, ptr_width: int, init=()):
-        self.spmat_depth, self.ptr_width, self._init = spmat_depth, ptr_width, list(init)
+    def __init__(self, spmat_depth: int, ptr_width: int, init=(), *, spram: bool = False):
+        """``init``: the memory's 64-bit words; none with ``spram``."""
+        self._init = list(init)
+        if spram and self._init:
+            raise ValueError("an SPRAM has no initial contents: load the sparse matrix through write_*")
+        self.spmat_depth, self.ptr_width, self.spram = spmat_depth, ptr_width, spram
+        self._mem_bits = HALFWORD_BITS if spram else WORD_BITS
+        self._split = WORD_BITS // self._mem_bits                  # memory words per 64-bit word
         super().__init__({
             "run": In(stream.Signature(run_layout(ptr_width))),
             "entry": Out(stream.Signature(au_entry_layout())),
@@ -53,23 +74,26 @@ class SparseMatrixReadUnit(wiring.Component):
             "busy": Out(1),
             "finished": Out(1),
             "idle": Out(1),
-            "write_addr": In(range(self.spmat_depth)),
-            "write_data": In(word_layout()),
+            "write_addr": In(range(self._split * spmat_depth)),
+            "write_data": In(self._mem_bits),
             "write_en": In(1),
         })
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.words = words = memory.Memory(shape=unsigned(WORD_BITS), depth=self.spmat_depth,
-                                                   init=self._init)
+        per_word = self._mem_bits // ENTRY_BITS                     # entries per memory word
+        sel_bits = (per_word - 1).bit_length()
+        attrs = {"ram_style": "huge", **COLLISION_UNUSED} if self.spram else COLLISION_UNUSED
+        m.submodules.words = words = memory.Memory(shape=self._mem_bits, depth=self._split * self.spmat_depth,
+                                                   init=self._init, attrs=attrs)
         rd, wr = words.read_port(), words.write_port()
-        word = data.View(word_layout(), rd.data)
-        m.d.comb += [wr.addr.eq(self.write_addr), wr.data.eq(self.write_data), wr.en.eq(self.write_en)]
+        word = data.View(data.ArrayLayout(entry_layout(), per_word), rd.data)
+        m.d.comb += [wr.data.eq(self.write_data), wr.en.eq(self.write_en)]
 
         run = self.run.payload
         cur, end = Signal(self.ptr_width), Signal(self.ptr_width)
         value = Signal.like(run.value)
-        sel, first = Signal(_SEL_BITS), Signal()               # the entry on self.entry
+        sel, first = Signal(sel_bits), Signal()                # the entry on self.entry
 
         remaining = Signal()
         advance = Signal()      # the output register can take an entry this cycle
@@ -77,7 +101,7 @@ class SparseMatrixReadUnit(wiring.Component):
         run_entries = Signal()  # the accepted run is not empty
         issue = Signal()
         addr = Signal(self.ptr_width)
-        word_addr = Signal(ADDR_BITS)
+        word_addr = Signal.like(rd.addr)
         m.d.comb += [
             remaining.eq(cur < end),
             advance.eq(~self.entry.valid | self.entry.ready),
@@ -86,8 +110,7 @@ class SparseMatrixReadUnit(wiring.Component):
             run_entries.eq(run.start < run.end),
             issue.eq((remaining & advance) | (accept & run_entries)),
             addr.eq(Mux(remaining, cur, run.start)),
-            word_addr.eq(self.spmat_base + (addr >> _SEL_BITS)),
-            rd.addr.eq(word_addr),
+            word_addr.eq(self.spmat_base * self._split + (addr >> sel_bits)),
             rd.en.eq(advance),
             self.busy.eq(issue | (accept & ~run_entries)),
             self.finished.eq((remaining & advance & (cur + 1 == end)) | (accept & (run.end - run.start <= 1))),
@@ -96,13 +119,17 @@ class SparseMatrixReadUnit(wiring.Component):
             self.entry.payload.entry.eq(word[sel]),
             self.entry.payload.first.eq(first),
         ]
+        if self.spram:  # one address for both: a single-port RAM
+            m.d.comb += [rd.addr.eq(Mux(self.write_en, self.write_addr, word_addr)), wr.addr.eq(rd.addr)]
+        else:
+            m.d.comb += [rd.addr.eq(word_addr), wr.addr.eq(self.write_addr)]
         with m.If(remaining & advance):
             m.d.sync += cur.eq(cur + 1)
         with m.Elif(accept):
             m.d.sync += [cur.eq(run.start + run_entries), end.eq(run.end)]
 
         with m.If(issue):
-            m.d.sync += [self.entry.valid.eq(1), sel.eq(addr[:_SEL_BITS]), first.eq(~remaining),
+            m.d.sync += [self.entry.valid.eq(1), sel.eq(addr[:sel_bits]), first.eq(~remaining),
                          value.eq(Mux(remaining, value, run.value))]
         with m.Elif(advance):
             m.d.sync += self.entry.valid.eq(0)

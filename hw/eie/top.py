@@ -1,13 +1,14 @@
 """The EIE accelerator's top level: the central control unit and N processing elements."""
 
-from amaranth import Module, Mux, Signal
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from formats.eie import EieImage, HwConfig
+from formats.eie import WORD_BITS, EieImage, HwConfig
 from .ccu import COUNTER_BITS, CentralControlUnit
 from .layouts import LoadTarget, act, load_layout, read_layout
 from .pe import ProcessingElement
+from .spmat import HALFWORD_BITS
 
 __all__ = ["EIE"]
 
@@ -15,13 +16,16 @@ __all__ = ["EIE"]
 class EIE(wiring.Component):
     """EIE for ``config`` (:class:`formats.eie.HwConfig`): runs :class:`formats.eie.EieImage` networks.
 
-    With ``image``, every memory starts with the image's words (``Memory(init=...)``, for FPGA builds); without it,
-    the host loads them through ``load``. Either way the input vector is loaded through ``load`` (target ACT).
+    With ``image``, every memory starts with the image's words (``Memory(init=...)``, for FPGA builds), but for the
+    sparse matrices with ``spram``; without it, the host loads them through ``load``. Either way the input vector
+    is loaded through ``load`` (target ACT).
 
     Ports
     -----
     load : In(stream.Signature(load_layout(n_pe)))
-        One memory word per transfer (:class:`~.layouts.LoadTarget`); ready while no run is in progress.
+        One memory word per transfer (:class:`~.layouts.LoadTarget`); ready while no run is in progress. A word
+        takes one cycle; with ``spram`` an SPMAT word takes four: it is written as four halfwords (low first) from
+        the held payload, and ``ready`` stays low for the first three.
     start : In(1), n_layers : In(range(max_layers + 1))
         A cycle with ``start`` high while not ``running`` runs layers ``0 .. n_layers - 1``.
     running : Out(1), done : Out(1)
@@ -35,12 +39,18 @@ class EIE(wiring.Component):
         Performance counters of the last run (:class:`~.ccu.CentralControlUnit`); ``starve = compute - busy``.
         The per-PE ones only with ``pe_counters`` (the default); a board build that reports only a run's cycles
         saves their logic with ``pe_counters=False``.
+
+    ``spram=True`` keeps each PE's sparse matrix in 16-bit halfwords on one single-port RAM, for the iCE40
+    UltraPlus, whose four SB_SPRAM256KA then hold the matrices of four PEs and spare its 30 EBR (see
+    :class:`~.spmat.SparseMatrixReadUnit`). Runs take the same cycles either way; only SPMAT loads are slower. SPRAM
+    has no initial contents: the host loads the sparse matrices (target SPMAT) before the first run, even when the
+    other memories hold an ``image``.
     """
 
-    def __init__(self, config: HwConfig, image: EieImage = None, *, pe_counters: bool = True):
+    def __init__(self, config: HwConfig, image: EieImage = None, *, pe_counters: bool = True, spram: bool = False):
         if image is not None:
             image.check_fits(config)
-        self.config, self.image, self.pe_counters = config, image, pe_counters
+        self.config, self.image, self.pe_counters, self.spram = config, image, pe_counters, spram
         counters = data.ArrayLayout(COUNTER_BITS, config.n_pe)
         per_pe = {"busy_cycles": Out(counters), "starve_cycles": Out(counters),
                   "stall_cycles": Out(counters)} if pe_counters else {}
@@ -61,8 +71,8 @@ class EIE(wiring.Component):
         if self.image is None:
             return None
         ptr = self.image.ptr[k].tolist()
-        return {"ptr_even": ptr[0::2], "ptr_odd": ptr[1::2], "spmat": [int(w) for w in self.image.spmat[k]],
-                "bias": [int(b) for b in self.image.bias[k]]}
+        return {"ptr_even": ptr[0::2], "ptr_odd": ptr[1::2], "bias": [int(b) for b in self.image.bias[k]],
+                **({} if self.spram else {"spmat": [int(w) for w in self.image.spmat[k]]})}
 
     def elaborate(self, platform):
         m = Module()
@@ -72,16 +82,19 @@ class EIE(wiring.Component):
             layers = [entry.pack() for entry in self.image.layers]
             codebook = [int(w) for w in self.image.codebooks.ravel()]
         m.submodules.ccu = ccu = CentralControlUnit(c, layers, codebook, pe_counters=self.pe_counters)
-        pes = [ProcessingElement(c, self._pe_init(k)) for k in range(n)]
+        pes = [ProcessingElement(c, self._pe_init(k), spram=self.spram) for k in range(n)]
         for k, pe in enumerate(pes):
             m.submodules[f"pe{k}"] = pe
 
-        # Host loads.
+        # Host loads. ``write``: the PE memories take ``pe_load`` this cycle (every word, and with ``spram`` each
+        # halfword of an SPMAT word, written from the payload the stream holds until ``ready``).
         load = self.load.payload
-        load_fire = Signal()
+        load_fire, write = Signal(), Signal()
+        pe_load = Signal.like(load)
         m.d.comb += [
-            self.load.ready.eq(~ccu.running),
+            write.eq(self.load.valid & ~ccu.running),
             load_fire.eq(self.load.valid & self.load.ready),
+            pe_load.eq(load),
             ccu.table_addr.eq(load.addr),
             ccu.table_data.eq(load.data),
             ccu.table_en.eq(load_fire & (load.target == LoadTarget.LAYER)),
@@ -89,6 +102,23 @@ class EIE(wiring.Component):
             ccu.codebook_data.eq(load.data),
             ccu.codebook_en.eq(load_fire & (load.target == LoadTarget.CODEBOOK)),
         ]
+
+        if self.spram:
+            # One serializer for all PEs. ``half`` is 0 except inside an SPMAT word, so halfword ``half`` of ``data``
+            # is the low 16 bits every other target uses.
+            n_halves = WORD_BITS // HALFWORD_BITS
+            half, spmat = Signal(range(n_halves)), Signal()
+            halves = data.View(data.ArrayLayout(HALFWORD_BITS, n_halves), load.data[:WORD_BITS])
+            m.d.comb += [
+                spmat.eq(load.target == LoadTarget.SPMAT),
+                self.load.ready.eq(~ccu.running & (~spmat | (half == n_halves - 1))),
+                pe_load.data.eq(Cat(halves[half], load.data[HALFWORD_BITS:])),
+                pe_load.addr.eq(Mux(spmat, Cat(half, load.addr), load.addr)),
+            ]
+            with m.If(write & spmat):
+                m.d.sync += half.eq(half + 1)
+        else:
+            m.d.comb += self.load.ready.eq(~ccu.running)
 
         # Output reads share the source-activation read port with the scan.
         read_take, read_pe = Signal(), Signal.like(self.read.payload.pe)
@@ -131,7 +161,7 @@ class EIE(wiring.Component):
                 pe.flush_addr.eq(ccu.flush_addr),
                 pe.flush_en.eq(ccu.flush_en),
                 pe.flush_write.eq(ccu.flush_write),
-                pe.load.eq(load),
-                pe.load_en.eq(load_fire & (load.pe == k)),
+                pe.load.eq(pe_load),
+                pe.load_en.eq(write & (load.pe == k)),
             ]
         return m

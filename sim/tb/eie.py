@@ -166,12 +166,15 @@ async def pointer_unit(bench, *, seed, pointers, ptr_base, ptr_width, columns, g
     assert_words_equal(expected, sink.items, what="runs")
 
 
-async def spmat_unit(bench, *, seed, words, spmat_base, ptr_width, runs, gap_probability, stall_probability):
+async def spmat_unit(bench, *, seed, words, spmat_base, ptr_width, runs, gap_probability, stall_probability,
+                     spram=False):
     """SparseMatrixReadUnit: runs ``(start, end)`` in, one entry per cycle out, with gaps and back-pressure;
-    returns the cycles the transfer took and the busy cycles counted."""
+    returns the cycles the transfer took and the busy cycles counted. The 64-bit ``words`` are written first (as
+    halfwords, low first, for ``SparseMatrixReadUnit(spram=True)``)."""
     rng = random.Random(seed)
     await bench.reset()
-    await _write_memory(bench, "", words)
+    await _write_memory(bench, "", [int(w) >> (16 * h) & 0xFFFF for w in words for h in range(4)] if spram
+                        else words)
     bench.set("spmat_base", spmat_base)
     values = [rng.getrandbits(ACT_BITS) for _ in runs]
     expected = [value | ((int(words[spmat_base + e // 8]) >> (8 * (e % 8))) & 0xFF) << ACT_BITS

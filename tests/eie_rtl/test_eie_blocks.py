@@ -25,8 +25,9 @@ def test_pointer_read_unit(gap, stall):
                  ptr_width=10, columns=columns, gap_probability=gap, stall_probability=stall)
 
 
-@pytest.mark.parametrize("gap,stall", PRESSURE)
-def test_sparse_matrix_read_unit(gap, stall):
+def _spmat_unit(gap, stall, spram=False):
+    """40 random runs (empty, short, long, skipped columns) through a SparseMatrixReadUnit; returns them and the
+    body's result."""
     rng = random.Random(3)
     runs, start = [], 0
     for _ in range(40):
@@ -35,11 +36,28 @@ def test_sparse_matrix_read_unit(gap, stall):
         runs.append((start, start + length))
         start += length
     words = [rng.getrandbits(64) for _ in range(3 + start // 8 + 1)]
-    result = run_amaranth(SparseMatrixReadUnit(64, 12), "sim.tb.eie:spmat_unit", seed=4, words=words, spmat_base=3,
-                          ptr_width=12, runs=runs, gap_probability=gap, stall_probability=stall)
+    unit = SparseMatrixReadUnit(64, 12, spram=spram)
+    return runs, run_amaranth(unit, "sim.tb.eie:spmat_unit", seed=4, words=words, spmat_base=3, ptr_width=12,
+                              runs=runs, gap_probability=gap, stall_probability=stall, spram=spram)
+
+
+@pytest.mark.parametrize("gap,stall", PRESSURE)
+def test_sparse_matrix_read_unit(gap, stall):
+    runs, result = _spmat_unit(gap, stall)
     assert result["busy"] == sum(max(1, t - s) for s, t in runs)
     if gap == stall == 0:  # back to back: max(1, n) cycles per column, plus the output register
         assert result["cycles"] <= sum(max(1, t - s) for s, t in runs) + 2
+
+
+@pytest.mark.parametrize("gap,stall", PRESSURE)
+def test_sparse_matrix_read_unit_spram(gap, stall):
+    """The SPRAM organisation, written as halfwords: the same entries in the same cycles as the default one."""
+    assert _spmat_unit(gap, stall, spram=True)[1] == _spmat_unit(gap, stall)[1]
+
+
+def test_sparse_matrix_read_unit_spram_has_no_init():
+    with pytest.raises(ValueError, match="no initial contents"):
+        SparseMatrixReadUnit(64, 12, [1], spram=True)
 
 
 @pytest.mark.parametrize("act_depth", [1, 5, 32])
