@@ -120,6 +120,9 @@ def get_board(name: str) -> Board:
 _SCRIPT_AFTER_READ = [
     "proc",
     "memory_collect",
+    # SPRAM and UltraRAM have no initial contents: a memory asked to be one ("huge") keeps none (an EIE with
+    # ``spram`` has none but Amaranth's all-zero default).
+    "setparam -set INIT 1'x t:$mem_v2 a:ram_style=huge %i",
     "select -assert-none t:$mem_v2 a:no_rw_check %i r:RD_PORTS=1 r:WR_PORTS=1 %i %d",
     "setparam -set RD_COLLISION_X_MASK 1'1 t:$mem_v2 a:no_rw_check %i",
 ]

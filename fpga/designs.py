@@ -126,22 +126,25 @@ def _systolic_board(size: int = 8, image: str = "digits", ub_depth: int = 64, wb
 
 @register("eie", "hw.eie.EIE: n_pe processing elements (image: 'digits' bakes the compressed digits MLP into "
                  "memory init with memories sized to it, 'none' the same sizes empty, or a saved image directory; "
-                 "pe_counters=False leaves out the per-PE busy/stall/starve counters)")
-def _eie(n_pe: int = 4, fifo_depth: int = 8, image: str = "digits", pe_counters: bool = True):
+                 "pe_counters=False leaves out the per-PE busy/stall/starve counters; spram=True puts each PE's "
+                 "sparse matrix in an iCE40 SPRAM, which has no init: the host loads it)")
+def _eie(n_pe: int = 4, fifo_depth: int = 8, image: str = "digits", pe_counters: bool = True, spram: bool = False):
     from hw.eie import EIE
 
     from .images import eie_image
-    return EIE(*eie_image(image, n_pe=n_pe, fifo_depth=fifo_depth), pe_counters=pe_counters)
+    return EIE(*eie_image(image, n_pe=n_pe, fifo_depth=fifo_depth), pe_counters=pe_counters, spram=spram)
 
 
-@register("eie-board", "fpga.top.EieHost on the board: an EIE of n_pe PEs with the image baked in (as for 'eie'), "
-                       "UART host, LEDs")
+@register("eie-board", "fpga.top.EieHost on the board: an EIE of n_pe PEs with the image baked in (as for 'eie'; "
+                       "with spram=True the host loads the sparse matrices first: fpga.driver.eie_load), UART host, "
+                       "LEDs")
 def _eie_board(n_pe: int = 4, fifo_depth: int = 8, image: str = "digits", pe_counters: bool = False,
-               baud: int = 115_200):
+               spram: bool = False, baud: int = 115_200):
     from .images import eie_image
     from .top import BoardTop, EieHost
     config, baked = eie_image(image, n_pe=n_pe, fifo_depth=fifo_depth)
-    return BoardTop(lambda divisor: EieHost(config, baked, divisor=divisor, pe_counters=pe_counters), baud=baud)
+    return BoardTop(lambda divisor: EieHost(config, baked, divisor=divisor, pe_counters=pe_counters, spram=spram),
+                    baud=baud)
 
 
 @register("systolic-pe", "hw.systolic.pe.WeightStationaryPE: one PE (arithmetic: 'int8', or 'fp16' / 'bf16' "

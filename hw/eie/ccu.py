@@ -6,9 +6,9 @@ from amaranth import Module, Signal, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from formats.eie import CODE_BITS as _CODE_BITS, CODEBOOK_SIZE, LAYER_BITS, HwConfig
+from formats.eie import LAYER_BITS, HwConfig
 from ..common.memory import COLLISION_UNUSED
-from .layouts import act, broadcast_layout, codebook_layout, layer_layout
+from .layouts import act, broadcast_layout, layer_layout
 from .lnzd import LeadingNonZeroDetector
 
 __all__ = ["CentralControlUnit", "COUNTER_BITS"]
@@ -37,8 +37,8 @@ class CentralControlUnit(wiring.Component):
 
     * CLEAR: every accumulator of every PE is flushed to 0 (``act_depth`` cycles; a reset in the middle of a run
       leaves stale sums behind).
-    * Per layer ``l``: LAYER reads the layer-table word and the 16 codebook words (17 cycles). SCAN reads the source
-      activations of all PEs at one local address per step (a group of ``N`` consecutive indices), and the
+    * Per layer ``l``: LAYER reads the layer-table word (one cycle; ``layer`` holds it until the next LAYER, and
+      ``layer_index`` selects the PEs' copy of the layer's codebook). SCAN reads the source activations of all PEs at one local address per step (a group of ``N`` consecutive indices), and the
       :class:`~.lnzd.LeadingNonZeroDetector` picks their non-zero lanes in index order, one broadcast per cycle;
       the next group is read in the cycle the group's last non-zero leaves, so a group with non-zeros costs no
       extra cycle, an all-zero group one cycle. The broadcast waits while any PE lacks room. DRAIN waits until
@@ -58,22 +58,22 @@ class CentralControlUnit(wiring.Component):
     start : In(1), n_layers : In(range(max_layers + 1))
         Sampled while not ``running``.
     running, done : Out(1)
-    layer : Out(layer_layout()), codebook : Out(codebook_layout()), parity : Out(1)
+    layer : Out(layer_layout()), layer_index : Out(range(max_layers)), parity : Out(1)
     act_addr, act_en : Out; act_data : In(ArrayLayout(act, n_pe))
         The source-activation read of every PE (one cycle latency).
     bcast : Out(stream.Signature(broadcast_layout()))
         ``ready`` must be the AND of the PEs' ``room``; a transfer writes every PE's queue.
     flush_addr, flush_en, flush_write : Out
     pe_busy, pe_idle, pe_room : In(n_pe)
-    table_addr, table_data, table_en, codebook_addr, codebook_data, codebook_en : In
-        Host writes of the layer table and the codebook memory.
+    table_addr, table_data, table_en : In
+        Host writes of the layer table.
     cycles, compute_cycles : Out(32); busy_cycles, stall_cycles : Out(ArrayLayout(32, n_pe))
         The last two only with ``pe_counters``.
     """
 
-    def __init__(self, config: HwConfig, init_layers=(), init_codebook=(), *, pe_counters: bool = True):
+    def __init__(self, config: HwConfig, init_layers=(), *, pe_counters: bool = True):
         self.config, self.pe_counters = config, pe_counters
-        self._init_layers, self._init_codebook = list(init_layers), list(init_codebook)
+        self._init_layers = list(init_layers)
         n, counters = config.n_pe, data.ArrayLayout(unsigned(COUNTER_BITS), config.n_pe)
         per_pe = {"busy_cycles": Out(counters), "stall_cycles": Out(counters)} if pe_counters else {}
         super().__init__({
@@ -82,7 +82,7 @@ class CentralControlUnit(wiring.Component):
             "running": Out(1),
             "done": Out(1),
             "layer": Out(layer_layout()),
-            "codebook": Out(codebook_layout()),
+            "layer_index": Out(range(config.max_layers)),
             "parity": Out(1),
             "act_addr": Out(range(config.act_depth)),
             "act_en": Out(1),
@@ -97,9 +97,6 @@ class CentralControlUnit(wiring.Component):
             "table_addr": In(range(config.max_layers)),
             "table_data": In(layer_layout()),
             "table_en": In(1),
-            "codebook_addr": In(range(config.max_layers * CODEBOOK_SIZE)),
-            "codebook_data": In(act),
-            "codebook_en": In(1),
             "cycles": Out(COUNTER_BITS),
             "compute_cycles": Out(COUNTER_BITS),
             **per_pe,
@@ -110,19 +107,14 @@ class CentralControlUnit(wiring.Component):
         c, n = self.config, self.config.n_pe
         m.submodules.table = table = memory.Memory(shape=unsigned(LAYER_BITS), depth=c.max_layers,
                                                    init=self._init_layers, attrs=COLLISION_UNUSED)
-        m.submodules.codebooks = codebooks = memory.Memory(shape=act, depth=c.max_layers * CODEBOOK_SIZE,
-                                                           init=self._init_codebook,
-                                                           attrs=COLLISION_UNUSED)
         table_rd, table_wr = table.read_port(), table.write_port()
-        cb_rd, cb_wr = codebooks.read_port(), codebooks.write_port()
         m.d.comb += [table_wr.addr.eq(self.table_addr), table_wr.data.eq(self.table_data),
-                     table_wr.en.eq(self.table_en), cb_wr.addr.eq(self.codebook_addr),
-                     cb_wr.data.eq(self.codebook_data), cb_wr.en.eq(self.codebook_en)]
+                     table_wr.en.eq(self.table_en)]
         m.submodules.lnzd = lnzd = LeadingNonZeroDetector(n)
 
         n_layers = Signal.like(self.n_layers)
         l = Signal(range(c.max_layers + 1))
-        step = Signal(range(max(c.act_depth, CODEBOOK_SIZE + 1) + 1))  # CLEAR / LAYER / WRITEBACK counter
+        step = Signal(range(max(c.act_depth, _WRITEBACK_LATENCY) + 1))  # CLEAR / SCAN / WRITEBACK / SETTLE counter
         base = Signal(17)                                               # r * N or a * N
         taken = Signal(n)                                               # lanes of the group already broadcast
 
@@ -152,6 +144,8 @@ class CentralControlUnit(wiring.Component):
                 m.d.sync += last.eq(window_now)
 
         state = Signal(_State)
+        m.d.comb += [table_rd.addr.eq(l), table_rd.en.eq(state == _State.LAYER), self.layer.eq(table_rd.data),
+                     self.layer_index.eq(l)]
         with m.If(state == _State.IDLE):
             with m.If(self.start):
                 m.d.sync += [n_layers.eq(self.n_layers), l.eq(0), step.eq(0), self.parity.eq(0),
@@ -172,16 +166,9 @@ class CentralControlUnit(wiring.Component):
             with m.Else():
                 m.d.sync += state.eq(_State.LAYER)
         with m.Elif(state == _State.LAYER):
-            m.d.comb += [table_rd.addr.eq(l), cb_rd.addr.eq(l * CODEBOOK_SIZE + step)]
-            m.d.sync += step.eq(step + 1)
-            with m.If(step == 1):
-                m.d.sync += self.layer.eq(table_rd.data)
-            with m.If(step != 0):
-                m.d.sync += self.codebook[(step - 1).as_unsigned()[:_CODE_BITS]].eq(cb_rd.data)
-            with m.If(step == CODEBOOK_SIZE):
-                m.d.comb += [self.act_addr.eq(0), self.act_en.eq(1)]
-                m.d.sync += [step.eq(0), base.eq(0), taken.eq(0), started.eq(0), window.eq(0), last.eq(0)]
-                m.d.sync += state.eq(_State.SCAN)
+            m.d.comb += [self.act_addr.eq(0), self.act_en.eq(1)]
+            m.d.sync += [step.eq(0), base.eq(0), taken.eq(0), started.eq(0), window.eq(0), last.eq(0)]
+            m.d.sync += state.eq(_State.SCAN)
         with m.Elif(state == _State.SCAN):
             m.d.comb += self.bcast.valid.eq(lnzd.valid)
             for k in range(n if self.pe_counters else 0):

@@ -5,11 +5,10 @@ import enum
 from amaranth import signed, unsigned
 from amaranth.lib import data
 
-from formats.eie import (ACC_BITS, ACT_BITS, CODE_BITS, CODEBOOK_SIZE, ENTRIES_PER_WORD, LAYER_BITS, LAYER_FIELDS,
-                         WEIGHT_BITS, WORD_BITS, ZERO_BITS)
+from formats.eie import ACC_BITS, ACT_BITS, CODE_BITS, ENTRIES_PER_WORD, LAYER_BITS, LAYER_FIELDS, WORD_BITS, ZERO_BITS
 
 __all__ = ["LoadTarget", "INDEX_BITS", "ADDR_BITS", "entry_layout", "word_layout", "layer_layout",
-           "codebook_layout", "broadcast_layout", "run_layout", "au_entry_layout", "load_layout", "read_layout",
+           "broadcast_layout", "run_layout", "au_entry_layout", "load_layout", "read_layout",
            "act", "acc"]
 
 INDEX_BITS = dict(LAYER_FIELDS)["in_len"]
@@ -26,7 +25,7 @@ acc = signed(ACC_BITS)
 class LoadTarget(enum.IntEnum):
     """Which memory a load-port word writes (``load_layout().target``)."""
     LAYER = 0     #: layer-table word ``addr`` (the layer index)
-    CODEBOOK = 1  #: codebook word ``addr`` = ``16 * layer + code``
+    CODEBOOK = 1  #: codebook word ``addr`` = ``16 * layer + code`` (of every PE: each keeps a copy)
     PTR = 2       #: pointer ``addr`` = ``g`` of PE ``pe`` (the bank is ``g``'s parity)
     SPMAT = 3     #: sparse-matrix word ``addr`` of PE ``pe``
     BIAS = 4      #: bias word ``addr`` of PE ``pe``
@@ -50,11 +49,6 @@ def layer_layout() -> data.StructLayout:
     layout = data.StructLayout({name: unsigned(bits) for name, bits in LAYER_FIELDS})
     assert layout.size == LAYER_BITS
     return layout
-
-
-def codebook_layout() -> data.ArrayLayout:
-    """The current layer's 16 codebook entries, Q.w_frac."""
-    return data.ArrayLayout(signed(WEIGHT_BITS), CODEBOOK_SIZE)
 
 
 def broadcast_layout() -> data.StructLayout:

@@ -1,13 +1,13 @@
 """A processing element: activation queue, pointer and sparse-matrix read units, arithmetic unit, activations."""
 
 from amaranth import Module, Signal
-from amaranth.lib import memory, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from formats.eie import HwConfig
 from .activation import ActivationRegisters
 from .arith import ArithmeticUnit
-from .layouts import LoadTarget, act, broadcast_layout, codebook_layout, layer_layout, load_layout
+from .layouts import LoadTarget, act, broadcast_layout, layer_layout, load_layout
 from .pointer import PointerReadUnit
 from .queue import ActivationQueue
 from .spmat import SparseMatrixReadUnit
@@ -20,8 +20,9 @@ class ProcessingElement(wiring.Component):
     activations, and its slice of the pointers and the sparse matrix.
 
     Datapath: :class:`~.queue.ActivationQueue` -> :class:`~.pointer.PointerReadUnit` ->
-    :class:`~.spmat.SparseMatrixReadUnit` -> :class:`~.arith.ArithmeticUnit`; at the end of a layer the CCU
-    flushes the accumulators through :class:`~.activation.ActivationRegisters` (bias, rounding, saturation, ReLU).
+    :class:`~.spmat.SparseMatrixReadUnit` -> :class:`~.arith.ArithmeticUnit` (which keeps the PE's copy of the
+    codebooks and its biases); at the end of a layer the CCU flushes the accumulators through
+    :class:`~.activation.ActivationRegisters` (bias, rounding, saturation, ReLU).
 
     Room: the PE counts the activations it holds, from the broadcast that writes one until the cycle it finishes
     the column (its last entry issues), wherever they are (queue, pointer unit or read unit). It reports ``room``
@@ -34,7 +35,7 @@ class ProcessingElement(wiring.Component):
     bcast : In(stream.Signature(broadcast_layout()))
         Written (``valid``) only while ``room``; ``ready`` is the queue's and is always high then.
     room : Out(1)
-    layer : In(layer_layout()), codebook : In(codebook_layout()), parity : In(1)
+    layer : In(layer_layout()), layer_index : In(range(max_layers)), parity : In(1)
         The running layer; steady during a layer.
     act_addr, act_en : In; act_data : Out(act)
         Read of the source activations (one cycle latency).
@@ -42,7 +43,8 @@ class ProcessingElement(wiring.Component):
         Write-back of local row ``flush_addr``: the accumulator is read and cleared, and, with ``flush_write``,
         finished into the destination activations three cycles later (see the blocks).
     load : In(load_layout(n_pe)), load_en : In(1)
-        Host write into the PE's memories (``target`` PTR, SPMAT, BIAS or ACT), while no layer runs, one per cycle.
+        Host write into the PE's memories (``target`` CODEBOOK, PTR, SPMAT, BIAS or ACT), while no layer runs, one
+        per cycle. Every PE keeps a copy of the codebooks: :class:`~.top.EIE` writes CODEBOOK words to all of them.
         With ``spram`` an SPMAT write is one halfword: ``addr`` is ``4 * word + h`` and ``data`` holds bits
         ``[16h+15 : 16h]`` of the 64-bit word (:class:`~.top.EIE` splits the host's words).
     busy : Out(1)
@@ -52,7 +54,8 @@ class ProcessingElement(wiring.Component):
     """
 
     def __init__(self, config: HwConfig, init=None, *, spram: bool = False):
-        """``init``: ``{"ptr_even", "ptr_odd", "spmat", "bias"}`` word lists for ``Memory(init=...)``, or None.
+        """``init``: ``{"ptr_even", "ptr_odd", "spmat", "bias", "codebooks"}`` word lists for
+        ``Memory(init=...)``, or None.
         ``spram``: the sparse-matrix memory in halfwords on one single-port RAM (an iCE40 SPRAM), see
         :class:`~.spmat.SparseMatrixReadUnit`."""
         self.config, self.spram = config, spram
@@ -61,7 +64,7 @@ class ProcessingElement(wiring.Component):
             "bcast": In(stream.Signature(broadcast_layout())),
             "room": Out(1),
             "layer": In(layer_layout()),
-            "codebook": In(codebook_layout()),
+            "layer_index": In(range(config.max_layers)),
             "parity": In(1),
             "act_addr": In(range(config.act_depth)),
             "act_en": In(1),
@@ -83,10 +86,10 @@ class ProcessingElement(wiring.Component):
                                                            self._init.get("ptr_odd", ()))
         m.submodules.spmat = spmat = SparseMatrixReadUnit(c.spmat_depth, c.ptr_width, self._init.get("spmat", ()),
                                                            spram=self.spram)
-        m.submodules.arith = arith = ArithmeticUnit(c.act_depth)
+        m.submodules.arith = arith = ArithmeticUnit(c.act_depth, c.bias_depth, c.max_layers,
+                                                    codebooks=self._init.get("codebooks", ()),
+                                                    biases=self._init.get("bias", ()))
         m.submodules.activations = acts = ActivationRegisters(c.act_depth)
-        m.submodules.biases = biases = memory.Memory(shape=act, depth=c.bias_depth, init=self._init.get("bias", ()))
-        bias_rd, bias_wr = biases.read_port(), biases.write_port()
 
         wiring.connect(m, wiring.flipped(self.bcast), queue.i)
         wiring.connect(m, queue.o, pointers.column)
@@ -97,7 +100,7 @@ class ProcessingElement(wiring.Component):
             spmat.entry.ready.eq(1),
             pointers.ptr_base.eq(self.layer.ptr_base),
             spmat.spmat_base.eq(self.layer.spmat_base),
-            arith.codebook.eq(self.codebook),
+            arith.layer_index.eq(self.layer_index),
         ]
 
         held = Signal(range(c.fifo_depth + 1))
@@ -108,21 +111,20 @@ class ProcessingElement(wiring.Component):
             self.idle.eq((held == 0) & spmat.idle & ~arith.busy),
         ]
 
-        # Write-back: accumulator and bias read together, finished into the destination registers.
+        # Write-back: accumulator and bias read together (by the arithmetic unit), finished into the destination.
         flush_write_d, flush_addr_d = Signal(), Signal(range(c.act_depth))
         m.d.sync += [flush_write_d.eq(self.flush_en & self.flush_write), flush_addr_d.eq(self.flush_addr)]
         m.d.comb += [
             arith.flush_addr.eq(self.flush_addr),
             arith.flush_en.eq(self.flush_en),
-            bias_rd.addr.eq(self.layer.bias_base + self.flush_addr),
-            bias_rd.en.eq(self.flush_en),
+            arith.bias_base.eq(self.layer.bias_base),
             acts.parity.eq(self.parity),
             acts.read_addr.eq(self.act_addr),
             acts.read_en.eq(self.act_en),
             self.act_data.eq(acts.read_data),
             acts.result_addr.eq(flush_addr_d),
             acts.result_acc.eq(arith.result),
-            acts.result_bias.eq(bias_rd.data),
+            acts.result_bias.eq(arith.bias),
             acts.result_en.eq(flush_write_d),
             acts.w_frac.eq(self.layer.w_frac),
             acts.relu.eq(self.layer.relu),
@@ -137,9 +139,10 @@ class ProcessingElement(wiring.Component):
             spmat.write_addr.eq(load.addr),
             spmat.write_data.eq(load.data),
             spmat.write_en.eq(self.load_en & (target == LoadTarget.SPMAT)),
-            bias_wr.addr.eq(load.addr),
-            bias_wr.data.eq(load.data),
-            bias_wr.en.eq(self.load_en & (target == LoadTarget.BIAS)),
+            arith.write_addr.eq(load.addr),
+            arith.write_data.eq(load.data),
+            arith.write_codebook.eq(self.load_en & (target == LoadTarget.CODEBOOK)),
+            arith.write_bias.eq(self.load_en & (target == LoadTarget.BIAS)),
             acts.load_addr.eq(load.addr),
             acts.load_data.eq(load.data),
             acts.load_en.eq(self.load_en & (target == LoadTarget.ACT)),

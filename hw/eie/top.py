@@ -72,16 +72,14 @@ class EIE(wiring.Component):
             return None
         ptr = self.image.ptr[k].tolist()
         return {"ptr_even": ptr[0::2], "ptr_odd": ptr[1::2], "bias": [int(b) for b in self.image.bias[k]],
+                "codebooks": [int(w) for w in self.image.codebooks.ravel()],
                 **({} if self.spram else {"spmat": [int(w) for w in self.image.spmat[k]]})}
 
     def elaborate(self, platform):
         m = Module()
         c, n = self.config, self.config.n_pe
-        layers = codebook = ()
-        if self.image is not None:
-            layers = [entry.pack() for entry in self.image.layers]
-            codebook = [int(w) for w in self.image.codebooks.ravel()]
-        m.submodules.ccu = ccu = CentralControlUnit(c, layers, codebook, pe_counters=self.pe_counters)
+        layers = [entry.pack() for entry in self.image.layers] if self.image is not None else ()
+        m.submodules.ccu = ccu = CentralControlUnit(c, layers, pe_counters=self.pe_counters)
         pes = [ProcessingElement(c, self._pe_init(k), spram=self.spram) for k in range(n)]
         for k, pe in enumerate(pes):
             m.submodules[f"pe{k}"] = pe
@@ -98,9 +96,6 @@ class EIE(wiring.Component):
             ccu.table_addr.eq(load.addr),
             ccu.table_data.eq(load.data),
             ccu.table_en.eq(load_fire & (load.target == LoadTarget.LAYER)),
-            ccu.codebook_addr.eq(load.addr),
-            ccu.codebook_data.eq(load.data),
-            ccu.codebook_en.eq(load_fire & (load.target == LoadTarget.CODEBOOK)),
         ]
 
         if self.spram:
@@ -153,7 +148,7 @@ class EIE(wiring.Component):
                 ccu.pe_busy[k].eq(pe.busy),
                 ccu.pe_idle[k].eq(pe.idle),
                 pe.layer.eq(ccu.layer),
-                pe.codebook.eq(ccu.codebook),
+                pe.layer_index.eq(ccu.layer_index),
                 pe.parity.eq(ccu.parity),
                 pe.act_addr.eq(Mux(ccu.running, ccu.act_addr, self.read.payload.addr)),
                 pe.act_en.eq(ccu.act_en | read_take),
@@ -162,6 +157,6 @@ class EIE(wiring.Component):
                 pe.flush_en.eq(ccu.flush_en),
                 pe.flush_write.eq(ccu.flush_write),
                 pe.load.eq(pe_load),
-                pe.load_en.eq(write & (load.pe == k)),
+                pe.load_en.eq(write & ((load.pe == k) | (load.target == LoadTarget.CODEBOOK))),
             ]
         return m

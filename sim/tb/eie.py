@@ -216,54 +216,70 @@ async def lnzd_random(bench, *, seed, n, count):
         await bench.tick()
 
 
-async def arith_random(bench, *, seed, act_depth, count):
-    """ArithmeticUnit: random columns of entries (same rows back to back across columns, with random idle
-    cycles), then every accumulator flushed and compared with numpy; then flushed again (must read 0)."""
+async def arith_random(bench, *, seed, act_depth, max_layers, count):
+    """ArithmeticUnit: codebooks of ``max_layers`` layers and ``2 act_depth`` biases written through the host port;
+    per layer, random columns of entries (same rows back to back across columns, with random idle cycles), then
+    every accumulator flushed and compared with numpy, with its bias (from the layer's ``bias_base``); then flushed
+    again (accumulators must read 0)."""
     rng = random.Random(seed)
-    codebook = [0] + [rng.randrange(-(1 << 15), 1 << 15) for _ in range(15)]
+    codebooks = [[0] + [rng.randrange(-(1 << 15), 1 << 15) for _ in range(15)] for _ in range(max_layers)]
+    biases = [rng.randrange(-(1 << 15), 1 << 15) for _ in range(2 * act_depth)]
     await bench.reset()
-    bench.set("codebook", sum((c & 0xFFFF) << (16 * k) for k, c in enumerate(codebook)))
+    for target, words in (("write_codebook", [w for book in codebooks for w in book]), ("write_bias", biases)):
+        bench.set(target, 1)
+        for addr, word in enumerate(words):
+            bench.set("write_addr", addr)
+            bench.set("write_data", word)
+            await bench.tick()
+        bench.set(target, 0)
     for row in range(act_depth):  # clear, as the CCU does
         bench.set("flush_addr", row)
         bench.set("flush_en", 1)
         await bench.tick()
     bench.set("flush_en", 0)
     await bench.tick(2)
-    expected = [0] * act_depth
-    sent = 0
-    while sent < count:
-        value = rng.randrange(-(1 << 15), 1 << 15)
-        row = -1
-        first = 1
-        while True:
-            zeros = rng.choice([0, 0, 0, 1, 2, 15])
-            if row + zeros + 1 >= act_depth or sent >= count:
-                break
-            row += zeros + 1
-            code = rng.randrange(16)
-            expected[row] += codebook[code] * value
-            bench.set("entry.valid", 1)
-            bench.set("entry.payload", (value & 0xFFFF) | code << 16 | zeros << 20 | first << 24)
-            await bench.tick()
-            sent += 1
-            first = 0
-            if rng.random() < 0.2:
-                break
+    for layer in rng.sample(range(max_layers), max_layers):
+        codebook, bias_base = codebooks[layer], rng.randrange(act_depth + 1)
+        bench.set("layer_index", layer)
+        bench.set("bias_base", bias_base)
+        expected = [0] * act_depth
+        sent = 0
+        while sent < count:
+            value = rng.randrange(-(1 << 15), 1 << 15)
+            row = -1
+            first = 1
+            while True:
+                zeros = rng.choice([0, 0, 0, 1, 2, 15])
+                if row + zeros + 1 >= act_depth or sent >= count:
+                    break
+                row += zeros + 1
+                code = rng.randrange(16)
+                expected[row] += codebook[code] * value
+                bench.set("entry.valid", 1)
+                bench.set("entry.payload", (value & 0xFFFF) | code << 16 | zeros << 20 | first << 24)
+                await bench.tick()
+                sent += 1
+                first = 0
+                if rng.random() < 0.2:
+                    break
+            bench.set("entry.valid", 0)
+            if rng.random() < 0.3:
+                await bench.tick(rng.randrange(1, 4))
         bench.set("entry.valid", 0)
-        if rng.random() < 0.3:
-            await bench.tick(rng.randrange(1, 4))
-    bench.set("entry.valid", 0)
-    await bench.tick(6)
-    for rounds in range(2):
-        got = []
-        for row in range(act_depth):
-            bench.set("flush_addr", row)
-            bench.set("flush_en", 1)
-            await bench.tick()
-            got.append(bench.get("result"))
-        bench.set("flush_en", 0)
-        await bench.tick(2)
-        assert_words_equal(expected if rounds == 0 else [0] * act_depth, got, what=f"accumulators, pass {rounds}")
+        await bench.tick(6)
+        for rounds in range(2):
+            got, got_bias = [], []
+            for row in range(act_depth):
+                bench.set("flush_addr", row)
+                bench.set("flush_en", 1)
+                await bench.tick()
+                got.append(bench.get("result"))
+                got_bias.append(bench.get("bias"))
+            bench.set("flush_en", 0)
+            await bench.tick(2)
+            assert_words_equal(expected if rounds == 0 else [0] * act_depth, got,
+                               what=f"accumulators of layer {layer}, pass {rounds}")
+            assert_words_equal(biases[bias_base:bias_base + act_depth], got_bias, what=f"biases from {bias_base}")
 
 
 async def activation_finish_random(bench, *, seed, act_depth, count):

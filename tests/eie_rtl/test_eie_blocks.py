@@ -60,10 +60,10 @@ def test_sparse_matrix_read_unit_spram_has_no_init():
         SparseMatrixReadUnit(64, 12, [1], spram=True)
 
 
-@pytest.mark.parametrize("act_depth", [1, 5, 32])
-def test_arithmetic_unit_with_bypass(act_depth):
-    run_amaranth(ArithmeticUnit(act_depth), "sim.tb.eie:arith_random", seed=act_depth, act_depth=act_depth,
-                 count=400)
+@pytest.mark.parametrize("act_depth, max_layers", [(1, 1), (5, 3), (32, 2)])
+def test_arithmetic_unit_with_bypass(act_depth, max_layers):
+    run_amaranth(ArithmeticUnit(act_depth, bias_depth=2 * act_depth, max_layers=max_layers), "sim.tb.eie:arith_random",
+                 seed=act_depth, act_depth=act_depth, max_layers=max_layers, count=400)
 
 
 @pytest.mark.parametrize("act_depth", [1, 7])
