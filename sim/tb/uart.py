@@ -274,19 +274,22 @@ async def systolic_board(bench, *, program: str, inputs: str, divisor: int, seed
     return results
 
 
-async def eie_board(bench, *, image: str, inputs, divisor: int, new_image: str | None = None, seed: int = 0):
+async def eie_board(bench, *, image: str, inputs, divisor: int, new_image: str | None = None, spram: bool = False,
+                    seed: int = 0):
     """A :class:`fpga.top.EieHost` end to end through its UART, with the driver's own sequences: for each input
     vector of ``inputs`` (Q8.8 integers), :func:`fpga.driver.eie_job` loads it, STARTs, polls until done and reads the
     output and the counters; every output word checked against :mod:`sim.eie.golden` on ``image`` (the directory of
     the baked :class:`formats.eie.EieImage`), the LEDs (``busy`` during a run, ``done`` after it) and the counters
     (``0 < compute_cycles <= cycles``; per PE, if present, ``busy + starve == compute``). With ``new_image`` (a saved
     image for the same configuration), the load-port words in which it differs from ``image`` then go through the
-    image space (:func:`fpga.driver.eie_load`) and the inputs run again against the new image's golden model.
+    image space (:func:`fpga.driver.eie_load`) and the inputs run again against the new image's golden model. With
+    ``spram`` (a host built with ``spram=True``), the sparse matrices are loaded first, as the driver does after
+    power-up (:func:`fpga.driver.eie_spmat_load`).
     Returns one ``{"image", **counters, "outputs"}`` per run."""
     import numpy as np
 
     from formats.eie import EieImage
-    from fpga.driver import eie_job, eie_load
+    from fpga.driver import eie_job, eie_load, eie_spmat_load
 
     from ..eie.golden import Golden
     from .eie import image_words
@@ -301,6 +304,8 @@ async def eie_board(bench, *, image: str, inputs, divisor: int, new_image: str |
     if (bench.get("busy"), bench.get("done"), info.n_counters) not in ((0, 0, 2), (0, 0, 2 + 3 * n_pe)):
         raise Mismatch(f"after reset: busy {bench.get('busy')}, done {bench.get('done')}, {info.n_counters} "
                        f"counters (expected 0, 0, and 2 or {2 + 3 * n_pe})")
+    if spram:
+        await link.run(eie_spmat_load(baked))
     results = []
     images = [("baked", baked)]
     if new_image is not None:

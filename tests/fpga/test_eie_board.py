@@ -2,7 +2,8 @@
 driver's own sequences (fpga.driver.eie_job, eie_load), and every output word is checked bit-exactly against
 sim.eie.golden on the same image.
 
-The default test runs two digits images on a 2-PE build with per-PE counters, then patches the baked image through
+The default test runs two digits images on a 2-PE build with per-PE counters and the sparse matrices in SPRAM
+(loaded over the UART first, as on the iCEBreaker), then patches the baked image through
 the image space (the last layer's codebook and ReLU bit) and runs them again against the patched image's golden
 model; the slow one runs twenty digits images on the 4-PE board design as ``sparq synth --design eie-board`` builds
 it and checks the accuracy against the labels."""
@@ -29,7 +30,8 @@ def _digits(count):
 
 
 def _run_board(tmp_path, config, image, inputs, *, new_image=None, **eie_options):
-    params = dict(image=str(image.save(tmp_path / "baked")), inputs=inputs, divisor=DIVISOR)
+    params = dict(image=str(image.save(tmp_path / "baked")), inputs=inputs, divisor=DIVISOR,
+                  spram=eie_options.get("spram", False))
     if new_image is not None:
         params["new_image"] = str(new_image.save(tmp_path / "new"))
     host = EieHost(config, image, divisor=DIVISOR, timeout=100 * DIVISOR, **eie_options)
@@ -53,7 +55,7 @@ def test_digits_eie_board_verilator(tmp_path):
     patched = dataclasses.replace(image, codebooks=codebooks, layers=image.layers[:last] + (
         dataclasses.replace(image.layers[last], relu=not image.layers[last].relu),))
     inputs, _ = _digits(2)
-    results = _run_board(tmp_path, config, image, inputs, new_image=patched, pe_counters=True)
+    results = _run_board(tmp_path, config, image, inputs, new_image=patched, pe_counters=True, spram=True)
     assert [r["image"] for r in results] == ["baked", "baked", "loaded", "loaded"]
     assert all(len(r["busy_cycles"]) == 2 for r in results)
     assert results[0]["outputs"] != results[2]["outputs"]
@@ -64,6 +66,7 @@ def test_digits_eie_board_accuracy_verilator(tmp_path):
     defaults = get_design("eie-board").defaults
     config, image = eie_image(defaults["image"], n_pe=defaults["n_pe"], fifo_depth=defaults["fifo_depth"])
     inputs, labels = _digits(20)
-    results = _run_board(tmp_path, config, image, inputs, pe_counters=defaults["pe_counters"])
+    results = _run_board(tmp_path, config, image, inputs, pe_counters=defaults["pe_counters"],
+                         spram=defaults["spram"])
     predicted = np.array([int(np.argmax(r["outputs"])) for r in results])
     assert np.mean(predicted == labels) >= 0.85
