@@ -91,7 +91,9 @@ class SparseMatrixReadUnit(wiring.Component):
         m.d.comb += [wr.data.eq(self.write_data), wr.en.eq(self.write_en)]
 
         run = self.run.payload
-        cur, end = Signal(self.ptr_width), Signal(self.ptr_width)
+        cur = Signal(self.ptr_width)    # the next entry's address
+        left = Signal(self.ptr_width)   # entries of the run still to issue (a down-counter: no comparator on `cur`)
+        length = Signal(self.ptr_width)
         value = Signal.like(run.value)
         sel, first = Signal(sel_bits), Signal()                # the entry on self.entry
 
@@ -103,17 +105,18 @@ class SparseMatrixReadUnit(wiring.Component):
         addr = Signal(self.ptr_width)
         word_addr = Signal.like(rd.addr)
         m.d.comb += [
-            remaining.eq(cur < end),
+            remaining.eq(left != 0),
             advance.eq(~self.entry.valid | self.entry.ready),
             self.run.ready.eq(~remaining & advance),
             accept.eq(self.run.valid & self.run.ready),
             run_entries.eq(run.start < run.end),
+            length.eq(run.end - run.start),
             issue.eq((remaining & advance) | (accept & run_entries)),
             addr.eq(Mux(remaining, cur, run.start)),
             word_addr.eq(self.spmat_base * self._split + (addr >> sel_bits)),
             rd.en.eq(advance),
             self.busy.eq(issue | (accept & ~run_entries)),
-            self.finished.eq((remaining & advance & (cur + 1 == end)) | (accept & (run.end - run.start <= 1))),
+            self.finished.eq((remaining & advance & (left == 1)) | (accept & (run.end - run.start <= 1))),
             self.idle.eq(~remaining & ~self.entry.valid),
             self.entry.payload.value.eq(value),
             self.entry.payload.entry.eq(word[sel]),
@@ -124,9 +127,9 @@ class SparseMatrixReadUnit(wiring.Component):
         else:
             m.d.comb += [rd.addr.eq(word_addr), wr.addr.eq(self.write_addr)]
         with m.If(remaining & advance):
-            m.d.sync += cur.eq(cur + 1)
+            m.d.sync += [cur.eq(cur + 1), left.eq(left - 1)]
         with m.Elif(accept):
-            m.d.sync += [cur.eq(run.start + run_entries), end.eq(run.end)]
+            m.d.sync += [cur.eq(run.start + run_entries), left.eq(Mux(run_entries, length - 1, 0))]
 
         with m.If(issue):
             m.d.sync += [self.entry.valid.eq(1), sel.eq(addr[:sel_bits]), first.eq(~remaining),
