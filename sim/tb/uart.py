@@ -234,6 +234,16 @@ class LevelWatch(Agent):
             seen.add(bench.get(port))
 
 
+async def _board_link(bench, *, divisor, seed):
+    """A board top under test, reset, with a UART link (random gaps between bytes) and a watch on its LEDs, after
+    HELLO: ``(link, leds, info)``."""
+    leds = LevelWatch("busy", "done")
+    link = UARTLink(bench, divisor=divisor, agents=[leds], rng=random.Random(seed), max_gap=divisor)
+    bench.set("rx", 1)
+    await bench.reset()
+    return link, leds, await link.run(protocol.hello())
+
+
 async def systolic_board(bench, *, program: str, inputs: str, divisor: int, seed: int = 0):
     """A :class:`fpga.top.SystolicHost` end to end through its UART, with the driver's own sequence
     (:func:`fpga.driver.systolic_job`): for each input matrix saved in ``inputs`` (``numpy.save`` of an int8 array
@@ -250,11 +260,7 @@ async def systolic_board(bench, *, program: str, inputs: str, divisor: int, seed
     prog = load_program(program)
     runs = np.load(inputs)
     lanes = prog.config.lanes
-    leds = LevelWatch("busy", "done")
-    link = UARTLink(bench, divisor=divisor, agents=[leds], rng=random.Random(seed), max_gap=divisor)
-    bench.set("rx", 1)
-    await bench.reset()
-    info = await link.run(protocol.hello())
+    link, leds, info = await _board_link(bench, divisor=divisor, seed=seed)
     if (bench.get("busy"), bench.get("done"), info.n_counters) != (0, 0, 4):
         raise Mismatch(f"after reset: busy {bench.get('busy')}, done {bench.get('done')}, "
                        f"{info.n_counters} counters (expected 0, 0, 4)")
@@ -296,11 +302,7 @@ async def eie_board(bench, *, image: str, inputs, divisor: int, new_image: str |
 
     baked = EieImage.load(image)
     n_pe = baked.config.n_pe
-    leds = LevelWatch("busy", "done")
-    link = UARTLink(bench, divisor=divisor, agents=[leds], rng=random.Random(seed), max_gap=divisor)
-    bench.set("rx", 1)
-    await bench.reset()
-    info = await link.run(protocol.hello())
+    link, leds, info = await _board_link(bench, divisor=divisor, seed=seed)
     if (bench.get("busy"), bench.get("done"), info.n_counters) not in ((0, 0, 2), (0, 0, 2 + 3 * n_pe)):
         raise Mismatch(f"after reset: busy {bench.get('busy')}, done {bench.get('done')}, {info.n_counters} "
                        f"counters (expected 0, 0, and 2 or {2 + 3 * n_pe})")
