@@ -1,6 +1,6 @@
 """The activation unit: per-column requantization (int32 -> int8), optional ReLU and saturation."""
 
-from amaranth import Const, Module, Mux, Signal, signed
+from amaranth import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -16,14 +16,20 @@ class Requantizer(wiring.Component):
     2**(shift-1)) >> shift`` (round to nearest, ties toward +inf; no rounding term when ``shift == 0``), then ReLU
     when ``relu``, then saturation to int8.
 
+    Pipelined in :attr:`LATENCY` = 3 register stages, one result a cycle: (1) ``x = acc + bias``; (2) the product
+    ``x * multiplier`` (registered so that the DSP blocks can absorb the register); (3) round, shift, ReLU, saturation.
+    ``multiplier``, ``shift`` and ``relu`` travel along with their operand, so every input may change every cycle.
+
     Ports
     -----
     acc : In(signed(acc_width))
     params : In(param_layout(acc_width))
         ``bias`` (signed), ``multiplier`` (unsigned 16 bits), ``shift`` (unsigned 6 bits, below 48).
     relu : In(1)
-    y : Out(signed(8)), registered: 1-cycle latency.
+    y : Out(signed(8)), registered: the result for the inputs of cycle ``t`` is on ``y`` at ``t + LATENCY``.
     """
+
+    LATENCY = 3
 
     def __init__(self, *, acc_width: int = 32):
         self.acc_width = acc_width
@@ -37,19 +43,38 @@ class Requantizer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         width = self.acc_width + 1 + MULTIPLIER_BITS + 1  # |x * multiplier| < 2**(acc_width + MULTIPLIER_BITS)
+        shift = _delayed(m, self.params.shift, 2, "shift")  # [k]: the shift of the operand in stage k
+        relu = _delayed(m, self.relu, 2, "relu")
+
+        # Stage 1: the exact sum.
         x = Signal(signed(self.acc_width + 1))
+        multiplier = Signal.like(self.params.multiplier)
+        m.d.sync += [x.eq(self.acc + self.params.bias), multiplier.eq(self.params.multiplier)]
+
+        # Stage 2: the product.
         product = Signal(signed(width))
-        half = Signal(signed(width))
-        rounded = Signal(signed(width))
-        m.d.comb += [
-            x.eq(self.acc + self.params.bias),
-            product.eq(x * self.params.multiplier),
-            half.eq((Const(1, width) << self.params.shift) >> 1),
-            rounded.eq((product + half) >> self.params.shift),
-        ]
+        m.d.sync += product.eq(x * multiplier)
+
+        # Stage 3: round, shift, ReLU, saturate. With ``u = floor(product / 2**(shift-1))`` (``2 * product`` when
+        # ``shift == 0``) the rounded quotient is ``(u + 1) >> 1``; saturating ``u`` to 10 bits first leaves the int8
+        # result unchanged and keeps the rounding adder and the clamp narrow.
+        u = Signal(signed(width + 1))
+        m.d.comb += u.eq((product << 1) >> shift[2])
+        fits = Mux(u[-1], u[9:].all(), ~u[9:].any())  # -512 <= u < 512
+        u10, rounded = Signal(signed(10)), Signal(signed(10))
+        m.d.comb += [u10.eq(Mux(fits, u, Mux(u[-1], -512, 511))), rounded.eq((u10 + 1) >> 1)]
         clipped = Mux(rounded > 127, 127, Mux(rounded < -128, -128, rounded))
-        m.d.sync += self.y.eq(Mux(self.relu & (rounded < 0), 0, clipped))
+        m.d.sync += self.y.eq(Mux(relu[2] & rounded[-1], 0, clipped))
         return m
+
+
+def _delayed(m: Module, value, cycles: int, name: str) -> list:
+    """``[value, value one cycle ago, ..., value cycles ago]``: a chain of ``cycles`` registers."""
+    chain = [value]
+    for k in range(1, cycles + 1):
+        chain.append(Signal.like(value, name=f"{name}{k}"))
+        m.d.sync += chain[k].eq(chain[k - 1])
+    return chain
 
 
 class ActivationUnit(wiring.Component):
@@ -67,7 +92,8 @@ class ActivationUnit(wiring.Component):
     ub_addr, ub_data, ub_en : Out -- a unified-buffer write port.
 
     Timing: a command accepted at cycle ``t`` reads parameters at ``t+1 .. t+7``, accumulators at ``t+8 ..
-    t+7+count``, writes the UB at ``t+10 .. t+9+count``; ``busy`` is high for ``count + 9`` cycles.
+    t+7+count``, and, through the :attr:`Requantizer.LATENCY` = 3 stage requantizers, writes the UB at ``t+12 ..
+    t+11+count``; ``busy`` is high for ``count + 11`` cycles.
     """
 
     def __init__(self, cols: int, acc_depth: int, ub_depth: int, wb_depth: int, *, acc_width: int = 32):
@@ -92,17 +118,23 @@ class ActivationUnit(wiring.Component):
         param_raw = Signal(data.ArrayLayout(data.ArrayLayout(8, PARAM_WORDS), self.cols))  # bytes as they arrive
         param_index = Signal(range(PARAM_WORDS + 1))  # next parameter word to read
         param_arriving = Signal(range(PARAM_WORDS + 1))  # 1 + index of the word on wb_data, 0 if none
-        streamed = Signal(range(1 << 24))  # accumulator rows read so far
+        left = Signal(range(1 << 24))  # accumulator rows still to read
+        acc_next = Signal(range(self.depths["acc_depth"]))  # the next accumulator row to read
+        ub_next = Signal(range(self.depths["ub_depth"]))  # its UB destination
         loading, streaming = Signal(), Signal()
-        read_valid, read_ub = Signal(), Signal(range(self.depths["ub_depth"]))  # accumulator data arriving
-        out_valid, out_ub = Signal(), Signal(range(self.depths["ub_depth"]))  # requantized data ready
+        # Stage 0: accumulator data arriving; stage Requantizer.LATENCY: requantized data ready.
+        stages = range(Requantizer.LATENCY + 1)
+        valid = [Signal(name=f"valid{k}") for k in stages]
+        ub = [Signal(range(self.depths["ub_depth"]), name=f"ub{k}") for k in stages]
 
         m.d.comb += [
-            self.busy.eq(loading | streaming | read_valid | out_valid | (param_arriving != 0)),
+            self.busy.eq(loading | streaming | Cat(*valid).any() | (param_arriving != 0)),
             self.cmd.ready.eq(~self.busy),
         ]
         with m.If(self.cmd.valid & self.cmd.ready):
-            m.d.sync += [command.eq(self.cmd.payload), loading.eq(1), param_index.eq(0), streamed.eq(0)]
+            payload = self.cmd.payload
+            m.d.sync += [command.eq(payload), loading.eq(1), param_index.eq(0), left.eq(payload.count),
+                         acc_next.eq(payload.acc), ub_next.eq(payload.ub)]
 
         # Parameter phase: read PARAM_WORDS words; word k carries byte k of every column's record.
         m.d.comb += self.wb_addr.eq(command.wb + param_index)
@@ -123,13 +155,13 @@ class ActivationUnit(wiring.Component):
                 params[lane].shift.eq(raw.as_value()[48:48 + SHIFT_BITS]),
             ]
 
-        # Streaming phase: one accumulator row a cycle, requantized, written back to the UB two cycles later.
-        m.d.comb += self.acc_addr.eq(command.acc + streamed)
-        m.d.sync += [read_valid.eq(streaming), read_ub.eq(command.ub + streamed),
-                     out_valid.eq(read_valid), out_ub.eq(read_ub)]
+        # Streaming phase: one accumulator row a cycle, requantized, written back to the UB 1 + LATENCY cycles later.
+        m.d.comb += self.acc_addr.eq(acc_next)
+        m.d.sync += [valid[0].eq(streaming), ub[0].eq(ub_next)]
+        m.d.sync += [valid[k].eq(valid[k - 1]) for k in stages[1:]] + [ub[k].eq(ub[k - 1]) for k in stages[1:]]
         with m.If(streaming):
-            m.d.sync += streamed.eq(streamed + 1)
-            with m.If(streamed == command.count - 1):
+            m.d.sync += [left.eq(left - 1), acc_next.eq(acc_next + 1), ub_next.eq(ub_next + 1)]
+            with m.If(left == 1):
                 m.d.sync += streaming.eq(0)
         for lane in range(self.cols):
             requantizer = Requantizer(acc_width=self.acc_width)
@@ -140,5 +172,5 @@ class ActivationUnit(wiring.Component):
                 requantizer.relu.eq(command.relu),
                 self.ub_data[lane].eq(requantizer.y),
             ]
-        m.d.comb += [self.ub_addr.eq(out_ub), self.ub_en.eq(out_valid)]
+        m.d.comb += [self.ub_addr.eq(ub[-1]), self.ub_en.eq(valid[-1])]
         return m

@@ -12,8 +12,8 @@ which its interlocks allow it, given the units' state after the instructions bef
   may dispatch from ``t+w+1``.
 * MATMUL of ``n`` rows at ``t``: issues at ``t+1 .. t+n``; the next MATMUL may dispatch at ``t+n``; a LOAD_WEIGHTS
   into its bank from ``t+n+1+bank_drain``; the matrix unit is drained from ``t+n+1+matrix_drain``.
-* ACTIVATE of ``n`` rows at ``t``: busy ``t+1 .. t+n+9``; a MATMUL whose UB or accumulator range overlaps it waits
-  for ``t+n+10``.
+* ACTIVATE of ``n`` rows at ``t``: busy ``t+1 .. t+n+11``; a MATMUL whose UB or accumulator range overlaps it
+  waits for ``t+n+12``.
 * MATMUL FROM_TB: as MATMUL, but an ACTIVATE's UB range does not hold it back.
 * TRANSFORM_IN of ``n`` tiles at ``t``: UB reads ``t+1 .. t+16n``, the last transformed word written at
   ``t+16n+18``; nothing dispatches before ``t+16n+19``. TRANSFORM_OUT: accumulator reads ``t+1 .. t+16n``, the
@@ -32,8 +32,9 @@ from formats.systolic import Flag, Opcode, SystolicConfig
 __all__ = ["ACTIVATE_OVERHEAD", "TRANSFORM_IN_OVERHEAD", "TRANSFORM_OUT_OVERHEAD", "bank_drain", "matrix_drain",
            "CycleEstimate", "predict"]
 
-ACTIVATE_OVERHEAD = 9
-"""Cycles an ACTIVATE is busy beyond its row count: 7 parameter reads, the accumulator read and the requantizer."""
+ACTIVATE_OVERHEAD = 11
+"""Cycles an ACTIVATE is busy beyond its row count: 7 parameter reads, the accumulator read and the 3-stage
+requantizer (``hw.systolic.activation.Requantizer.LATENCY``)."""
 
 
 TRANSFORM_IN_OVERHEAD = 19

@@ -248,22 +248,25 @@ def requantizer_cases(seed: int, n: int) -> list:
 
 
 async def requantizer_sweep(bench, *, seed: int, n: int, prefix: str = ""):
-    """The Requantizer on :func:`requantizer_cases`, one case a cycle, each output checked against
-    ``formats.systolic.requantize``."""
+    """The Requantizer on :func:`requantizer_cases`, one case a cycle (every input changing every cycle), each
+    output checked ``Requantizer.LATENCY`` cycles later against ``formats.systolic.requantize``."""
     bench = _Prefixed(bench, prefix)
+    from hw.systolic.activation import Requantizer
     from hw.systolic.layouts import param_layout
     layout = _offsets(param_layout())
     cases = requantizer_cases(seed, n)
+    latency = Requantizer.LATENCY
     await bench.reset()
     got = []
-    for acc, bias, multiplier, shift, relu in cases + [cases[-1]]:
+    for acc, bias, multiplier, shift, relu in cases + [cases[-1]] * latency:
         bench.set("acc", acc)
         bench.set("params", _pack(layout, bias=bias, multiplier=multiplier, shift=shift))
         bench.set("relu", relu)
         await bench.tick()
         got.append(bench.get("y"))
     expected = [int(requantize(a, b, m, s, bool(r))) for a, b, m, s, r in cases]
-    assert_words_equal(expected, got[:len(cases)], what="requantized outputs (see requantizer_cases for the order)")
+    assert_words_equal(expected, got[latency - 1:latency - 1 + len(cases)],
+                       what="requantized outputs (see requantizer_cases for the order)")
     return {"cases": len(cases)}
 
 
