@@ -3,6 +3,7 @@ organisation) under Verilator: bit-exact against the golden model (checked by th
 back-pressure, on the digits MLP and a random layer, and every counter equal to the default organisation's."""
 
 import numpy as np
+import pytest
 
 from compiler.eie import lower_compressed
 from formats.eie import ACT_FRAC, to_fixed
@@ -12,6 +13,7 @@ from sim.harness import run_verilator
 from conftest import CONFIG4, layer_image, random_codes, random_inputs
 
 
+@pytest.mark.slow  # the default suite runs the SPRAM EIE on the board top (tests/fpga/test_eie_board.py)
 def test_spram_organisation_verilator(digits_mlp, tmp_path):
     compressed, _, x_test, _ = digits_mlp
     mlp = lower_compressed(compressed, CONFIG4).save(tmp_path / "mlp")

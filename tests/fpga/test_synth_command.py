@@ -77,7 +77,7 @@ def test_programming_needs_a_board_top_and_names_the_missing_programmer(tmp_path
 def test_eie_design_sizes_its_memories_to_the_digits_image():
     design, params = make_design("eie", n_pe=4)
     needed = design.image.requirements()
-    assert params == {"n_pe": 4, "fifo_depth": 8, "image": "digits", "pe_counters": True}
+    assert params == {"n_pe": 4, "fifo_depth": 8, "image": "digits", "pe_counters": True, "spram": False}
     assert not hasattr(make_design("eie", n_pe=2, pe_counters=False)[0], "busy_cycles")
     assert (design.config.spmat_depth, design.config.act_depth) == (needed["spmat_depth"], needed["act_depth"])
     assert make_design("eie", n_pe=4, image="none")[0].image is None
