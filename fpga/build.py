@@ -277,7 +277,8 @@ def program(report: SynthesisReport) -> None:
     from amaranth.build.run import LocalBuildProducts
     if report.harness is not None:
         raise ValueError(f"{report.design} was built inside the timing harness, for measurement; its bitstream does "
-                         f"nothing on a board. Program a board top instead (sparq synth --design systolic-board)")
+                         f"nothing on a board. Program a board top instead (sparq synth --design eie-board, or "
+                         f"systolic-board)")
     board = get_board(report.board)
     tool = {"ice40": "iceprog", "ecp5": "openFPGALoader"}[board.family]
     try:
