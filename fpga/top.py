@@ -36,8 +36,8 @@ and as the EIE board top defines it (``N`` PEs; vector element ``i`` lives in PE
   then ``done`` until the next START. A WRITE during a run waits for its end (the host's next bytes are lost meanwhile:
   status bit ``overrun``), a READ likewise; a host polls STATUS until done first;
 * COUNTERS: ``cycles`` and ``compute_cycles`` of the last run, then, with the EIE's per-PE counters
-  (``EieHost(..., pe_counters=True)``, the EIE's default), ``busy_cycles``, ``starve_cycles`` and ``stall_cycles`` of PE 0 .. N - 1,
-  in that order (``2 + 3 * N`` counters; :class:`hw.eie.EIE`).
+  (``EieHost(..., pe_counters=True)``, the EIE's default), ``busy_cycles``, ``starve_cycles`` and ``stall_cycles``
+  of PE 0 .. N - 1, in that order (``2 + 3 * N`` counters; :class:`hw.eie.EIE`).
 """
 
 from amaranth import Cat, Const, Elaboratable, Module, Mux, ResetInserter, Signal

@@ -38,7 +38,8 @@ class CentralControlUnit(wiring.Component):
     * CLEAR: every accumulator of every PE is flushed to 0 (``act_depth`` cycles; a reset in the middle of a run
       leaves stale sums behind).
     * Per layer ``l``: LAYER reads the layer-table word (one cycle; ``layer`` holds it until the next LAYER, and
-      ``layer_index`` selects the PEs' copy of the layer's codebook). SCAN reads the source activations of all PEs at one local address per step (a group of ``N`` consecutive indices), and the
+      ``layer_index`` selects the PEs' copy of the layer's codebook). SCAN reads the source activations of all PEs
+      at one local address per step (a group of ``N`` consecutive indices), and the
       :class:`~.lnzd.LeadingNonZeroDetector` picks their non-zero lanes in index order, one broadcast per cycle;
       the next group is read in the cycle the group's last non-zero leaves, so a group with non-zeros costs no
       extra cycle, an all-zero group one cycle. The broadcast waits while any PE lacks room. DRAIN waits until
