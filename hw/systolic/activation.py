@@ -122,10 +122,10 @@ class ActivationUnit(wiring.Component):
         acc_next = Signal(range(self.depths["acc_depth"]))  # the next accumulator row to read
         ub_next = Signal(range(self.depths["ub_depth"]))  # its UB destination
         loading, streaming = Signal(), Signal()
-        # Stage 0: accumulator data arriving; stage Requantizer.LATENCY: requantized data ready.
-        stages = range(Requantizer.LATENCY + 1)
-        valid = [Signal(name=f"valid{k}") for k in stages]
-        ub = [Signal(range(self.depths["ub_depth"]), name=f"ub{k}") for k in stages]
+        # A streamed row's valid bit and UB address along the requantizers: [0] in the cycle its accumulator word
+        # arrives, [Requantizer.LATENCY] in the cycle its result is ready.
+        valid = _delayed(m, streaming, Requantizer.LATENCY + 1, "valid")[1:]
+        ub = _delayed(m, ub_next, Requantizer.LATENCY + 1, "ub")[1:]
 
         m.d.comb += [
             self.busy.eq(loading | streaming | Cat(*valid).any() | (param_arriving != 0)),
@@ -157,8 +157,6 @@ class ActivationUnit(wiring.Component):
 
         # Streaming phase: one accumulator row a cycle, requantized, written back to the UB 1 + LATENCY cycles later.
         m.d.comb += self.acc_addr.eq(acc_next)
-        m.d.sync += [valid[0].eq(streaming), ub[0].eq(ub_next)]
-        m.d.sync += [valid[k].eq(valid[k - 1]) for k in stages[1:]] + [ub[k].eq(ub[k - 1]) for k in stages[1:]]
         with m.If(streaming):
             m.d.sync += [left.eq(left - 1), acc_next.eq(acc_next + 1), ub_next.eq(ub_next + 1)]
             with m.If(left == 1):
