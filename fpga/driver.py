@@ -99,9 +99,8 @@ def eie_spmat_load(image):
     once after power-up, before its first run: every PE's sparse-matrix words through the image space
     (:func:`eie_load`). The iCE40 SPRAM that holds them has no bitstream initialisation; every other memory of the
     image is baked in. Digits MLP on 4 PEs: 484 words, about 0.7 s at 115200 baud."""
-    from sim.tb.eie import load_word
-    yield from eie_load([load_word(image.config.n_pe, "SPMAT", k, a, int(w))
-                         for k in range(image.config.n_pe) for a, w in enumerate(image.spmat[k])])
+    from sim.tb.eie import spmat_words
+    yield from eie_load([word for k in range(image.config.n_pe) for word in spmat_words(image, k)])
 
 
 class Device:

@@ -34,8 +34,7 @@ class SparseMatrixReadUnit(wiring.Component):
     reads every cycle anyway, the two organisations behave identically cycle by cycle; only the write port's
     unit differs. SPRAM has no initial contents, so this organisation takes no ``init``: the host writes the
     matrix before the first layer. (Amaranth gives every memory an initial value, zeros at least, and Yosys maps no
-    initialised memory to SPRAM: the synthesis flow must drop it for memories marked ``ram_style = "huge"``, with
-    ``setparam -set INIT 1'x t:$mem_v2 a:ram_style=huge %i`` after ``memory_collect``.)
+    initialised memory to SPRAM: :mod:`fpga.build` drops it for memories marked ``ram_style = "huge"``.)
 
     Ports
     -----

@@ -33,6 +33,11 @@ def load_word(n_pe, target, pe, addr, data):
             | int(data) << (TARGET_BITS + pe_bits + ADDR_BITS))
 
 
+def spmat_words(image, k):
+    """Load-port payloads writing PE ``k``'s sparse matrix of ``image``."""
+    return [load_word(image.config.n_pe, "SPMAT", k, a, int(w)) for a, w in enumerate(image.spmat[k])]
+
+
 def image_words(image):
     """Load-port payloads writing every memory of ``image`` (not the input)."""
     n = image.config.n_pe
@@ -40,7 +45,7 @@ def image_words(image):
     words += [load_word(n, "CODEBOOK", 0, i, int(w) & _MASK16) for i, w in enumerate(image.codebooks.ravel())]
     for k in range(n):
         words += [load_word(n, "PTR", k, g, int(p)) for g, p in enumerate(image.ptr[k])]
-        words += [load_word(n, "SPMAT", k, a, int(w)) for a, w in enumerate(image.spmat[k])]
+        words += spmat_words(image, k)
         words += [load_word(n, "BIAS", k, a, int(b) & _MASK16) for a, b in enumerate(image.bias[k])]
     return words
 
