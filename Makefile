@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 JOBS   ?= auto
 
-.PHONY: demo test test-slow bench clean
+.PHONY: demo test lint test-slow bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,8 +19,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m sparq demo
 
-## Run the default test suite (long sweeps excluded).
-test: $(STAMP)
+## The house rules: the layer contracts (import-linter, pyproject.toml) and ruff.
+lint: $(STAMP)
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
+
+## Run the house rules, then the default test suite (long sweeps excluded).
+test: lint
 	$(PY) -m pytest -n $(JOBS)
 
 ## Run only the long sweeps marked @pytest.mark.slow.

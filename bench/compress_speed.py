@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from compiler.huffman import huffman_decode, huffman_encode
-from compiler.prune import magnitude_mask
-from compiler.share import share_weights
-from compiler.sparse import encode_relative
+from sparq.compiler.huffman import huffman_decode, huffman_encode
+from sparq.compiler.prune import magnitude_mask
+from sparq.compiler.share import share_weights
+from sparq.compiler.sparse import encode_relative
 
 RESULTS = Path(__file__).resolve().parent / "results" / "compress_speed.json"
 

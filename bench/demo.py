@@ -1,6 +1,6 @@
 """``sparq demo`` (what ``make demo`` runs) from a cold Verilator cache: its wall time per phase and its summary.
 
-Runs ``python -m sparq demo`` in a subprocess with ``SPARQ_BUILD_DIR`` pointing at an empty temporary directory, so
+Runs ``python -m sparq demo`` in a subprocess with ``SPARQ_CACHE`` pointing at an empty temporary directory, so
 both Verilator models are built from scratch, as on a fresh clone (the Python environment is not reinstalled). The
 machine's load average is recorded next to the times, because the demo shares the cores with whatever else runs::
 
@@ -26,7 +26,7 @@ def main(argv=None):
     parser.add_argument("--json", default=str(RESULTS / "demo.json"), help="where to write the result")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="sparq-demo-bench-") as tmp:
-        env = {**os.environ, "SPARQ_BUILD_DIR": str(Path(tmp) / "build")}
+        env = {**os.environ, "SPARQ_CACHE": str(Path(tmp) / "build")}
         workspace = Path(tmp) / "demo"
         load_before = os.getloadavg()
         started = time.perf_counter()

@@ -2,7 +2,7 @@
 
 Each of the nine Table III layers (``../shared/REFERENCE.md``, section EIE) becomes a random 4-bit code matrix with
 the published size (input x output) and weight density, and a random input with the published activation density.
-Each is lowered with :mod:`compiler.eie` for 64 PEs and timed with the cycle model of :mod:`sim.eie.cycle` at FIFO
+Each is lowered with :mod:`sparq.compiler.eie` for 64 PEs and timed with the cycle model of :mod:`sparq.sim.eie.cycle` at FIFO
 depth 8 and 800 MHz, next to the paper's theoretical and measured times. The sweeps reuse the same matrices:
 
 * load efficiency against FIFO depth 1..256 (Alex-7, 64 PEs);
@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from compiler.eie import LayerSpec, column_entries, lower
-from formats.eie import CapacityError, HwConfig
-from sim.eie.cycle import CLOCK_HZ, column_costs, layer_costs, simulate
+from sparq.compiler.eie import LayerSpec, column_entries, lower
+from sparq.formats.eie import CapacityError, EieConfig
+from sparq.sim.eie.cycle import CLOCK_HZ, column_costs, layer_costs, simulate
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -45,7 +45,7 @@ TABLE_III = [  # name, inputs (columns), outputs (rows), weight density, activat
 
 # 64 PEs, FIFO 8 and the paper's Spmat and Act sizes; pointers doubled, since VGG-6 needs 25089 per PE (the paper's
 # Ptr SRAM holds 16 K). Whether each layer fits the paper's sizes exactly is recorded too.
-CONFIG = HwConfig(n_pe=64, fifo_depth=8, ptr_depth=32768, spmat_depth=16384, act_depth=512, bias_depth=1024)
+CONFIG = EieConfig(n_pe=64, fifo_depth=8, ptr_depth=32768, spmat_depth=16384, act_depth=512, bias_depth=1024)
 FIFO_DEPTHS = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 PE_COUNTS = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 SCALING_LAYERS = ["Alex-7", "VGG-7", "NT-We"]
@@ -100,7 +100,7 @@ def table_iii(layers):
         predicted = stats.seconds() * 1e6
         us = 1e6 / (CONFIG.n_pe * CLOCK_HZ)
         try:
-            image.check_fits(HwConfig(n_pe=64))
+            image.check_fits(EieConfig(n_pe=64))
             paper_memories = "fits"
         except CapacityError as error:
             paper_memories = str(error).splitlines()[1].strip()

@@ -5,7 +5,7 @@ Runs on the Verilator RTL (every output word checked against the golden model by
 * **Layers on 16 PEs** (FIFO depth 8, dense Q8.8 inputs): a *balanced* layer (every PE has the same number of
   entries in every column: the best case), uniform random layers at 5-50 % density (the usual case) and one with a
   sparse input. Per layer: the RTL's compute cycles (first broadcast to last entry issued) against
-  ``sim.eie.cycle``'s ``total`` and their ratio; per-PE busy cycles must equal the model's exactly; load
+  ``sparq.sim.eie.cycle``'s ``total`` and their ratio; per-PE busy cycles must equal the model's exactly; load
   efficiency ``sum(busy) / (N * compute)``; entries per cycle per PE (padding included) and useful MACs (non-zero
   weight times non-zero activation) per cycle per PE.
 * **Simulated cycles per second** of the 16-PE design under Verilator: counter cycles of the runs over the wall
@@ -30,11 +30,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "eie_rtl"))
 from conftest import CONFIG4, config_for, layer_image, random_codes  # noqa: E402
 
-from compiler.eie import lower_compressed  # noqa: E402
-from formats.eie import ACT_FRAC, to_fixed  # noqa: E402
-from hw.eie import EIE  # noqa: E402
-from sim.eie import Golden, cycle  # noqa: E402
-from sim.harness import run_verilator  # noqa: E402
+from sparq.compiler.eie import lower_compressed  # noqa: E402
+from sparq.formats.eie import ACT_FRAC, to_fixed  # noqa: E402
+from sparq.hw.eie import EIE  # noqa: E402
+from sparq.sim.eie import Golden, cycle  # noqa: E402
+from sparq.sim.harness import run_verilator  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 N_PE = 16
@@ -70,7 +70,7 @@ def layers(directory, config):
 def measure_layers(directory):
     config = config_for(N_PE)
     jobs, meta = layers(directory, config)
-    results = run_verilator(EIE(config), "sim.tb.eie:run_network", jobs=jobs, poll=256)
+    results = run_verilator(EIE(config), "sparq.sim.tb.eie:run_network", jobs=jobs, poll=256)
     rows, cycles, seconds = [], 0, 0.0
     for (name, image, codes, x), result in zip(meta, results):
         counters = result["counters"][0]
@@ -91,14 +91,14 @@ def measure_layers(directory):
 
 
 def measure_digits(directory, count):
-    from compiler.datasets import load_digits_split
-    from compiler.pipeline import compress_digits_mlp
+    from sparq.compiler.datasets import load_digits_split
+    from sparq.compiler.pipeline import compress_digits_mlp
     compressed, _ = compress_digits_mlp(bits=4, progress=False)
     _, _, x_test, y_test = load_digits_split()
     image = lower_compressed(compressed, CONFIG4)
     path = str(image.save(Path(directory) / "mlp"))
     inputs = [[int(v) for v in to_fixed(x, ACT_FRAC)] for x in x_test[:count]]
-    result = run_verilator(EIE(CONFIG4), "sim.tb.eie:run_network", jobs=[{"image_dir": path, "inputs": inputs}])[0]
+    result = run_verilator(EIE(CONFIG4), "sparq.sim.tb.eie:run_network", jobs=[{"image_dir": path, "inputs": inputs}])[0]
     rtl = np.array([int(np.argmax(out)) for out in result["outputs"]])
     golden = Golden(image).classify(x_test[:count])
     per_image = [c["cycles"] for c in result["counters"]]

@@ -5,7 +5,7 @@
     .venv/bin/python bench/fpga_sweep.py --only systolic --board icebreaker
     .venv/bin/python bench/fpga_sweep.py --only eie --board ulx3s-85f --n-pe 16
 
-Each point is one :func:`fpga.build.synthesize` (designs with ports inside the scan-chain timing harness, board
+Each point is one :func:`sparq.fpga.build.synthesize` (designs with ports inside the scan-chain timing harness, board
 tops as they are). A point whose multipliers overflow the device's DSP blocks is rebuilt with ``dsp=False`` (its row
 says so); a point that still does not fit is recorded as such, with the resource that overflowed.
 
@@ -14,7 +14,7 @@ accelerator of that array size running a dense GEMM of ``acc_depth / 2`` rows by
 loaded from the host, all counted from reset to HALT: ``mac_busy * size**2 / cycles``), next to the peak
 ``clock x size**2``. The clock is the Fmax for a bare array (what it could run at) and the board oscillator for a
 board top (what it does run at, without a PLL). For EIE (the digits MLP baked in, every per-PE memory sized to it:
-:func:`fpga.images.eie_image`) the MACs per cycle are ``n_pe`` times the per-PE rate that ``bench/eie_rtl.py``
+:func:`sparq.fpga.images.eie_image`) the MACs per cycle are ``n_pe`` times the per-PE rate that ``bench/eie_rtl.py``
 measured on the 16-PE RTL for a 512x512 layer at 10 % density (``bench/results/eie_rtl.json``), and the peak is one
 MAC per PE per cycle (the per-PE rate is the one measured at FIFO depth 8; depth 4 lowers it a little). On the
 UP5K, EIE is also built with ``pe_counters=False`` (no per-PE busy/stall/starve counters, as a board build that
@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 RESULTS = Path(__file__).resolve().parent / "results" / "fpga_sweep.json"
 
 # Memory depths of the bare-array points: small on the UP5K (its 30 block RAMs), the shared test configurations
-# (sim.systolic.stimulus.CONFIGS, which hold the digits MLP at 8x8) on the ECP5.
+# (sparq.sim.systolic.stimulus.CONFIGS, which hold the digits MLP at 8x8) on the ECP5.
 UP5K_DEPTHS = dict(ub_depth=256, wb_depth=256, acc_depth=64)
 POINTS = [
     ("mac", "icebreaker", dict(a_width=8, b_width=8, acc_width=32)),
@@ -72,10 +72,10 @@ def measured_macs_per_cycle(size: int) -> dict:
     """MACs per cycle of the ``size x size`` accelerator on the sweep's dense GEMM, measured under Verilator."""
     import numpy as np
 
-    from formats.systolic import save_program
-    from hw.systolic.accelerator import SystolicAccelerator
-    from sim.systolic.stimulus import config_for, random_gemm
-    from sim.harness import run_verilator as run
+    from sparq.formats.systolic import save_program
+    from sparq.hw.systolic.accelerator import SystolicAccelerator
+    from sparq.sim.harness import run_verilator as run
+    from sparq.sim.systolic.stimulus import config_for, random_gemm
 
     config = config_for(size)
     m, k = config.acc_depth // 2, 4 * size
@@ -83,7 +83,7 @@ def measured_macs_per_cycle(size: int) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         save_program(program, Path(folder) / "program.json")
         np.save(Path(folder) / "inputs.npy", words)
-        counters = run(SystolicAccelerator(config), "sim.tb.systolic:run_program_file", optimize=False,
+        counters = run(SystolicAccelerator(config), "sparq.sim.tb.systolic:run_program_file", optimize=False,
                        program=str(Path(folder) / "program.json"), inputs=str(Path(folder) / "inputs.npy"))
     return {"workload": f"GEMM {m}x{k} @ {k}x{k}", "cycles": counters["cycles"], "mac_busy": counters["mac_busy"],
             "macs_per_cycle": counters["mac_busy"] * size * size / counters["cycles"]}
@@ -99,8 +99,8 @@ def eie_macs_per_cycle_per_pe() -> float:
 
 
 def sweep_point(design: str, board: str, params: dict, throughput_cache: dict) -> dict:
-    from fpga.build import DoesNotFit, synthesize
-    from fpga.designs import make_design
+    from sparq.fpga.build import DoesNotFit, synthesize
+    from sparq.fpga.designs import make_design
 
     row = {"design": design, "board": board, "params": params}
     start = time.perf_counter()

@@ -4,9 +4,9 @@
     .venv/bin/python bench/mixed_precision.py              # every point (builds are cached under build/fpga/)
     .venv/bin/python bench/mixed_precision.py --board ulx3s-85f
 
-Each point is one :func:`fpga.build.synthesize` of a registered design (``systolic-pe``: one
-:class:`hw.systolic.pe.WeightStationaryPE`; ``systolic-array``: a ``size x size``
-:class:`hw.systolic.array.SystolicArray`, no buffers or controller) inside the scan-chain timing harness, so Fmax is
+Each point is one :func:`sparq.fpga.build.synthesize` of a registered design (``systolic-pe``: one
+:class:`sparq.hw.systolic.pe.WeightStationaryPE`; ``systolic-array``: a ``size x size``
+:class:`sparq.hw.systolic.array.SystolicArray`, no buffers or controller) inside the scan-chain timing harness, so Fmax is
 register to register. The float PE is single-cycle (combinational multiplier then fp32 adder, the arrays' timing
 unchanged), so its Fmax is the whole multiply-add path. Multipliers go to DSP blocks (SB_MAC16, MULT18X18D) when
 they fit, else the point is rebuilt from LUTs and says so; a point that still does not fit is recorded as such, with
@@ -33,8 +33,8 @@ LCs for bf16 and fp16 alike), and its synthesis alone takes tens of minutes."""
 
 def point(design: str, board: str, params: dict) -> dict:
     """Synthesize one design point; return its row (resources, Fmax) or why it does not fit."""
-    from fpga.build import DoesNotFit, synthesize
-    from fpga.designs import make_design
+    from sparq.fpga.build import DoesNotFit, synthesize
+    from sparq.fpga.designs import make_design
 
     row = {"design": design, "board": board, "params": params}
     start = time.perf_counter()
@@ -86,7 +86,9 @@ def print_table(rows: list) -> None:
             table.add_row(name, r["board"], r["params"]["arithmetic"], "does not fit", "", "", "", "", "", "", over)
             continue
         ratio = r.get("vs_int8", {})
-        fmt = lambda key: f"{ratio[key]:.2f}" if ratio.get(key) is not None else ""  # noqa: E731
+
+        def fmt(key, ratio=ratio):
+            return f"{ratio[key]:.2f}" if ratio.get(key) is not None else ""
         table.add_row(name, r["board"], r["params"]["arithmetic"], f"{r['luts']}/{r['luts_available']}",
                       str(r["ffs"]), str(r["dsps"]), f"{r['fmax_mhz']:.1f}", fmt("luts"), fmt("ffs"),
                       fmt("fmax_mhz"), "" if r["dsp"] else "multipliers in LUTs (DSPs overflowed)")

@@ -19,10 +19,10 @@ import json
 import platform
 from pathlib import Path
 
-from hw.common.fifo import StreamFIFO
-from sim.golden.mac import accumulate
-from sim.harness import build_verilator, run_amaranth, run_verilator
-from sim.stimulus import FreeRunningMAC, lfsr_operands
+from sparq.hw.common.fifo import StreamFIFO
+from sparq.sim.golden.mac import accumulate
+from sparq.sim.harness import build_verilator, run_amaranth, run_verilator
+from sparq.sim.stimulus import FreeRunningMAC, lfsr_operands
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sim_speed.json"
 
@@ -33,7 +33,7 @@ def measure(make_dut, body, check, **params):
     build_verilator(dut, name=type(dut).__name__)  # build outside the timed part
     rates = {}
     for simulator, run in (("verilator", run_verilator), ("amaranth", run_amaranth)):
-        timed = run(make_dut(), "sim.tb:timed", inner=body, **params)
+        timed = run(make_dut(), "sparq.sim.tb:timed", inner=body, **params)
         check(timed["result"])
         rates[simulator] = {"cycles": timed["cycles"], "seconds": round(timed["seconds"], 4),
                             "cycles_per_second": round(timed["cycles"] / timed["seconds"], 1)}
@@ -48,7 +48,8 @@ def main():
     args = parser.parse_args()
 
     mac = dict(a_width=8, b_width=8, acc_width=32, saturate=False)
-    make_mac = lambda: FreeRunningMAC(**mac)
+    def make_mac():
+        return FreeRunningMAC(**mac)
     a, b = lfsr_operands(make_mac().seed, args.cycles, 8, 8)
     expected_y = int(accumulate(a, b, **mac)[-1])
 
@@ -57,8 +58,8 @@ def main():
 
     fifo = dict(depth=8, width=16, gap_probability=0.2, stall_probability=0.2)
     rows = {
-        "free-running MAC": measure(make_mac, "sim.tb.mac:free_running", check_mac, cycles=args.cycles),
-        "stream FIFO, Python-driven": measure(lambda: StreamFIFO(16, 8), "sim.tb.fifo:random_stream",
+        "free-running MAC": measure(make_mac, "sparq.sim.tb.mac:free_running", check_mac, cycles=args.cycles),
+        "stream FIFO, Python-driven": measure(lambda: StreamFIFO(16, 8), "sparq.sim.tb.fifo:random_stream",
                                               lambda result: None, seed=1, n=args.items, **fifo),
     }
 

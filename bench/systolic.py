@@ -1,11 +1,11 @@
 """Systolic accelerator: MAC utilization, RTL cycles against SCALE-Sim and the analytic model, digits accuracy.
 
-For a set of GEMM and convolution shapes on an 8x8 array, each lowered by ``compiler.systolic`` and run on the
+For a set of GEMM and convolution shapes on an 8x8 array, each lowered by ``sparq.compiler.systolic`` and run on the
 Verilator RTL (every output byte checked against the golden model, host always ready):
 
 * the RTL counters: all cycles, **compute-phase** cycles (``active_cycles``: weight loader, matrix unit or
   activation unit busy -- no host transfers) and MAC-busy cycles, hence MAC utilization;
-* the analytic model (``sim.systolic.cycles``) next to them, with its error;
+* the analytic model (``sparq.sim.systolic.cycles``) next to them, with its error;
 * SCALE-Sim's ws dataflow on the same shape and array size (``scalesim`` from PyPI, bench-only; convolutions in
   its conv mode on the padded input, GEMMs in its GEMM mode), with the ratio RTL / SCALE-Sim and a decomposition
   of the difference: both stream ``M`` rows per fold (``folds = ceil(K/rows) * ceil(N/cols)``); SCALE-Sim adds
@@ -36,9 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from compiler.systolic import GemmLayer, lower_gemm
-from formats.systolic import SystolicConfig, pack_matrix, save_program
-from sim.systolic.cycles import predict
+from sparq.compiler.systolic import GemmLayer, lower_gemm
+from sparq.formats.systolic import SystolicConfig, pack_matrix, save_program
+from sparq.sim.systolic.cycles import predict
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CONFIG = SystolicConfig(rows=8, cols=8, ub_depth=32768, wb_depth=4096, acc_depth=2048)
@@ -71,7 +71,7 @@ def rtl_overhead(program, model):
     """Split the model's ``active - mac_busy`` cycles: the first weight load before the first MATMUL, the bubbles
     between output tiles (drain before each ACTIVATE), and the tail after the last MATMUL issue (the last drain
     and the last ACTIVATE pass, which SCALE-Sim does not model)."""
-    from formats.systolic import Opcode
+    from sparq.formats.systolic import Opcode
     ops = [(ins, t) for ins, t in zip(program.instructions, model.dispatch)]
     first_load = next(t for ins, t in ops if ins.opcode == Opcode.LOAD_WEIGHTS)
     first_matmul = next(t for ins, t in ops if ins.opcode == Opcode.MATMUL)
@@ -184,34 +184,34 @@ def run_scalesim(name, kind, dims):
 # --- RTL --------------------------------------------------------------------------------------------------------
 
 def run_rtl(programs, folder):
-    from hw.systolic.accelerator import SystolicAccelerator
-    from sim.harness import run_verilator
+    from sparq.hw.systolic.accelerator import SystolicAccelerator
+    from sparq.sim.harness import run_verilator
     runs = []
     for name, (program, words) in programs.items():
         stem = folder / name.replace(" ", "_").replace(">", "")
         save_program(program, f"{stem}.npz")
         np.save(f"{stem}.npy", words)
         runs.append(dict(name=name, program=f"{stem}.npz", inputs=f"{stem}.npy"))
-    results = run_verilator(SystolicAccelerator(CONFIG), "sim.tb.systolic:run_program_files", runs=runs, optimize=False)
+    results = run_verilator(SystolicAccelerator(CONFIG), "sparq.sim.tb.systolic:run_program_files", runs=runs, optimize=False)
     return {r["name"]: r for r in results}
 
 
 def run_digits_rtl(images):
-    from hw.systolic.accelerator import SystolicAccelerator
-    from sim.systolic.stimulus import config_for
-    from sim.harness import run_verilator
-    return run_verilator(SystolicAccelerator(config_for(8)), "sim.tb.systolic:run_networks", optimize=False,
+    from sparq.hw.systolic.accelerator import SystolicAccelerator
+    from sparq.sim.harness import run_verilator
+    from sparq.sim.systolic.stimulus import config_for
+    return run_verilator(SystolicAccelerator(config_for(8)), "sparq.sim.tb.systolic:run_networks", optimize=False,
                          models=["digits_mlp", "digits_cnn"], images=images, size=8)
 
 
 def digits_golden():
-    from compiler.datasets import load_digits_split
-    from compiler.ir import forward
-    from compiler.models import load_shipped
-    from compiler.quantize import forward_int8, quantize_model
-    from compiler.systolic import compile_network
-    from sim.systolic.golden import run_network
-    from sim.systolic.stimulus import config_for
+    from sparq.compiler.datasets import load_digits_split
+    from sparq.compiler.ir import forward
+    from sparq.compiler.models import load_shipped
+    from sparq.compiler.quantize import forward_int8, quantize_model
+    from sparq.compiler.systolic import compile_network
+    from sparq.sim.systolic.golden import run_network
+    from sparq.sim.systolic.stimulus import config_for
     x_train, _, x_test, y_test = load_digits_split()
     rows = {}
     for name in ("digits_mlp", "digits_cnn"):

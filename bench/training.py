@@ -7,13 +7,13 @@
 Each part prints its tables and writes ``bench/results/training_<part>.json``. Everything is seeded, so a rerun
 gives the same numbers.
 
-* **dsd**: baseline dense training against dense-sparse-dense (:mod:`compiler.dsd`) with the same epoch budget, on
+* **dsd**: baseline dense training against dense-sparse-dense (:mod:`sparq.compiler.dsd`) with the same epoch budget, on
   the digits MLP and CNN over 5 seeds (initialisation and minibatch order), test accuracy mean +- sample std.
-* **distill**: students trained on the labels alone against students distilled (:mod:`compiler.distill`) from the
+* **distill**: students trained on the labels alone against students distilled (:mod:`sparq.compiler.distill`) from the
   shipped digits MLP, over 5 seeds; sizes, int8 systolic cycles and Deep-Compressed EIE cycles against the teacher's.
 * **parallel**: scaling efficiency of model and data parallelism for K = 1 .. 16 instances on the cycle models
   (every run bit-exact against the unsplit golden output), optionally K = 1, 2, 4 on the systolic RTL, and a
-  design-space sweep over links, modes and K on a Dask LocalCluster of 2 workers (:mod:`sim.parallel`).
+  design-space sweep over links, modes and K on a Dask LocalCluster of 2 workers (:mod:`sparq.sim.parallel`).
 """
 
 import argparse
@@ -27,30 +27,30 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from compiler.datasets import load_digits_split  # noqa: E402
-from compiler.default_models import RECIPES, init_digits_cnn, init_digits_mlp  # noqa: E402
-from compiler.distill import distill  # noqa: E402
-from compiler.dsd import DsdSchedule, dense_baseline, dsd_train  # noqa: E402
-from compiler.eie import lower_compressed  # noqa: E402
-from compiler.ir import Dense, Model, Relu  # noqa: E402
-from compiler.models import load_shipped  # noqa: E402
-from compiler.parallel import Link  # noqa: E402
-from compiler.pipeline import DIGITS_MLP_SPARSITY, DeepCompressionConfig, compress  # noqa: E402
-from compiler.systolic import compile_network  # noqa: E402
-from compiler.train import accuracy, fit  # noqa: E402
-from formats.eie import ACT_FRAC, HwConfig, to_fixed  # noqa: E402
-from sim.eie.cycle import run as eie_cycles  # noqa: E402
-from sim.eie.golden import Golden  # noqa: E402
-from sim.parallel import MODES, replay_eie_on_rtl, replay_on_rtl, run_eie, run_systolic, scaling, sweep  # noqa: E402
-from sim.systolic.cycles import predict  # noqa: E402
-from sim.systolic.golden import run_network  # noqa: E402
-from sim.systolic.stimulus import config_for  # noqa: E402
+from sparq.compiler.datasets import load_digits_split  # noqa: E402
+from sparq.compiler.default_models import RECIPES, init_digits_cnn, init_digits_mlp  # noqa: E402
+from sparq.compiler.distill import distill  # noqa: E402
+from sparq.compiler.dsd import DsdSchedule, dense_baseline, dsd_train  # noqa: E402
+from sparq.compiler.eie import lower_compressed  # noqa: E402
+from sparq.compiler.ir import Dense, Model, Relu  # noqa: E402
+from sparq.compiler.models import load_shipped  # noqa: E402
+from sparq.compiler.parallel import Link  # noqa: E402
+from sparq.compiler.pipeline import DIGITS_MLP_SPARSITY, DeepCompressionConfig, compress  # noqa: E402
+from sparq.compiler.systolic import compile_network  # noqa: E402
+from sparq.compiler.train import accuracy, fit  # noqa: E402
+from sparq.formats.eie import ACT_FRAC, EieConfig, to_fixed  # noqa: E402
+from sparq.sim.eie.cycle import run as eie_cycles  # noqa: E402
+from sparq.sim.eie.golden import Golden  # noqa: E402
+from sparq.sim.parallel import MODES, replay_eie_on_rtl, replay_on_rtl, run_eie, run_systolic, scaling, sweep  # noqa: E402
+from sparq.sim.systolic.cycles import predict  # noqa: E402
+from sparq.sim.systolic.golden import run_network  # noqa: E402
+from sparq.sim.systolic.stimulus import config_for  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SEEDS = range(5)
 SYSTOLIC = config_for(8)
 """The 8x8 int8 array every systolic number here uses (the shared test configuration)."""
-EIE_INSTANCE = HwConfig(n_pe=4, fifo_depth=8, ptr_depth=1024, spmat_depth=1024, act_depth=128, bias_depth=256,
+EIE_INSTANCE = EieConfig(n_pe=4, fifo_depth=8, ptr_depth=1024, spmat_depth=1024, act_depth=128, bias_depth=256,
                         max_layers=4)
 """One EIE instance of the parallel part: the EIE RTL tests' 4-PE configuration (so its Verilator build is shared)."""
 EIE_PES = 16
@@ -132,7 +132,7 @@ def _eie_cycles(model, data, sparsity, seed):
     and the cycle model's mean cycles per test image (all layers)."""
     config = DeepCompressionConfig(sparsity=sparsity, bits=4, seed=seed)
     compressed, report = compress(model, data, config, progress=False)
-    image = lower_compressed(compressed, HwConfig(n_pe=EIE_PES))
+    image = lower_compressed(compressed, EieConfig(n_pe=EIE_PES))
     golden = Golden(image)
     xt, yt = data[2], data[3]
     cycles = [sum(s.total for s in eie_cycles(image, to_fixed(v, ACT_FRAC), golden=golden)) for v in xt]
@@ -224,7 +224,7 @@ def part_parallel(rtl=False, images=100, sweep_images=20):
     print(f"\nScaling over K instances, {images} images, link {LINK.bytes_per_cycle} B/cycle + {LINK.latency} "
           f"cycles latency; efficiency = T(1) / (K T(K)), T(1) the unsplit network on one instance")
     print(f"{'accelerator':<22}{'mode':<7}" + "".join(f"{f'K={k}':>9}" for k in KS) + "   link share at K=16")
-    for accel, runs_for in [("systolic " + n, (lambda n: lambda k, m: run_systolic(systolic[n], batch, k, m, LINK))(n))
+    for accel, runs_for in [("systolic " + n, (lambda n: lambda k, m: run_systolic(systolic[n], batch, k, m, LINK))(n))  # noqa: B023
                             for n in systolic] + [("eie digits_mlp (4 PE)",
                                                    lambda k, m: run_eie(eie["digits_mlp"][0], EIE_INSTANCE, batch, k,
                                                                         m, LINK))]:

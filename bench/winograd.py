@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from formats.systolic import save_program
+from sparq.formats.systolic import save_program
 
 RESULTS = Path(__file__).resolve().parent / "results"
 VGG = dict(channels=64, outputs=64, height=16, width=16, padding=(1, 1, 1, 1))
@@ -47,7 +47,7 @@ VGG = dict(channels=64, outputs=64, height=16, width=16, padding=(1, 1, 1, 1))
 def config():
     """The Winograd 8x8 build, with memories large enough for the VGG-like layer's im2col input (9x) and its
     Winograd weights (3.6x)."""
-    from sim.systolic.winograd import winograd_config
+    from sparq.sim.systolic.winograd import winograd_config
     return replace(winograd_config(8), ub_depth=32768, wb_depth=32768)
 
 
@@ -55,10 +55,10 @@ def digits_calls(cfg, images: int):
     """``{layer: {path: [(program, input words, expected output words), ...]}}`` for the digits CNN's convolutions
     on the first ``images`` test images, one batch, from the golden model; also checks that both paths give the
     same logits."""
-    from compiler.datasets import load_digits_split
-    from compiler.models import load_shipped
-    from compiler.systolic import compile_network
-    from sim.systolic.golden import run_network
+    from sparq.compiler.datasets import load_digits_split
+    from sparq.compiler.models import load_shipped
+    from sparq.compiler.systolic import compile_network
+    from sparq.sim.systolic.golden import run_network
     x_train, _, x_test, _ = load_digits_split()
     model = load_shipped("digits_cnn")
     calls, logits = {}, {}
@@ -74,8 +74,8 @@ def digits_calls(cfg, images: int):
 
 
 def vgg_calls(cfg):
-    from sim.systolic.golden import run_program
-    from sim.systolic.winograd import conv_programs, random_conv
+    from sparq.sim.systolic.golden import run_program
+    from sparq.sim.systolic.winograd import conv_programs, random_conv
     x, layer = random_conv(0, images=1, **VGG)
     programs, unpack = conv_programs(x, layer, cfg)
     outputs = {}
@@ -92,10 +92,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=20, help="digits test images (one device call per layer)")
     args = parser.parse_args()
-    from hw.systolic.accelerator import SystolicAccelerator
-    from sim.harness import run_verilator
-    from formats.systolic import Opcode
-    from sim.systolic.cycles import TRANSFORM_IN_OVERHEAD, TRANSFORM_OUT_OVERHEAD, predict
+    from sparq.formats.systolic import Opcode
+    from sparq.hw.systolic.accelerator import SystolicAccelerator
+    from sparq.sim.harness import run_verilator
+    from sparq.sim.systolic.cycles import TRANSFORM_IN_OVERHEAD, TRANSFORM_OUT_OVERHEAD, predict
     overhead = {Opcode.TRANSFORM_IN: TRANSFORM_IN_OVERHEAD, Opcode.TRANSFORM_OUT: TRANSFORM_OUT_OVERHEAD}
 
     cfg = config()
@@ -111,7 +111,7 @@ def main():
                     runs.append(dict(name=f"{name} {path} {i}", program=f"{stem}.npz", inputs=f"{stem}.npy"))
                     keys.append((name, path, program))
         start = time.time()
-        results = run_verilator(SystolicAccelerator(cfg), "sim.tb.systolic:run_program_files", optimize=False,
+        results = run_verilator(SystolicAccelerator(cfg), "sparq.sim.tb.systolic:run_program_files", optimize=False,
                                 runs=runs)
         seconds = time.time() - start
     totals = {}
@@ -148,7 +148,7 @@ def main():
     print(f"\nVGG-like layer (tiles evenly): multiply ratio {vgg['multiply_ratio']:.3f}, "
           f"{100 * abs(vgg['multiply_ratio'] / 2.25 - 1):.2f} % from 2.25")
     worst = max(abs(p["model_cycles"] - p["cycles"]) for r in totals.values() for p in r.values())
-    print(f"cycle model (sim.systolic.cycles) against the RTL counters: largest difference {worst} cycles")
+    print(f"cycle model (sparq.sim.systolic.cycles) against the RTL counters: largest difference {worst} cycles")
     for row in rows:
         w = row["winograd"]
         print(f"{row['layer']}: transforms {w['transform_cycles']} of {w['active_cycles']} Winograd compute cycles "

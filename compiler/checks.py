@@ -1,4 +1,4 @@
-"""Input checks shared by the IR and the compression methods, each failing with a clear :mod:`compiler.errors`."""
+"""Input checks shared by the IR and the compression methods, each failing with a clear :mod:`sparq.compiler.errors`."""
 
 import numpy as np
 

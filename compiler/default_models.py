@@ -3,10 +3,10 @@
 * ``digits_mlp``: 64-300-100-10 fully connected, ReLU (LeNet-300-100 with an 8x8 input).
 * ``digits_cnn``: reshape to 1x8x8, conv 3x3 (8) + ReLU + max-pool 2, conv 3x3 (16) + ReLU + max-pool 2, FC 64-10.
 
-Both take the (n, 64) pixels of :func:`compiler.datasets.load_digits_split` and output logits. Training is
+Both take the (n, 64) pixels of :func:`sparq.compiler.datasets.load_digits_split` and output logits. Training is
 deterministic (fixed seeds, He initialisation, minibatch Adam, softmax cross-entropy)::
 
-    .venv/bin/python -m compiler.default_models   # rewrites compiler/models/*.onnx and digits_models.json
+    .venv/bin/python -m sparq.compiler.default_models   # rewrites compiler/models/*.onnx and digits_models.json
 """
 
 import json

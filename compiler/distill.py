@@ -40,7 +40,7 @@ def soft_targets(teacher, x, y, temperature):
 
 def distillation_loss(temperature, alpha):
     """The loss ``(logits, targets) -> (mean loss, gradient w.r.t. logits)`` of the module docstring, for
-    :func:`compiler.train.fit`'s ``loss``; ``targets`` come from :func:`soft_targets` at the same temperature."""
+    :func:`sparq.compiler.train.fit`'s ``loss``; ``targets`` come from :func:`soft_targets` at the same temperature."""
     if not temperature > 0 or not 0 <= alpha <= 1:
         raise ConfigError(f"distillation needs temperature > 0 and 0 <= alpha <= 1; got T={temperature!r}, "
                           f"alpha={alpha!r}")

@@ -1,10 +1,10 @@
 """DSD: dense-sparse-dense training (Han et al., ICLR 2017) on the numpy trainer.
 
-Three phases, each a call of :func:`compiler.train.fit` (a fresh Adam state each):
+Three phases, each a call of :func:`sparq.compiler.train.fit` (a fresh Adam state each):
 
 1. **Dense**: train the model as usual for ``dense_epochs`` at ``lr``.
 2. **Sparse**: prune each named layer to its ``sparsity`` by weight magnitude (one shot, as in the paper) and retrain
-   for ``sparse_epochs`` at ``lr`` with the masks fixed (:class:`compiler.prune.MaskedWeight`).
+   for ``sparse_epochs`` at ``lr`` with the masks fixed (:class:`sparq.compiler.prune.MaskedWeight`).
 3. **Re-dense**: drop the masks; the pruned weights restart from exactly zero and the whole model trains for
    ``redense_epochs`` at ``lr * redense_lr_scale`` (the paper uses a tenth of the dense learning rate).
 

@@ -1,11 +1,11 @@
-"""Lowering a compressed fully connected network to EIE memory images (:mod:`formats.eie`).
+"""Lowering a compressed fully connected network to EIE memory images (:mod:`sparq.formats.eie`).
 
 The core, :func:`lower`, takes plain arrays, one :class:`LayerSpec` per layer (the code matrix, its codebook, the
-bias, the ReLU flag); :func:`lower_compressed` adapts a :class:`compiler.pipeline.CompressedModel`. Both return a
-:class:`formats.eie.EieImage` that fits the given :class:`formats.eie.HwConfig` or raise
-:class:`formats.eie.CapacityError` naming the memory, the overflow and the parameter to raise.
+bias, the ReLU flag); :func:`lower_compressed` adapts a :class:`sparq.compiler.pipeline.CompressedModel`. Both return a
+:class:`sparq.formats.eie.EieImage` that fits the given :class:`sparq.formats.eie.EieConfig` or raise
+:class:`sparq.formats.eie.CapacityError` naming the memory, the overflow and the parameter to raise.
 
-Fixed point (see :mod:`formats.eie`): each layer's codebook becomes 16-bit integers with ``w_frac`` fraction bits,
+Fixed point (see :mod:`sparq.formats.eie`): each layer's codebook becomes 16-bit integers with ``w_frac`` fraction bits,
 the largest ``w_frac`` (at most 15) for which every codebook entry fits 16 bits and no row's accumulator can
 overflow 40 bits for any 16-bit input; the bias becomes Q8.8. Both round to nearest (ties to even).
 
@@ -17,8 +17,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from formats.eie import (ACC_BITS, ACT_BITS, ACT_FRAC, CODEBOOK_SIZE, ENTRIES_PER_WORD, MAX_ZEROS, W_FRAC_MAX,
-                         WEIGHT_BITS, ZERO_BITS, EieImage, LayerEntry, pack_entries)
+from sparq.formats.eie import (
+    ACC_BITS,
+    ACT_BITS,
+    ACT_FRAC,
+    CODEBOOK_SIZE,
+    ENTRIES_PER_WORD,
+    MAX_ZEROS,
+    W_FRAC_MAX,
+    WEIGHT_BITS,
+    ZERO_BITS,
+    EieImage,
+    LayerEntry,
+    pack_entries,
+)
 
 from .errors import ShapeError, UnsupportedError, WeightError
 from .ir import Dense, Relu
@@ -168,8 +180,8 @@ def _w_frac(codebook, code_counts, bias, layer):
 def lower(specs, config):
     """Lower the layers ``specs`` (:class:`LayerSpec`, in order) for ``config``; return a fitting EieImage.
 
-    Raises ``compiler.errors`` errors for bad layers (codebook, codes, shapes that do not chain) and
-    :class:`formats.eie.CapacityError` when the image does not fit ``config``'s memories.
+    Raises ``sparq.compiler.errors`` errors for bad layers (codebook, codes, shapes that do not chain) and
+    :class:`sparq.formats.eie.CapacityError` when the image does not fit ``config``'s memories.
     """
     specs = list(specs)
     if not specs:
@@ -205,7 +217,7 @@ def lower(specs, config):
 
 
 def lower_compressed(compressed, config):
-    """Lower a :class:`compiler.pipeline.CompressedModel` of Dense layers, each optionally followed by a Relu.
+    """Lower a :class:`sparq.compiler.pipeline.CompressedModel` of Dense layers, each optionally followed by a Relu.
 
     Every Dense layer must be weight-shared (``compressed.shared``); its codes, codebook and float bias are lowered
     with :func:`lower`.

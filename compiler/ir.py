@@ -11,7 +11,7 @@ Every layer is a dataclass with a ``name``, a ``forward(x)`` on a batch and an `
 
 Padding is ``(top, left, bottom, right)``, the order of ONNX ``pads`` for 2-D. Layers check their arrays when built
 (float32, finite, non-empty, consistent shapes) and a model checks that the shapes chain, so a bad model fails when
-it is made, with a :class:`~compiler.errors.CompileError` naming the layer.
+it is made, with a :class:`~sparq.compiler.errors.CompileError` naming the layer.
 """
 
 import math

@@ -105,7 +105,7 @@ def load_arrays(path):
 
 
 def read_npz(path, layers=None, input_shape=None):
-    """Read an IR :class:`~compiler.ir.Model` from the ``.npz`` file at ``path`` (see the module docstring)."""
+    """Read an IR :class:`~sparq.compiler.ir.Model` from the ``.npz`` file at ``path`` (see the module docstring)."""
     return model_from_arrays(load_arrays(path), Path(path), layers, input_shape)
 
 

@@ -3,7 +3,7 @@
 :func:`read_onnx` takes a sequential graph of Gemm, MatMul (+ Add), Conv, Relu, Flatten, Reshape, MaxPool and
 AveragePool; a trailing Softmax is dropped and noted in ``Model.notes``. Anything else, a dynamic shape other than
 the batch axis, or a weight that is not an initializer stops the import with one
-:class:`~compiler.errors.CompileError` naming the node and what to do.
+:class:`~sparq.compiler.errors.CompileError` naming the node and what to do.
 
 :func:`write_onnx` writes an IR model as such a graph (opset 17, Gemm for Dense); the shipped default models are
 written with it.
@@ -298,7 +298,7 @@ class _Reader:
 
 
 def read_onnx(path):
-    """Read the ONNX file at ``path`` into an IR :class:`~compiler.ir.Model` (see the module docstring)."""
+    """Read the ONNX file at ``path`` into an IR :class:`~sparq.compiler.ir.Model` (see the module docstring)."""
     return _Reader(_load(path), Path(path)).read()
 
 

@@ -40,8 +40,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from formats.eie import ACT_BITS, ENTRIES_PER_WORD, EieImage, LayerEntry
-from formats.systolic import pack_matrix, unpack_matrix
+from sparq.formats.eie import ACT_BITS, ENTRIES_PER_WORD, EieImage, LayerEntry
+from sparq.formats.systolic import pack_matrix, unpack_matrix
 
 from .errors import ConfigError
 from .quantize import quantize_activation
@@ -150,7 +150,7 @@ def eie_image_bytes(image):
 # --- systolic --------------------------------------------------------------------------------------------------------
 
 def split_gemm_columns(layer, k):
-    """``layer`` (a :class:`~compiler.systolic.GemmLayer`) cut into ``k`` GEMMs by output column, column ``j`` to
+    """``layer`` (a :class:`~sparq.compiler.systolic.GemmLayer`) cut into ``k`` GEMMs by output column, column ``j`` to
     instance ``j % k``, each with its columns' bias, multiplier and shift (None for an instance with no column)."""
     return [GemmLayer(f"{layer.name}[{i}::{k}]", np.ascontiguousarray(layer.weight[:, cols]), layer.bias[cols],
                       layer.multiplier[cols], layer.shift[cols], layer.relu) if len(cols) else None
@@ -179,7 +179,7 @@ class Call:
 
 
 class SystolicModelParallel:
-    """A :class:`~compiler.systolic.SystolicNetwork` run model-parallel on ``k`` instances of its configuration.
+    """A :class:`~sparq.compiler.systolic.SystolicNetwork` run model-parallel on ``k`` instances of its configuration.
 
     :meth:`execute` is a generator of *rounds*: it yields a list of :class:`Call` (at most one per instance, all
     running at once, followed by a barrier) and expects the list of their output words back; it returns the int8
@@ -232,7 +232,7 @@ class SystolicModelParallel:
 
 
 class SystolicDataParallel:
-    """A :class:`~compiler.systolic.SystolicNetwork` run data-parallel on ``k`` instances: instance ``i`` runs the
+    """A :class:`~sparq.compiler.systolic.SystolicNetwork` run data-parallel on ``k`` instances: instance ``i`` runs the
     whole network on share ``i`` of the batch (:func:`batch_shares`). :meth:`execute` yields rounds (the next call
     of every instance still running; no barrier) and returns the int8 logits, bit-exactly the unsplit network's."""
 

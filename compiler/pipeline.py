@@ -2,9 +2,9 @@
 
 :func:`compress` runs it on any IR model with a :class:`DeepCompressionConfig`; :func:`compress_digits_mlp` is the
 one call for the shipped digits MLP. Both return a :class:`CompressedModel` (what the EIE lowering consumes) and the
-report of :mod:`compiler.report`. From the command line::
+report of :mod:`sparq.compiler.report`. From the command line::
 
-    .venv/bin/python -m compiler.pipeline --bits 4 --other-methods --json bench/results/compression_digits_mlp.json
+    .venv/bin/python -m sparq.compiler.pipeline --bits 4 --other-methods --json bench/results/compression_digits_mlp.json
 """
 
 import argparse
@@ -33,7 +33,7 @@ ACCURACY_KEY = "__accuracy__"
 class CompressedModel:
     """A weight-shared model: the IR ``model`` whose shared layers' weights are ``shared[name].decode()``.
 
-    ``shared`` maps layer names to :class:`~compiler.share.SharedWeights`; the biases stay float32 in the model
+    ``shared`` maps layer names to :class:`~sparq.compiler.share.SharedWeights`; the biases stay float32 in the model
     (:attr:`biases`); ``accuracy`` holds the measured test accuracies by stage (``"compressed"`` is the decoded
     model's).
     """
@@ -116,8 +116,8 @@ DIGITS_MLP_SPARSITY = {"fc1": 0.93, "fc2": 0.95, "fc3": 0.7}
 def compress(model, data, config, name="model", progress=None):
     """Run Deep Compression on ``model`` with ``data = (x_train, y_train, x_test, y_test)``.
 
-    Prunes and retrains (:func:`~compiler.prune.prune_and_retrain`), shares every weighted layer's weights with
-    k-means (:func:`~compiler.share.share_weights`, ``keep_zero``), fine-tunes the centroids, then counts the storage
+    Prunes and retrains (:func:`~sparq.compiler.prune.prune_and_retrain`), shares every weighted layer's weights with
+    k-means (:func:`~sparq.compiler.share.share_weights`, ``keep_zero``), fine-tunes the centroids, then counts the storage
     with Huffman coding. Returns ``(CompressedModel, report)``; the report holds the per-layer rows, the total, the
     config and the test accuracy after each stage (``"compressed"`` is the final, decoded model's).
     """
@@ -167,7 +167,7 @@ def main(argv=None):
     parser.add_argument("--json", help="write the report as JSON to this path")
     parser.add_argument("--save", help="write the compressed model to this .npz path")
     parser.add_argument("--other-methods", action="store_true",
-                        help="also measure int8, ternary and low-rank accuracy (compiler.survey) into the report")
+                        help="also measure int8, ternary and low-rank accuracy (sparq.compiler.survey) into the report")
     args = parser.parse_args(argv)
     try:
         compressed, report = compress_digits_mlp(bits=args.bits)

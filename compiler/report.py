@@ -3,7 +3,7 @@
 Storage is counted in bits, per layer, for four formats of the same weights:
 
 * ``original``: dense float32 weights;
-* ``pruned``: each relative-index entry (:mod:`compiler.sparse`, padding included) as a float32 value plus an
+* ``pruned``: each relative-index entry (:mod:`sparq.compiler.sparse`, padding included) as a float32 value plus an
   ``index_bits`` relative index;
 * ``quantized`` (pruning + quantization): each entry as a ``weight_bits`` code plus the relative index, plus the
   float32 codebook;
@@ -30,7 +30,7 @@ FLOAT_BITS = 32
 def layer_storage(name, shared, bias_size, index_bits):
     """The report row of one shared layer: sizes, kept fraction, bits per weight and index, bits of each format.
 
-    ``shared`` is a ``keep_zero`` :class:`~compiler.share.SharedWeights`. The Huffman streams are decoded again and
+    ``shared`` is a ``keep_zero`` :class:`~sparq.compiler.share.SharedWeights`. The Huffman streams are decoded again and
     checked against their input, so a row is only produced for a coding that round-trips exactly.
     """
     index = encode_relative(shared.codes, index_bits)

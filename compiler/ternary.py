@@ -65,7 +65,7 @@ class TernaryWeight(FreeWeight):
         np.maximum(self.wn, 0.0, out=self.wn)
 
     def shared(self):
-        """The layer as 2-bit :class:`~compiler.share.SharedWeights`: codebook ``[0, -Wn, +Wp, 0]`` (entry 3
+        """The layer as 2-bit :class:`~sparq.compiler.share.SharedWeights`: codebook ``[0, -Wn, +Wp, 0]`` (entry 3
         unused), zero kept as code 0."""
         positive, negative = self.regions()
         codes = (positive * 2 + negative).astype(np.uint8)

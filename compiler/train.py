@@ -2,7 +2,7 @@
 
 How a weighted layer's weight is made from trainable arrays is a *parameterisation*. The base class,
 :class:`FreeWeight`, trains the weight itself; compression methods subclass it to train a masked weight
-(:mod:`compiler.prune`), a codebook (:mod:`compiler.share`) or a ternary scale pair (:mod:`compiler.ternary`), and
+(:mod:`sparq.compiler.prune`), a codebook (:mod:`sparq.compiler.share`) or a ternary scale pair (:mod:`sparq.compiler.ternary`), and
 :func:`fit` trains any mix of them. Biases are always trained as they are.
 """
 
@@ -168,7 +168,7 @@ def fit(model, x, y, *, epochs, lr=1e-3, batch_size=32, seed=0, weights=None, we
     in place, and every other weighted layer gets a :class:`FreeWeight`. ``weight_decay`` adds L2 on the effective
     weights. Minibatches are shuffled with ``seed``, so a run is deterministic. ``progress`` shows a tqdm bar over
     epochs (None: only on a terminal). ``loss(logits, y[batch])`` gives a minibatch's loss and its logit gradient
-    (default: softmax cross-entropy; ``y`` may then hold any per-sample targets, as :mod:`compiler.distill` does).
+    (default: softmax cross-entropy; ``y`` may then hold any per-sample targets, as :mod:`sparq.compiler.distill` does).
     """
     if epochs < 0 or lr <= 0 or batch_size < 1:
         raise ConfigError(f"training needs epochs >= 0, lr > 0 and batch_size >= 1; got epochs={epochs}, lr={lr}, "

@@ -1,4 +1,4 @@
-"""The EIE memory image, format version 1: what ``compiler.eie`` writes and ``hw`` and ``sim.eie`` read.
+"""The EIE memory image, format version 1: what ``sparq.compiler.eie`` writes and ``hw`` and ``sparq.sim.eie`` read.
 
 Pure Python and numpy; imports neither ``compiler`` nor ``hw``.
 
@@ -63,7 +63,7 @@ import numpy as np
 __all__ = [
     "FORMAT_NAME", "FORMAT_VERSION", "ACT_BITS", "ACT_FRAC", "WEIGHT_BITS", "W_FRAC_MAX", "ACC_BITS", "CODE_BITS",
     "ZERO_BITS", "MAX_ZEROS", "ENTRY_BITS", "ENTRIES_PER_WORD", "WORD_BITS", "CODEBOOK_SIZE", "LAYER_FIELDS",
-    "LAYER_BITS", "ImageError", "ImageFormatError", "CapacityError", "HwConfig", "LayerEntry", "EieImage",
+    "LAYER_BITS", "ImageError", "ImageFormatError", "CapacityError", "EieConfig", "LayerEntry", "EieImage",
     "to_fixed", "finish", "pack_entries", "unpack_entries", "write_hex", "read_hex",
 ]
 
@@ -94,7 +94,7 @@ _CONSTANTS = {name: globals()[name] for name in (
 
 
 class ImageError(ValueError):
-    """Base class of the errors about an EIE image; raised itself for a bad :class:`HwConfig`."""
+    """Base class of the errors about an EIE image; raised itself for a bad :class:`EieConfig`."""
 
 
 class ImageFormatError(ImageError):
@@ -110,7 +110,7 @@ def _field_limit(name):
 
 
 @dataclass(frozen=True)
-class HwConfig:
+class EieConfig:
     """The EIE hardware parameters an image is lowered for. Depths count words of the memory, per PE.
 
     Defaults follow the paper where it gives a number: 64 PEs, FIFO depth 8, Ptr SRAM 32 KB (16 K pointers over both
@@ -130,16 +130,16 @@ class HwConfig:
         for f in fields(self):
             value = getattr(self, f.name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ImageError(f"HwConfig.{f.name} must be a positive integer, got {value!r}")
+                raise ImageError(f"EieConfig.{f.name} must be a positive integer, got {value!r}")
             object.__setattr__(self, f.name, int(value))  # a plain int, so the manifest is JSON
         limits = {"ptr_depth": _field_limit("ptr_base") + 1, "spmat_depth": _field_limit("spmat_base") + 1,
                   "bias_depth": _field_limit("bias_base") + 1}
         for name, limit in limits.items():
             if getattr(self, name) > limit:
-                raise ImageError(f"HwConfig.{name}={getattr(self, name)} is more than the layer table can "
+                raise ImageError(f"EieConfig.{name}={getattr(self, name)} is more than the layer table can "
                                        f"address ({limit}); lower it")
         if self.ptr_depth % 2:
-            raise ImageError(f"HwConfig.ptr_depth={self.ptr_depth} must be even (two banks of equal depth)")
+            raise ImageError(f"EieConfig.ptr_depth={self.ptr_depth} must be even (two banks of equal depth)")
 
     @property
     def ptr_width(self):
@@ -281,7 +281,7 @@ class EieImage:
     (shapes, chaining, ranges, codebook entry 0 = 0), not that it fits ``config``: see :meth:`check_fits`.
     """
 
-    config: HwConfig
+    config: EieConfig
     layers: tuple
     codebooks: np.ndarray
     ptr: np.ndarray
@@ -343,7 +343,7 @@ class EieImage:
         return v[:end], z[:end]
 
     def requirements(self):
-        """Words needed per PE in each memory (and the layer count), keyed by the HwConfig field that bounds it."""
+        """Words needed per PE in each memory (and the layer count), keyed by the EieConfig field that bounds it."""
         lengths = [self.input_len] + [layer.out_len for layer in self.layers]
         return {"ptr_depth": self.ptr.shape[1], "spmat_depth": self.spmat.shape[1], "bias_depth": self.bias.shape[1],
                 "act_depth": max(self.config.rows_per_pe(n) for n in lengths), "max_layers": len(self.layers)}
@@ -358,7 +358,7 @@ class EieImage:
         what = {"ptr_depth": "pointer memory (words over both banks)", "spmat_depth": "sparse-matrix memory "
                 "(64-bit words)", "bias_depth": "bias memory (words)", "act_depth": "activation buffer (16-bit "
                 "words per ping-pong half)", "max_layers": "layer table (layers)"}
-        problems = [f"{what[name]} needs {need} per PE but HwConfig.{name}={have}: {need - have} over; raise "
+        problems = [f"{what[name]} needs {need} per PE but EieConfig.{name}={have}: {need - have} over; raise "
                     f"{name} to at least {need}"
                     for name, need in self.requirements().items() if need > (have := getattr(config, name))]
         if problems:
@@ -400,7 +400,7 @@ class EieImage:
         A missing, corrupt (hash mismatch), old-version or inconsistent image raises :class:`ImageFormatError`.
         """
         directory = Path(directory)
-        redo = "lower the model again with compiler.eie"
+        redo = "lower the model again with sparq.compiler.eie"
         try:
             manifest = json.loads((directory / "manifest.json").read_text())
         except (OSError, ValueError) as exc:
@@ -414,7 +414,7 @@ class EieImage:
             raise ImageFormatError(f"{directory}: the image's constants {manifest.get('constants')} differ from this "
                                    f"format's {_CONSTANTS}; {redo}")
         try:
-            image_config = HwConfig(**manifest["config"])
+            image_config = EieConfig(**manifest["config"])
             n_layers = int(manifest["n_layers"])
             listed = manifest["files"]
         except (KeyError, TypeError, ValueError) as exc:

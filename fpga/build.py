@@ -2,15 +2,15 @@
 
 The whole API is one function::
 
-    from fpga.build import synthesize
-    from hw.common.mac import MACCell
+    from sparq.fpga.build import synthesize
+    from sparq.hw.common.mac import MACCell
 
     report = synthesize(MACCell(a_width=16, b_width=16, acc_width=32), "icebreaker")
     print(report.fmax_mhz, report.resources["DSP"])
 
 :func:`synthesize`:
 
-* wraps a component that has ports in :class:`fpga.harness.TimingHarness` (registered scan-chain I/O, so the design is
+* wraps a component that has ports in :class:`sparq.fpga.harness.TimingHarness` (registered scan-chain I/O, so the design is
   timed register to register); an elaboratable without ports is taken as a board top of its own (it requests its pins
   from the platform) and is built as it is;
 * builds it with the board's ``amaranth-boards`` platform, never programming the board, in a build directory of its
@@ -23,9 +23,9 @@ The whole API is one function::
   since that bitstream would not work on the board; only board tops get a bitstream (a harness's would do nothing);
 * asks Yosys for SPRAM inference on iCE40 (``-spram``: single-port 256 Kbit memories go to SB_SPRAM256KA);
 * lets block RAM skip read/write collision emulation for memories the design marks
-  (:data:`hw.common.memory.COLLISION_UNUSED`), and puts memories of a few words in flip-flops on iCE40;
+  (:data:`sparq.hw.common.memory.COLLISION_UNUSED`), and puts memories of a few words in flip-flops on iCE40;
 * asks nextpnr for its JSON report (``--report``) and reads it, with the Yosys log and netlist, into a
-  :class:`fpga.report.SynthesisReport`. It checks that no large memory fell into logic (:class:`MemoryInLogic`) as
+  :class:`sparq.fpga.report.SynthesisReport`. It checks that no large memory fell into logic (:class:`MemoryInLogic`) as
   soon as Yosys is done, before placement and routing spend minutes on a design that is wrong anyway.
 
 A design that does not fit the device raises :class:`DoesNotFit`, naming the resource that overflowed and the way out;
@@ -34,13 +34,12 @@ any other tool failure raises :class:`SynthesisError` with the tool's own error 
 :func:`program` loads a board top's bitstream into a connected board with the platform's programmer (``iceprog`` for
 the iCEBreaker, ``openFPGALoader`` for the ULX3S; neither is on PyPI, so those come from the system's packages).
 
-Build directories live under ``build/fpga/<board>/`` in the checkout (``SPARQ_BUILD_DIR`` moves the root, as for
-simulation). The first build after installation is slow: YoWASP compiles each tool's WebAssembly once.
+Build directories live under ``fpga/<board>/`` of the build cache (:func:`sparq.sim.toolchain.cache_root`:
+``build/`` in a checkout, ``SPARQ_CACHE`` moves it). The first build after installation is slow: YoWASP compiles each tool's WebAssembly once.
 """
 
 import fcntl
 import hashlib
-import os
 import subprocess
 import time
 from dataclasses import dataclass
@@ -49,6 +48,7 @@ from pathlib import Path
 
 from amaranth.lib import wiring
 
+from ..sim.toolchain import cache_root
 from .harness import TimingHarness
 from .report import SynthesisReport, check_memories, memory_mappings, parse_build, parse_utilisation_log
 from .toolchain import TOOLS, use_yowasp_tools
@@ -62,7 +62,7 @@ class SynthesisError(RuntimeError):
 
 class DoesNotFit(SynthesisError):
     """The design needs more of some resource than the device has; ``overflow`` maps each nextpnr resource that
-    overflowed to its :class:`fpga.report.Usage`."""
+    overflowed to its :class:`sparq.fpga.report.Usage`."""
 
     def __init__(self, message: str, overflow: dict | None = None):
         super().__init__(message)
@@ -114,7 +114,7 @@ def get_board(name: str) -> Board:
 
 
 #: Yosys commands run on the design as read, before ``synth_*``. Memories marked with Yosys's ``no_rw_check``
-#: attribute (:data:`hw.common.memory.COLLISION_UNUSED`) get read ports that return an undefined word on a
+#: attribute (:data:`sparq.hw.common.memory.COLLISION_UNUSED`) get read ports that return an undefined word on a
 #: same-address write, so block RAM needs no collision emulation; only one-read one-write memories may carry it
 #: (the mask is one bit), and a build with any other fails here rather than mapping it wrong.
 _SCRIPT_AFTER_READ = [
@@ -145,8 +145,7 @@ def _overrides(family: str, dsp: bool, measuring: bool) -> dict:
 
 
 def _build_root() -> Path:
-    default = Path(__file__).resolve().parents[1] / "build"
-    return Path(os.environ.get("SPARQ_BUILD_DIR", default)) / "fpga"
+    return cache_root() / "fpga"
 
 
 def _tool_versions() -> str:
@@ -216,12 +215,12 @@ def _run_tools(build_dir: Path, name: str, board: Board, after_yosys, *, bitstre
 def synthesize(design: wiring.Component, board: str, *, dsp: bool = True, name: str | None = None,
                params: dict | None = None, build_dir=None,
                check: bool = True) -> SynthesisReport:
-    """Synthesize, place and route ``design`` for ``board``; return the :class:`fpga.report.SynthesisReport`.
+    """Synthesize, place and route ``design`` for ``board``; return the :class:`sparq.fpga.report.SynthesisReport`.
 
     Parameters
     ----------
     design : wiring.Component or Elaboratable
-        A component with ports is wrapped in :class:`fpga.harness.TimingHarness`; an elaboratable without ports is
+        A component with ports is wrapped in :class:`sparq.fpga.harness.TimingHarness`; an elaboratable without ports is
         a board top and is built as it is.
     board : str
         A key of :data:`BOARDS`: ``icebreaker`` (iCE40 UP5K), ``ulx3s-85f`` (ECP5-85F), or a smaller ULX3S.
@@ -232,7 +231,7 @@ def synthesize(design: wiring.Component, board: str, *, dsp: bool = True, name: 
     build_dir : path, optional
         Build here instead of the cache directory under ``build/fpga/``; always rebuilds.
     check : bool
-        Raise :class:`fpga.report.MemoryInLogic` when a large memory went to logic (default ``True``).
+        Raise :class:`sparq.fpga.report.MemoryInLogic` when a large memory went to logic (default ``True``).
     """
     board = get_board(board)
     if not isinstance(dsp, bool):

@@ -43,7 +43,7 @@ def _synth(args) -> int:
         console.print(f"report written to {report.write_json(args.json)}")
     if args.program:
         program(report)
-        console.print(f"{args.board} programmed; talk to it with fpga.driver.Device")
+        console.print(f"{args.board} programmed; talk to it with sparq.fpga.driver.Device")
     return 0
 
 
@@ -59,7 +59,7 @@ def add_synth_command(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                         help="design parameter, repeatable (for example -p depth=1024)")
     parser.add_argument("--image", metavar="PATH", help="model image baked into a board top: a program saved with "
-                        "formats.systolic.save_program (default: the shipped digits MLP)")
+                        "sparq.formats.systolic.save_program (default: the shipped digits MLP)")
     parser.add_argument("--no-dsp", action="store_true", help="build multipliers from LUTs, not DSP blocks")
     parser.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH")
     parser.add_argument("--program", action="store_true",

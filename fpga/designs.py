@@ -2,7 +2,7 @@
 
 ::
 
-    from fpga.designs import make_design
+    from sparq.fpga.designs import make_design
     design, params = make_design("fifo", depth=1024)   # params: {"width": 16, "depth": 1024}
 
 A factory's keyword parameters and their defaults are the design's parameters; :func:`make_design` refuses a name or
@@ -10,8 +10,8 @@ a parameter it does not know, naming what it does know. Register a design with :
 """
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 __all__ = ["DesignEntry", "DESIGNS", "register", "get_design", "make_design", "parse_param"]
 
@@ -85,37 +85,37 @@ def parse_param(text: str) -> tuple[str, object]:
         return key.strip(), value.strip()
 
 
-@register("mac", "hw.common.mac.MACCell: signed multiply-accumulate, y <= fit(c + a*b)")
+@register("mac", "sparq.hw.common.mac.MACCell: signed multiply-accumulate, y <= fit(c + a*b)")
 def _mac(a_width: int = 8, b_width: int = 8, acc_width: int = 32, saturate: bool = False):
-    from hw.common.mac import MACCell
+    from sparq.hw.common.mac import MACCell
     return MACCell(a_width=a_width, b_width=b_width, acc_width=acc_width, saturate=saturate)
 
 
-@register("fifo", "hw.common.fifo.StreamFIFO: ready/valid queue on block RAM")
+@register("fifo", "sparq.hw.common.fifo.StreamFIFO: ready/valid queue on block RAM")
 def _fifo(width: int = 16, depth: int = 512):
-    from hw.common.fifo import StreamFIFO
+    from sparq.hw.common.fifo import StreamFIFO
     return StreamFIFO(width, depth)
 
 
-@register("bridge", "hw.uart.bridge.HostBridge: the UART host protocol engine (115200 baud at 12 MHz by default)")
+@register("bridge", "sparq.hw.uart.bridge.HostBridge: the UART host protocol engine (115200 baud at 12 MHz by default)")
 def _bridge(divisor: int = 104, n_counters: int = 4):
-    from hw.uart.bridge import HostBridge
+    from sparq.hw.uart.bridge import HostBridge
     return HostBridge(divisor=divisor, n_counters=n_counters)
 
 
-@register("systolic", "hw.systolic.accelerator.SystolicAccelerator: size x size weight-stationary int8 array")
+@register("systolic", "sparq.hw.systolic.accelerator.SystolicAccelerator: size x size weight-stationary int8 array")
 def _systolic(size: int = 4, ub_depth: int = 256, wb_depth: int = 256, acc_depth: int = 64):
-    from formats.systolic import SystolicConfig
-    from hw.systolic.accelerator import SystolicAccelerator
+    from sparq.formats.systolic import SystolicConfig
+    from sparq.hw.systolic.accelerator import SystolicAccelerator
     return SystolicAccelerator(SystolicConfig(rows=size, cols=size, ub_depth=ub_depth, wb_depth=wb_depth,
                                               acc_depth=acc_depth))
 
 
-@register("systolic-board", "fpga.top.SystolicHost on the board: baked program and image, UART host, LEDs "
-                            "(image: 'digits' or a saved formats.systolic program)")
+@register("systolic-board", "sparq.fpga.top.SystolicHost on the board: baked program and image, UART host, LEDs "
+                            "(image: 'digits' or a saved sparq.formats.systolic program)")
 def _systolic_board(size: int = 8, image: str = "digits", ub_depth: int = 64, wb_depth: int = 8192,
                     acc_depth: int = 16, baud: int = 115_200):
-    from formats.systolic import SystolicConfig
+    from sparq.formats.systolic import SystolicConfig
 
     from .images import load_image
     from .top import BoardTop, SystolicHost
@@ -124,19 +124,19 @@ def _systolic_board(size: int = 8, image: str = "digits", ub_depth: int = 64, wb
     return BoardTop(lambda divisor: SystolicHost(program, divisor=divisor), baud=baud)
 
 
-@register("eie", "hw.eie.EIE: n_pe processing elements (image: 'digits' bakes the compressed digits MLP into "
+@register("eie", "sparq.hw.eie.EIE: n_pe processing elements (image: 'digits' bakes the compressed digits MLP into "
                  "memory init with memories sized to it, 'none' the same sizes empty, or a saved image directory; "
                  "pe_counters=False leaves out the per-PE busy/stall/starve counters; spram=True puts each PE's "
                  "sparse matrix in an iCE40 SPRAM, which has no init: the host loads it)")
 def _eie(n_pe: int = 4, fifo_depth: int = 8, image: str = "digits", pe_counters: bool = True, spram: bool = False):
-    from hw.eie import EIE
+    from sparq.hw.eie import EIE
 
     from .images import eie_image
     return EIE(*eie_image(image, n_pe=n_pe, fifo_depth=fifo_depth), pe_counters=pe_counters, spram=spram)
 
 
-@register("eie-board", "fpga.top.EieHost on the board: an EIE of n_pe PEs with the image baked in (as for 'eie'; "
-                       "with spram=True the host loads the sparse matrices first: fpga.driver.eie_load), UART host, "
+@register("eie-board", "sparq.fpga.top.EieHost on the board: an EIE of n_pe PEs with the image baked in (as for 'eie'; "
+                       "with spram=True the host loads the sparse matrices first: sparq.fpga.driver.eie_load), UART host, "
                        "LEDs")
 def _eie_board(n_pe: int = 4, fifo_depth: int = 8, image: str = "digits", pe_counters: bool = False,
                spram: bool = False, baud: int = 115_200):
@@ -147,15 +147,15 @@ def _eie_board(n_pe: int = 4, fifo_depth: int = 8, image: str = "digits", pe_cou
                     baud=baud)
 
 
-@register("systolic-pe", "hw.systolic.pe.WeightStationaryPE: one PE (arithmetic: 'int8', or 'fp16' / 'bf16' "
+@register("systolic-pe", "sparq.hw.systolic.pe.WeightStationaryPE: one PE (arithmetic: 'int8', or 'fp16' / 'bf16' "
                          "multiplies with fp32 accumulation)")
 def _systolic_pe(arithmetic: str = "int8"):
-    from hw.systolic.pe import WeightStationaryPE
+    from sparq.hw.systolic.pe import WeightStationaryPE
     return WeightStationaryPE(arithmetic=arithmetic)
 
 
-@register("systolic-array", "hw.systolic.array.SystolicArray: size x size PEs, no buffers (arithmetic: 'int8', "
+@register("systolic-array", "sparq.hw.systolic.array.SystolicArray: size x size PEs, no buffers (arithmetic: 'int8', "
                             "'fp16' or 'bf16')")
 def _systolic_array(size: int = 2, arithmetic: str = "int8"):
-    from hw.systolic.array import SystolicArray
+    from sparq.hw.systolic.array import SystolicArray
     return SystolicArray(size, size, arithmetic=arithmetic)

@@ -1,29 +1,29 @@
-"""The host side of a sparq board: a pyserial driver for the protocol of :mod:`hw.uart.protocol`.
+"""The host side of a sparq board: a pyserial driver for the protocol of :mod:`sparq.hw.uart.protocol`.
 
 ::
 
-    from fpga.driver import Device
+    from sparq.fpga.driver import Device
 
     with Device("/dev/ttyUSB1") as board:          # iCEBreaker: the second FTDI port; ULX3S: /dev/ttyUSB0
         print(board.hello())                        # Info(version=1, n_counters=4)
         outputs, counters = board.run_job(input_words, n_outputs=10)
 
-Every method runs a transaction or sequence of :mod:`hw.uart.protocol` with :func:`hw.uart.protocol.drive`; the
-cocotb link :class:`sim.uart.bfm.UARTLink` runs the very same ones in simulation, so what the board-top tests verify is
+Every method runs a transaction or sequence of :mod:`sparq.hw.uart.protocol` with :func:`sparq.hw.uart.protocol.drive`; the
+cocotb link :class:`sparq.sim.uart.bfm.UARTLink` runs the very same ones in simulation, so what the board-top tests verify is
 what this driver sends.
 """
 
 import math
 import time
 
-from hw.uart import protocol
+from sparq.hw.uart import protocol
 
 __all__ = ["Device", "DEFAULT_BAUD", "EIE_IMAGE_PARTS", "protocol_parts", "to_protocol_words", "from_protocol_words",
            "systolic_job", "eie_job", "eie_load", "eie_spmat_load", "eie_counters"]
 
 DEFAULT_BAUD = 115_200
 EIE_IMAGE_PARTS = 4
-"""Protocol words per EIE load-port word in the image space of an EIE board (:class:`fpga.top.EieHost`)."""
+"""Protocol words per EIE load-port word in the image space of an EIE board (:class:`sparq.fpga.top.EieHost`)."""
 
 
 def protocol_parts(lanes: int) -> int:
@@ -32,7 +32,7 @@ def protocol_parts(lanes: int) -> int:
 
 
 def to_protocol_words(host_words, lanes: int) -> list[int]:
-    """Host-port integers (``formats.systolic.words_to_ints``) as 32-bit protocol words, low part first."""
+    """Host-port integers (``sparq.formats.systolic.words_to_ints``) as 32-bit protocol words, low part first."""
     parts = protocol_parts(lanes)
     return [(word >> (32 * j)) & 0xFFFFFFFF for word in host_words for j in range(parts)]
 
@@ -45,10 +45,10 @@ def from_protocol_words(words, lanes: int) -> list[int]:
 
 
 def systolic_job(program, x):
-    """A :mod:`hw.uart.protocol` sequence running ``program`` (the one baked into the board) on the int8 matrix
-    ``x``: returns ``(outputs, counters)``, the int8 output words of the run (``formats.systolic`` layout) and the
+    """A :mod:`sparq.hw.uart.protocol` sequence running ``program`` (the one baked into the board) on the int8 matrix
+    ``x``: returns ``(outputs, counters)``, the int8 output words of the run (``sparq.formats.systolic`` layout) and the
     ``cycles``, ``mac_busy``, ``stall_cycles``, ``active_cycles`` counters."""
-    from formats.systolic import ints_to_words, pack_matrix, words_to_ints
+    from sparq.formats.systolic import ints_to_words, pack_matrix, words_to_ints
     lanes = program.config.lanes
     inputs = to_protocol_words(words_to_ints(pack_matrix(x, lanes)), lanes)
     words, counters = yield from protocol.run_job(inputs, program.output_words * protocol_parts(lanes), n_counters=4)
@@ -67,7 +67,7 @@ def eie_counters(values, n_pe: int) -> dict:
 
 
 def eie_job(image, x):
-    """A :mod:`hw.uart.protocol` sequence running ``image`` (a ``formats.eie.EieImage``, the one on the EIE board)
+    """A :mod:`sparq.hw.uart.protocol` sequence running ``image`` (a ``sparq.formats.eie.EieImage``, the one on the EIE board)
     on the input vector ``x`` (``image.input_len`` Q8.8 integers): returns ``(outputs, counters)``, the network's
     output as an ``np.int16`` array and :func:`eie_counters` (their number is asked with HELLO)."""
     import numpy as np
@@ -83,8 +83,8 @@ def eie_job(image, x):
 
 
 def eie_load(load_words, *, chunk: int = 256):
-    """A :mod:`hw.uart.protocol` sequence writing EIE load-port words (``sim.tb.eie.load_word``; a whole image:
-    ``sim.tb.eie.image_words(image)``) into an EIE board's image space, :data:`EIE_IMAGE_PARTS` protocol words each,
+    """A :mod:`sparq.hw.uart.protocol` sequence writing EIE load-port words (``sparq.sim.tb.eie.load_word``; a whole image:
+    ``sparq.sim.tb.eie.image_words(image)``) into an EIE board's image space, :data:`EIE_IMAGE_PARTS` protocol words each,
     low part first. Only an address's low bits count on the board, so every chunk goes to address 0 and an image of
     any size fits."""
     if chunk % EIE_IMAGE_PARTS:
@@ -99,7 +99,7 @@ def eie_spmat_load(image):
     once after power-up, before its first run: every PE's sparse-matrix words through the image space
     (:func:`eie_load`). The iCE40 SPRAM that holds them has no bitstream initialisation; every other memory of the
     image is baked in. Digits MLP on 4 PEs: 484 words, about 0.7 s at 115200 baud."""
-    from sim.tb.eie import spmat_words
+    from sparq.sim.tb.eie import spmat_words
     yield from eie_load([word for k in range(image.config.n_pe) for word in spmat_words(image, k)])
 
 
@@ -114,7 +114,7 @@ class Device:
     baud : int
         Must match the board top's divisor (``clock_hz // baud``); sparq's board tops use :data:`DEFAULT_BAUD`.
     timeout : float
-        Seconds to wait for each reply before :class:`hw.uart.protocol.ProtocolError`.
+        Seconds to wait for each reply before :class:`sparq.hw.uart.protocol.ProtocolError`.
     """
 
     def __init__(self, port, *, baud: int = DEFAULT_BAUD, timeout: float = 2.0):
@@ -142,7 +142,7 @@ class Device:
         return self.serial.read(reply_length)
 
     def run(self, operation):
-        """Run any transaction or sequence of :mod:`hw.uart.protocol`; return its value."""
+        """Run any transaction or sequence of :mod:`sparq.hw.uart.protocol`; return its value."""
         return protocol.drive(operation, self._transact)
 
     def resync(self, *, silence: float = 0.5) -> protocol.Info:
@@ -164,7 +164,7 @@ class Device:
         return self.run(protocol.read_words(space, addr, count))
 
     def load_image(self, words) -> None:
-        """Replace the model image (a WRITE to :data:`hw.uart.protocol.SPACE_IMAGE` from address 0)."""
+        """Replace the model image (a WRITE to :data:`sparq.hw.uart.protocol.SPACE_IMAGE` from address 0)."""
         self.write(protocol.SPACE_IMAGE, 0, words)
 
     def start(self) -> None:

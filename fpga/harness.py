@@ -12,7 +12,7 @@ ports would leave its input and output paths untimed or let Yosys delete logic w
 
 Every path into and out of the design therefore starts and ends at a flip-flop, and nextpnr times the design alone.
 The harness costs ``inputs + outputs + 1`` flip-flops and about one LUT per output bit; :attr:`overhead` says how many,
-and :mod:`fpga.report` carries it into the report so that a reader can subtract it.
+and :mod:`sparq.fpga.report` carries it into the report so that a reader can subtract it.
 
 A harness is a measurement fixture: its bitstream does nothing useful on a board. Board tops that users program
 (UART host interface, model image in memory) are built as they are, without this wrapper.

@@ -2,12 +2,12 @@
 saved programs and images from disk.
 
 :func:`eie_image` compresses the digits MLP with the Deep Compression pipeline (4-bit codes,
-:func:`compiler.pipeline.compress_digits_mlp`) and lowers it with :func:`compiler.eie.lower_compressed` for
+:func:`sparq.compiler.pipeline.compress_digits_mlp`) and lowers it with :func:`sparq.compiler.eie.lower_compressed` for
 ``n_pe`` PEs, with every per-PE memory sized to what the image needs (so that the build measures the network, not
 spare capacity).
 
-:func:`digits_mlp_program` quantizes the shipped 64-300-100-10 digits MLP with :func:`compiler.quantize.quantize_model`
-and lowers its three layers with :func:`compiler.systolic.lower_gemm`. The systolic array writes int8, so the last
+:func:`digits_mlp_program` quantizes the shipped 64-300-100-10 digits MLP with :func:`sparq.compiler.quantize.quantize_model`
+and lowers its three layers with :func:`sparq.compiler.systolic.lower_gemm`. The systolic array writes int8, so the last
 layer, whose logits the float model leaves unquantized, is requantized here into an int8 scale calibrated on the
 training logits; the predicted digit is the argmax of those int8 logits. (Glue between two compiler modules, kept
 here until the compiler lowers whole shipped models itself.)
@@ -22,25 +22,25 @@ __all__ = ["digits_mlp_program", "digits_inputs", "load_image", "eie_image"]
 
 @lru_cache(maxsize=4)
 def _digits_int8():
-    from compiler.datasets import load_digits_split
-    from compiler.models import load_shipped
-    from compiler.quantize import quantize_model
+    from sparq.compiler.datasets import load_digits_split
+    from sparq.compiler.models import load_shipped
+    from sparq.compiler.quantize import quantize_model
     model = load_shipped("digits_mlp")
     x_train, _, _, _ = load_digits_split()
     return model, quantize_model(model, x_train), x_train
 
 
 def digits_mlp_program(config, *, batch: int = 1):
-    """The digits MLP as a ``formats.systolic.SystolicProgram`` for ``config``, on ``batch`` images per run."""
-    from compiler.quantize import calibrate_scale, requant_params
-    from compiler.systolic import GemmLayer, lower_gemm
-    from compiler.ir import Relu, forward
+    """The digits MLP as a ``sparq.formats.systolic.SystolicProgram`` for ``config``, on ``batch`` images per run."""
+    from sparq.compiler.ir import Relu, forward
+    from sparq.compiler.quantize import calibrate_scale, requant_params
+    from sparq.compiler.systolic import GemmLayer, lower_gemm
 
     model, qmodel, x_train = _digits_int8()
     weighted = model.weighted()
     logits_scale = calibrate_scale(forward(model, x_train))
     layers = []
-    for i, layer in enumerate(weighted):
+    for layer in weighted:
         q = qmodel.layers[layer.name]
         multiplier, shift = q.multiplier, q.shift
         if multiplier is None:  # the logits: requantize into their own calibrated int8 scale
@@ -53,8 +53,8 @@ def digits_mlp_program(config, *, batch: int = 1):
 
 def digits_inputs(indices):
     """``(x int8 (n, 64), labels)`` of test images ``indices``, quantized with the MLP's input scale."""
-    from compiler.datasets import load_digits_split
-    from compiler.quantize import quantize_activation
+    from sparq.compiler.datasets import load_digits_split
+    from sparq.compiler.quantize import quantize_activation
     _, qmodel, _ = _digits_int8()
     _, _, x_test, y_test = load_digits_split()
     indices = list(indices)
@@ -63,8 +63,8 @@ def digits_inputs(indices):
 
 def load_image(image, config):
     """A systolic program from ``image``: ``"digits"`` (the shipped MLP, one image per run) or the path of a program
-    saved with ``formats.systolic.save_program``, which must have been compiled for ``config``."""
-    from formats.systolic import FormatError, load_program
+    saved with ``sparq.formats.systolic.save_program``, which must have been compiled for ``config``."""
+    from sparq.formats.systolic import FormatError, load_program
     if image == "digits":
         return digits_mlp_program(config)
     program = load_program(image)
@@ -76,29 +76,29 @@ def load_image(image, config):
 
 @lru_cache(maxsize=1)
 def _digits_compressed():
-    from compiler.pipeline import compress_digits_mlp
+    from sparq.compiler.pipeline import compress_digits_mlp
     return compress_digits_mlp(bits=4, progress=False)[0]
 
 
 def eie_image(image: str, *, n_pe: int, fifo_depth: int = 8):
-    """``(formats.eie.HwConfig, EieImage or None)`` for an EIE build.
+    """``(sparq.formats.eie.EieConfig, EieImage or None)`` for an EIE build.
 
     ``image`` is ``"digits"`` (the compressed digits MLP, memories sized to it), ``"none"`` (the same memory sizes,
     no image: the host loads one through the ports) or the directory of an image saved with
-    ``formats.eie.EieImage.save`` (its own configuration, which must have ``n_pe`` PEs).
+    ``sparq.formats.eie.EieImage.save`` (its own configuration, which must have ``n_pe`` PEs).
     """
-    from formats.eie import EieImage, HwConfig, ImageError
+    from sparq.formats.eie import EieConfig, EieImage, ImageError
     if image not in ("digits", "none"):
         loaded = EieImage.load(image)
         if loaded.config.n_pe != n_pe:
             raise ImageError(f"the image {image} is for {loaded.config.n_pe} PEs, not {n_pe}; pass "
                              f"n_pe={loaded.config.n_pe} or lower the model again")
         return loaded.config, loaded
-    from compiler.eie import lower_compressed
+    from sparq.compiler.eie import lower_compressed
     compressed = _digits_compressed()
-    roomy = HwConfig(n_pe=n_pe, fifo_depth=fifo_depth, ptr_depth=16384, spmat_depth=16384, act_depth=4096,
+    roomy = EieConfig(n_pe=n_pe, fifo_depth=fifo_depth, ptr_depth=16384, spmat_depth=16384, act_depth=4096,
                      bias_depth=1024, max_layers=16)
     need = lower_compressed(compressed, roomy).requirements()
     need["ptr_depth"] += need["ptr_depth"] % 2  # two banks of equal depth
-    config = HwConfig(n_pe=n_pe, fifo_depth=fifo_depth, **need)
+    config = EieConfig(n_pe=n_pe, fifo_depth=fifo_depth, **need)
     return config, (lower_compressed(compressed, config) if image == "digits" else None)

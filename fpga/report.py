@@ -1,6 +1,6 @@
 """Read what Yosys and nextpnr say about a build into one report: resources, clocks, critical paths, mapping checks.
 
-Sources, all in the build directory that :func:`fpga.build.synthesize` fills:
+Sources, all in the build directory that :func:`sparq.fpga.build.synthesize` fills:
 
 * ``top.il`` (Amaranth's RTLIL): the design's memories (name, width, depth) and multipliers (operand widths), before
   any tool touched them;

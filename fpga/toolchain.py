@@ -4,7 +4,7 @@ Amaranth's platforms look each tool up through an environment variable named aft
 ``NEXTPNR_ICE40``, ``ICEPACK``, ``NEXTPNR_ECP5``, ``ECPPACK``), falling back to the bare name on ``PATH``. This module
 is the one place that points those variables at the YoWASP console scripts installed next to the running Python, so a
 user never exports anything and the tools are found even when the virtual environment is not activated.
-:func:`use_yowasp_tools` is idempotent; :func:`fpga.build.synthesize` calls it before every build.
+:func:`use_yowasp_tools` is idempotent; :func:`sparq.fpga.build.synthesize` calls it before every build.
 
 The first run of each tool is slow (a minute or more): YoWASP compiles its WebAssembly once and caches the result
 under ``~/.cache/YoWASP``; later runs start in about a second.

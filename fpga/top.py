@@ -4,55 +4,55 @@
 four ports (``rx``, ``tx``, ``busy``, ``done``) that simulates as it is; :class:`BoardTop` puts any such host core on
 an ``amaranth-boards`` platform (UART pins, LEDs, the board clock, the UART divisor from the clock frequency).
 
-Host protocol (:mod:`hw.uart.protocol`), as the systolic board top defines it:
+Host protocol (:mod:`sparq.hw.uart.protocol`), as the systolic board top defines it:
 
 * a host word (one unified-buffer word, ``lanes`` int8 lanes, lane 0 in the low byte) spans ``parts`` 32-bit
   protocol words, ``parts = ceil(lanes / 4)`` rounded up to a power of two; part ``j`` of host word ``i`` is at
-  protocol address ``i * parts + j`` (:func:`fpga.driver.to_protocol_words` packs, :func:`fpga.driver.systolic_job`
+  protocol address ``i * parts + j`` (:func:`sparq.fpga.driver.to_protocol_words` packs, :func:`sparq.fpga.driver.systolic_job`
   runs a whole inference);
-* space :data:`~hw.uart.protocol.SPACE_INPUT`: the run-time input words of the program (write);
-* space :data:`~hw.uart.protocol.SPACE_OUTPUT`: the output words of the last run (read);
-* space :data:`~hw.uart.protocol.SPACE_IMAGE`: the weight image (write; baked in at build time, replaceable by any
+* space :data:`~sparq.hw.uart.protocol.SPACE_INPUT`: the run-time input words of the program (write);
+* space :data:`~sparq.hw.uart.protocol.SPACE_OUTPUT`: the output words of the last run (read);
+* space :data:`~sparq.hw.uart.protocol.SPACE_IMAGE`: the weight image (write; baked in at build time, replaceable by any
   image of the same program, e.g. retrained weights);
 * START resets the accelerator and runs the baked program once on the current input; ``busy`` until it halts, then
   ``done`` (and the done LED) until the next START;
 * COUNTERS: ``cycles``, ``mac_busy``, ``stall_cycles``, ``active_cycles`` of the last run
-  (:class:`hw.systolic.controller.Controller`).
+  (:class:`sparq.hw.systolic.controller.Controller`).
 
 and as the EIE board top defines it (``N`` PEs; vector element ``i`` lives in PE ``i % N`` at local address
-``i // N``, as everywhere in :mod:`hw.eie`; :func:`fpga.driver.eie_job` runs a whole inference):
+``i // N``, as everywhere in :mod:`sparq.hw.eie`; :func:`sparq.fpga.driver.eie_job` runs a whole inference):
 
-* space :data:`~hw.uart.protocol.SPACE_INPUT` (write): word ``i`` is input activation ``i``, Q8.8 int16 in the low
+* space :data:`~sparq.hw.uart.protocol.SPACE_INPUT` (write): word ``i`` is input activation ``i``, Q8.8 int16 in the low
   16 bits (the high 16 are ignored); it goes straight into the EIE's activation memory (load target ACT);
 * READ, any space: word ``i`` is activation ``i`` of the EIE's current vector, sign-extended to 32 bits: the final
-  layer's output after a run (space :data:`~hw.uart.protocol.SPACE_OUTPUT` by convention), the input as written
+  layer's output after a run (space :data:`~sparq.hw.uart.protocol.SPACE_OUTPUT` by convention), the input as written
   before one; there is no output buffer, the EIE's activation memories hold both;
-* space :data:`~hw.uart.protocol.SPACE_IMAGE` (write): the baked image (every memory initialised from it) can be
+* space :data:`~sparq.hw.uart.protocol.SPACE_IMAGE` (write): the baked image (every memory initialised from it) can be
   patched or replaced by an image of the same layer count that fits the same configuration: each EIE load-port word
-  (:func:`hw.eie.layouts.load_layout`: target, pe, addr, data, least significant first) travels as four protocol
+  (:func:`sparq.hw.eie.layouts.load_layout`: target, pe, addr, data, least significant first) travels as four protocol
   words, low part first, and is written when its last part (address ``% 4 == 3``) arrives; only the address's low two
-  bits count, so a host can send every chunk at address 0 (:func:`fpga.driver.eie_load`);
+  bits count, so a host can send every chunk at address 0 (:func:`sparq.fpga.driver.eie_load`);
 * START runs all layers of the image on the current input (a START during a run is ignored); ``busy`` until it ends,
   then ``done`` until the next START. A WRITE during a run waits for its end (the host's next bytes are lost meanwhile:
   status bit ``overrun``), a READ likewise; a host polls STATUS until done first;
 * COUNTERS: ``cycles`` and ``compute_cycles`` of the last run, then, with the EIE's per-PE counters
   (``EieHost(..., pe_counters=True)``, the EIE's default), ``busy_cycles``, ``starve_cycles`` and ``stall_cycles``
-  of PE 0 .. N - 1, in that order (``2 + 3 * N`` counters; :class:`hw.eie.EIE`).
+  of PE 0 .. N - 1, in that order (``2 + 3 * N`` counters; :class:`sparq.hw.eie.EIE`).
 """
 
 from amaranth import Cat, Const, Elaboratable, Module, Mux, ResetInserter, Signal
 from amaranth.lib import data, io, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from formats.eie import ACT_BITS, EieImage, HwConfig
-from formats.systolic import INSTRUCTION_BITS, Opcode, SystolicProgram, words_to_ints
-from hw.common.fifo import StreamFIFO
-from hw.eie import EIE
-from hw.eie.layouts import LoadTarget, load_layout
-from hw.systolic.accelerator import SystolicAccelerator
-from hw.systolic.layouts import instruction_layout
-from hw.uart import protocol
-from hw.uart.bridge import HostBridge
+from sparq.formats.eie import ACT_BITS, EieConfig, EieImage
+from sparq.formats.systolic import INSTRUCTION_BITS, Opcode, SystolicProgram, words_to_ints
+from sparq.hw.common.fifo import StreamFIFO
+from sparq.hw.eie import EIE
+from sparq.hw.eie.layouts import LoadTarget, load_layout
+from sparq.hw.systolic.accelerator import SystolicAccelerator
+from sparq.hw.systolic.layouts import instruction_layout
+from sparq.hw.uart import protocol
+from sparq.hw.uart.bridge import HostBridge
 
 from .driver import DEFAULT_BAUD, EIE_IMAGE_PARTS, protocol_parts
 
@@ -62,7 +62,7 @@ SEGMENT_QUEUE_DEPTH = 4
 
 
 class _HostCore(wiring.Component):
-    """What every host core shares: the four ports and a :class:`hw.uart.bridge.HostBridge` (``self.bridge``) with
+    """What every host core shares: the four ports and a :class:`sparq.hw.uart.bridge.HostBridge` (``self.bridge``) with
     ``n_counters`` counters. A subclass drives the bridge's ``write``, ``read``, ``read_data`` and uses its ``start``,
     then calls :meth:`_connect_bridge`."""
 
@@ -80,7 +80,7 @@ class _HostCore(wiring.Component):
 
 
 class SystolicHost(_HostCore):
-    """A :class:`hw.systolic.accelerator.SystolicAccelerator` running a baked program, driven over a UART.
+    """A :class:`sparq.hw.systolic.accelerator.SystolicAccelerator` running a baked program, driven over a UART.
 
     The program's instructions live in a ROM and its weight image in a RAM initialised from the program; a START
     streams the instructions into the accelerator and, for every READ_WEIGHTS / READ_HOST it issues, feeds that many
@@ -89,7 +89,7 @@ class SystolicHost(_HostCore):
 
     Parameters
     ----------
-    program : formats.systolic.SystolicProgram
+    program : sparq.formats.systolic.SystolicProgram
         Program and weight image; the accelerator is built with ``program.config``.
     divisor : int
         UART clock cycles per bit.
@@ -244,7 +244,7 @@ class SystolicHost(_HostCore):
 
 
 class EieHost(_HostCore):
-    """A :class:`hw.eie.EIE` with a baked image, driven over a UART. See the module docstring for the host's view.
+    """A :class:`sparq.hw.eie.EIE` with a baked image, driven over a UART. See the module docstring for the host's view.
 
     Nothing but the bridge and a 96-bit register for image words is added to the EIE: the host's input words go
     straight into the EIE's activation memories through its ``load`` port, and READs are EIE ``read`` requests, so
@@ -252,16 +252,16 @@ class EieHost(_HostCore):
 
     Parameters
     ----------
-    config : formats.eie.HwConfig
-    image : formats.eie.EieImage
+    config : sparq.formats.eie.EieConfig
+    image : sparq.formats.eie.EieImage
         Baked into the memories' init (it must fit ``config``); START runs its ``len(image.layers)`` layers.
     divisor : int
         UART clock cycles per bit.
     timeout : int
         Host-silence timeout of the bridge, in cycles.
     **eie_options
-        Passed on to :class:`hw.eie.EIE`: its ``pe_counters`` (on by default) adds the per-PE counters to COUNTERS;
-        the ``eie-board`` design (:mod:`fpga.designs`) leaves them out.
+        Passed on to :class:`sparq.hw.eie.EIE`: its ``pe_counters`` (on by default) adds the per-PE counters to COUNTERS;
+        the ``eie-board`` design (:mod:`sparq.fpga.designs`) leaves them out.
 
     Ports
     -----
@@ -274,7 +274,7 @@ class EieHost(_HostCore):
     word is answered one cycle after the request. A run takes the EIE's own ``cycles``; the host adds none.
     """
 
-    def __init__(self, config: HwConfig, image: EieImage, *, divisor: int, timeout: int = 1 << 22, **eie_options):
+    def __init__(self, config: EieConfig, image: EieImage, *, divisor: int, timeout: int = 1 << 22, **eie_options):
         if image is None:
             raise ValueError("EieHost needs an image to bake in (it sets the number of layers a START runs)")
         self.config, self.image = config, image

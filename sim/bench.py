@@ -1,7 +1,7 @@
 """One testbench API over two simulators: cocotb + Verilator, and Amaranth's own Python simulator.
 
 A testbench body is a plain ``async def body(bench, **params)`` that talks to the design only through a
-:class:`Bench`. The same body therefore runs under Verilator (through cocotb, see :mod:`sim.harness`) and under
+:class:`Bench`. The same body therefore runs under Verilator (through cocotb, see :mod:`sparq.sim.harness`) and under
 Amaranth's simulator, for quick unit tests that need no C++ build.
 
 Ports are named by their dotted path in the component's signature: ``"a"``, ``"i.payload"``, ``"o.valid"``,

@@ -1,7 +1,7 @@
-"""The cocotb test module that :func:`sim.harness.run_verilator` loads into the simulator.
+"""The cocotb test module that :func:`sparq.sim.harness.run_verilator` loads into the simulator.
 
 It reads the body to run, its parameters and the port map from the environment the harness sets, starts the clock,
-runs the body on a :class:`sim.bench.CocotbBench` and writes the outcome (passed, error message, returned result)
+runs the body on a :class:`sparq.sim.bench.CocotbBench` and writes the outcome (passed, error message, returned result)
 to a JSON file the harness reads back.
 """
 

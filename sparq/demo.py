@@ -35,7 +35,7 @@ def run_demo(args, console):
     workspace = Path(args.out or DEMO_WORKSPACE)
     console.print(Rule("1. compress the bundled digits MLP"))
     _, report, paths = compress_model(None, workspace, progress=False)
-    from compiler.report import print_report
+    from sparq.compiler.report import print_report
     print_report(report, console)
     phase("compress")
 

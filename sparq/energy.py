@@ -44,7 +44,7 @@ def _total(parts):
 def eie_energy(counts, ptr_width):
     """Energy (pJ, by part) of EIE ``counts`` (:func:`sparq.activity.eie_activity`), 16-bit activations and
     codebook entries, a 40-bit accumulator, 64-bit sparse-matrix words and ``ptr_width``-bit pointers."""
-    from formats.eie import ACC_BITS, ACT_BITS, WEIGHT_BITS, WORD_BITS
+    from sparq.formats.eie import ACC_BITS, ACT_BITS, WEIGHT_BITS, WORD_BITS
     return _total({
         "multiply (16x16 b)": counts["entries"] * mult_pj(ACT_BITS),
         "accumulate (40 b add)": counts["entries"] * add_pj(ACC_BITS),
@@ -60,7 +60,7 @@ def eie_energy(counts, ptr_width):
 def systolic_energy(counts, lanes, cols):
     """Energy (pJ, by part) of systolic ``counts`` (:func:`sparq.activity.systolic_activity`): int8 MACs into
     32-bit sums, ``lanes``-byte buffer words, ``cols`` 32-bit accumulators per row."""
-    from formats.systolic import WINOGRAD_V_BITS
+    from sparq.formats.systolic import WINOGRAD_V_BITS
     word = 8 * lanes
     return _total({
         "multiply (8x8 b)": counts["mac_slots"] * mult_pj(8),

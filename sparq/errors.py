@@ -62,11 +62,11 @@ def _one_line(text, limit=600):
 
 def explain(error):
     """``(exit code, one-line message, hint)`` for an exception raised by a subcommand."""
-    from compiler.errors import CompileError
-    from compiler.systolic import CapacityError as SystolicCapacityError
-    from formats.eie import CapacityError as EieCapacityError
-    from formats.eie import ImageError
-    from formats.systolic import FormatError
+    from sparq.compiler.errors import CompileError
+    from sparq.compiler.systolic import CapacityError as SystolicCapacityError
+    from sparq.formats.eie import CapacityError as EieCapacityError
+    from sparq.formats.eie import ImageError
+    from sparq.formats.systolic import FormatError
 
     message = _one_line(error)
     if isinstance(error, SparqError):
@@ -85,7 +85,7 @@ def explain(error):
             return EXIT_TOOL, message, "the simulator crashed; look at the sim.log it names, rerun with --debug"
         return (EXIT_MISMATCH, message, "the RTL and the golden model disagree: rerun with SPARQ_WAVES=1 for a "
                 "waveform and report it with the command line")
-    from fpga.build import DoesNotFit, SynthesisError
+    from sparq.fpga.build import DoesNotFit, SynthesisError
     if isinstance(error, DoesNotFit):
         return EXIT_CAPACITY, message, "pick a smaller configuration (-p NAME=VALUE) or a larger board (--board)"
     if isinstance(error, SynthesisError) or isinstance(error, RuntimeError) and "Verilator" in message:

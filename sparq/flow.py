@@ -1,16 +1,16 @@
 """The steps of the sparq flow behind the subcommands: compress, lower, simulate. Each writes files a later step (or
 a person) reads, under a workspace directory (default ``build/sparq``):
 
-* ``compress`` -> ``compressed.npz`` (:class:`compiler.pipeline.CompressedModel`) and ``compression.json`` (the
-  per-layer report of :mod:`compiler.report`);
-* ``lower --target eie`` -> an EIE image directory (:meth:`formats.eie.EieImage.save`) plus ``sparq.json``;
-* ``lower --target systolic`` -> one program per device step (``formats.systolic.save_program``, ``.npz``, and its
+* ``compress`` -> ``compressed.npz`` (:class:`sparq.compiler.pipeline.CompressedModel`) and ``compression.json`` (the
+  per-layer report of :mod:`sparq.compiler.report`);
+* ``lower --target eie`` -> an EIE image directory (:meth:`sparq.formats.eie.EieImage.save`) plus ``sparq.json``;
+* ``lower --target systolic`` -> one program per device step (``sparq.formats.systolic.save_program``, ``.npz``, and its
   listing, ``.lst``) plus ``sparq.json``, which records the model file and its SHA-256: ``simulate`` compiles the
   model again (deterministic) and refuses a model that changed since;
 * ``simulate`` -> ``simulation-<backend>.json`` in the lowered directory: accuracy, cycles, counters, what the
   design did (:mod:`sparq.activity`) and its energy (:mod:`sparq.energy`).
 
-Both targets run the same images: the first ``images`` of the digits test split (:func:`compiler.datasets.
+Both targets run the same images: the first ``images`` of the digits test split (:func:`sparq.compiler.datasets.
 load_digits_split`), the data the bundled models were trained on; the models must take its 64 pixels.
 """
 
@@ -40,7 +40,7 @@ def _sha256(path):
 
 
 def _digits():
-    from compiler.datasets import load_digits_split
+    from sparq.compiler.datasets import load_digits_split
     return load_digits_split()
 
 
@@ -80,9 +80,9 @@ def parse_sparsity(values, model):
 def compress_model(model_path, out_dir, *, bits=4, sparsity=(), progress=None):
     """Deep Compression of ``model_path`` (default: the bundled digits MLP) on the digits data; writes
     ``compressed.npz`` and ``compression.json`` into ``out_dir``; returns ``(CompressedModel, report, paths)``."""
-    from compiler.models import load_model, shipped_path
-    from compiler.pipeline import DIGITS_MLP_SPARSITY, DeepCompressionConfig, compress
-    from compiler.report import write_report
+    from sparq.compiler.models import load_model, shipped_path
+    from sparq.compiler.pipeline import DIGITS_MLP_SPARSITY, DeepCompressionConfig, compress
+    from sparq.compiler.report import write_report
 
     default = shipped_path("digits_mlp")
     path = _require_file(model_path or default, "model file",
@@ -107,8 +107,8 @@ def compress_model(model_path, out_dir, *, bits=4, sparsity=(), progress=None):
 
 
 def _load_compressed(path):
-    from compiler.errors import ModelFormatError
-    from compiler.pipeline import CompressedModel
+    from sparq.compiler.errors import ModelFormatError
+    from sparq.compiler.pipeline import CompressedModel
     path = _require_file(path, "compressed model", "run `sparq compress` first; it writes compressed.npz")
     if path.suffix.lower() != ".npz":
         raise InputError(f"{path}: EIE runs weight-shared models, and this is not one",
@@ -121,9 +121,9 @@ def _load_compressed(path):
 
 def _load_float(path):
     """The IR model in ``path``: a compressed ``.npz`` (its decoded weights) or any model file."""
-    from compiler.errors import ModelFormatError
-    from compiler.models import load_model
-    from compiler.pipeline import CompressedModel
+    from sparq.compiler.errors import ModelFormatError
+    from sparq.compiler.models import load_model
+    from sparq.compiler.pipeline import CompressedModel
     path = _require_file(path, "model file", "give a compressed.npz from `sparq compress`, an .onnx or an .npz")
     if path.suffix.lower() == ".npz":
         try:
@@ -134,17 +134,17 @@ def _load_float(path):
 
 
 def _eie_config(compressed, params):
-    """The HwConfig of ``params``; memory depths it does not set are sized to what the image needs."""
-    from compiler.eie import lower_compressed
-    from formats.eie import HwConfig
+    """The EieConfig of ``params``; memory depths it does not set are sized to what the image needs."""
+    from sparq.compiler.eie import lower_compressed
+    from sparq.formats.eie import EieConfig
     depths = ("ptr_depth", "spmat_depth", "act_depth", "bias_depth", "max_layers")
     if all(name in params for name in depths):
-        return HwConfig(**params)
-    roomy = HwConfig(**{**params, "ptr_depth": 1 << 20, "spmat_depth": 1 << 20, "act_depth": 1 << 16,
+        return EieConfig(**params)
+    roomy = EieConfig(**{**params, "ptr_depth": 1 << 20, "spmat_depth": 1 << 20, "act_depth": 1 << 16,
                         "bias_depth": 1 << 16, "max_layers": 64})
     need = lower_compressed(compressed, roomy).requirements()
     need["ptr_depth"] += need["ptr_depth"] % 2  # two banks of equal depth
-    return HwConfig(**{**need, **params})
+    return EieConfig(**{**need, **params})
 
 
 @dataclass(eq=False)
@@ -167,8 +167,8 @@ def lower_model(source, target, params, out_dir):
     out = Path(out_dir)
     source = Path(source)
     if target == "eie":
-        from compiler.eie import lower_compressed
-        from compiler.errors import UnsupportedError
+        from sparq.compiler.eie import lower_compressed
+        from sparq.compiler.errors import UnsupportedError
         compressed = _load_compressed(source)
         try:
             config = _eie_config(compressed, params)
@@ -181,8 +181,8 @@ def lower_model(source, target, params, out_dir):
                 "config": dict(vars(config)), "files": sorted(p.name for p in out.glob("*.hex"))}
         lowered = Lowered("eie", out, meta, config, compressed.model, image=image)
     else:
-        from compiler.systolic import compile_network
-        from formats.systolic import SystolicConfig, save_program
+        from sparq.compiler.systolic import compile_network
+        from sparq.formats.systolic import SystolicConfig, save_program
         model = _load_float(source)
         _check_input(model, source)
         config = SystolicConfig(**params)
@@ -223,11 +223,11 @@ def load_lowered(directory):
         raise InputError(f"{directory} was lowered from {model_path}, which is missing or has changed since",
                          "lower the model again with `sparq lower`")
     if target == "eie":
-        from formats.eie import EieImage
+        from sparq.formats.eie import EieImage
         image = EieImage.load(directory)
         return Lowered("eie", directory, meta, image.config, _load_compressed(model_path).model, image=image)
-    from compiler.systolic import compile_network
-    from formats.systolic import SystolicConfig
+    from sparq.compiler.systolic import compile_network
+    from sparq.formats.systolic import SystolicConfig
     model = _load_float(model_path)
     config = SystolicConfig(**meta["config"])
     network = compile_network(model, _digits()[0], config, name=model_path.stem, batch=meta["batch"],
@@ -303,14 +303,14 @@ run is cocotb- and model-bound (39 s at -O0, 24 s at -O2 on the same loaded mach
 def rtl_component(target, config):
     """The Amaranth design that runs ``target``'s images or programs for ``config``."""
     if target == "eie":
-        from hw.eie import EIE
+        from sparq.hw.eie import EIE
         return EIE(config)
-    from hw.systolic.accelerator import SystolicAccelerator
+    from sparq.hw.systolic.accelerator import SystolicAccelerator
     return SystolicAccelerator(config)
 
 
 def _build_one(target, config, optimize):
-    from sim.harness import build_verilator
+    from sparq.sim.harness import build_verilator
     optimize = RTL_OPTIMIZE[target] if optimize is None else optimize
     started = time.perf_counter()
     build_verilator(rtl_component(target, config), name=RTL_NAMES[target], optimize=optimize)
@@ -335,9 +335,9 @@ def _build(target, config, console, optimize):
 
 
 def _eie_simulate(lowered, x, backend, seed, console, optimize, prebuilt):
-    from formats.eie import ACT_FRAC, to_fixed
-    from sim.eie import Golden
-    from sim.eie.cycle import run as cycle_run
+    from sparq.formats.eie import ACT_FRAC, to_fixed
+    from sparq.sim.eie import Golden
+    from sparq.sim.eie.cycle import run as cycle_run
 
     from .activity import eie_activity
     from .energy import eie_energy
@@ -359,7 +359,7 @@ def _eie_simulate(lowered, x, backend, seed, console, optimize, prebuilt):
     n = config.n_pe
     result = {"build_seconds": 0.0}
     if backend == "rtl":
-        from sim.harness import run_verilator
+        from sparq.sim.harness import run_verilator
         if not prebuilt:
             result["build_seconds"] = _build("eie", config, console, optimize)
         with tempfile.TemporaryDirectory(prefix="sparq-progress-") as tmp:
@@ -379,7 +379,7 @@ def _eie_simulate(lowered, x, backend, seed, console, optimize, prebuilt):
         compute = cycles = model_cycles
         pe = {k: np.sum([[getattr(s, k) for s in stats] for stats in model_stats], axis=(0, 1)).tolist()
               for k in ("busy", "starve", "stall")}
-        counter_source = "cycle model (sim.eie.cycle)"
+        counter_source = "cycle model (sparq.sim.eie.cycle)"
     sweep = {}
     for depth in FIFO_DEPTHS:
         busy = total = 0
@@ -407,9 +407,9 @@ def _eie_simulate(lowered, x, backend, seed, console, optimize, prebuilt):
 
 
 def _systolic_simulate(lowered, x, backend, seed, console, optimize, prebuilt):
-    from formats.systolic import save_program
-    from sim.systolic.cycles import predict
-    from sim.systolic.golden import run_network
+    from sparq.formats.systolic import save_program
+    from sparq.sim.systolic.cycles import predict
+    from sparq.sim.systolic.golden import run_network
 
     from .activity import layer_macs, systolic_activity
     from .energy import systolic_energy
@@ -421,7 +421,7 @@ def _systolic_simulate(lowered, x, backend, seed, console, optimize, prebuilt):
     estimates = [predict(config, p.instructions) for p in programs]
     result = {"build_seconds": 0.0}
     if backend == "rtl":
-        from sim.harness import run_verilator
+        from sparq.sim.harness import run_verilator
         if not prebuilt:
             result["build_seconds"] = _build("systolic", config, console, optimize)
         with tempfile.TemporaryDirectory(prefix="sparq-systolic-") as tmp:
@@ -443,7 +443,7 @@ def _systolic_simulate(lowered, x, backend, seed, console, optimize, prebuilt):
     else:
         counters = {"cycles": sum(e.cycles for e in estimates), "mac_busy": sum(e.mac_busy for e in estimates),
                     "stall_cycles": 0, "active_cycles": sum(e.active_cycles for e in estimates)}
-        counter_source = "analytic cycle model (sim.systolic.cycles)"
+        counter_source = "analytic cycle model (sparq.sim.systolic.cycles)"
     activity = systolic_activity(programs)
     dense, nonzero = layer_macs(network, len(x))
     lanes = config.lanes
@@ -471,7 +471,7 @@ def simulate(lowered, backend, *, images=20, seed=0, console=None, optimize=None
     (:data:`RTL_OPTIMIZE`); ``prebuilt``
     says :func:`build_rtl` has built it already (the run then skips the separate build step and its status line).
     """
-    from compiler.ir import forward
+    from sparq.compiler.ir import forward
     if backend not in ("golden", "rtl"):
         raise InputError(f"unknown backend {backend!r}", "choose golden or rtl")
     _, _, x_test, y_test = _digits()

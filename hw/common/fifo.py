@@ -31,7 +31,7 @@ class StreamFIFO(wiring.Component):
 
     Latency: an item written into an empty queue appears on ``o`` two cycles later (one for the memory write, one for
     the registered read). Throughput: one item per cycle in and out once the queue is neither empty nor full.
-    ``sim.golden.fifo.FIFOModel`` is the cycle-accurate model.
+    ``sparq.sim.golden.fifo.FIFOModel`` is the cycle-accurate model.
     """
 
     def __init__(self, shape, depth: int):

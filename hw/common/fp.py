@@ -1,7 +1,7 @@
 """IEEE 754 floating-point arithmetic for the mixed-precision PE: an fp16 / bf16 multiplier with an fp32 result and
 an fp32 adder, both combinational, both rounding to nearest with ties to even.
 
-The semantics are those of ``sim.golden.fp`` (its module docstring is the contract): subnormals kept in and out (no
+The semantics are those of ``sparq.sim.golden.fp`` (its module docstring is the contract): subnormals kept in and out (no
 flush to zero), overflow to a signed infinity, IEEE signed zeros, and every NaN result the canonical quiet NaN
 ``0x7FC00000``. Values travel as raw bit patterns (``unsigned(16)`` / ``unsigned(32)``).
 

@@ -12,7 +12,7 @@ class MACCell(wiring.Component):
 
     The sum ``c + a * b`` is formed exactly (no intermediate rounding) and then fitted to ``acc_width`` bits:
     with ``saturate=True`` it is clamped to ``[-2**(acc_width-1), 2**(acc_width-1) - 1]``; with ``saturate=False`` it
-    wraps modulo ``2**acc_width`` (two's complement). ``sim.golden.mac.mac`` is the numpy model of exactly this.
+    wraps modulo ``2**acc_width`` (two's complement). ``sparq.sim.golden.mac.mac`` is the numpy model of exactly this.
 
     Feeding ``y`` back into ``c`` makes an accumulator; feeding a partial sum from a neighbour into ``c`` makes the
     weight-stationary systolic PE (``psum_out = psum_in + activation * weight``).

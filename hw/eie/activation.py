@@ -4,7 +4,8 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from formats.eie import ACC_BITS, ACT_BITS, W_FRAC_MAX
+from sparq.formats.eie import ACC_BITS, ACT_BITS, W_FRAC_MAX
+
 from ..common.memory import COLLISION_UNUSED
 from .layouts import acc, act
 
@@ -25,7 +26,7 @@ class ActivationRegisters(wiring.Component):
     ``2 act_depth`` words (word ``2 addr + bank``, one read and one write port), since a layer reads only the source
     and writes only the destination.
 
-    Outputs enter the destination through :func:`formats.eie.finish`, computed as (two registered stages)
+    Outputs enter the destination through :func:`sparq.formats.eie.finish`, computed as (two registered stages)
 
     1. ``u = (2 acc) >> w_frac`` (arithmetic; the rounded value is ``t = (u + 1) >> 1``), clamped to
        ``+-2**(_CLAMP_BITS)`` when ``acc`` lies outside ``+-2**(_CLAMP_BITS - 1 + w_frac)``;

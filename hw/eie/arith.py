@@ -4,7 +4,8 @@ from amaranth import Cat, Module, Mux, Signal, signed
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from formats.eie import ACT_BITS, CODEBOOK_SIZE, WEIGHT_BITS
+from sparq.formats.eie import ACT_BITS, CODEBOOK_SIZE, WEIGHT_BITS
+
 from ..common.memory import COLLISION_UNUSED
 from .layouts import ADDR_BITS, acc, act, au_entry_layout
 
@@ -38,7 +39,7 @@ class ArithmeticUnit(wiring.Component):
     layer_index : In(range(max_layers))
         The running layer, whose codebook applies; held steady during a layer.
     bias_base : In(ADDR_BITS)
-        The running layer's first bias (``formats.eie`` layer table).
+        The running layer's first bias (``sparq.formats.eie`` layer table).
     flush_addr, flush_en : In
         While the pipeline is idle: read accumulator ``flush_addr`` and bias ``bias_base + flush_addr`` (on
         ``result`` and ``bias`` the next cycle) and clear the accumulator to 0 (written the cycle after that).

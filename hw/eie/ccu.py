@@ -6,7 +6,8 @@ from amaranth import Module, Signal, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from formats.eie import LAYER_BITS, HwConfig
+from sparq.formats.eie import LAYER_BITS, EieConfig
+
 from ..common.memory import COLLISION_UNUSED
 from .layouts import act, broadcast_layout, layer_layout
 from .lnzd import LeadingNonZeroDetector
@@ -49,7 +50,7 @@ class CentralControlUnit(wiring.Component):
 
     Counters (cleared by ``start``, steady after ``done``): ``cycles`` from ``start`` to ``done``;
     ``compute_cycles``, per layer from its first broadcast (cycle 0) to its last busy PE cycle, inclusive, summed
-    over layers (``sim.eie.cycle``'s ``total``); with ``pe_counters``, per PE ``busy_cycles`` (cycles the PE issued
+    over layers (``sparq.sim.eie.cycle``'s ``total``); with ``pe_counters``, per PE ``busy_cycles`` (cycles the PE issued
     an entry or read an empty column's pointers) and ``stall_cycles`` (cycles a broadcast waited while that PE had
     no room). The per-PE counters cost two 32-bit counters per PE; a board build that only reports a run's cycles
     can leave them out (``pe_counters=False``: no such ports).
@@ -72,7 +73,7 @@ class CentralControlUnit(wiring.Component):
         The last two only with ``pe_counters``.
     """
 
-    def __init__(self, config: HwConfig, init_layers=(), *, pe_counters: bool = True):
+    def __init__(self, config: EieConfig, init_layers=(), *, pe_counters: bool = True):
         self.config, self.pe_counters = config, pe_counters
         self._init_layers = list(init_layers)
         n, counters = config.n_pe, data.ArrayLayout(unsigned(COUNTER_BITS), config.n_pe)

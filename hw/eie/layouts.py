@@ -1,11 +1,20 @@
-"""Packed-word layouts shared by the EIE blocks; every width comes from ``formats.eie``."""
+"""Packed-word layouts shared by the EIE blocks; every width comes from ``sparq.formats.eie``."""
 
 import enum
 
 from amaranth import signed, unsigned
 from amaranth.lib import data
 
-from formats.eie import ACC_BITS, ACT_BITS, CODE_BITS, ENTRIES_PER_WORD, LAYER_BITS, LAYER_FIELDS, WORD_BITS, ZERO_BITS
+from sparq.formats.eie import (
+    ACC_BITS,
+    ACT_BITS,
+    CODE_BITS,
+    ENTRIES_PER_WORD,
+    LAYER_BITS,
+    LAYER_FIELDS,
+    WORD_BITS,
+    ZERO_BITS,
+)
 
 __all__ = ["LoadTarget", "INDEX_BITS", "ADDR_BITS", "entry_layout", "word_layout", "layer_layout",
            "broadcast_layout", "run_layout", "au_entry_layout", "load_layout", "read_layout",
@@ -45,7 +54,7 @@ def word_layout() -> data.ArrayLayout:
 
 
 def layer_layout() -> data.StructLayout:
-    """A layer-table word (``formats.eie.LAYER_FIELDS``, least significant first)."""
+    """A layer-table word (``sparq.formats.eie.LAYER_FIELDS``, least significant first)."""
     layout = data.StructLayout({name: unsigned(bits) for name, bits in LAYER_FIELDS})
     assert layout.size == LAYER_BITS
     return layout

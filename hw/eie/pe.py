@@ -4,7 +4,8 @@ from amaranth import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from formats.eie import HwConfig
+from sparq.formats.eie import EieConfig
+
 from .activation import ActivationRegisters
 from .arith import ArithmeticUnit
 from .layouts import LoadTarget, act, broadcast_layout, layer_layout, load_layout
@@ -53,7 +54,7 @@ class ProcessingElement(wiring.Component):
         The PE holds no activation and no entry is in flight.
     """
 
-    def __init__(self, config: HwConfig, init=None, *, spram: bool = False):
+    def __init__(self, config: EieConfig, init=None, *, spram: bool = False):
         """``init``: ``{"ptr_even", "ptr_odd", "spmat", "bias", "codebooks"}`` word lists for
         ``Memory(init=...)``, or None.
         ``spram``: the sparse-matrix memory in halfwords on one single-port RAM (an iCE40 SPRAM), see

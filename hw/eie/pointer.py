@@ -14,7 +14,7 @@ class PointerReadUnit(wiring.Component):
     """Turns a broadcast activation ``(a_j, j)`` into its column's run of entries ``[p[j], p[j+1])``.
 
     Pointer ``g = ptr_base + j`` lives in the even bank at ``g >> 1`` if ``g`` is even, else in the odd bank at
-    ``g >> 1`` (``formats.eie``); so ``p[g]`` and ``p[g+1]`` always sit in different banks, read in the same cycle
+    ``g >> 1`` (``sparq.formats.eie``); so ``p[g]`` and ``p[g+1]`` always sit in different banks, read in the same cycle
     at even address ``(g + 1) >> 1`` and odd address ``g >> 1``, and are swapped back by ``g``'s parity.
 
     Ports

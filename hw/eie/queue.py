@@ -7,7 +7,7 @@ __all__ = ["ActivationQueue"]
 
 
 class ActivationQueue(StreamFIFO):
-    """The foundation :class:`~hw.common.fifo.StreamFIFO` carrying :func:`~.layouts.broadcast_layout` items
+    """The foundation :class:`~sparq.hw.common.fifo.StreamFIFO` carrying :func:`~.layouts.broadcast_layout` items
     (a non-zero activation and its index).
 
     Ports and latency are those of ``StreamFIFO``: ``i``, ``o``, ``level``; two cycles through an empty queue, one

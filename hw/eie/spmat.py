@@ -4,7 +4,8 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from formats.eie import ENTRY_BITS, WORD_BITS
+from sparq.formats.eie import ENTRY_BITS, WORD_BITS
+
 from ..common.memory import COLLISION_UNUSED
 from .layouts import ADDR_BITS, au_entry_layout, entry_layout, run_layout
 
@@ -23,7 +24,7 @@ class SparseMatrixReadUnit(wiring.Component):
     saving is small, and the word-changed comparison it needs sat on the block RAM's enable, the PE's critical
     path.) The first entry of a run is addressed straight from ``run.payload`` in the cycle the run is accepted, so
     consecutive columns follow each other with no bubble: a run of ``n`` entries occupies the unit for ``max(1, n)``
-    cycles (an empty run still takes its one cycle, as in ``sim.eie.cycle``).
+    cycles (an empty run still takes its one cycle, as in ``sparq.sim.eie.cycle``).
 
     Memory organisation (``spram``): by default the memory holds the 64-bit words of the image (``spmat_depth`` of
     them) with a read port and a separate write port, for block RAM. With ``spram=True`` it holds 16-bit halfwords
@@ -34,7 +35,7 @@ class SparseMatrixReadUnit(wiring.Component):
     reads every cycle anyway, the two organisations behave identically cycle by cycle; only the write port's
     unit differs. SPRAM has no initial contents, so this organisation takes no ``init``: the host writes the
     matrix before the first layer. (Amaranth gives every memory an initial value, zeros at least, and Yosys maps no
-    initialised memory to SPRAM: :mod:`fpga.build` drops it for memories marked ``ram_style = "huge"``.)
+    initialised memory to SPRAM: :mod:`sparq.fpga.build` drops it for memories marked ``ram_style = "huge"``.)
 
     Ports
     -----

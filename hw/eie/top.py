@@ -4,7 +4,8 @@ from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from formats.eie import WORD_BITS, EieImage, HwConfig
+from sparq.formats.eie import WORD_BITS, EieConfig, EieImage
+
 from .ccu import COUNTER_BITS, CentralControlUnit
 from .layouts import LoadTarget, act, load_layout, read_layout
 from .pe import ProcessingElement
@@ -14,7 +15,7 @@ __all__ = ["EIE"]
 
 
 class EIE(wiring.Component):
-    """EIE for ``config`` (:class:`formats.eie.HwConfig`): runs :class:`formats.eie.EieImage` networks.
+    """EIE for ``config`` (:class:`sparq.formats.eie.EieConfig`): runs :class:`sparq.formats.eie.EieImage` networks.
 
     With ``image``, every memory starts with the image's words (``Memory(init=...)``, for FPGA builds), but for the
     sparse matrices with ``spram``; without it, the host loads them through ``load``. Either way the input vector
@@ -47,7 +48,7 @@ class EIE(wiring.Component):
     other memories hold an ``image``.
     """
 
-    def __init__(self, config: HwConfig, image: EieImage = None, *, pe_counters: bool = True, spram: bool = False):
+    def __init__(self, config: EieConfig, image: EieImage = None, *, pe_counters: bool = True, spram: bool = False):
         if image is not None:
             image.check_fits(config)
         self.config, self.image, self.pe_counters, self.spram = config, image, pe_counters, spram

@@ -5,7 +5,7 @@ from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from formats.systolic import WINOGRAD_U_BITS, WINOGRAD_V_BITS, SystolicConfig
+from sparq.formats.systolic import WINOGRAD_U_BITS, WINOGRAD_V_BITS, SystolicConfig
 
 from ..common.fifo import StreamFIFO
 from .accumulators import Accumulators
@@ -19,7 +19,7 @@ __all__ = ["SystolicAccelerator"]
 
 
 class SystolicAccelerator(wiring.Component):
-    """A TPU-v1-style int8 accelerator that runs ``formats.systolic`` programs; see that module for the instruction
+    """A TPU-v1-style int8 accelerator that runs ``sparq.formats.systolic`` programs; see that module for the instruction
     set and the integer semantics, and :class:`~.controller.Controller` for timing and interlocks.
 
     Memories (``amaranth.lib.memory.Memory``, sized by ``config``): the unified buffer (``ub_depth`` x ``rows``
@@ -30,7 +30,7 @@ class SystolicAccelerator(wiring.Component):
     Ports
     -----
     instr : In(stream.Signature(instruction_layout()))
-        Encoded instructions (``formats.systolic.encode``), queued in an ``instr_depth``-entry FIFO.
+        Encoded instructions (``sparq.formats.systolic.encode``), queued in an ``instr_depth``-entry FIFO.
     host_in : In(stream.Signature(ArrayLayout(signed(8), rows)))
         Data words for READ_HOST and READ_WEIGHTS, in program order.
     host_out : Out(stream.Signature(ArrayLayout(signed(8), rows)))

@@ -4,7 +4,7 @@ from amaranth import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from formats.systolic import MULTIPLIER_BITS, PARAM_WORDS, SHIFT_BITS
+from sparq.formats.systolic import MULTIPLIER_BITS, PARAM_WORDS, SHIFT_BITS
 
 from .layouts import activate_command_layout, param_layout, vector_layout
 
@@ -12,7 +12,7 @@ __all__ = ["Requantizer", "ActivationUnit"]
 
 
 class Requantizer(wiring.Component):
-    """One lane of ``formats.systolic.requantize``: ``x = acc + bias`` (exact), ``y = (x * multiplier +
+    """One lane of ``sparq.formats.systolic.requantize``: ``x = acc + bias`` (exact), ``y = (x * multiplier +
     2**(shift-1)) >> shift`` (round to nearest, ties toward +inf; no rounding term when ``shift == 0``), then ReLU
     when ``relu``, then saturation to int8.
 

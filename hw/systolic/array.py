@@ -4,8 +4,14 @@ from amaranth import Module
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .pe import (WeightStationaryPE, accumulator_shape, activation_lane, check_arithmetic, check_pe_parameters,
-                 operand_shape)
+from .pe import (
+    WeightStationaryPE,
+    accumulator_shape,
+    activation_lane,
+    check_arithmetic,
+    check_pe_parameters,
+    operand_shape,
+)
 
 __all__ = ["SystolicArray"]
 
@@ -26,7 +32,7 @@ class SystolicArray(wiring.Component):
 
     Arithmetic: every PE is a :class:`~.pe.WeightStationaryPE` of ``arithmetic`` (``"int8"``, ``"fp16"`` or
     ``"bf16"``). With a float arithmetic, column ``c`` gives ``(...((+0 + p[0]) + p[1]) + ...) + p[rows - 1]`` with
-    ``p[r] = round_fp32(a[r] * W[r, c])`` and each add rounded to fp32 (``sim.golden.fp.fp_matmul``).
+    ``p[r] = round_fp32(a[r] * W[r, c])`` and each add rounded to fp32 (``sparq.sim.golden.fp.fp_matmul``).
 
     Ports
     -----

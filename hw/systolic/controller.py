@@ -5,7 +5,7 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from formats.systolic import Flag, Opcode, SystolicConfig
+from sparq.formats.systolic import Flag, Opcode, SystolicConfig
 
 from .layouts import activate_command_layout, instruction_layout, issue_layout
 from .winograd import transform_command_layout
@@ -33,7 +33,7 @@ def _overlap(lo_a, count_a, lo_b, count_b):
 
 
 class Controller(wiring.Component):
-    """Executes ``formats.systolic`` instructions.
+    """Executes ``sparq.formats.systolic`` instructions.
 
     Dispatch is in program order, at most one instruction a cycle. LOAD_WEIGHTS, MATMUL and ACTIVATE go to three
     units that then run concurrently; every other instruction waits until all units are idle and the array has

@@ -1,16 +1,16 @@
-"""Packed-word layouts shared between the systolic blocks; field widths come from ``formats.systolic``."""
+"""Packed-word layouts shared between the systolic blocks; field widths come from ``sparq.formats.systolic``."""
 
 from amaranth import signed, unsigned
 from amaranth.lib import data
 
-from formats.systolic import FIELDS, INSTRUCTION_BITS, MULTIPLIER_BITS, SHIFT_BITS
+from sparq.formats.systolic import FIELDS, INSTRUCTION_BITS, MULTIPLIER_BITS, SHIFT_BITS
 
 __all__ = ["instruction_layout", "issue_layout", "accumulator_write_layout", "param_layout",
            "activate_command_layout", "vector_layout"]
 
 
 def instruction_layout() -> data.StructLayout:
-    """An encoded instruction (``formats.systolic.FIELDS``, least significant first, zero-padded to 128 bits)."""
+    """An encoded instruction (``sparq.formats.systolic.FIELDS``, least significant first, zero-padded to 128 bits)."""
     fields = {name: unsigned(width) for name, width in FIELDS}
     fields["reserved"] = unsigned(INSTRUCTION_BITS - sum(width for _, width in FIELDS))
     return data.StructLayout(fields)
@@ -35,7 +35,7 @@ def accumulator_write_layout(cols: int, acc_depth: int, acc_width=32) -> data.St
 
 
 def param_layout(acc_width: int = 32) -> data.StructLayout:
-    """One column's activation parameters (``formats.systolic`` parameter record)."""
+    """One column's activation parameters (``sparq.formats.systolic`` parameter record)."""
     return data.StructLayout({"bias": signed(acc_width), "multiplier": unsigned(MULTIPLIER_BITS),
                               "shift": unsigned(SHIFT_BITS)})
 

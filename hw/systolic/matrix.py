@@ -18,7 +18,7 @@ class MatrixUnit(wiring.Component):
 
     ``arithmetic="int8"`` (default): int8 x int8, int32 wrap-around. ``"fp16"`` / ``"bf16"``: 16-bit float
     operands (bit patterns), fp32 results accumulated in row order from ``+0`` with IEEE rounding after every
-    multiply and add (``sim.golden.fp.fp_matmul``).
+    multiply and add (``sparq.sim.golden.fp.fp_matmul``).
 
     Ports
     -----

@@ -2,7 +2,7 @@
 
 The PE's arithmetic is a constructor parameter: ``"int8"`` (int8 x int8 into an int32 accumulator, the default) or
 ``"fp16"`` / ``"bf16"`` (16-bit float multiplies, fp32 accumulation, IEEE round to nearest even after the multiply
-and after the add; semantics in ``sim.golden.fp``). Float operands and partial sums travel as raw bit patterns.
+and after the add; semantics in ``sparq.sim.golden.fp``). Float operands and partial sums travel as raw bit patterns.
 """
 
 from amaranth import Module, Mux, Signal, signed, unsigned
@@ -56,9 +56,9 @@ def activation_lane(value=8) -> data.StructLayout:
 class WeightStationaryPE(wiring.Component):
     """A systolic PE: ``psum_out <= psum_in + act.value * weight[act.bank]`` and ``act_out <= act_in``.
 
-    ``arithmetic="int8"``: an ``hw.common.mac.MACCell`` (``act_width`` x ``weight_width`` into ``acc_width`` bits,
+    ``arithmetic="int8"``: an ``sparq.hw.common.mac.MACCell`` (``act_width`` x ``weight_width`` into ``acc_width`` bits,
     wrap-around, or clamped with ``saturate``). ``arithmetic="fp16"`` or ``"bf16"``: a
-    :class:`~hw.common.fp.FloatMultiplier` then an :class:`~hw.common.fp.FP32Adder`, both combinational, so
+    :class:`~sparq.hw.common.fp.FloatMultiplier` then an :class:`~sparq.hw.common.fp.FP32Adder`, both combinational, so
     ``psum_out <= round_fp32(psum_in + round_fp32(act.value * weight))`` in the same single cycle; the widths are
     then fixed (16-bit operands, fp32 partial sums) and the integer width parameters must stay at their defaults.
 

@@ -1,5 +1,5 @@
 """The Winograd F(2x2, 3x3) transform units: ``V = B^T d B`` in front of the array and ``Y = A^T M A`` behind it,
-adds and subtracts only (``formats.systolic``, Winograd).
+adds and subtracts only (``sparq.formats.systolic``, Winograd).
 
 Both are one parametric block, :class:`TileTransform`: it takes a 4x4 tile of vectors (``lanes`` lanes each, one
 word a cycle, row-major) and gives ``L X L^T`` (``L`` a small matrix of -1 / 0 / +1) one word a cycle, row-major.
@@ -11,7 +11,7 @@ Bit growth, per lane: an output is a sum of ``t`` input terms, ``t`` the number 
 * Output transform (``A^T``, 3 non-zeros a row, so 9 terms): int32 in, int32 out **with wrap-around** -- exact
   growth would be 36 bits, but the accumulators already wrap in int32 and every step from the array to here is
   linear with integer coefficients, so the result is the true ``Y`` modulo ``2**32``, which is the true ``Y``
-  whenever it fits int32. The compiler guarantees that (``compiler.winograd``: ``|Y| = 4 |conv|`` is bounded by the
+  whenever it fits int32. The compiler guarantees that (``sparq.compiler.systolic.winograd``: ``|Y| = 4 |conv|`` is bounded by the
   weights).
 """
 
@@ -22,7 +22,7 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from formats.systolic import WINOGRAD_AT, WINOGRAD_BT, WINOGRAD_V_BITS
+from sparq.formats.systolic import WINOGRAD_AT, WINOGRAD_BT, WINOGRAD_V_BITS
 
 __all__ = ["terms", "exact_width", "TileTransform", "InputTransform", "OutputTransform", "transform_command_layout",
            "WinogradTransforms"]
@@ -124,7 +124,7 @@ class TileTransform(wiring.Component):
 
 
 class InputTransform(TileTransform):
-    """``V = B^T d B``: int8 tiles in, exact 10-bit (``formats.systolic.WINOGRAD_V_BITS``) words out, 16 a tile.
+    """``V = B^T d B``: int8 tiles in, exact 10-bit (``sparq.formats.systolic.WINOGRAD_V_BITS``) words out, 16 a tile.
     Ports and timing: :class:`TileTransform`."""
 
     def __init__(self, lanes: int):
@@ -147,7 +147,7 @@ def transform_command_layout(config) -> data.StructLayout:
 
 
 class WinogradTransforms(wiring.Component):
-    """Executes TRANSFORM_IN and TRANSFORM_OUT (``formats.systolic``): an :class:`InputTransform` fed from the
+    """Executes TRANSFORM_IN and TRANSFORM_OUT (``sparq.formats.systolic``): an :class:`InputTransform` fed from the
     unified buffer and drained into the transform buffer, and an :class:`OutputTransform` fed from the accumulators
     and drained back into them, with their address generators.
 

@@ -1,7 +1,7 @@
-"""The UART host interface: 8N1 serial receiver and transmitter (:mod:`hw.uart.serial`), the byte protocol shared by
-the hardware, the simulation models and the host driver (:mod:`hw.uart.protocol`), and the protocol engine that
-drives an accelerator's ports from it (:mod:`hw.uart.bridge`).
+"""The UART host interface: 8N1 serial receiver and transmitter (:mod:`sparq.hw.uart.serial`), the byte protocol shared by
+the hardware, the simulation models and the host driver (:mod:`sparq.hw.uart.protocol`), and the protocol engine that
+drives an accelerator's ports from it (:mod:`sparq.hw.uart.bridge`).
 
-:mod:`hw.uart.protocol` is plain Python (no Amaranth), so that cocotb testbenches and the pyserial driver import it
+:mod:`sparq.hw.uart.protocol` is plain Python (no Amaranth), so that cocotb testbenches and the pyserial driver import it
 without the HDL.
 """

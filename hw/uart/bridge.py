@@ -1,4 +1,4 @@
-"""The host bridge: the protocol of :mod:`hw.uart.protocol`, spoken over a UART, driving an accelerator's ports."""
+"""The host bridge: the protocol of :mod:`sparq.hw.uart.protocol`, spoken over a UART, driving an accelerator's ports."""
 
 from amaranth import Cat, Const, Module, Signal
 from amaranth.lib import data, stream, wiring
@@ -21,9 +21,9 @@ ReadRequest = data.StructLayout({"addr": 16, "space": 8})
 class HostBridge(wiring.Component):
     """Speaks the sparq host protocol over ``rx``/``tx`` and turns commands into accelerator port activity.
 
-    It holds a :class:`hw.uart.serial.UARTReceiver` and :class:`hw.uart.serial.UARTTransmitter` and one command at a
+    It holds a :class:`sparq.hw.uart.serial.UARTReceiver` and :class:`sparq.hw.uart.serial.UARTTransmitter` and one command at a
     time: it reads a command's bytes, performs it on the ports below, sends the reply, and only then reads the next
-    opcode. :mod:`hw.uart.protocol` specifies the bytes; :class:`sim.uart.model.HostBridgeModel` is the reference.
+    opcode. :mod:`sparq.hw.uart.protocol` specifies the bytes; :class:`sparq.sim.uart.model.HostBridgeModel` is the reference.
 
     Parameters
     ----------

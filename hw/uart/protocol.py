@@ -1,8 +1,8 @@
 """The sparq host protocol over a UART: framing and command sequences, shared by every party that speaks it.
 
-This module is the one implementation of the protocol's framing. :class:`hw.uart.bridge.HostBridge` takes its opcodes
-from here, the host driver (:mod:`fpga.driver`, pyserial) and the simulation link (:mod:`sim.uart.bfm`, cocotb) run
-the same transactions and sequences, and :mod:`sim.uart.model` is the device-side reference. It imports nothing but
+This module is the one implementation of the protocol's framing. :class:`sparq.hw.uart.bridge.HostBridge` takes its opcodes
+from here, the host driver (:mod:`sparq.fpga.driver`, pyserial) and the simulation link (:mod:`sparq.sim.uart.bfm`, cocotb) run
+the same transactions and sequences, and :mod:`sparq.sim.uart.model` is the device-side reference. It imports nothing but
 the standard library.
 
 Wire format
@@ -33,7 +33,7 @@ Spaces are the accelerator's to define; sparq's board tops use :data:`SPACE_INPU
 
 Resynchronisation: when a command stops arriving half-way for ``timeout`` cycles (about a third of a second on a board
 top), the device drops it and waits for a new opcode. A host that lost track waits that long, flushes its input and
-sends HELLO (:meth:`fpga.driver.Device.resync` does this).
+sends HELLO (:meth:`sparq.fpga.driver.Device.resync` does this).
 
 Sans-I/O design
 ---------------
@@ -44,9 +44,10 @@ function and :func:`drive_async` over an ``async`` one, so the host driver and t
 """
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["Op", "VERSION", "MAGIC", "ACK", "NAK", "WORD_BYTES", "MAX_COUNT", "HEADER_BYTES", "STATUS_BITS",
            "SPACE_INPUT", "SPACE_OUTPUT", "SPACE_IMAGE", "ProtocolError", "Info", "Status", "Transaction",

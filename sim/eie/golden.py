@@ -1,11 +1,11 @@
-"""Bit-exact golden model of EIE: runs a :class:`formats.eie.EieImage` on an input vector, layer by layer.
+"""Bit-exact golden model of EIE: runs a :class:`sparq.formats.eie.EieImage` on an input vector, layer by layer.
 
 What it executes is the image, not the matrix it came from: pointers, packed entries, codebook and bias words. For
 each layer, for each non-zero input activation ``a_j`` (zero activations are skipped, as the leading non-zero
 detector skips them), every PE ``k`` reads ``p[j]`` and ``p[j+1]`` and walks its entries of column ``j``: an entry
 ``(v, z)`` moves the local row on by ``z + 1`` and adds ``codebook[v] * a_j`` to the accumulator of local row ``r``
 (global row ``r * N + k``). Accumulators start at ``bias << w_frac``; after the last column
-:func:`formats.eie.finish` rounds, saturates and applies the layer's ReLU. All integer; the accumulator cannot
+:func:`sparq.formats.eie.finish` rounds, saturates and applies the layer's ReLU. All integer; the accumulator cannot
 overflow (the lowering guarantees it), so the order of the additions is immaterial and the model is vectorised.
 
 Quantization error against the float network (:meth:`Golden.error_bound`): with ``e`` the bound on the input
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from formats.eie import ACT_BITS, ACT_FRAC, ImageFormatError, finish, to_fixed
+from sparq.formats.eie import ACT_BITS, ACT_FRAC, ImageFormatError, finish, to_fixed
 
 __all__ = ["Golden", "Trace"]
 
@@ -103,7 +103,7 @@ class Golden:
         if a.shape != (self.image.input_len,) or not np.issubdtype(a.dtype, np.integer) or \
                 a.size and (a.min() < lo or a.max() > hi):
             raise ValueError(f"the input must be {self.image.input_len} 16-bit integers (Q8.8), got {a.dtype} of "
-                             f"shape {a.shape}; convert floats with formats.eie.to_fixed(x, ACT_FRAC)")
+                             f"shape {a.shape}; convert floats with sparq.formats.eie.to_fixed(x, ACT_FRAC)")
         trace = Trace([a.astype(np.int64)], [])
         for l in range(len(self.layers)):
             y, saturated = self.layer(l, trace.acts[-1])

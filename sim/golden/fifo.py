@@ -1,4 +1,4 @@
-"""Cycle-accurate golden model of :class:`hw.common.fifo.StreamFIFO`.
+"""Cycle-accurate golden model of :class:`sparq.hw.common.fifo.StreamFIFO`.
 
 The model keeps the same state the hardware keeps: an inner queue of ``depth - 1`` entries behind an output register
 (a single register when ``depth == 1``). Each cycle, :meth:`FIFOModel.outputs` gives what the ports show before the

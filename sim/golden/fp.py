@@ -1,7 +1,7 @@
 """Golden model of the mixed-precision systolic arithmetic: fp16 or bf16 multiplies, fp32 accumulation.
 
 Every value is handled as its raw IEEE bit pattern (``uint16`` for fp16 and bf16, ``uint32`` for fp32), so NaN
-payloads, signed zeros and subnormals are explicit. The semantics, identical in the RTL (``hw.common.fp``):
+payloads, signed zeros and subnormals are explicit. The semantics, identical in the RTL (``sparq.hw.common.fp``):
 
 * **Widening.** An fp16 or bf16 operand is converted to fp32 exactly (every fp16 and bf16 value, subnormals
   included, is an fp32 value).
@@ -41,7 +41,7 @@ def _bits(values, dtype, what: str) -> np.ndarray:
     array = np.asarray(values)
     if array.dtype.kind not in "ui" and array.size:
         raise ValueError(f"{what} must be integer bit patterns, not {array.dtype} values; convert floats with "
-                         "sim.golden.fp.from_float first")
+                         "sparq.sim.golden.fp.from_float first")
     width = np.dtype(dtype).itemsize * 8
     if array.size and (array.min() < 0 or int(array.max()) >> width):
         raise ValueError(f"{what} holds values outside 0..2**{width}-1; pass raw {width}-bit patterns")

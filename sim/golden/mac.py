@@ -1,4 +1,4 @@
-"""Numpy golden model of :class:`hw.common.mac.MACCell`.
+"""Numpy golden model of :class:`sparq.hw.common.mac.MACCell`.
 
 Integer semantics: the exact sum ``c + a * b`` is fitted to ``acc_width`` signed bits, by clamping
 (``saturate=True``) or by wrapping modulo ``2**acc_width`` (``saturate=False``). Computed in int64, so it is exact

@@ -1,12 +1,12 @@
-"""The systolic blocks the block tests run in one Verilator build: ``sim.rig.BlockRig.of(BLOCKS)``."""
+"""The systolic blocks the block tests run in one Verilator build: ``sparq.sim.rig.BlockRig.of(BLOCKS)``."""
 
 from amaranth import signed
 
-from hw.systolic.accumulators import Accumulators
-from hw.systolic.activation import Requantizer
-from hw.systolic.matrix import MatrixUnit
-from hw.systolic.pe import WeightStationaryPE
-from hw.systolic.skew import InputSkew, OutputDeskew
+from sparq.hw.systolic.accumulators import Accumulators
+from sparq.hw.systolic.activation import Requantizer
+from sparq.hw.systolic.matrix import MatrixUnit
+from sparq.hw.systolic.pe import WeightStationaryPE
+from sparq.hw.systolic.skew import InputSkew, OutputDeskew
 
 __all__ = ["BLOCKS"]
 

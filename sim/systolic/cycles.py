@@ -1,6 +1,6 @@
-"""Analytic cycle model of ``hw.systolic.SystolicAccelerator``: per-instruction timing equations, no per-cycle loop.
+"""Analytic cycle model of ``sparq.hw.systolic.SystolicAccelerator``: per-instruction timing equations, no per-cycle loop.
 
-It mirrors the controller's dispatch rules (``hw.systolic.controller``) with the unit latencies written out below,
+It mirrors the controller's dispatch rules (``sparq.hw.systolic.controller``) with the unit latencies written out below,
 for a host that is always ready: ``host_in`` always valid, ``host_out`` always ready, instructions always queued.
 Every instruction ``i`` dispatches at ``t_i = max(t_{i-1} + 1, ready_i)``, where ``ready_i`` is the first cycle at
 which its interlocks allow it, given the units' state after the instructions before it. With ``t_0 = 0``:
@@ -27,14 +27,14 @@ cycle of every instruction.
 
 from dataclasses import dataclass
 
-from formats.systolic import Flag, Opcode, SystolicConfig
+from sparq.formats.systolic import Flag, Opcode, SystolicConfig
 
 __all__ = ["ACTIVATE_OVERHEAD", "TRANSFORM_IN_OVERHEAD", "TRANSFORM_OUT_OVERHEAD", "bank_drain", "matrix_drain",
            "CycleEstimate", "predict"]
 
 ACTIVATE_OVERHEAD = 11
 """Cycles an ACTIVATE is busy beyond its row count: 7 parameter reads, the accumulator read and the 3-stage
-requantizer (``hw.systolic.activation.Requantizer.LATENCY``)."""
+requantizer (``sparq.hw.systolic.activation.Requantizer.LATENCY``)."""
 
 
 TRANSFORM_IN_OVERHEAD = 19
@@ -47,12 +47,12 @@ bank switch, 4 output words, accumulator write)."""
 
 
 def bank_drain(config: SystolicConfig) -> int:
-    """Same value as ``hw.systolic.controller.bank_drain_cycles`` (kept here so ``sim`` does not import ``hw``)."""
+    """Same value as ``sparq.hw.systolic.controller.bank_drain_cycles`` (kept here so ``sim`` does not import ``hw``)."""
     return config.rows + config.cols - 2
 
 
 def matrix_drain(config: SystolicConfig) -> int:
-    """Same value as ``hw.systolic.controller.matrix_drain_cycles``."""
+    """Same value as ``sparq.hw.systolic.controller.matrix_drain_cycles``."""
     return config.rows + config.cols + 1
 
 

@@ -1,10 +1,10 @@
 """One Verilator build for the mixed-precision tests (``tests/mixed_precision``): the fp16 and bf16 multipliers, the
 fp32 adder, an fp16 and a bf16 PE and two float matrix units, side by side and unconnected, each behind its own
-sub-interface: ``sim.rig.BlockRig.of(FP_BLOCKS)``, as :mod:`sim.systolic.blocks` does for the int8 blocks."""
+sub-interface: ``sparq.sim.rig.BlockRig.of(FP_BLOCKS)``, as :mod:`sparq.sim.systolic.blocks` does for the int8 blocks."""
 
-from hw.common.fp import FloatMultiplier, FP32Adder
-from hw.systolic.matrix import MatrixUnit
-from hw.systolic.pe import WeightStationaryPE
+from sparq.hw.common.fp import FloatMultiplier, FP32Adder
+from sparq.hw.systolic.matrix import MatrixUnit
+from sparq.hw.systolic.pe import WeightStationaryPE
 
 __all__ = ["FP_BLOCKS"]
 

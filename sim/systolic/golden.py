@@ -1,25 +1,35 @@
-"""Bit-exact numpy execution of ``formats.systolic`` programs: the reference the RTL is checked against.
+"""Bit-exact numpy execution of ``sparq.formats.systolic`` programs: the reference the RTL is checked against.
 
 Integer semantics (the format's, restated): int8 x int8 products, exact; sums down the array and into the
 accumulators in int32 with two's-complement wrap-around (computed here in int64, then wrapped, which is the same
 because wrap-around addition is associative); ACTIVATE computes ``acc + bias`` exactly and then
-``formats.systolic.requantize`` (round to nearest with ties toward +infinity, optional ReLU, saturation to int8).
+``sparq.formats.systolic.requantize`` (round to nearest with ties toward +infinity, optional ReLU, saturation to int8).
 
 Winograd builds (``config.winograd``) add the transform buffer and the instructions TRANSFORM_IN, TRANSFORM_OUT,
-LOAD_WEIGHTS ``WIDE`` and MATMUL ``FROM_TB`` (``formats.systolic``, Winograd): transforms are exact in int64 (inputs)
+LOAD_WEIGHTS ``WIDE`` and MATMUL ``FROM_TB`` (``sparq.formats.systolic``, Winograd): transforms are exact in int64 (inputs)
 and wrapped to int32 (outputs), wide weights wrap to ``WINOGRAD_U_BITS`` bits; a program using them on a build
 without the Winograd datapath is refused.
 
 Instructions execute one after another; the hardware's overlap of units is invisible here by design (the
-controller's interlocks make it so). Out-of-range addresses raise :class:`~formats.systolic.FormatError`, and so
+controller's interlocks make it so). Out-of-range addresses raise :class:`~sparq.formats.systolic.FormatError`, and so
 does reading a UB, WB or accumulator word the program has not written: memories are not cleared by reset, so such
 a program's result would depend on whatever ran before.
 """
 
 import numpy as np
 
-from formats.systolic import (PARAM_WORDS, FormatError, Flag, Opcode, SystolicConfig, requantize, unpack_params,
-                              unpack_wide_weight_tile, winograd_input_transform, winograd_output_transform)
+from sparq.formats.systolic import (
+    PARAM_WORDS,
+    Flag,
+    FormatError,
+    Opcode,
+    SystolicConfig,
+    requantize,
+    unpack_params,
+    unpack_wide_weight_tile,
+    winograd_input_transform,
+    winograd_output_transform,
+)
 
 _WINOGRAD_ONLY = (Opcode.TRANSFORM_IN, Opcode.TRANSFORM_OUT)
 
@@ -129,7 +139,7 @@ def run_program(config: SystolicConfig, instructions, host_in_words, *, state: S
 
 
 def run_network(network, images):
-    """Run a ``compiler.systolic.SystolicNetwork`` on float ``images``, every device call on the golden model;
+    """Run a ``sparq.compiler.systolic.SystolicNetwork`` on float ``images``, every device call on the golden model;
     return ``(int8 logits, list of (program, input words, output words) of each call)``."""
     calls, log = network.execute(images), []
     try:

@@ -1,13 +1,13 @@
-"""Shared stimulus for the systolic tests and benchmarks: the configuration built for each array size, and random
-int8 GEMM chains with their inputs."""
+"""Shared stimulus for the systolic tests and benchmarks: the configuration built for each array size, random int8
+GEMM chains with their inputs, and single random int8 / int32 values biased towards the edges of their range."""
 
 import math
 
 import numpy as np
 
-from formats.systolic import SystolicConfig
+from sparq.formats.systolic import SystolicConfig
 
-__all__ = ["CONFIGS", "config_for", "random_layers", "random_gemm"]
+__all__ = ["CONFIGS", "config_for", "random_int8", "random_int32", "random_layers", "random_gemm"]
 
 CONFIGS = {
     2: SystolicConfig(rows=2, cols=2, ub_depth=1024, wb_depth=1024, acc_depth=64),
@@ -27,10 +27,21 @@ def config_for(size: int) -> SystolicConfig:
         raise ValueError(f"no shared configuration for a {size}x{size} array; sizes are {sorted(CONFIGS)}") from None
 
 
+def random_int8(rng) -> int:
+    """A random int8 from ``rng`` (a :class:`random.Random`); one draw in five is an edge value (-128, 127, -1, 0, 1)."""
+    return rng.choice((-128, 127, -1, 0, 1)) if rng.random() < 0.2 else rng.randint(-128, 127)
+
+
+def random_int32(rng) -> int:
+    """A random int32 from ``rng``; one draw in five is an edge value (the extremes, -1 or 0)."""
+    return rng.choice((-(1 << 31), (1 << 31) - 1, -1, 0)) if rng.random() < 0.2 else rng.randint(-(1 << 31),
+                                                                                                   (1 << 31) - 1)
+
+
 def random_layers(rng: np.random.Generator, dims, *, relu_last: bool = False):
-    """A chain of random ``compiler.systolic.GemmLayer`` with widths ``dims`` (``dims[0]`` inputs), ReLU between
+    """A chain of random ``sparq.compiler.systolic.GemmLayer`` with widths ``dims`` (``dims[0]`` inputs), ReLU between
     layers, and requantization parameters that keep outputs spread over the int8 range (some saturate)."""
-    from compiler.systolic import GemmLayer
+    from sparq.compiler.systolic import GemmLayer
     layers = []
     for i, (k, n) in enumerate(zip(dims, dims[1:])):
         weight = rng.integers(-128, 128, (k, n), dtype=np.int64).astype(np.int8)
@@ -47,7 +58,7 @@ def random_layers(rng: np.random.Generator, dims, *, relu_last: bool = False):
 
 def random_gemm(seed: int, m: int, dims, config: SystolicConfig):
     """``(program, input_words, x)`` of a random chain of GEMMs on a random ``m x dims[0]`` int8 input."""
-    from compiler.systolic import gemm_program
+    from sparq.compiler.systolic import gemm_program
     rng = np.random.default_rng(seed)
     x = rng.integers(-128, 128, (m, dims[0]), dtype=np.int64).astype(np.int8)
     program, words = gemm_program(x, random_layers(rng, dims), config)

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from formats.systolic import requantize
+from sparq.formats.systolic import requantize
 
 from .stimulus import config_for
 
@@ -14,7 +14,7 @@ __all__ = ["winograd_config", "reference_conv", "random_conv", "conv_programs"]
 
 
 def winograd_config(size: int):
-    """The Winograd build of the shared ``size x size`` configuration (``sim.systolic.stimulus.config_for``), with a
+    """The Winograd build of the shared ``size x size`` configuration (``sparq.sim.systolic.stimulus.config_for``), with a
     transform buffer and accumulators large enough for 64-tile chunks at 8x8 and room for the Winograd weights
     (16 positions of 2-word rows: 32 / 9 = 3.6x the im2col weight image)."""
     base = config_for(size)
@@ -25,7 +25,7 @@ def winograd_config(size: int):
 
 def reference_conv(x, weight, bias, multiplier, shift, relu, padding):
     """The int8 result of the quantized 3x3 convolution, straight from the definition (int64 sums, then
-    ``formats.systolic.requantize`` per output channel); NCHW in and out."""
+    ``sparq.formats.systolic.requantize`` per output channel); NCHW in and out."""
     top, left, bottom, right = padding
     xp = np.pad(np.asarray(x, dtype=np.int64), ((0, 0), (0, 0), (top, bottom), (left, right)))
     windows = np.lib.stride_tricks.sliding_window_view(xp, (3, 3), axis=(2, 3))  # n, c, oh, ow, 3, 3
@@ -36,9 +36,9 @@ def reference_conv(x, weight, bias, multiplier, shift, relu, padding):
 
 def random_conv(seed: int, *, images: int, channels: int, outputs: int, height: int, width: int, padding=(1, 1, 1, 1),
                 relu: bool = True):
-    """``(x, layer)``: a random NCHW int8 batch and a random ``compiler.winograd.WinogradLayer`` whose outputs spread
+    """``(x, layer)``: a random NCHW int8 batch and a random ``sparq.compiler.systolic.winograd.WinogradLayer`` whose outputs spread
     over the int8 range (some saturate)."""
-    from compiler.winograd import WinogradLayer
+    from sparq.compiler.systolic.winograd import WinogradLayer
     rng = np.random.default_rng(seed)
     x = rng.integers(-128, 128, (images, channels, height, width)).astype(np.int8)
     weight = rng.integers(-128, 128, (outputs, channels, 3, 3)).astype(np.int8)
@@ -52,10 +52,10 @@ def random_conv(seed: int, *, images: int, channels: int, outputs: int, height: 
 def conv_programs(x, layer, config):
     """``{"winograd": (program, input_words), "im2col": (program, input_words)}`` for ``layer`` on the batch ``x``,
     and the function mapping each path's output words back to NCHW."""
-    from compiler.ir import im2col
-    from compiler.systolic import GemmLayer, lower_gemm
-    from compiler.winograd import lower_winograd, tiles_to_nchw, winograd_tiles
-    from formats.systolic import pack_matrix, unpack_matrix
+    from sparq.compiler.ir import im2col
+    from sparq.compiler.systolic import GemmLayer, lower_gemm
+    from sparq.compiler.systolic.winograd import lower_winograd, tiles_to_nchw, winograd_tiles
+    from sparq.formats.systolic import pack_matrix, unpack_matrix
     images = len(x)
     tiles, size = winograd_tiles(x, layer.padding)
     winograd = lower_winograd(layer, len(tiles) // 16, config)

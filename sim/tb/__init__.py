@@ -1,7 +1,7 @@
 """Testbench bodies: ``async def body(bench, **params)`` functions that run under Verilator and Amaranth alike.
 
-Each checks the design cycle by cycle against its numpy golden model in ``sim.golden`` and raises
-:class:`sim.scoreboard.Mismatch` at the first difference.
+Each checks the design cycle by cycle against its numpy golden model in ``sparq.sim.golden`` and raises
+:class:`sparq.sim.scoreboard.Mismatch` at the first difference.
 """
 
 import time

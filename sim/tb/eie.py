@@ -1,7 +1,7 @@
-"""Testbench bodies for the EIE accelerator (:mod:`hw.eie`) against :mod:`sim.eie.golden`, and for its blocks.
+"""Testbench bodies for the EIE accelerator (:mod:`sparq.hw.eie`) against :mod:`sparq.sim.eie.golden`, and for its blocks.
 
-Images travel as directories written by :meth:`formats.eie.EieImage.save`; inputs as lists of Q8.8 integers.
-The load-port and read-port words are packed here from the field order of :mod:`hw.eie.layouts` (target, pe,
+Images travel as directories written by :meth:`sparq.formats.eie.EieImage.save`; inputs as lists of Q8.8 integers.
+The load-port and read-port words are packed here from the field order of :mod:`sparq.hw.eie.layouts` (target, pe,
 addr, data, least significant first), so this module needs neither Amaranth nor the hardware.
 """
 
@@ -10,7 +10,8 @@ import time
 
 import numpy as np
 
-from formats.eie import ACT_BITS, LAYER_BITS, WORD_BITS, EieImage
+from sparq.formats.eie import ACT_BITS, LAYER_BITS, WORD_BITS, EieImage
+
 from ..bench import Agent, StreamSink, StreamSource
 from ..eie.golden import Golden
 from ..scoreboard import Mismatch, assert_words_equal
@@ -290,9 +291,9 @@ async def arith_random(bench, *, seed, act_depth, max_layers, count):
 async def activation_finish_random(bench, *, seed, act_depth, count):
     """ActivationRegisters: random accumulators (every magnitude up to the 40-bit limits, and the edges where the
     finish clamps), biases, ``w_frac`` and ``relu`` finished into the destination bank, one per cycle; the bank is
-    then made the source and read back against :func:`formats.eie.finish`. Bank 0 is loaded by the host first and
+    then made the source and read back against :func:`sparq.formats.eie.finish`. Bank 0 is loaded by the host first and
     must survive (results go to the other bank)."""
-    from formats.eie import ACC_BITS, finish
+    from sparq.formats.eie import ACC_BITS, finish
     rng = random.Random(seed)
     await bench.reset()
     loaded = [rng.randrange(-(1 << 15), 1 << 15) for _ in range(act_depth)]

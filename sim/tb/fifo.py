@@ -1,4 +1,4 @@
-"""Testbench bodies for :class:`hw.common.fifo.StreamFIFO` against :class:`sim.golden.fifo.FIFOModel`."""
+"""Testbench bodies for :class:`sparq.hw.common.fifo.StreamFIFO` against :class:`sparq.sim.golden.fifo.FIFOModel`."""
 
 import random
 

@@ -1,20 +1,21 @@
-"""Testbench bodies and stimulus for the mixed-precision arithmetic (``hw.common.fp``) against ``sim.golden.fp``.
+"""Testbench bodies and stimulus for the mixed-precision arithmetic (``sparq.hw.common.fp``) against ``sparq.sim.golden.fp``.
 
 Stimulus is raw bit patterns chosen to hit the special cases often: signed zeros, subnormals (smallest, largest),
 the smallest and largest normals, infinities, NaNs (quiet and signalling), exponents around 1.0, and operand
 pairs built to cancel, to tie, or to overflow and underflow. The PE and matrix-unit bodies of
-``sim.tb.systolic`` take the arithmetic from :func:`arithmetic_model`.
+``sparq.sim.tb.systolic`` take the arithmetic from :func:`arithmetic_model`.
 """
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
-from ..golden.fp import FORMATS, fp32_add, fp_matmul, fp_mul, fp_mac, from_float
+from ..golden.fp import FORMATS, fp32_add, fp_mac, fp_matmul, fp_mul, from_float
 from ..golden.mac import fit
 from ..scoreboard import assert_words_equal
+from ..systolic.stimulus import random_int8, random_int32
 
 __all__ = ["fp_pattern", "directed_mul_cases", "directed_add_cases", "fp_unit_sweep", "ArithmeticModel",
            "arithmetic_model"]
@@ -78,9 +79,9 @@ def directed_add_cases() -> list:
 
 
 async def fp_unit_sweep(bench, *, unit: str, fmt: str = "fp32", seed: int, n: int, prefix: str = ""):
-    """Drive the combinational unit ``unit`` (``"mul"``: a :class:`~hw.common.fp.FloatMultiplier` of ``fmt``,
-    ``"add"``: the :class:`~hw.common.fp.FP32Adder`) with the directed cases then ``n`` seeded random pairs, one
-    pair per cycle; check every ``y`` against ``sim.golden.fp``."""
+    """Drive the combinational unit ``unit`` (``"mul"``: a :class:`~sparq.hw.common.fp.FloatMultiplier` of ``fmt``,
+    ``"add"``: the :class:`~sparq.hw.common.fp.FP32Adder`) with the directed cases then ``n`` seeded random pairs, one
+    pair per cycle; check every ``y`` against ``sparq.sim.golden.fp``."""
     rng = random.Random(seed)
     if unit == "mul":
         cases = directed_mul_cases(fmt) + [(fp_pattern(rng, fmt), fp_pattern(rng, fmt)) for _ in range(n)]
@@ -98,7 +99,7 @@ async def fp_unit_sweep(bench, *, unit: str, fmt: str = "fp32", seed: int, n: in
         got.append(bench.get(prefix + "y"))
         await bench.tick()
     assert_words_equal(expected, np.array(got, dtype=np.uint32),
-                       what=f"{unit} ({fmt}) results, directed cases first (sim.tb.fp.directed_{unit}_cases)")
+                       what=f"{unit} ({fmt}) results, directed cases first (sparq.sim.tb.fp.directed_{unit}_cases)")
     return {"cases": len(cases)}
 
 
@@ -127,12 +128,11 @@ class ArithmeticModel:
 
 
 def arithmetic_model(name: str) -> ArithmeticModel:
-    """The :class:`ArithmeticModel` of ``"int8"`` (wrap-around int32, ``sim.golden.mac``) or ``"fp16"`` /
-    ``"bf16"`` (``sim.golden.fp``)."""
+    """The :class:`ArithmeticModel` of ``"int8"`` (wrap-around int32, ``sparq.sim.golden.mac``) or ``"fp16"`` /
+    ``"bf16"`` (``sparq.sim.golden.fp``)."""
     if name == "int8":
-        from .systolic import _int8, _int32
         return ArithmeticModel(
-            name, 8, 32, True, _int8, _int32,
+            name, 8, 32, True, random_int8, random_int32,
             mac=lambda psum, a, w: int(fit(psum + a * w, 32, False)[0]),
             matvec=lambda vector, tile: [int(v) for v in fit(np.array(vector, dtype=np.int64) @ tile, 32, False)[0]])
     if name in ("fp16", "bf16"):

@@ -1,4 +1,4 @@
-"""Testbench bodies for :class:`hw.common.mac.MACCell` against :mod:`sim.golden.mac`."""
+"""Testbench bodies for :class:`sparq.hw.common.mac.MACCell` against :mod:`sparq.sim.golden.mac`."""
 
 import random
 
@@ -77,7 +77,7 @@ def overflow_cases(a_width: int, b_width: int, acc_width: int) -> dict[str, dict
 async def free_running(bench, *, cycles: int):
     """Reset, then let the design run ``cycles`` clock cycles with no Python in the loop; return its ``y``.
 
-    The stimulus comes from inside the design (``sim.stimulus.FreeRunningMAC``), so a timed run of this body
+    The stimulus comes from inside the design (``sparq.sim.stimulus.FreeRunningMAC``), so a timed run of this body
     measures the simulator's own speed.
     """
     await bench.reset()

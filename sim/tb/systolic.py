@@ -1,4 +1,4 @@
-"""Testbench bodies for the systolic accelerator (``hw.systolic``) against ``sim.systolic.golden``.
+"""Testbench bodies for the systolic accelerator (``sparq.hw.systolic``) against ``sparq.sim.systolic.golden``.
 
 Block-level bodies drive one block cycle by cycle against a small model; the accelerator bodies stream a whole
 program through the instruction, ``host_in`` and ``host_out`` ports (with seeded random gaps and back-pressure)
@@ -9,11 +9,12 @@ import random
 
 import numpy as np
 
-from formats.systolic import SystolicProgram, load_program, requantize, words_to_ints
+from sparq.formats.systolic import SystolicProgram, load_program, requantize, words_to_ints
 
 from ..bench import StreamSink, StreamSource
 from ..scoreboard import Mismatch, assert_words_equal
 from ..systolic.golden import run_program
+from ..systolic.stimulus import random_int32
 
 COUNTERS = ("cycles", "mac_busy", "stall_cycles", "active_cycles")
 
@@ -42,7 +43,7 @@ def _counters(bench):
 
 async def run_program_file(bench, *, program: str, inputs: str, seed: int = 0, gap_probability: float = 0.0,
                            stall_probability: float = 0.0, instr_gap_probability: float = 0.0):
-    """Reset, run the saved program ``program`` (``formats.systolic.save_program``) on the input words saved with
+    """Reset, run the saved program ``program`` (``sparq.formats.systolic.save_program``) on the input words saved with
     ``numpy.save`` at ``inputs``; check every output byte against the golden model; return the counters."""
     prog = load_program(program)
     input_words = np.load(inputs)
@@ -73,10 +74,10 @@ async def run_program_files(bench, *, runs: list):
 
 # ---------------------------------------------------------------------------------------------------------------
 # Block-level bodies. Each takes a ``prefix`` for its port names, so that it can drive a block on its own
-# (``prefix=""``) or one of the blocks of a ``sim.rig.BlockRig`` (``prefix="pe."``).
+# (``prefix=""``) or one of the blocks of a ``sparq.sim.rig.BlockRig`` (``prefix="pe."``).
 
 class _Prefixed:
-    """A view of a :class:`~sim.bench.Bench` that prefixes every port name."""
+    """A view of a :class:`~sparq.sim.bench.Bench` that prefixes every port name."""
 
     def __init__(self, bench, prefix: str):
         self._bench, self._prefix = bench, prefix
@@ -121,21 +122,12 @@ def _join(values, width: int) -> int:
     return sum((int(v) & ((1 << width) - 1)) << (width * k) for k, v in enumerate(values))
 
 
-def _int8(rng) -> int:
-    return rng.choice((-128, 127, -1, 0, 1)) if rng.random() < 0.2 else rng.randint(-128, 127)
-
-
-def _int32(rng) -> int:
-    return rng.choice((-(1 << 31), (1 << 31) - 1, -1, 0)) if rng.random() < 0.2 else rng.randint(-(1 << 31),
-                                                                                                   (1 << 31) - 1)
-
-
 async def random_pe(bench, *, seed: int, n: int, prefix: str = "", arithmetic: str = "int8"):
     """``n`` cycles of random activations, partial sums and weight shifts into a WeightStationaryPE of
-    ``arithmetic`` (int8: 8-bit operands, 32-bit wrap; fp16 / bf16: ``sim.golden.fp``, with stimulus that hits
+    ``arithmetic`` (int8: 8-bit operands, 32-bit wrap; fp16 / bf16: ``sparq.sim.golden.fp``, with stimulus that hits
     the special values often); ``act_out``, ``psum_out`` and ``w_out`` checked every cycle against a model."""
     bench = _Prefixed(bench, prefix)
-    from hw.systolic.pe import activation_lane, operand_shape
+    from sparq.hw.systolic.pe import activation_lane, operand_shape
 
     from .fp import arithmetic_model
     model = arithmetic_model(arithmetic)
@@ -190,7 +182,7 @@ async def random_accumulators(bench, *, seed: int, n: int, cols: int, depth: int
     """``n`` cycles of random writes (overwrite or accumulate, often to the address just written, int32 wrap) to
     the Accumulators, then every word read back and compared with a model."""
     bench = _Prefixed(bench, prefix)
-    from hw.systolic.layouts import accumulator_write_layout
+    from sparq.hw.systolic.layouts import accumulator_write_layout
     layout = _offsets(accumulator_write_layout(cols, depth))
     rng = random.Random(seed)
     model = np.zeros((depth, cols), dtype=np.int64)
@@ -202,7 +194,7 @@ async def random_accumulators(bench, *, seed: int, n: int, cols: int, depth: int
     for _ in range(n):
         valid, accumulate = int(rng.random() < 0.8), int(rng.random() < 0.7)
         addr = last if rng.random() < 0.4 else rng.randrange(depth)
-        data = [_int32(rng) for _ in range(cols)]
+        data = [random_int32(rng) for _ in range(cols)]
         bench.set("write", _pack(layout, valid=valid, accumulate=accumulate, addr=addr, data=_join(data, 32)))
         await bench.tick()
         if valid:
@@ -242,17 +234,17 @@ def requantizer_cases(seed: int, n: int) -> list:
             for multiplier, shift in ((0, 0), (1, 0), (65535, 0), (65535, 47), (1, 47), (32768, 16), (3, 1)):
                 cases.append((acc, bias, multiplier, shift, rng.getrandbits(1)))
     for _ in range(n):
-        cases.append((_int32(rng), _int32(rng) >> rng.randrange(32), rng.randrange(1 << 16), rng.randrange(48),
+        cases.append((random_int32(rng), random_int32(rng) >> rng.randrange(32), rng.randrange(1 << 16), rng.randrange(48),
                       rng.getrandbits(1)))
     return cases
 
 
 async def requantizer_sweep(bench, *, seed: int, n: int, prefix: str = ""):
     """The Requantizer on :func:`requantizer_cases`, one case a cycle (every input changing every cycle), each
-    output checked ``Requantizer.LATENCY`` cycles later against ``formats.systolic.requantize``."""
+    output checked ``Requantizer.LATENCY`` cycles later against ``sparq.formats.systolic.requantize``."""
     bench = _Prefixed(bench, prefix)
-    from hw.systolic.activation import Requantizer
-    from hw.systolic.layouts import param_layout
+    from sparq.hw.systolic.activation import Requantizer
+    from sparq.hw.systolic.layouts import param_layout
     layout = _offsets(param_layout())
     cases = requantizer_cases(seed, n)
     latency = Requantizer.LATENCY
@@ -275,9 +267,9 @@ async def random_matrix_unit(bench, *, seed: int, rows: int, cols: int, acc_dept
                              arithmetic: str = "int8"):
     """Weight tiles shifted into one bank while vectors stream through the other with random gaps, then the bank
     switch on consecutive cycles, for ``rounds`` rounds; every result (address, data) checked against numpy
-    (``arithmetic`` int8) or ``sim.golden.fp.fp_matmul`` (fp16 / bf16)."""
+    (``arithmetic`` int8) or ``sparq.sim.golden.fp.fp_matmul`` (fp16 / bf16)."""
     bench = _Prefixed(bench, prefix)
-    from hw.systolic.layouts import accumulator_write_layout, issue_layout
+    from sparq.hw.systolic.layouts import accumulator_write_layout, issue_layout
 
     from .fp import arithmetic_model
     model = arithmetic_model(arithmetic)
@@ -341,7 +333,7 @@ async def random_matrix_unit(bench, *, seed: int, rows: int, cols: int, acc_dept
 
 async def run_network_calls(bench, network, x, *, name: str, rng, gap_probability: float = 0.0,
                             stall_probability: float = 0.0, instr_gap_probability: float = 0.0):
-    """Run ``network`` (a ``compiler.systolic.SystolicNetwork``) on the batch ``x`` with every device call on the
+    """Run ``network`` (a ``sparq.compiler.systolic.SystolicNetwork``) on the batch ``x`` with every device call on the
     RTL, each checked byte for byte against the golden model. Returns ``(logits, device calls, summed counters)``."""
     calls, totals, count = network.execute(x), dict.fromkeys(COUNTERS, 0), 0
     try:
@@ -370,10 +362,10 @@ async def run_networks(bench, *, models: list, images: int, size: int, seed: int
     digits training split), run it on the first ``images`` test images with every device call on the RTL, and
     check every output byte of every call against the golden model. Returns per model: int8 accuracy, float
     accuracy, calls made and the summed counters."""
-    from compiler.datasets import load_digits_split
-    from compiler.ir import forward
-    from compiler.models import load_shipped
-    from compiler.systolic import compile_network
+    from sparq.compiler.datasets import load_digits_split
+    from sparq.compiler.ir import forward
+    from sparq.compiler.models import load_shipped
+    from sparq.compiler.systolic import compile_network
 
     from ..systolic.stimulus import config_for
     x_train, _, x_test, y_test = load_digits_split()

@@ -1,10 +1,10 @@
-"""Testbench bodies for the UART host interface: :mod:`hw.uart.serial` bit-exact against the bus-functional models,
-and :class:`hw.uart.bridge.HostBridge` end to end against :class:`sim.uart.model.HostBridgeModel`."""
+"""Testbench bodies for the UART host interface: :mod:`sparq.hw.uart.serial` bit-exact against the bus-functional models,
+and :class:`sparq.hw.uart.bridge.HostBridge` end to end against :class:`sparq.sim.uart.model.HostBridgeModel`."""
 
 import random
 
-from hw.uart import protocol
-from hw.uart.protocol import Op, Transaction
+from sparq.hw.uart import protocol
+from sparq.hw.uart.protocol import Op, Transaction
 
 from ..bench import Agent, StreamSink, StreamSource
 from ..scoreboard import Mismatch, assert_words_equal
@@ -93,7 +93,7 @@ async def rx_errors(bench, *, divisor: int):
 
 
 class AcceleratorStandIn(Agent):
-    """The accelerator side of a :class:`hw.uart.bridge.HostBridge`, in Python, with random back-pressure.
+    """The accelerator side of a :class:`sparq.hw.uart.bridge.HostBridge`, in Python, with random back-pressure.
 
     Takes ``write`` words into ``memory`` (``{space: {addr: word}}``), answers ``read`` requests from it after a
     random latency, runs a ``job_cycles`` long job on each ``start`` strobe (``busy`` during it, ``done`` after), and
@@ -202,9 +202,9 @@ async def bridge_timeout(bench, *, divisor: int, timeout: int):
 
 
 async def bridge_fifo_loopback(bench, *, seed: int, divisor: int, depth: int):
-    """:class:`sim.uart.rigs.FIFOLoopback`: words written through the bridge come back in order through READ, with the
+    """:class:`sparq.sim.uart.rigs.FIFOLoopback`: words written through the bridge come back in order through READ, with the
     counters and the done flag telling the same story; all through the shared sequences of
-    :mod:`hw.uart.protocol`."""
+    :mod:`sparq.hw.uart.protocol`."""
     rng = random.Random(seed)
     link = UARTLink(bench, divisor=divisor, rng=rng, max_gap=3 * divisor)
     bench.set("rx", 1)
@@ -221,116 +221,3 @@ async def bridge_fifo_loopback(bench, *, seed: int, divisor: int, depth: int):
         raise Mismatch(f"level {level} after {depth // 2} writes; final counters {counters} "
                        f"(expected pushed {depth}, popped {depth}, level 0, 1 start)")
     return {"cycles": bench.cycle}
-
-
-class LevelWatch(Agent):
-    """Records every level each watched port took."""
-
-    def __init__(self, *ports):
-        self.levels = {port: set() for port in ports}
-
-    def sample(self, bench):
-        for port, seen in self.levels.items():
-            seen.add(bench.get(port))
-
-
-async def _board_link(bench, *, divisor, seed):
-    """A board top under test, reset, with a UART link (random gaps between bytes) and a watch on its LEDs, after
-    HELLO: ``(link, leds, info)``."""
-    leds = LevelWatch("busy", "done")
-    link = UARTLink(bench, divisor=divisor, agents=[leds], rng=random.Random(seed), max_gap=divisor)
-    bench.set("rx", 1)
-    await bench.reset()
-    return link, leds, await link.run(protocol.hello())
-
-
-async def systolic_board(bench, *, program: str, inputs: str, divisor: int, seed: int = 0):
-    """A :class:`fpga.top.SystolicHost` end to end through its UART, with the driver's own sequence
-    (:func:`fpga.driver.systolic_job`): for each input matrix saved in ``inputs`` (``numpy.save`` of an int8 array
-    ``runs x M x K``), load it, START, poll until done, read the outputs and the counters; every output byte checked
-    against ``sim.systolic.golden``, the LEDs (``busy`` during a run, ``done`` after it) and ``mac_busy`` against the
-    program. Returns the counters of each run."""
-    import numpy as np
-
-    from formats.systolic import Opcode, load_program, pack_matrix
-    from fpga.driver import systolic_job
-
-    from ..systolic.golden import run_program
-
-    prog = load_program(program)
-    runs = np.load(inputs)
-    lanes = prog.config.lanes
-    link, leds, info = await _board_link(bench, divisor=divisor, seed=seed)
-    if (bench.get("busy"), bench.get("done"), info.n_counters) != (0, 0, 4):
-        raise Mismatch(f"after reset: busy {bench.get('busy')}, done {bench.get('done')}, "
-                       f"{info.n_counters} counters (expected 0, 0, 4)")
-    results = []
-    for k, x in enumerate(runs):
-        expected = run_program(prog.config, prog.instructions, prog.stream(pack_matrix(x, lanes)))
-        leds.levels = {port: set() for port in leds.levels}
-        outputs, counters = await link.run(systolic_job(prog, x))
-        assert_words_equal(expected.view(np.uint8), outputs.view(np.uint8), what=f"run {k}: output bytes")
-        matmul_rows = sum(ins.count for ins in prog.instructions if ins.opcode == Opcode.MATMUL)
-        if counters["mac_busy"] != matmul_rows or not 0 < counters["active_cycles"] <= counters["cycles"]:
-            raise Mismatch(f"run {k}: counters {counters}, expected mac_busy {matmul_rows}")
-        if 1 not in leds.levels["busy"] or (bench.get("busy"), bench.get("done")) != (0, 1):
-            raise Mismatch(f"run {k}: busy LED took {leds.levels['busy']} during the run; after it busy "
-                           f"{bench.get('busy')}, done {bench.get('done')} (expected 0, 1)")
-        results.append({**counters, "outputs": outputs.reshape(-1).tolist()})
-    return results
-
-
-async def eie_board(bench, *, image: str, inputs, divisor: int, new_image: str | None = None, spram: bool = False,
-                    seed: int = 0):
-    """A :class:`fpga.top.EieHost` end to end through its UART, with the driver's own sequences: for each input
-    vector of ``inputs`` (Q8.8 integers), :func:`fpga.driver.eie_job` loads it, STARTs, polls until done and reads the
-    output and the counters; every output word checked against :mod:`sim.eie.golden` on ``image`` (the directory of
-    the baked :class:`formats.eie.EieImage`), the LEDs (``busy`` during a run, ``done`` after it) and the counters
-    (``0 < compute_cycles <= cycles``; per PE, if present, ``busy + starve == compute``). With ``new_image`` (a saved
-    image for the same configuration), the load-port words in which it differs from ``image`` then go through the
-    image space (:func:`fpga.driver.eie_load`) and the inputs run again against the new image's golden model. With
-    ``spram`` (a host built with ``spram=True``), the sparse matrices are loaded first, as the driver does after
-    power-up (:func:`fpga.driver.eie_spmat_load`).
-    Returns one ``{"image", **counters, "outputs"}`` per run."""
-    import numpy as np
-
-    from formats.eie import EieImage
-    from fpga.driver import eie_job, eie_load, eie_spmat_load
-
-    from ..eie.golden import Golden
-    from .eie import image_words
-
-    baked = EieImage.load(image)
-    n_pe = baked.config.n_pe
-    link, leds, info = await _board_link(bench, divisor=divisor, seed=seed)
-    if (bench.get("busy"), bench.get("done"), info.n_counters) not in ((0, 0, 2), (0, 0, 2 + 3 * n_pe)):
-        raise Mismatch(f"after reset: busy {bench.get('busy')}, done {bench.get('done')}, {info.n_counters} "
-                       f"counters (expected 0, 0, and 2 or {2 + 3 * n_pe})")
-    if spram:
-        await link.run(eie_spmat_load(baked))
-    results = []
-    images = [("baked", baked)]
-    if new_image is not None:
-        images.append(("loaded", EieImage.load(new_image)))
-    for name, current in images:
-        if current is not baked:
-            changed = [word for old, word in zip(image_words(baked), image_words(current)) if old != word]
-            await link.run(eie_load(changed))
-        golden = Golden(current)
-        for k, x in enumerate(inputs):
-            expected = golden.run(np.asarray(x, dtype=np.int64)).output
-            leds.levels = {port: set() for port in leds.levels}
-            outputs, counters = await link.run(eie_job(current, x))
-            assert_words_equal(expected, outputs, what=f"{name} image, input {k}: output words")
-            if not 0 < counters["compute_cycles"] <= counters["cycles"]:
-                raise Mismatch(f"{name} image, input {k}: counters {counters} (expected 0 < compute <= cycles)")
-            if "busy_cycles" in counters and any(
-                    busy + starve != counters["compute_cycles"] or busy > counters["compute_cycles"]
-                    for busy, starve in zip(counters["busy_cycles"], counters["starve_cycles"])):
-                raise Mismatch(f"{name} image, input {k}: per-PE counters {counters} (expected busy + starve == "
-                               f"compute for every PE)")
-            if 1 not in leds.levels["busy"] or (bench.get("busy"), bench.get("done")) != (0, 1):
-                raise Mismatch(f"{name} image, input {k}: busy LED took {leds.levels['busy']} during the run; after "
-                               f"it busy {bench.get('busy')}, done {bench.get('done')} (expected 0, 1)")
-            results.append({"image": name, **counters, "outputs": outputs.tolist()})
-    return results

@@ -1,12 +1,12 @@
-"""Testbench bodies for the Winograd path: the transform units (``hw.systolic.winograd``) against
-``formats.systolic``'s transforms, and the Winograd build of the accelerator on compiled convolutions and on the
+"""Testbench bodies for the Winograd path: the transform units (``sparq.hw.systolic.winograd``) against
+``sparq.formats.systolic``'s transforms, and the Winograd build of the accelerator on compiled convolutions and on the
 digits CNN, every output byte against the golden model."""
 
 import random
 
 import numpy as np
 
-from formats.systolic import winograd_input_transform, winograd_output_transform
+from sparq.formats.systolic import winograd_input_transform, winograd_output_transform
 
 from ..bench import StreamSink, StreamSource
 from ..scoreboard import assert_words_equal
@@ -37,7 +37,7 @@ async def random_transform(bench, *, output: bool, seed: int, tiles: int, lanes:
                            gap_probability: float = 0.3, stall_probability: float = 0.3):
     """``tiles`` tiles (:func:`transform_tiles`) streamed into an InputTransform (``output=False``: int8 in, 10-bit
     out) or an OutputTransform (``output=True``: int32 in and out, wrap-around) with random gaps and back-pressure;
-    every output word checked against ``formats.systolic.winograd_input_transform`` / ``..._output_transform``."""
+    every output word checked against ``sparq.formats.systolic.winograd_input_transform`` / ``..._output_transform``."""
     in_width, out_width = (32, 32) if output else (8, 10)
     x = transform_tiles(seed, tiles, lanes, in_width)
     if output:
@@ -60,12 +60,12 @@ async def random_transform(bench, *, output: bool, seed: int, tiles: int, lanes:
 
 async def run_digits_cnn(bench, *, images: int, size: int, seed: int = 0, gap_probability: float = 0.0,
                          stall_probability: float = 0.0):
-    """The digits CNN compiled with ``winograd=True`` for ``sim.systolic.winograd.winograd_config(size)``, on the
+    """The digits CNN compiled with ``winograd=True`` for ``sparq.sim.systolic.winograd.winograd_config(size)``, on the
     first ``images`` test images with every device call on the RTL and checked against the golden model; also
     checks that the int8 logits equal the im2col path's (golden). Returns accuracy and summed counters."""
-    from compiler.datasets import load_digits_split
-    from compiler.models import load_shipped
-    from compiler.systolic import compile_network
+    from sparq.compiler.datasets import load_digits_split
+    from sparq.compiler.models import load_shipped
+    from sparq.compiler.systolic import compile_network
 
     from ..systolic.golden import run_network
     from ..systolic.winograd import winograd_config

@@ -1,18 +1,18 @@
-"""Test rigs: :class:`hw.uart.bridge.HostBridge` with a real block behind it, as one component to simulate."""
+"""Test rigs: :class:`sparq.hw.uart.bridge.HostBridge` with a real block behind it, as one component to simulate."""
 
 from amaranth import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.common.fifo import StreamFIFO
-from hw.uart.bridge import HostBridge
-from hw.uart.serial import UARTReceiver, UARTTransmitter
+from sparq.hw.common.fifo import StreamFIFO
+from sparq.hw.uart.bridge import HostBridge
+from sparq.hw.uart.serial import UARTReceiver, UARTTransmitter
 
 __all__ = ["SerialPair", "FIFOLoopback"]
 
 
 class SerialPair(wiring.Component):
-    """A :class:`hw.uart.serial.UARTTransmitter` and a :class:`hw.uart.serial.UARTReceiver` side by side, not connected
+    """A :class:`sparq.hw.uart.serial.UARTTransmitter` and a :class:`sparq.hw.uart.serial.UARTReceiver` side by side, not connected
     to each other, with their ports as they are (``i``, ``tx``; ``rx``, ``o``, ``frame_error``, ``overrun``): one
     Verilator build serves the transmitter's and the receiver's testbench bodies."""
 
@@ -36,7 +36,7 @@ class SerialPair(wiring.Component):
 
 
 class FIFOLoopback(wiring.Component):
-    """A :class:`hw.uart.bridge.HostBridge` whose writes go into a :class:`hw.common.fifo.StreamFIFO` and whose reads
+    """A :class:`sparq.hw.uart.bridge.HostBridge` whose writes go into a :class:`sparq.hw.common.fifo.StreamFIFO` and whose reads
     pop it: WRITE pushes words (any space, any address), READ returns them in order.
 
     START raises ``done`` (until reset). Counters: words pushed, words popped, FIFO level, and STARTs seen.

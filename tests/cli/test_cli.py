@@ -72,7 +72,7 @@ def test_corrupt_onnx(capsys, tmp_path):
 
 
 def test_eie_needs_a_compressed_model(capsys, tmp_path):
-    from compiler.models import shipped_path
+    from sparq.compiler.models import shipped_path
     code, _, err = run(capsys, "lower", shipped_path("digits_mlp"), "--target", "eie", "--out", tmp_path)
     assert code == EXIT_INPUT
     _one_error(err, "weight-shared")
@@ -145,7 +145,7 @@ def test_debug_shows_the_traceback(tmp_path):
 
 
 def test_mismatch_exit_code():
-    from sim.scoreboard import Mismatch
+    from sparq.sim.scoreboard import Mismatch
     code, message, hint = explain(Mismatch("network output: first difference at index 3: expected 5, got 7"))
     assert code == EXIT_MISMATCH and "index 3" in message and "SPARQ_WAVES" in hint
 
@@ -218,7 +218,7 @@ def test_simulator_traceback_is_not_printed():
 
 
 def test_design_too_big_for_the_fpga_exit_code():
-    from fpga.build import DoesNotFit, SynthesisError
+    from sparq.fpga.build import DoesNotFit, SynthesisError
     assert explain(DoesNotFit("eie does not fit the icebreaker: ICESTORM_LC 5678/5280"))[0] == EXIT_CAPACITY
     assert explain(SynthesisError("nextpnr failed; see top.tim"))[0] == 6
 
@@ -226,7 +226,7 @@ def test_design_too_big_for_the_fpga_exit_code():
 def test_winograd_cnn_on_the_golden_model(capsys, tmp_path):
     """The CNN lowered for a Winograd build: both convolutions by F(2x2, 3x3), run on the golden model, with the
     transform buffer's traffic counted."""
-    from compiler.models import shipped_path
+    from sparq.compiler.models import shipped_path
     code, out, _ = run(capsys, "lower", shipped_path("digits_cnn"), "--target", "systolic", "--array", "8",
                        "--winograd", "--out", tmp_path / "cnn")
     assert code == 0 and "Winograd" in out

@@ -2,10 +2,10 @@
 
 import pytest
 
-from compiler.datasets import load_digits_split
-from compiler.models import load_shipped
-from compiler.pipeline import compress_digits_mlp
-from compiler.train import single_threaded_blas
+from sparq.compiler.datasets import load_digits_split
+from sparq.compiler.models import load_shipped
+from sparq.compiler.pipeline import compress_digits_mlp
+from sparq.compiler.train import single_threaded_blas
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from compiler.errors import CompileError, ConfigError, ModelFormatError, WeightError
-from compiler.ir import Dense
-from compiler.onnx_io import read_onnx
-from compiler.prune import magnitude_mask
-from compiler.share import kmeans_1d, share_weights
+from sparq.compiler.errors import CompileError, ConfigError, ModelFormatError, WeightError
+from sparq.compiler.ir import Dense
+from sparq.compiler.onnx_io import read_onnx
+from sparq.compiler.prune import magnitude_mask
+from sparq.compiler.share import kmeans_1d, share_weights
 
 BAD_VALUES = [np.nan, np.inf, -np.inf]
 

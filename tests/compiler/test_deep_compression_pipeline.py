@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from compiler.errors import CompileError, ConfigError, ModelFormatError
-from compiler.ir import forward
-from compiler.pipeline import CompressedModel, DeepCompressionConfig, compress, compress_digits_mlp, main
-from compiler.report import FORMATS, print_report, write_report
-from compiler.train import accuracy
+from sparq.compiler.errors import CompileError, ConfigError, ModelFormatError
+from sparq.compiler.ir import forward
+from sparq.compiler.pipeline import CompressedModel, DeepCompressionConfig, compress, compress_digits_mlp, main
+from sparq.compiler.report import FORMATS, print_report, write_report
+from sparq.compiler.train import accuracy
 
 
 def test_targets_ratio_and_accuracy(compressed_mlp):

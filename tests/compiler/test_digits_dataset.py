@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from compiler.datasets import load_digits_split
-from compiler.default_models import RECIPES, train_default
-from compiler.ir import Conv, Dense
-from compiler.models import MODELS_DIR, SHIPPED, load_shipped, shipped_path
-from compiler.train import accuracy
+from sparq.compiler.datasets import load_digits_split
+from sparq.compiler.default_models import RECIPES, train_default
+from sparq.compiler.ir import Conv, Dense
+from sparq.compiler.models import MODELS_DIR, SHIPPED, load_shipped, shipped_path
+from sparq.compiler.train import accuracy
 
 
 def test_split_shapes_types_and_range(digits):

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compiler.errors import ConfigError, ModelFormatError
-from compiler.huffman import HuffmanStream, canonical_codes, code_lengths, huffman_decode, huffman_encode
+from sparq.compiler.errors import ConfigError, ModelFormatError
+from sparq.compiler.huffman import HuffmanStream, canonical_codes, code_lengths, huffman_decode, huffman_encode
 
 
 @settings(max_examples=200, deadline=None)

@@ -8,11 +8,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compiler.errors import ConfigError, UnsupportedError
-from compiler.ir import AvgPool, Conv, Dense, Flatten, Model, Relu, Reshape, forward
-from compiler.quantize import (CALIBRATIONS, calibrate_scale, forward_int8, quantize_activation, quantize_model,
-                               quantize_per_channel, requant_params, requantize, round_half_up)
-from compiler.train import accuracy
+from sparq.compiler.errors import ConfigError, UnsupportedError
+from sparq.compiler.ir import AvgPool, Conv, Dense, Flatten, Model, Relu, Reshape, forward
+from sparq.compiler.quantize import (
+    CALIBRATIONS,
+    calibrate_scale,
+    forward_int8,
+    quantize_activation,
+    quantize_model,
+    quantize_per_channel,
+    requant_params,
+    requantize,
+    round_half_up,
+)
+from sparq.compiler.train import accuracy
 
 
 def oracle(acc, multiplier, shift):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from compiler.errors import ShapeError
-from compiler.ir import AvgPool, Conv, Dense, Flatten, MaxPool, Model, Relu, Reshape, forward, trace
+from sparq.compiler.errors import ShapeError
+from sparq.compiler.ir import AvgPool, Conv, Dense, Flatten, MaxPool, Model, Relu, Reshape, forward, trace
 
 
 def naive_conv(x, w, b, stride, pads):
@@ -60,7 +60,7 @@ def test_pools_match_direct_loops(kernel, stride, pads):
     for include in (False, True):
         avg = AvgPool("avg", kernel, stride, pads, count_include_pad=include)
         divisor = (lambda w, v: w[0, 0].size) if include else (lambda w, v: v.sum(axis=(2, 3)))
-        expected = naive_pool(x, kernel, stride, pads, lambda w, v: w.sum(axis=(2, 3)) / divisor(w, v), 0.0)
+        expected = naive_pool(x, kernel, stride, pads, lambda w, v: w.sum(axis=(2, 3)) / divisor(w, v), 0.0)  # noqa: B023 (called here)
         np.testing.assert_allclose(avg.forward(x), expected, rtol=1e-5, atol=1e-6)
 
 

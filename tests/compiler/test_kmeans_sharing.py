@@ -6,9 +6,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from compiler.share import (INITS, CodebookWeight, SharedWeights, centroid_gradients, finetune_centroids, kmeans_1d,
-                            nearest_codes, share_weights)
-from compiler.train import fit
+from sparq.compiler.share import (
+    INITS,
+    CodebookWeight,
+    SharedWeights,
+    centroid_gradients,
+    finetune_centroids,
+    kmeans_1d,
+    nearest_codes,
+    share_weights,
+)
+from sparq.compiler.train import fit
 
 # Deep Compression, Fig. 3 (REFERENCE.md)
 FIG3_W = np.array([[2.09, -0.98, 1.48, 0.09], [0.05, -0.14, -1.08, 2.12], [-0.91, 1.92, 0, -1.03],

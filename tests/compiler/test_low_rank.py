@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from compiler.errors import ConfigError
-from compiler.ir import forward
-from compiler.lowrank import factorize, factorize_dense, rank_for_energy
+from sparq.compiler.errors import ConfigError
+from sparq.compiler.ir import forward
+from sparq.compiler.lowrank import factorize, factorize_dense, rank_for_energy
 
 
 def test_full_rank_reproduces_the_model(mlp):

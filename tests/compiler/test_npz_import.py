@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from compiler.errors import ModelFormatError, UnsupportedError
-from compiler.ir import forward
-from compiler.models import load_model
-from compiler.npz_io import read_npz, write_npz
+from sparq.compiler.errors import ModelFormatError, UnsupportedError
+from sparq.compiler.ir import forward
+from sparq.compiler.models import load_model
+from sparq.compiler.npz_io import read_npz, write_npz
 
 
 def test_write_then_read_round_trips(tmp_path, cnn):

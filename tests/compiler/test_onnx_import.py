@@ -5,10 +5,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from compiler.errors import ModelFormatError, UnsupportedError, WeightError
-from compiler.ir import AvgPool, Conv, Dense, Flatten, MaxPool, Reshape, forward
-from compiler.models import SHIPPED, shipped_path
-from compiler.onnx_io import read_onnx, write_onnx
+from sparq.compiler.errors import ModelFormatError, UnsupportedError, WeightError
+from sparq.compiler.ir import AvgPool, Conv, Dense, Flatten, MaxPool, Reshape, forward
+from sparq.compiler.models import SHIPPED, shipped_path
+from sparq.compiler.onnx_io import read_onnx, write_onnx
 
 ort = pytest.importorskip("onnxruntime")
 RNG = np.random.default_rng(0)

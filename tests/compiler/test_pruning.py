@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from compiler.errors import ConfigError
-from compiler.prune import MaskedWeight, magnitude_mask, prune_and_retrain, quality_sparsity, sparsity_schedule
-from compiler.train import accuracy
+from sparq.compiler.errors import ConfigError
+from sparq.compiler.prune import MaskedWeight, magnitude_mask, prune_and_retrain, quality_sparsity, sparsity_schedule
+from sparq.compiler.train import accuracy
 
 
 def test_mask_prunes_exactly_the_smallest_magnitudes():

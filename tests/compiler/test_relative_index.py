@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from compiler.errors import ConfigError
-from compiler.sparse import decode_relative, encode_relative
+from sparq.compiler.errors import ConfigError
+from sparq.compiler.sparse import decode_relative, encode_relative
 
 
 def test_reference_tiny_example():

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from compiler.errors import ConfigError
-from compiler.ternary import TernaryWeight, train_ternary
-from compiler.train import accuracy
+from sparq.compiler.errors import ConfigError
+from sparq.compiler.ternary import TernaryWeight, train_ternary
+from sparq.compiler.train import accuracy
 
 
 def test_ternary_values_and_threshold():

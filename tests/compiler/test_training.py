@@ -5,9 +5,9 @@ import copy
 import numpy as np
 import pytest
 
-from compiler.errors import ConfigError
-from compiler.ir import AvgPool, Conv, Dense, Flatten, MaxPool, Model, Relu, Reshape, forward
-from compiler.train import FreeWeight, accuracy, fit, gradients, softmax_cross_entropy
+from sparq.compiler.errors import ConfigError
+from sparq.compiler.ir import AvgPool, Conv, Dense, Flatten, MaxPool, Model, Relu, Reshape, forward
+from sparq.compiler.train import FreeWeight, accuracy, fit, gradients, softmax_cross_entropy
 
 
 def small_cnn(seed=0):

@@ -1,4 +1,4 @@
-"""sim.eie.cycle: the broadcast recurrence against a cycle-by-cycle reference, hand examples, image plumbing."""
+"""sparq.sim.eie.cycle: the broadcast recurrence against a cycle-by-cycle reference, hand examples, image plumbing."""
 
 from collections import deque
 
@@ -6,11 +6,11 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compiler.eie import LayerSpec, lower
-from formats.eie import HwConfig
-from sim.eie import Golden, run, simulate
-from sim.eie.cycle import layer_costs
-from sim.scoreboard import assert_words_equal
+from sparq.compiler.eie import LayerSpec, lower
+from sparq.formats.eie import EieConfig
+from sparq.sim.eie import Golden, run, simulate
+from sparq.sim.eie.cycle import layer_costs
+from sparq.sim.scoreboard import assert_words_equal
 
 
 def _cycle_by_cycle(costs, depth):
@@ -87,7 +87,7 @@ def test_a_deeper_fifo_never_takes_longer(n_events, n_pe, seed):
 def test_run_on_an_image_counts_each_entry_and_each_empty_column_once():
     rng = np.random.default_rng(2)
     codes = [(rng.random((40, 30)) < 0.1) * 3, (rng.random((12, 40)) < 0.3) * 2]
-    image = lower([LayerSpec(c, [0.0, 0.1, 0.2, 0.3]) for c in codes], HwConfig(n_pe=4, fifo_depth=4))
+    image = lower([LayerSpec(c, [0.0, 0.1, 0.2, 0.3]) for c in codes], EieConfig(n_pe=4, fifo_depth=4))
     a = rng.integers(1, 200, 30) * (rng.random(30) < 0.5)
     stats = run(image, a)
     trace = Golden(image).run(a)

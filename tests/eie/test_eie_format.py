@@ -1,4 +1,4 @@
-"""formats.eie: entry packing, layer table, hex files, fixed point and the saved image with its manifest."""
+"""sparq.formats.eie: entry packing, layer table, hex files, fixed point and the saved image with its manifest."""
 
 import json
 
@@ -7,10 +7,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compiler.eie import LayerSpec, lower
-from formats.eie import (CapacityError, EieImage, HwConfig, ImageError, ImageFormatError, LayerEntry, finish,
-                         pack_entries, read_hex, to_fixed, unpack_entries, write_hex)
-from sim.scoreboard import assert_words_equal
+from sparq.compiler.eie import LayerSpec, lower
+from sparq.formats.eie import (
+    CapacityError,
+    EieConfig,
+    EieImage,
+    ImageError,
+    ImageFormatError,
+    LayerEntry,
+    finish,
+    pack_entries,
+    read_hex,
+    to_fixed,
+    unpack_entries,
+    write_hex,
+)
+from sparq.sim.scoreboard import assert_words_equal
 
 
 @settings(max_examples=50, deadline=None)
@@ -43,10 +55,10 @@ def test_layer_entry_round_trips_and_checks_its_field_widths():
 
 def test_config_rejects_bad_parameters():
     with pytest.raises(ImageError, match="n_pe must be a positive integer"):
-        HwConfig(n_pe=0)
+        EieConfig(n_pe=0)
     with pytest.raises(ImageError, match="ptr_depth=7 must be even"):
-        HwConfig(ptr_depth=7)
-    assert HwConfig(spmat_depth=16384).ptr_width == 18  # pointers reach 8 * 16384 = 2**17 inclusive
+        EieConfig(ptr_depth=7)
+    assert EieConfig(spmat_depth=16384).ptr_width == 18  # pointers reach 8 * 16384 = 2**17 inclusive
 
 
 def test_hex_files_round_trip_and_reject_bad_lines(tmp_path):
@@ -78,7 +90,7 @@ def _small_image(n_pe=3):
     codes = [(rng.random((11, 7)) < 0.4) * rng.integers(1, 16, (11, 7)), (rng.random((5, 11)) < 0.5) * 3]
     codebook = np.r_[0.0, np.linspace(-0.9, 0.9, 15)]
     specs = [LayerSpec(codes[0], codebook, rng.normal(0, 0.2, 11)), LayerSpec(codes[1], codebook, None, relu=False)]
-    return lower(specs, HwConfig(n_pe=n_pe))
+    return lower(specs, EieConfig(n_pe=n_pe))
 
 
 def _assert_same_image(a, b):
@@ -140,9 +152,9 @@ def test_loading_for_other_hardware_checks_the_fit(tmp_path):
     image = _small_image()
     image.save(tmp_path)
     with pytest.raises(CapacityError, match="image is for 3 PEs but the hardware has 4"):
-        EieImage.load(tmp_path, HwConfig(n_pe=4))
-    small = HwConfig(n_pe=3, spmat_depth=1)
-    with pytest.raises(CapacityError, match=r"sparse-matrix memory .* HwConfig.spmat_depth=1: \d+ over; raise "
+        EieImage.load(tmp_path, EieConfig(n_pe=4))
+    small = EieConfig(n_pe=3, spmat_depth=1)
+    with pytest.raises(CapacityError, match=r"sparse-matrix memory .* EieConfig.spmat_depth=1: \d+ over; raise "
                                             r"spmat_depth to at least"):
         EieImage.load(tmp_path, small)
-    _assert_same_image(image, EieImage.load(tmp_path, HwConfig(n_pe=3, ptr_depth=40, spmat_depth=8)))
+    _assert_same_image(image, EieImage.load(tmp_path, EieConfig(n_pe=3, ptr_depth=40, spmat_depth=8)))

@@ -1,14 +1,14 @@
-"""sim.eie.golden: bit-exact against an independent dense reference, zero skipping, float agreement, digits."""
+"""sparq.sim.eie.golden: bit-exact against an independent dense reference, zero skipping, float agreement, digits."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compiler.eie import LayerSpec, lower, lower_compressed
-from formats.eie import ACT_FRAC, EieImage, HwConfig, to_fixed
-from sim.eie import Golden
-from sim.scoreboard import assert_words_equal
+from sparq.compiler.eie import LayerSpec, lower, lower_compressed
+from sparq.formats.eie import ACT_FRAC, EieConfig, EieImage, to_fixed
+from sparq.sim.eie import Golden
+from sparq.sim.scoreboard import assert_words_equal
 
 
 def _random_network(rng, sizes, density, scale=0.4):
@@ -37,7 +37,7 @@ def _dense_reference(specs, image, a):
 def test_golden_is_bit_exact_against_a_dense_integer_reference(sizes, density, n_pe, seed):
     rng = np.random.default_rng(seed)
     specs = _random_network(rng, sizes, density)
-    image = lower(specs, HwConfig(n_pe=n_pe))
+    image = lower(specs, EieConfig(n_pe=n_pe))
     golden = Golden(image)
     for _ in range(3):
         a = rng.integers(-2000, 2000, sizes[0]) * (rng.random(sizes[0]) < 0.6)
@@ -48,7 +48,7 @@ def test_golden_is_bit_exact_against_a_dense_integer_reference(sizes, density, n
 def test_zero_activations_are_skipped_exactly():
     """Garbage in a column whose activation is zero changes nothing; in a column that is read, it does."""
     specs = [LayerSpec(np.full((8, 6), 5), np.r_[0.0, np.linspace(-0.5, 0.5, 15)], relu=False)]
-    image = lower(specs, HwConfig(n_pe=2))
+    image = lower(specs, EieConfig(n_pe=2))
     a = np.array([100, 0, 0, 50, 0, 7])
     expected = Golden(image).run(a).output
     for column, changes in ((1, False), (3, True)):
@@ -63,7 +63,7 @@ def test_zero_activations_are_skipped_exactly():
 def test_golden_agrees_with_the_float_network_within_the_documented_bound():
     rng = np.random.default_rng(7)
     specs = _random_network(rng, [40, 60, 30, 10], 0.2)
-    golden = Golden(lower(specs, HwConfig(n_pe=4)))
+    golden = Golden(lower(specs, EieConfig(n_pe=4)))
     for _ in range(20):
         x = rng.uniform(-1, 1, 40) * (rng.random(40) < 0.5)
         trace = golden.run(to_fixed(x, ACT_FRAC))
@@ -80,7 +80,7 @@ def test_golden_agrees_with_the_float_network_within_the_documented_bound():
 
 def test_saturation_is_counted_and_clips_to_16_bits():
     specs = [LayerSpec(np.ones((3, 4), dtype=np.uint8), [0.0, 0.9], relu=False)]
-    golden = Golden(lower(specs, HwConfig(n_pe=2)))
+    golden = Golden(lower(specs, EieConfig(n_pe=2)))
     trace = golden.run(np.array([32767, 32767, 32767, -5]))
     assert trace.saturated == [3] and trace.output.tolist() == [32767] * 3
     with pytest.raises(ValueError, match="4 16-bit integers"):
@@ -90,17 +90,17 @@ def test_saturation_is_counted_and_clips_to_16_bits():
 @pytest.fixture(scope="module")
 def digits():
     """The compressed digits MLP (Deep Compression, 4-bit codes) and its report; trains for about 40 s."""
-    pipeline = pytest.importorskip("compiler.pipeline")
+    pipeline = pytest.importorskip("sparq.compiler.pipeline")
     return pipeline.compress_digits_mlp(bits=4)
 
 
 def test_digits_accuracy_equals_the_compression_report(digits, tmp_path):
-    from compiler.datasets import load_digits_split
-    from compiler.ir import forward
+    from sparq.compiler.datasets import load_digits_split
+    from sparq.compiler.ir import forward
 
     compressed, report = digits
     _, _, x_test, y_test = load_digits_split()
-    image = lower_compressed(compressed, HwConfig(n_pe=4, act_depth=128, bias_depth=128))
+    image = lower_compressed(compressed, EieConfig(n_pe=4, act_depth=128, bias_depth=128))
     image.save(tmp_path)
     golden = Golden(EieImage.load(tmp_path, image.config))
     predicted = golden.classify(x_test)

@@ -1,17 +1,17 @@
-"""compiler.eie: the paper's golden examples, a round trip through an independent decoder, fixed point and errors."""
+"""sparq.compiler.eie: the paper's golden examples, a round trip through an independent decoder, fixed point and errors."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compiler.eie import LayerSpec, column_entries, lower, lower_compressed, lower_layer
-from compiler.errors import ShapeError, UnsupportedError, WeightError
-from compiler.ir import Dense, Flatten, Model, Relu
-from compiler.pipeline import CompressedModel
-from compiler.share import share_weights
-from formats.eie import CapacityError, HwConfig, unpack_entries
-from sim.scoreboard import assert_words_equal
+from sparq.compiler.eie import LayerSpec, column_entries, lower, lower_compressed, lower_layer
+from sparq.compiler.errors import ShapeError, UnsupportedError, WeightError
+from sparq.compiler.ir import Dense, Flatten, Model, Relu
+from sparq.compiler.pipeline import CompressedModel
+from sparq.compiler.share import share_weights
+from sparq.formats.eie import CapacityError, EieConfig, unpack_entries
+from sparq.sim.scoreboard import assert_words_equal
 
 CODEBOOK = np.r_[0.0, np.linspace(-0.5, 0.5, 15)]
 
@@ -68,7 +68,7 @@ def _decode_slowly(image, l):
 def test_two_layers_round_trip_through_an_independent_decoder(out1, in1, out2, density, n_pe, seed):
     rng = np.random.default_rng(seed)
     codes = [(rng.random(shape) < density) * rng.integers(1, 16, shape) for shape in ((out1, in1), (out2, out1))]
-    image = lower([LayerSpec(c, CODEBOOK) for c in codes], HwConfig(n_pe=n_pe))
+    image = lower([LayerSpec(c, CODEBOOK) for c in codes], EieConfig(n_pe=n_pe))
     for l, expected in enumerate(codes):
         assert_words_equal(expected, _decode_slowly(image, l), what=f"layer {l} codes")
         entries = column_entries(expected, n_pe)
@@ -79,7 +79,7 @@ def test_two_layers_round_trip_through_an_independent_decoder(out1, in1, out2, d
 
 def test_layer_table_chains_the_memories():
     codes = [np.ones((10, 6), dtype=np.uint8), np.ones((4, 10), dtype=np.uint8)]
-    image = lower([LayerSpec(codes[0], CODEBOOK), LayerSpec(codes[1], CODEBOOK, relu=False)], HwConfig(n_pe=4))
+    image = lower([LayerSpec(codes[0], CODEBOOK), LayerSpec(codes[1], CODEBOOK, relu=False)], EieConfig(n_pe=4))
     first, second = image.layers
     assert (first.ptr_base, second.ptr_base) == (0, 7)
     assert (first.bias_base, second.bias_base) == (0, 3)
@@ -88,15 +88,16 @@ def test_layer_table_chains_the_memories():
 
 
 def test_w_frac_is_the_most_fraction_bits_that_fit():
-    def w_frac(codebook, codes=np.ones((2, 3), dtype=np.uint8), bias=None):
-        return lower([LayerSpec(codes, codebook, bias)], HwConfig(n_pe=1, act_depth=600)).layers[0].w_frac
+    def w_frac(codebook, codes=None, bias=None):
+        codes = np.ones((2, 3), dtype=np.uint8) if codes is None else codes
+        return lower([LayerSpec(codes, codebook, bias)], EieConfig(n_pe=1, act_depth=600)).layers[0].w_frac
 
     assert w_frac([0.0, 0.7]) == 15
     assert w_frac([0.0, -1.0]) == 14  # -1.0 * 2**15 = -32768 is refused: codebook words stay in (-2**15, 2**15)
     assert w_frac([0.0, 3.0]) == 13
     # 600 weights of 0.99 times 16-bit inputs could reach 600 * 2**15 * 0.99 * 2**15 > 2**39: one bit less instead.
     assert w_frac([0.0, 0.99], np.ones((2, 600), dtype=np.uint8)) == 14
-    image = lower([LayerSpec(np.ones((2, 2), dtype=np.uint8), [0.0, 0.3], [0.25, -1.0])], HwConfig(n_pe=1))
+    image = lower([LayerSpec(np.ones((2, 2), dtype=np.uint8), [0.0, 0.3], [0.25, -1.0])], EieConfig(n_pe=1))
     assert image.codebooks[0, 1] == round(0.3 * 2 ** 15) and image.bias[0].tolist() == [64, -256]
 
 
@@ -111,26 +112,26 @@ def test_bad_layers_are_refused_with_the_way_out():
     with pytest.raises(ShapeError, match="bias must be 4 finite values"):
         LayerSpec(codes, CODEBOOK, np.zeros(3))
     with pytest.raises(ShapeError, match="layer 1 takes 5 inputs but layer 0 gives 4 outputs"):
-        lower([LayerSpec(codes, CODEBOOK), LayerSpec(np.ones((2, 5), dtype=np.uint8), CODEBOOK)], HwConfig(n_pe=2))
+        lower([LayerSpec(codes, CODEBOOK), LayerSpec(np.ones((2, 5), dtype=np.uint8), CODEBOOK)], EieConfig(n_pe=2))
     with pytest.raises(WeightError, match="bias 300 does not fit 16-bit fixed point with 8 fraction bits"):
-        lower([LayerSpec(codes, CODEBOOK, np.full(4, 300.0))], HwConfig(n_pe=2))
+        lower([LayerSpec(codes, CODEBOOK, np.full(4, 300.0))], EieConfig(n_pe=2))
     with pytest.raises(WeightError, match="too large .* rescale the layer"):
-        lower([LayerSpec(codes, [0.0, 40000.0])], HwConfig(n_pe=2))
+        lower([LayerSpec(codes, [0.0, 40000.0])], EieConfig(n_pe=2))
 
 
 def test_an_image_too_large_names_each_memory_the_overflow_and_the_parameter():
     codes = np.ones((64, 100), dtype=np.uint8)
-    small = HwConfig(n_pe=4, ptr_depth=50, spmat_depth=100, act_depth=10, bias_depth=8, max_layers=1)
+    small = EieConfig(n_pe=4, ptr_depth=50, spmat_depth=100, act_depth=10, bias_depth=8, max_layers=1)
     with pytest.raises(CapacityError) as error:
         lower([LayerSpec(codes, CODEBOOK), LayerSpec(codes[:, :64], CODEBOOK)], small)
     message = str(error.value)
     # 64 rows / 4 PEs = 16 rows per PE, 100 columns: 1600 entries = 200 words, then 16 x 64 = 128 words.
-    assert "pointer memory (words over both banks) needs 166 per PE but HwConfig.ptr_depth=50: 116 over; raise " \
+    assert "pointer memory (words over both banks) needs 166 per PE but EieConfig.ptr_depth=50: 116 over; raise " \
            "ptr_depth to at least 166" in message
-    assert "sparse-matrix memory (64-bit words) needs 328 per PE but HwConfig.spmat_depth=100: 228 over" in message
-    assert "activation buffer (16-bit words per ping-pong half) needs 25 per PE but HwConfig.act_depth=10" in message
-    assert "bias memory (words) needs 32 per PE but HwConfig.bias_depth=8: 24 over" in message
-    assert "layer table (layers) needs 2 per PE but HwConfig.max_layers=1: 1 over; raise max_layers" in message
+    assert "sparse-matrix memory (64-bit words) needs 328 per PE but EieConfig.spmat_depth=100: 228 over" in message
+    assert "activation buffer (16-bit words per ping-pong half) needs 25 per PE but EieConfig.act_depth=10" in message
+    assert "bias memory (words) needs 32 per PE but EieConfig.bias_depth=8: 24 over" in message
+    assert "layer table (layers) needs 2 per PE but EieConfig.max_layers=1: 1 over; raise max_layers" in message
 
 
 def test_lowering_a_compressed_model_reads_relu_from_the_layer_list():
@@ -143,9 +144,9 @@ def test_lowering_a_compressed_model_reads_relu_from_the_layer_list():
     for d in dense:
         d.weight = shared[d.name].decode()
     compressed = CompressedModel(Model([dense[0], Relu("r"), dense[1]], (5,)), shared)
-    image = lower_compressed(compressed, HwConfig(n_pe=2))
+    image = lower_compressed(compressed, EieConfig(n_pe=2))
     assert [layer.relu for layer in image.layers] == [True, False]
     assert image.bias[:, image.layers[1].bias_base:].tolist() == [[128, 128], [128, 0]]  # rows 0, 2 | 1, (none)
     flat = CompressedModel(Model([Flatten("f"), dense[0]], (5,)), {"a": shared["a"]})
     with pytest.raises(UnsupportedError, match="layer 'f' \\(Flatten\\) is not one"):
-        lower_compressed(flat, HwConfig(n_pe=2))
+        lower_compressed(flat, EieConfig(n_pe=2))

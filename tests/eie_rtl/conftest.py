@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from compiler.eie import LayerSpec, lower
-from formats.eie import HwConfig
+from sparq.compiler.eie import LayerSpec, lower
+from sparq.formats.eie import EieConfig
 
 #: The default suite's one Verilator build: 4 PEs, big enough for the paper example, the random layers and the
 #: digits MLP.
-CONFIG4 = HwConfig(n_pe=4, fifo_depth=8, ptr_depth=1024, spmat_depth=1024, act_depth=128, bias_depth=256,
+CONFIG4 = EieConfig(n_pe=4, fifo_depth=8, ptr_depth=1024, spmat_depth=1024, act_depth=128, bias_depth=256,
                    max_layers=4)
 
 
@@ -17,7 +17,7 @@ def config_for(n_pe, fifo_depth=8, **depths):
     rows = -(-512 // n_pe)
     sizes = dict(ptr_depth=1040, spmat_depth=max(64, rows * 512 // 16 + 64), act_depth=max(rows, 16),
                  bias_depth=max(rows, 16), max_layers=4)
-    return HwConfig(n_pe=n_pe, fifo_depth=fifo_depth, **{**sizes, **depths})
+    return EieConfig(n_pe=n_pe, fifo_depth=fifo_depth, **{**sizes, **depths})
 
 
 def random_codes(rng, out_len, in_len, density, *, empty_columns=0, padded_columns=0):
@@ -64,8 +64,8 @@ def paper_image(tmp_path_factory):
 @pytest.fixture(scope="session")
 def digits_mlp():
     """The compressed digits MLP (4-bit codes) and the digits test split."""
-    from compiler.datasets import load_digits_split
-    from compiler.pipeline import compress_digits_mlp
+    from sparq.compiler.datasets import load_digits_split
+    from sparq.compiler.pipeline import compress_digits_mlp
     compressed, report = compress_digits_mlp(bits=4, progress=False)
     _, _, x_test, y_test = load_digits_split()
     return compressed, report, x_test, y_test

@@ -4,16 +4,16 @@ import random
 
 import pytest
 
-from hw.eie import ArithmeticUnit, LeadingNonZeroDetector, PointerReadUnit, SparseMatrixReadUnit
-from hw.eie.activation import ActivationRegisters
-from sim.harness import run_amaranth
+from sparq.hw.eie import ArithmeticUnit, LeadingNonZeroDetector, PointerReadUnit, SparseMatrixReadUnit
+from sparq.hw.eie.activation import ActivationRegisters
+from sparq.sim.harness import run_amaranth
 
 PRESSURE = [(0.0, 0.0), (0.3, 0.3), (0.1, 0.7)]
 
 
 @pytest.mark.parametrize("n", [1, 3, 4, 5, 16, 17])
 def test_lnzd(n):
-    run_amaranth(LeadingNonZeroDetector(n), "sim.tb.eie:lnzd_random", seed=n, n=n, count=200)
+    run_amaranth(LeadingNonZeroDetector(n), "sparq.sim.tb.eie:lnzd_random", seed=n, n=n, count=200)
 
 
 @pytest.mark.parametrize("gap,stall", PRESSURE)
@@ -21,7 +21,7 @@ def test_pointer_read_unit(gap, stall):
     rng = random.Random(1)
     pointers = sorted(rng.randrange(200) for _ in range(64))
     columns = [rng.randrange(40) for _ in range(150)]
-    run_amaranth(PointerReadUnit(64, 10), "sim.tb.eie:pointer_unit", seed=2, pointers=pointers, ptr_base=13,
+    run_amaranth(PointerReadUnit(64, 10), "sparq.sim.tb.eie:pointer_unit", seed=2, pointers=pointers, ptr_base=13,
                  ptr_width=10, columns=columns, gap_probability=gap, stall_probability=stall)
 
 
@@ -37,7 +37,7 @@ def _spmat_unit(gap, stall, spram=False):
         start += length
     words = [rng.getrandbits(64) for _ in range(3 + start // 8 + 1)]
     unit = SparseMatrixReadUnit(64, 12, spram=spram)
-    return runs, run_amaranth(unit, "sim.tb.eie:spmat_unit", seed=4, words=words, spmat_base=3, ptr_width=12,
+    return runs, run_amaranth(unit, "sparq.sim.tb.eie:spmat_unit", seed=4, words=words, spmat_base=3, ptr_width=12,
                               runs=runs, gap_probability=gap, stall_probability=stall, spram=spram)
 
 
@@ -62,11 +62,11 @@ def test_sparse_matrix_read_unit_spram_has_no_init():
 
 @pytest.mark.parametrize("act_depth, max_layers", [(1, 1), (5, 3), (32, 2)])
 def test_arithmetic_unit_with_bypass(act_depth, max_layers):
-    run_amaranth(ArithmeticUnit(act_depth, bias_depth=2 * act_depth, max_layers=max_layers), "sim.tb.eie:arith_random",
+    run_amaranth(ArithmeticUnit(act_depth, bias_depth=2 * act_depth, max_layers=max_layers), "sparq.sim.tb.eie:arith_random",
                  seed=act_depth, act_depth=act_depth, max_layers=max_layers, count=400)
 
 
 @pytest.mark.parametrize("act_depth", [1, 7])
 def test_activation_finish(act_depth):
-    run_amaranth(ActivationRegisters(act_depth), "sim.tb.eie:activation_finish_random", seed=act_depth,
+    run_amaranth(ActivationRegisters(act_depth), "sparq.sim.tb.eie:activation_finish_random", seed=act_depth,
                  act_depth=act_depth, count=700)

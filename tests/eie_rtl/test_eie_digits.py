@@ -3,14 +3,13 @@ by the body), hence the same accuracy."""
 
 import numpy as np
 import pytest
-
-from compiler.eie import lower_compressed
-from formats.eie import ACT_FRAC, to_fixed
-from hw.eie import EIE
-from sim.eie import Golden
-from sim.harness import run_verilator
-
 from conftest import CONFIG4
+
+from sparq.compiler.eie import lower_compressed
+from sparq.formats.eie import ACT_FRAC, to_fixed
+from sparq.hw.eie import EIE
+from sparq.sim.eie import Golden
+from sparq.sim.harness import run_verilator
 
 
 def _run(digits_mlp, tmp_path, count):
@@ -18,7 +17,7 @@ def _run(digits_mlp, tmp_path, count):
     image = lower_compressed(compressed, CONFIG4)
     path = str(image.save(tmp_path / "mlp"))
     inputs = [[int(v) for v in to_fixed(x, ACT_FRAC)] for x in x_test[:count]]
-    result = run_verilator(EIE(CONFIG4), "sim.tb.eie:run_network", jobs=[{"image_dir": path, "inputs": inputs}],
+    result = run_verilator(EIE(CONFIG4), "sparq.sim.tb.eie:run_network", jobs=[{"image_dir": path, "inputs": inputs}],
                            seed=count)[0]
     rtl = np.array([int(np.argmax(out)) for out in result["outputs"]])
     golden = Golden(image).classify(x_test[:count])

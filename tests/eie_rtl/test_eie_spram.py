@@ -4,13 +4,12 @@ back-pressure, on the digits MLP and a random layer, and every counter equal to 
 
 import numpy as np
 import pytest
-
-from compiler.eie import lower_compressed
-from formats.eie import ACT_FRAC, to_fixed
-from hw.eie import EIE
-from sim.harness import run_verilator
-
 from conftest import CONFIG4, layer_image, random_codes, random_inputs
+
+from sparq.compiler.eie import lower_compressed
+from sparq.formats.eie import ACT_FRAC, to_fixed
+from sparq.hw.eie import EIE
+from sparq.sim.harness import run_verilator
 
 
 @pytest.mark.slow  # the default suite runs the SPRAM EIE on the board top (tests/fpga/test_eie_board.py)
@@ -23,7 +22,7 @@ def test_spram_organisation_verilator(digits_mlp, tmp_path):
     jobs = [{"image_dir": str(mlp), "inputs": [[int(v) for v in to_fixed(x, ACT_FRAC)] for x in x_test[:6]]},
             {"image_dir": layer, "inputs": random_inputs(rng, 200, 1)}]
     # The default organisation shares the other tests' build; the SPRAM one is built at -O0, faster to build.
-    spram, default = (run_verilator(EIE(CONFIG4, spram=flag), "sim.tb.eie:run_network", jobs=jobs, seed=60,
+    spram, default = (run_verilator(EIE(CONFIG4, spram=flag), "sparq.sim.tb.eie:run_network", jobs=jobs, seed=60,
                                     gap_probability=0.2, stall_probability=0.2, optimize=not flag)
                       for flag in (True, False))
     for job_spram, job_default in zip(spram, default):

@@ -3,13 +3,11 @@ against the cycle model, reset in the middle of a run."""
 
 import numpy as np
 import pytest
-
-from hw.eie import EIE
-from sim.eie import cycle
-from sim.harness import run_amaranth
-from sim.harness import run_verilator
-
 from conftest import CONFIG4, config_for, layer_image, random_codes, random_inputs
+
+from sparq.hw.eie import EIE
+from sparq.sim.eie import cycle
+from sparq.sim.harness import run_amaranth, run_verilator
 
 DENSITIES = (0.01, 0.05, 0.1, 0.2, 0.35, 0.5)
 
@@ -47,14 +45,14 @@ def test_paper_example_verilator(paper_image):
     image, path = paper_image
     rng = np.random.default_rng(3)
     inputs = random_inputs(rng, 8, 4)
-    results = run_verilator(EIE(CONFIG4), "sim.tb.eie:run_network", jobs=[{"image_dir": path, "inputs": inputs}],
+    results = run_verilator(EIE(CONFIG4), "sparq.sim.tb.eie:run_network", jobs=[{"image_dir": path, "inputs": inputs}],
                             seed=3, gap_probability=0.3, stall_probability=0.3)
     check_against_model([image], [{"inputs": inputs}], results)
 
 
 def test_random_layers_verilator(tmp_path):
     jobs, images = random_jobs(tmp_path, CONFIG4, seed=10)
-    results = run_verilator(EIE(CONFIG4), "sim.tb.eie:run_network", jobs=jobs, seed=10, gap_probability=0.2,
+    results = run_verilator(EIE(CONFIG4), "sparq.sim.tb.eie:run_network", jobs=jobs, seed=10, gap_probability=0.2,
                             stall_probability=0.2)
     check_against_model(images, jobs, results)
 
@@ -65,7 +63,7 @@ def test_reset_in_the_middle_of_a_run(tmp_path):
     image, path = layer_image(tmp_path / "layer", CONFIG4, codes, seed=5)
     inputs = random_inputs(rng, 200, 2)
     for reset_at in (40, 400):  # during the clear, during the layer
-        run_verilator(EIE(CONFIG4), "sim.tb.eie:run_network", jobs=[{"image_dir": path, "inputs": inputs}],
+        run_verilator(EIE(CONFIG4), "sparq.sim.tb.eie:run_network", jobs=[{"image_dir": path, "inputs": inputs}],
                       seed=reset_at, reset_at=reset_at)
 
 
@@ -74,7 +72,7 @@ def test_pe_counts_amaranth(tmp_path, n_pe):
     """Every PE count on Amaranth's simulator (no build): small random layers, one per density."""
     config = config_for(n_pe)
     jobs, images = random_jobs(tmp_path, config, seed=20 + n_pe, shapes=((20, 24), (33, 17)), inputs=1)
-    results = run_amaranth(EIE(config), "sim.tb.eie:run_network", jobs=jobs, seed=n_pe, gap_probability=0.3,
+    results = run_amaranth(EIE(config), "sparq.sim.tb.eie:run_network", jobs=jobs, seed=n_pe, gap_probability=0.3,
                            stall_probability=0.3)
     check_against_model(images, jobs, results)
 
@@ -83,7 +81,7 @@ def test_without_per_pe_counters_amaranth(tmp_path):
     """``pe_counters=False`` (board builds) leaves the per-PE counter ports out and changes nothing else."""
     config = config_for(2)
     jobs, _ = random_jobs(tmp_path, config, seed=7, shapes=((20, 24),), inputs=1)
-    full, lean = (run_amaranth(EIE(config, pe_counters=flag), "sim.tb.eie:run_network", jobs=jobs, seed=7)
+    full, lean = (run_amaranth(EIE(config, pe_counters=flag), "sparq.sim.tb.eie:run_network", jobs=jobs, seed=7)
                   for flag in (True, False))
     assert "busy" not in lean[0]["counters"][0]
     assert {k: full[0]["counters"][0][k] for k in ("cycles", "compute")} == lean[0]["counters"][0]
@@ -96,7 +94,7 @@ def test_random_layers_pe_sweep_verilator(tmp_path, n_pe):
     config = config_for(n_pe)
     jobs, images = random_jobs(tmp_path, config, seed=30 + n_pe, shapes=((256, 256), (512, 384), (100, 512)),
                                inputs=3)
-    results = run_verilator(EIE(config), "sim.tb.eie:run_network", jobs=jobs, seed=n_pe, gap_probability=0.1,
+    results = run_verilator(EIE(config), "sparq.sim.tb.eie:run_network", jobs=jobs, seed=n_pe, gap_probability=0.1,
                             stall_probability=0.1)
     check_against_model(images, jobs, results)
 
@@ -109,7 +107,7 @@ def test_fifo_depths_verilator(tmp_path, fifo_depth):
     hw/eie/README.md)."""
     config = config_for(4, fifo_depth=fifo_depth)
     jobs, images = random_jobs(tmp_path, config, seed=40 + fifo_depth, shapes=((256, 256),), inputs=2)
-    results = run_verilator(EIE(config), "sim.tb.eie:run_network", jobs=jobs, seed=fifo_depth)
+    results = run_verilator(EIE(config), "sparq.sim.tb.eie:run_network", jobs=jobs, seed=fifo_depth)
     check_against_model(images, jobs, results, tolerance={16: 0.05, 4: 0.10}.get(fifo_depth, 10.0))
 
 
@@ -118,5 +116,5 @@ def test_image_baked_into_the_memories_verilator(paper_image):
     """The FPGA way: memories initialised from the image, nothing loaded but the input."""
     image, path = paper_image
     inputs = random_inputs(np.random.default_rng(4), 8, 3)
-    run_verilator(EIE(CONFIG4, image), "sim.tb.eie:run_network", jobs=[{"image_dir": path, "inputs": inputs}],
+    run_verilator(EIE(CONFIG4, image), "sparq.sim.tb.eie:run_network", jobs=[{"image_dir": path, "inputs": inputs}],
                   load_image=False)

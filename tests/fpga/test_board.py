@@ -1,5 +1,5 @@
 """The systolic board top end to end under Verilator: the UART bus-functional model speaks the host protocol with
-the driver's own sequence (fpga.driver.systolic_job), and every output byte is checked against sim.systolic.golden.
+the driver's own sequence (sparq.fpga.driver.systolic_job), and every output byte is checked against sparq.sim.systolic.golden.
 
 The default test runs a 2x2 array on a random two-layer GEMM, twice (the second run checks that START restarts a
 halted accelerator); the slow one runs digits images through the shipped MLP on the 8x8 board top built for the
@@ -8,12 +8,12 @@ ULX3S (``sparq synth --design systolic-board``)."""
 import numpy as np
 import pytest
 
-from formats.systolic import SystolicConfig, save_program
-from fpga.designs import get_design
-from fpga.images import digits_inputs, digits_mlp_program
-from fpga.top import SystolicHost
-from sim.systolic.stimulus import random_gemm
-from sim.harness import run_verilator as run
+from sparq.formats.systolic import SystolicConfig, save_program
+from sparq.fpga.designs import get_design
+from sparq.fpga.images import digits_inputs, digits_mlp_program
+from sparq.fpga.top import SystolicHost
+from sparq.sim.harness import run_verilator as run
+from sparq.sim.systolic.stimulus import random_gemm
 
 DIVISOR = 4
 
@@ -21,7 +21,7 @@ DIVISOR = 4
 def _run_board(tmp_path, program, runs):
     save_program(program, tmp_path / "program.json")
     np.save(tmp_path / "inputs.npy", np.asarray(runs, dtype=np.int8))
-    return run(SystolicHost(program, divisor=DIVISOR, timeout=100 * DIVISOR), "sim.tb.uart:systolic_board", optimize=False,
+    return run(SystolicHost(program, divisor=DIVISOR, timeout=100 * DIVISOR), "sparq.fpga.tb:systolic_board", optimize=False,
                program=str(tmp_path / "program.json"), inputs=str(tmp_path / "inputs.npy"), divisor=DIVISOR)
 
 

@@ -1,6 +1,6 @@
 """The EIE board top end to end under Verilator: the UART bus-functional model speaks the host protocol with the
-driver's own sequences (fpga.driver.eie_job, eie_load), and every output word is checked bit-exactly against
-sim.eie.golden on the same image.
+driver's own sequences (sparq.fpga.driver.eie_job, eie_load), and every output word is checked bit-exactly against
+sparq.sim.eie.golden on the same image.
 
 The default test runs two digits images on a 2-PE build with per-PE counters and the sparse matrices in SPRAM
 (loaded over the UART first, as on the iCEBreaker), then patches the baked image through
@@ -13,18 +13,18 @@ import dataclasses
 import numpy as np
 import pytest
 
-from formats.eie import ACT_FRAC, to_fixed
-from fpga.designs import get_design, make_design
-from fpga.images import eie_image
-from fpga.top import EieHost
-from sim.harness import run_verilator as run
+from sparq.formats.eie import ACT_FRAC, to_fixed
+from sparq.fpga.designs import get_design, make_design
+from sparq.fpga.images import eie_image
+from sparq.fpga.top import EieHost
+from sparq.sim.harness import run_verilator as run
 
 DIVISOR = 4
 
 
 def _digits(count):
     """``count`` digits test images as Q8.8 input vectors, and their labels."""
-    from compiler.datasets import load_digits_split
+    from sparq.compiler.datasets import load_digits_split
     _, _, x_test, y_test = load_digits_split()
     return [[int(v) for v in to_fixed(x, ACT_FRAC)] for x in x_test[:count]], y_test[:count]
 
@@ -35,7 +35,7 @@ def _run_board(tmp_path, config, image, inputs, *, new_image=None, **eie_options
     if new_image is not None:
         params["new_image"] = str(new_image.save(tmp_path / "new"))
     host = EieHost(config, image, divisor=DIVISOR, timeout=100 * DIVISOR, **eie_options)
-    return run(host, "sim.tb.uart:eie_board", optimize=False, **params)
+    return run(host, "sparq.fpga.tb:eie_board", optimize=False, **params)
 
 
 def test_eie_board_design_elaborates():

@@ -2,8 +2,15 @@
 
 import pytest
 
-from fpga.report import (MemoryInLogic, MemoryMapping, SynthesisReport, Usage, parse_memory_mapping, parse_rtlil,
-                         parse_utilisation_log)
+from sparq.fpga.report import (
+    MemoryInLogic,
+    MemoryMapping,
+    SynthesisReport,
+    Usage,
+    parse_memory_mapping,
+    parse_rtlil,
+    parse_utilisation_log,
+)
 
 RTLIL = r"""
 module \top.dut.storage

@@ -12,10 +12,10 @@ from amaranth import Module
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from fpga.build import DoesNotFit, synthesize
-from fpga.report import MemoryInLogic
-from hw.common.fifo import StreamFIFO
-from hw.common.mac import MACCell
+from sparq.fpga.build import DoesNotFit, synthesize
+from sparq.fpga.report import MemoryInLogic
+from sparq.hw.common.fifo import StreamFIFO
+from sparq.hw.common.mac import MACCell
 
 
 class Smoke(wiring.Component):

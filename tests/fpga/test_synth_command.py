@@ -7,10 +7,10 @@ import argparse
 
 import pytest
 
-from fpga.build import BOARDS, get_board, synthesize
-from fpga.cli import add_synth_command
-from fpga.designs import DESIGNS, make_design, parse_param
-from hw.common.mac import MACCell
+from sparq.fpga.build import BOARDS, get_board, synthesize
+from sparq.fpga.cli import add_synth_command
+from sparq.fpga.designs import DESIGNS, make_design, parse_param
+from sparq.hw.common.mac import MACCell
 
 
 def _run(*argv):
@@ -58,14 +58,14 @@ def test_synthesize_refuses_unknown_board_and_bad_dsp_flag():
 
 
 def _board_top_report(build_dir, harness=None):
-    from fpga.report import SynthesisReport
+    from sparq.fpga.report import SynthesisReport
     return SynthesisReport(design="systolic-board", board="icebreaker", device="iCE40UP5K-SG48", family="ice40",
                            params={}, dsp=True, resources={}, cells={}, clocks=[], critical_paths=[], memories=[],
                            multipliers=0, harness=harness, build_dir=str(build_dir))
 
 
 def test_programming_needs_a_board_top_and_names_the_missing_programmer(tmp_path, monkeypatch):
-    from fpga.build import program
+    from sparq.fpga.build import program
     (tmp_path / "top.bin").write_bytes(b"\0" * 16)
     with pytest.raises(ValueError, match="built inside the timing harness.*Program a board top"):
         program(_board_top_report(tmp_path, harness={"ff": 1, "lut": 1}))

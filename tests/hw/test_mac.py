@@ -2,9 +2,9 @@
 
 import pytest
 
-from hw.common.mac import MACCell
-from sim.harness import run_amaranth, run_verilator
-from sim.tb.mac import accumulate_sequence, overflow_cases
+from sparq.hw.common.mac import MACCell
+from sparq.sim.harness import run_amaranth, run_verilator
+from sparq.sim.tb.mac import accumulate_sequence, overflow_cases
 
 PARAMS = [
     dict(a_width=8, b_width=8, acc_width=32, saturate=False),   # the systolic array's PE
@@ -17,12 +17,12 @@ IDS = ["8x8+32wrap", "8x8+16sat", "16x4+12wrap", "3x5+20sat"]
 
 @pytest.mark.parametrize("params", PARAMS, ids=IDS)
 def test_random_verilator(params):
-    run_verilator(MACCell(**params), "sim.tb.mac:random_mac", seed=7, n=2000, **params)
+    run_verilator(MACCell(**params), "sparq.sim.tb.mac:random_mac", seed=7, n=2000, **params)
 
 
 @pytest.mark.parametrize("params", PARAMS, ids=IDS)
 def test_random_amaranth(params):
-    run_amaranth(MACCell(**params), "sim.tb.mac:random_mac", seed=8, n=300, **params)
+    run_amaranth(MACCell(**params), "sparq.sim.tb.mac:random_mac", seed=8, n=300, **params)
 
 
 @pytest.mark.parametrize("params", PARAMS, ids=IDS)

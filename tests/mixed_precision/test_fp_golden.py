@@ -1,9 +1,9 @@
-"""The golden model of the mixed-precision arithmetic (``sim.golden.fp``): each rule of its contract on known values."""
+"""The golden model of the mixed-precision arithmetic (``sparq.sim.golden.fp``): each rule of its contract on known values."""
 
 import numpy as np
 import pytest
 
-from sim.golden.fp import (CANONICAL_NAN, fp32_add, fp32_bits, fp_mac, fp_matmul, fp_mul, from_float, to_fp32)
+from sparq.sim.golden.fp import CANONICAL_NAN, fp32_add, fp32_bits, fp_mac, fp_matmul, fp_mul, from_float, to_fp32
 
 ONE32, NEG = 0x3F800000, 1 << 31
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from sim.golden.fifo import FIFOModel
-from sim.golden.mac import accumulate, fit, mac
-from sim.scoreboard import Mismatch, Scoreboard, assert_words_equal
+from sparq.sim.golden.fifo import FIFOModel
+from sparq.sim.golden.mac import accumulate, fit, mac
+from sparq.sim.scoreboard import Mismatch, Scoreboard, assert_words_equal
 
 
 def test_fit_saturates_and_wraps_at_both_ends():

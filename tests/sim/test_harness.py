@@ -5,15 +5,14 @@ import re
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
-from hw.common.fifo import StreamFIFO
-from hw.common.mac import MACCell
-from sim.bench import port_map
-from sim.harness import build_verilator, run_amaranth, run_verilator
-from sim.stimulus import FreeRunningMAC, lfsr_operands
-from sim.golden.mac import accumulate
+from sparq.hw.common.fifo import StreamFIFO
+from sparq.hw.common.mac import MACCell
+from sparq.sim.bench import port_map
+from sparq.sim.golden.mac import accumulate
+from sparq.sim.harness import build_verilator, run_amaranth, run_verilator
+from sparq.sim.stimulus import FreeRunningMAC, lfsr_operands
 
 
 def test_rebuild_is_skipped_for_identical_verilog():
@@ -38,7 +37,7 @@ def test_failure_message_crosses_the_simulator_boundary():
     """A mismatch inside the Verilator process reaches pytest with the first differing index, expected and got."""
     params = dict(a_width=8, b_width=8, acc_width=12, saturate=True)
     with pytest.raises(AssertionError, match=r"first at index \d+: expected -?\d+, got -?\d+"):
-        run_verilator(MACCell(**params), "sim.tb.mac:accumulate_sequence", a=[-128] * 4, b=[-128] * 4,
+        run_verilator(MACCell(**params), "sparq.sim.tb.mac:accumulate_sequence", a=[-128] * 4, b=[-128] * 4,
                       **{**params, "saturate": False})
 
 
@@ -46,7 +45,7 @@ def test_failure_message_crosses_the_simulator_boundary():
 def test_free_running_mac_matches_golden(run):
     cycles = 3000
     dut = FreeRunningMAC(a_width=8, b_width=8, acc_width=24, saturate=False)
-    result = run(dut, "sim.tb.mac:free_running", cycles=cycles)
+    result = run(dut, "sparq.sim.tb.mac:free_running", cycles=cycles)
     # After reset the MAC has taken `cycles` updates; the LFSR state in each was the next one in sequence.
     a, b = lfsr_operands(dut.seed, cycles, 8, 8)
     expected = accumulate(a, b, a_width=8, b_width=8, acc_width=24, saturate=False)[-1]
@@ -56,10 +55,10 @@ def test_free_running_mac_matches_golden(run):
 @pytest.mark.slow
 def test_waves_flag_writes_an_fst_file(tmp_path):
     """``SPARQ_WAVES=1`` builds with tracing and prints the path of a real FST file."""
-    code = ("from hw.common.mac import MACCell; from sim.harness import run_verilator; "
-            "run_verilator(MACCell(), 'sim.tb.mac:random_mac', seed=1, n=20, a_width=8, b_width=8, "
+    code = ("from sparq.hw.common.mac import MACCell; from sparq.sim.harness import run_verilator; "
+            "run_verilator(MACCell(), 'sparq.sim.tb.mac:random_mac', seed=1, n=20, a_width=8, b_width=8, "
             "acc_width=32, saturate=False)")
-    env = {**os.environ, "SPARQ_WAVES": "1", "SPARQ_BUILD_DIR": str(tmp_path)}
+    env = {**os.environ, "SPARQ_WAVES": "1", "SPARQ_CACHE": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     path = re.search(r"waveform: (\S+\.fst)", out.stderr).group(1)
     assert os.path.getsize(path) > 0

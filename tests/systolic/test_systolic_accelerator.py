@@ -4,16 +4,22 @@ array) with random back-pressure on every host port, and the analytic cycle mode
 import numpy as np
 import pytest
 
-from formats.systolic import (Flag, Instruction, Opcode, SystolicProgram, pack_params, pack_weight_tile,
-                              save_program)
-from hw.systolic.accelerator import SystolicAccelerator
-from sim.harness import run_amaranth
-from sim.systolic.cycles import predict
-from sim.systolic.stimulus import config_for, random_gemm
-from sim.harness import run_verilator
+from sparq.formats.systolic import (
+    Flag,
+    Instruction,
+    Opcode,
+    SystolicProgram,
+    pack_params,
+    pack_weight_tile,
+    save_program,
+)
+from sparq.hw.systolic.accelerator import SystolicAccelerator
+from sparq.sim.harness import run_amaranth, run_verilator
+from sparq.sim.systolic.cycles import predict
+from sparq.sim.systolic.stimulus import config_for, random_gemm
 
-BODY = "sim.tb.systolic:run_program_file"
-BATCH = "sim.tb.systolic:run_program_files"
+BODY = "sparq.sim.tb.systolic:run_program_file"
+BATCH = "sparq.sim.tb.systolic:run_program_files"
 PRESSURE = dict(gap_probability=0.3, stall_probability=0.3, instr_gap_probability=0.2)
 
 

@@ -3,16 +3,16 @@
 import pytest
 from amaranth import signed
 
-from hw.systolic.accumulators import Accumulators
-from hw.systolic.activation import Requantizer
-from hw.systolic.array import SystolicArray
-from hw.systolic.matrix import MatrixUnit
-from hw.systolic.pe import WeightStationaryPE
-from hw.systolic.skew import InputSkew, OutputDeskew
-from sim.harness import run_amaranth
-from sim.rig import BlockRig
-from sim.systolic.blocks import BLOCKS
-from sim.harness import run_verilator as run
+from sparq.hw.systolic.accumulators import Accumulators
+from sparq.hw.systolic.activation import Requantizer
+from sparq.hw.systolic.array import SystolicArray
+from sparq.hw.systolic.matrix import MatrixUnit
+from sparq.hw.systolic.pe import WeightStationaryPE
+from sparq.hw.systolic.skew import InputSkew, OutputDeskew
+from sparq.sim.harness import run_amaranth
+from sparq.sim.harness import run_verilator as run
+from sparq.sim.rig import BlockRig
+from sparq.sim.systolic.blocks import BLOCKS
 
 
 def run_verilator(prefix, body, **params):
@@ -21,54 +21,54 @@ def run_verilator(prefix, body, **params):
 
 
 def test_pe_verilator():
-    run_verilator("pe", "sim.tb.systolic:random_pe", seed=1, n=3000)
+    run_verilator("pe", "sparq.sim.tb.systolic:random_pe", seed=1, n=3000)
 
 
 def test_pe_amaranth():
-    run_amaranth(WeightStationaryPE(), "sim.tb.systolic:random_pe", seed=2, n=400)
+    run_amaranth(WeightStationaryPE(), "sparq.sim.tb.systolic:random_pe", seed=2, n=400)
 
 
 @pytest.mark.parametrize("reverse", [False, True], ids=["skew", "deskew"])
 def test_skew_verilator(reverse):
     name = "deskew" if reverse else "skew"
     params = BLOCKS[name][1]
-    run_verilator(name, "sim.tb.systolic:random_delays", seed=3, n=400, lanes=params["lanes"],
+    run_verilator(name, "sparq.sim.tb.systolic:random_delays", seed=3, n=400, lanes=params["lanes"],
                   width=params["shape"].width, reverse=reverse)
 
 
 @pytest.mark.parametrize("reverse", [False, True], ids=["skew", "deskew"])
 def test_skew_amaranth(reverse):
     block = OutputDeskew(3, signed(8)) if reverse else InputSkew(4, signed(8))
-    run_amaranth(block, "sim.tb.systolic:random_delays", seed=4, n=60, lanes=3 if reverse else 4, width=8,
+    run_amaranth(block, "sparq.sim.tb.systolic:random_delays", seed=4, n=60, lanes=3 if reverse else 4, width=8,
                  reverse=reverse)
 
 
 def test_accumulators_verilator():
-    run_verilator("accumulators", "sim.tb.systolic:random_accumulators", seed=5, n=3000, **BLOCKS["accumulators"][1])
+    run_verilator("accumulators", "sparq.sim.tb.systolic:random_accumulators", seed=5, n=3000, **BLOCKS["accumulators"][1])
 
 
 def test_accumulators_amaranth():
-    run_amaranth(Accumulators(2, 8), "sim.tb.systolic:random_accumulators", seed=6, n=300, cols=2, depth=8)
+    run_amaranth(Accumulators(2, 8), "sparq.sim.tb.systolic:random_accumulators", seed=6, n=300, cols=2, depth=8)
 
 
 def test_requantizer_verilator():
-    result = run_verilator("requantizer", "sim.tb.systolic:requantizer_sweep", seed=7, n=5000)
+    result = run_verilator("requantizer", "sparq.sim.tb.systolic:requantizer_sweep", seed=7, n=5000)
     assert result["cases"] > 5000
 
 
 def test_requantizer_amaranth():
-    run_amaranth(Requantizer(), "sim.tb.systolic:requantizer_sweep", seed=8, n=200)
+    run_amaranth(Requantizer(), "sparq.sim.tb.systolic:requantizer_sweep", seed=8, n=200)
 
 
 def test_matrix_unit_verilator():
     """A non-square 4x3 array: skew, array and de-skew together, with double-buffered weights."""
-    result = run_verilator("matrix", "sim.tb.systolic:random_matrix_unit", seed=9, rounds=6, vectors=60,
+    result = run_verilator("matrix", "sparq.sim.tb.systolic:random_matrix_unit", seed=9, rounds=6, vectors=60,
                            **BLOCKS["matrix"][1])
     assert result["vectors"] > 300
 
 
 def test_matrix_unit_amaranth():
-    run_amaranth(MatrixUnit(2, 3, 16), "sim.tb.systolic:random_matrix_unit", seed=10, rows=2, cols=3, acc_depth=16,
+    run_amaranth(MatrixUnit(2, 3, 16), "sparq.sim.tb.systolic:random_matrix_unit", seed=10, rows=2, cols=3, acc_depth=16,
                  rounds=3, vectors=15)
 
 

@@ -1,4 +1,4 @@
-"""formats.systolic: encoding, listing, configuration, parameter records, layouts and program files; the compiler
+"""sparq.formats.systolic: encoding, listing, configuration, parameter records, layouts and program files; the compiler
 back end's GEMM lowering against plain numpy; the cycle model's basic properties."""
 
 import json
@@ -8,13 +8,30 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compiler.systolic import CapacityError, GemmLayer, gemm_program, lower_gemm
-from formats.systolic import (FIELDS, FORMAT_VERSION, Flag, FormatError, Instruction, Opcode, SystolicConfig,
-                              decode, encode, listing, load_program, pack_matrix, pack_params, parse_listing,
-                              requantize, save_program, unpack_matrix, unpack_params)
-from sim.systolic.cycles import predict
-from sim.systolic.golden import run_program
-from sim.systolic.stimulus import config_for, random_gemm
+from sparq.compiler.systolic import CapacityError, GemmLayer, gemm_program, lower_gemm
+from sparq.formats.systolic import (
+    FIELDS,
+    FORMAT_VERSION,
+    Flag,
+    FormatError,
+    Instruction,
+    Opcode,
+    SystolicConfig,
+    decode,
+    encode,
+    listing,
+    load_program,
+    pack_matrix,
+    pack_params,
+    parse_listing,
+    requantize,
+    save_program,
+    unpack_matrix,
+    unpack_params,
+)
+from sparq.sim.systolic.cycles import predict
+from sparq.sim.systolic.golden import run_program
+from sparq.sim.systolic.stimulus import config_for, random_gemm
 
 FLAGS_OF = {Opcode.LOAD_WEIGHTS: [0, 1, 16, 17], Opcode.MATMUL: [0, 1, 2, 3, 8, 11], Opcode.ACTIVATE: [0, 4]}
 FIELDS_OF = {Opcode.READ_HOST: ("ub", "count"), Opcode.WRITE_HOST: ("ub", "count"),
@@ -122,7 +139,7 @@ def test_lowered_gemm_equals_numpy(size, m, dims):
     assert [l["k"] for l in layers] == dims[:-1]
     rng = np.random.default_rng(m + size)  # the same draws random_gemm made
     rng.integers(-128, 128, (m, dims[0]), dtype=np.int64)
-    from sim.systolic.stimulus import random_layers
+    from sparq.sim.systolic.stimulus import random_layers
     value = x
     for layer in random_layers(rng, dims):
         value = requantize(value.astype(np.int64) @ layer.weight.astype(np.int64), layer.bias, layer.multiplier,

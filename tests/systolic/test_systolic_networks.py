@@ -4,17 +4,17 @@ end to end on the 8x8 RTL, every device call checked byte for byte against the g
 import numpy as np
 import pytest
 
-from compiler.datasets import load_digits_split
-from compiler.errors import UnsupportedError
-from compiler.ir import AvgPool, Dense, Flatten, Model, Relu, forward
-from compiler.models import load_shipped
-from compiler.quantize import forward_int8, quantize_model
-from compiler.systolic import CapacityError, compile_network
-from formats.systolic import SystolicConfig
-from hw.systolic.accelerator import SystolicAccelerator
-from sim.systolic.golden import run_network
-from sim.systolic.stimulus import config_for
-from sim.harness import run_verilator
+from sparq.compiler.datasets import load_digits_split
+from sparq.compiler.errors import UnsupportedError
+from sparq.compiler.ir import AvgPool, Dense, Flatten, Model, Relu, forward
+from sparq.compiler.models import load_shipped
+from sparq.compiler.quantize import forward_int8, quantize_model
+from sparq.compiler.systolic import CapacityError, compile_network
+from sparq.formats.systolic import SystolicConfig
+from sparq.hw.systolic.accelerator import SystolicAccelerator
+from sparq.sim.harness import run_verilator
+from sparq.sim.systolic.golden import run_network
+from sparq.sim.systolic.stimulus import config_for
 
 MODELS = ["digits_mlp", "digits_cnn"]
 
@@ -63,7 +63,7 @@ def test_unsupported_layer_is_refused(digits):
 
 
 def _rtl(images, **pressure):
-    results = run_verilator(SystolicAccelerator(config_for(8)), "sim.tb.systolic:run_networks", optimize=False, models=MODELS,
+    results = run_verilator(SystolicAccelerator(config_for(8)), "sparq.sim.tb.systolic:run_networks", optimize=False, models=MODELS,
                             images=images, size=8, **pressure)
     for name, result in results.items():
         assert result["int8_accuracy"] >= result["float_accuracy"] - 0.05, (name, result)

@@ -4,10 +4,10 @@ distilling moves a student towards the teacher."""
 import numpy as np
 import pytest
 
-from compiler.distill import distill, distillation_loss, soft_targets
-from compiler.errors import ConfigError
-from compiler.ir import Dense, Model, Relu, forward
-from compiler.train import softmax_cross_entropy
+from sparq.compiler.distill import distill, distillation_loss, soft_targets
+from sparq.compiler.errors import ConfigError
+from sparq.compiler.ir import Dense, Model, Relu, forward
+from sparq.compiler.train import softmax_cross_entropy
 
 
 def _targets(rng, n, classes, temperature):

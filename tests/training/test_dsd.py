@@ -4,9 +4,9 @@ never change, and the baseline spends the same epoch budget."""
 import numpy as np
 import pytest
 
-from compiler.dsd import DsdSchedule, dense_baseline, dsd_train
-from compiler.errors import ConfigError
-from compiler.ir import Dense, Model, Relu
+from sparq.compiler.dsd import DsdSchedule, dense_baseline, dsd_train
+from sparq.compiler.errors import ConfigError
+from sparq.compiler.ir import Dense, Model, Relu
 
 
 @pytest.fixture(scope="module")

@@ -5,19 +5,19 @@ Dask sweep runs on a two-worker LocalCluster."""
 import numpy as np
 import pytest
 
-from compiler.datasets import load_digits_split
-from compiler.eie import LayerSpec, lower
-from compiler.errors import ConfigError
-from compiler.models import load_shipped
-from compiler.parallel import Link, batch_shares, gather_rows, shard_rows, split_eie_rows, split_gemm_columns
-from compiler.systolic import compile_network
-from formats.eie import ACT_FRAC, HwConfig, to_fixed
-from sim.eie.golden import Golden
-from sim.parallel import run_eie, run_systolic, scaling, sweep
-from sim.systolic.golden import run_network
-from sim.systolic.stimulus import config_for, random_layers
+from sparq.compiler.datasets import load_digits_split
+from sparq.compiler.eie import LayerSpec, lower
+from sparq.compiler.errors import ConfigError
+from sparq.compiler.models import load_shipped
+from sparq.compiler.parallel import Link, batch_shares, gather_rows, shard_rows, split_eie_rows, split_gemm_columns
+from sparq.compiler.systolic import compile_network
+from sparq.formats.eie import ACT_FRAC, EieConfig, to_fixed
+from sparq.sim.eie.golden import Golden
+from sparq.sim.parallel import run_eie, run_systolic, scaling, sweep
+from sparq.sim.systolic.golden import run_network
+from sparq.sim.systolic.stimulus import config_for, random_layers
 
-EIE = HwConfig(n_pe=2, fifo_depth=4, ptr_depth=1024, spmat_depth=1024, act_depth=128, bias_depth=256)
+EIE = EieConfig(n_pe=2, fifo_depth=4, ptr_depth=1024, spmat_depth=1024, act_depth=128, bias_depth=256)
 
 
 def eie_network(seed, dims=(20, 13, 7, 3), density=0.35):
@@ -61,7 +61,7 @@ def test_eie_row_split_images_are_the_sub_matrices(k):
     """Instance i of the split holds exactly rows i, i+K, ... of every layer, and running the K single-layer
     images and interleaving gives, layer by layer, exactly the unsplit golden activations."""
     specs, inputs = eie_network(k)
-    wide = lower(specs, HwConfig(n_pe=k * EIE.n_pe, fifo_depth=4, ptr_depth=1024, spmat_depth=1024,
+    wide = lower(specs, EieConfig(n_pe=k * EIE.n_pe, fifo_depth=4, ptr_depth=1024, spmat_depth=1024,
                                  act_depth=128, bias_depth=256))
     shards = split_eie_rows(wide, k)
     reference = Golden(lower(specs, EIE))

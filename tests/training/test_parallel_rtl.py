@@ -4,11 +4,11 @@ cycles equal to the cycle model's that the scaling numbers use. Slow: one accele
 
 import pytest
 
-from compiler.datasets import load_digits_split
-from compiler.models import load_shipped
-from compiler.systolic import compile_network
-from sim.parallel import replay_on_rtl, run_systolic
-from sim.systolic.stimulus import config_for
+from sparq.compiler.datasets import load_digits_split
+from sparq.compiler.models import load_shipped
+from sparq.compiler.systolic import compile_network
+from sparq.sim.parallel import replay_on_rtl, run_systolic
+from sparq.sim.systolic.stimulus import config_for
 
 
 @pytest.mark.slow
@@ -28,11 +28,11 @@ def test_instances_on_rtl(tmp_path, mode, k):
 def test_eie_instances_on_rtl(tmp_path, mode, k):
     """The compressed digits MLP on K EIE instances of 4 PEs: every call's output checked against the golden model
     by the testbench; the RTL's compute cycles within 5 % of the cycle model's (the EIE RTL tests' tolerance)."""
-    from compiler.pipeline import compress_digits_mlp
-    from formats.eie import HwConfig
-    from sim.parallel import replay_eie_on_rtl, run_eie
+    from sparq.compiler.pipeline import compress_digits_mlp
+    from sparq.formats.eie import EieConfig
+    from sparq.sim.parallel import replay_eie_on_rtl, run_eie
 
-    config = HwConfig(n_pe=4, fifo_depth=8, ptr_depth=1024, spmat_depth=1024, act_depth=128, bias_depth=256,
+    config = EieConfig(n_pe=4, fifo_depth=8, ptr_depth=1024, spmat_depth=1024, act_depth=128, bias_depth=256,
                       max_layers=4)
     compressed, _ = compress_digits_mlp(bits=4, progress=False)
     _, _, x_test, _ = load_digits_split()

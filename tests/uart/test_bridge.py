@@ -3,9 +3,9 @@ from a Python accelerator, the silence timeout, and a real StreamFIFO behind the
 
 import pytest
 
-from hw.uart.bridge import HostBridge
-from sim.harness import run_amaranth, run_verilator
-from sim.uart.rigs import FIFOLoopback
+from sparq.hw.uart.bridge import HostBridge
+from sparq.sim.harness import run_amaranth, run_verilator
+from sparq.sim.uart.rigs import FIFOLoopback
 
 DIVISOR = 5
 TIMEOUT = 60 * DIVISOR  # short, so the timeout test is quick; longer than any gap the tests leave mid-command
@@ -17,29 +17,29 @@ def _bridge():
 
 @pytest.mark.parametrize("stall", [0.0, 0.5])
 def test_random_commands_verilator(stall):
-    result = run_verilator(_bridge(), "sim.tb.uart:bridge_random", seed=int(stall * 10) + 1, n_commands=40,
+    result = run_verilator(_bridge(), "sparq.sim.tb.uart:bridge_random", seed=int(stall * 10) + 1, n_commands=40,
                            divisor=DIVISOR, n_counters=3, stall_probability=stall, max_gap=2 * DIVISOR)
     assert result["starts"] > 0
 
 
 @pytest.mark.slow
 def test_random_commands_long_verilator():
-    run_verilator(_bridge(), "sim.tb.uart:bridge_random", seed=99, n_commands=400, divisor=DIVISOR, n_counters=3,
+    run_verilator(_bridge(), "sparq.sim.tb.uart:bridge_random", seed=99, n_commands=400, divisor=DIVISOR, n_counters=3,
                   stall_probability=0.7, max_gap=4 * DIVISOR)
 
 
 def test_timeout_verilator():
-    assert run_verilator(_bridge(), "sim.tb.uart:bridge_timeout", divisor=DIVISOR, timeout=TIMEOUT) == {
+    assert run_verilator(_bridge(), "sparq.sim.tb.uart:bridge_timeout", divisor=DIVISOR, timeout=TIMEOUT) == {
         "n_counters": 3}
 
 
 def test_fifo_loopback_verilator():
-    run_verilator(FIFOLoopback(divisor=DIVISOR, depth=16, timeout=TIMEOUT), "sim.tb.uart:bridge_fifo_loopback",
+    run_verilator(FIFOLoopback(divisor=DIVISOR, depth=16, timeout=TIMEOUT), "sparq.sim.tb.uart:bridge_fifo_loopback",
                   seed=3, divisor=DIVISOR, depth=16)
 
 
 def test_amaranth():
-    run_amaranth(_bridge(), "sim.tb.uart:bridge_random", seed=5, n_commands=6, divisor=DIVISOR, n_counters=3,
+    run_amaranth(_bridge(), "sparq.sim.tb.uart:bridge_random", seed=5, n_commands=6, divisor=DIVISOR, n_counters=3,
                  stall_probability=0.3, max_gap=DIVISOR)
 
 

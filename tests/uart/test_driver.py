@@ -2,10 +2,10 @@
 
 import pytest
 
-from fpga.driver import Device
-from hw.uart import protocol
-from hw.uart.protocol import ProtocolError
-from sim.uart.model import HostBridgeModel
+from sparq.fpga.driver import Device
+from sparq.hw.uart import protocol
+from sparq.hw.uart.protocol import ProtocolError
+from sparq.sim.uart.model import HostBridgeModel
 
 
 class ModelPort:

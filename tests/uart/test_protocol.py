@@ -1,15 +1,16 @@
-"""The shared protocol framing (hw.uart.protocol) against the device-side reference model, in pure Python."""
+"""The shared protocol framing (sparq.hw.uart.protocol) against the device-side reference model, in pure Python."""
 
 import pytest
 
-from hw.uart import protocol
-from hw.uart.protocol import ProtocolError, Status
-from sim.uart.model import HostBridgeModel
+from sparq.hw.uart import protocol
+from sparq.hw.uart.protocol import ProtocolError, Status
+from sparq.sim.uart.model import HostBridgeModel
 
 
 def test_framing_round_trips_through_the_model():
     model = HostBridgeModel(n_counters=3)
-    run = lambda op: protocol.drive(op, model.transact)
+    def run(op):
+        return protocol.drive(op, model.transact)
     assert run(protocol.hello()) == protocol.Info(version=protocol.VERSION, n_counters=3)
     words = list(range(0xFFFFFFF0, 0xFFFFFFFF)) + list(range(600))
     run(protocol.write_words(protocol.SPACE_IMAGE, 7, words, chunk=100))

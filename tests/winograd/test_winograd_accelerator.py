@@ -10,11 +10,11 @@ default suite's budget. The default suite checks the transform units under Veril
 import numpy as np
 import pytest
 
-from formats.systolic import save_program
-from hw.systolic.accelerator import SystolicAccelerator
-from sim.harness import run_verilator
-from sim.systolic.cycles import predict
-from sim.systolic.winograd import conv_programs, random_conv, winograd_config
+from sparq.formats.systolic import save_program
+from sparq.hw.systolic.accelerator import SystolicAccelerator
+from sparq.sim.harness import run_verilator
+from sparq.sim.systolic.cycles import predict
+from sparq.sim.systolic.winograd import conv_programs, random_conv, winograd_config
 
 SHAPES = [  # channels, outputs, height, width, padding
     (3, 5, 6, 7, (1, 1, 1, 1)),
@@ -45,7 +45,7 @@ def _runs(tmp_path, size, shapes, seed=0):
 
 
 def _check(config, runs, predicted):
-    results = run_verilator(SystolicAccelerator(config), "sim.tb.systolic:run_program_files", optimize=False,
+    results = run_verilator(SystolicAccelerator(config), "sparq.sim.tb.systolic:run_program_files", optimize=False,
                             runs=runs)
     ready = [r for r in results if r["name"].endswith("always ready")]
     for result, estimate in zip(ready, predicted):
@@ -69,6 +69,6 @@ def test_random_convolutions(tmp_path, size):
 def test_digits_cnn_on_the_rtl():
     """200 test images through the Winograd-compiled digits CNN on an 8x8 build, bit-exact with the golden model,
     logits identical to the im2col path's."""
-    result = run_verilator(SystolicAccelerator(winograd_config(8)), "sim.tb.winograd:run_digits_cnn",
+    result = run_verilator(SystolicAccelerator(winograd_config(8)), "sparq.sim.tb.winograd:run_digits_cnn",
                            optimize=False, images=200, size=8, gap_probability=0.2, stall_probability=0.2)
     assert result["int8_accuracy"] > 0.9

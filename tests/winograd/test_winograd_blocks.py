@@ -1,18 +1,18 @@
-"""The Winograd transform units (hw.systolic.winograd) on directed and random tiles with random gaps and
+"""The Winograd transform units (sparq.hw.systolic.winograd) on directed and random tiles with random gaps and
 back-pressure, under Verilator (one shared build) and Amaranth's simulator."""
 
 import pytest
 
-from hw.systolic.winograd import InputTransform, OutputTransform, TileTransform, exact_width, terms
-from formats.systolic import WINOGRAD_AT, WINOGRAD_BT, WINOGRAD_V_BITS
-from sim.harness import run_amaranth, run_verilator
-from sim.rig import BlockRig
+from sparq.formats.systolic import WINOGRAD_AT, WINOGRAD_BT, WINOGRAD_V_BITS
+from sparq.hw.systolic.winograd import InputTransform, OutputTransform, TileTransform, exact_width, terms
+from sparq.sim.harness import run_amaranth, run_verilator
+from sparq.sim.rig import BlockRig
 
 
 @pytest.mark.parametrize("output", [False, True], ids=["input", "output"])
 def test_transform_verilator(output):
     name = "output" if output else "input"
-    result = run_verilator(BlockRig({"input": InputTransform(3), "output": OutputTransform(3)}), "sim.tb.winograd:random_transform", optimize=False, output=output,
+    result = run_verilator(BlockRig({"input": InputTransform(3), "output": OutputTransform(3)}), "sparq.sim.tb.winograd:random_transform", optimize=False, output=output,
                            seed=11 + output, tiles=60, lanes=3, prefix=f"{name}.")
     assert result["tiles"] == 60
 
@@ -20,13 +20,13 @@ def test_transform_verilator(output):
 def test_transform_full_rate_amaranth():
     """With the output always ready the unit takes a word every cycle: 40 tiles in 16 cycles each, plus the last
     tile's latency and 16 output words (and the reset)."""
-    result = run_amaranth(InputTransform(2), "sim.tb.winograd:random_transform", output=False, seed=3, tiles=40,
+    result = run_amaranth(InputTransform(2), "sparq.sim.tb.winograd:random_transform", output=False, seed=3, tiles=40,
                           lanes=2, gap_probability=0.0, stall_probability=0.0)
     assert result["cycles"] <= 16 * 40 + 2 + 16 + 4
 
 
 def test_output_transform_amaranth():
-    run_amaranth(OutputTransform(2), "sim.tb.winograd:random_transform", output=True, seed=4, tiles=24, lanes=2)
+    run_amaranth(OutputTransform(2), "sparq.sim.tb.winograd:random_transform", output=True, seed=4, tiles=24, lanes=2)
 
 
 def test_bit_growth_is_documented_widths():

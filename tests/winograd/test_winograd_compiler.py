@@ -1,4 +1,4 @@
-"""Winograd lowering (compiler.winograd) and its golden execution: exact against the definition and identical to
+"""Winograd lowering (sparq.compiler.systolic.winograd) and its golden execution: exact against the definition and identical to
 the im2col path; fallbacks, errors and the format version."""
 
 import json
@@ -7,16 +7,25 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from compiler.datasets import load_digits_split
-from compiler.errors import CompileError
-from compiler.ir import Conv, Model, Relu
-from compiler.systolic import compile_network
-from compiler.winograd import SCALE, transform_weights, winograd_requant, winograd_tiles
-from formats.systolic import (FORMAT_VERSION, Flag, FormatError, Instruction, Opcode, load_program, requantize,
-                              save_program)
-from sim.systolic.golden import SystolicGolden, run_network, run_program
-from sim.systolic.stimulus import config_for
-from sim.systolic.winograd import conv_programs, random_conv, reference_conv, winograd_config
+from sparq.compiler.datasets import load_digits_split
+from sparq.compiler.errors import CompileError
+from sparq.compiler.ir import Conv, Model, Relu
+from sparq.compiler.systolic import compile_network
+from sparq.compiler.systolic.winograd import SCALE, transform_weights, winograd_requant, winograd_tiles
+from sparq.formats.systolic import (
+    FORMAT_VERSION,
+    Flag,
+    FormatError,
+    Instruction,
+    Opcode,
+    load_program,
+    requantize,
+    save_program,
+)
+from sparq.sim.systolic.golden import SystolicGolden, run_network, run_program
+from sparq.sim.systolic.stimulus import config_for
+from sparq.sim.systolic.winograd import conv_programs, random_conv, reference_conv, winograd_config
+
 
 @pytest.fixture(scope="module")
 def digits():
@@ -82,7 +91,7 @@ def test_tiles_pad_odd_outputs():
 
 
 def test_digits_cnn_winograd_equals_im2col(digits):
-    from compiler.models import load_shipped
+    from sparq.compiler.models import load_shipped
     model = load_shipped("digits_cnn")
     config = winograd_config(8)
     plain = compile_network(model, digits[0], config)
@@ -113,7 +122,7 @@ def test_other_convolutions_fall_back_to_im2col_with_a_note(digits):
 
 
 def test_winograd_needs_a_winograd_build(digits):
-    from compiler.models import load_shipped
+    from sparq.compiler.models import load_shipped
     with pytest.raises(CompileError, match="winograd=True needs a Winograd build"):
         compile_network(load_shipped("digits_cnn"), digits[0], config_for(8), winograd=True)
     golden = SystolicGolden(config_for(4))

@@ -1,7 +1,7 @@
 """Winograd F(2x2, 3x3) lowering of 3x3, stride-1 convolutions for the systolic accelerator (Winograd builds,
 ``SystolicConfig(winograd=True)``), exact in integers.
 
-Arithmetic (``formats.systolic``, Winograd): a 2x2 output tile of a 3x3 convolution is
+Arithmetic (``sparq.formats.systolic``, Winograd): a 2x2 output tile of a 3x3 convolution is
 ``Y = A^T [U * V] A`` with ``V = B^T d B`` (the 4x4 input tile ``d``) and ``U = G' g G'^T``, ``G' = 2 G``. With the
 integer ``G'`` every step is exact and ``Y = 4 * (g conv d)``. The factor 4 is removed exactly in requantization:
 the layer's bias is multiplied by 4 and its shift raised by 2: ``(4x * m + 2**(s+1)) >> (s+2)`` equals
@@ -17,7 +17,7 @@ Layout and tiling (``T = ceil(OH / 2) * ceil(OW / 2)`` tiles per image, ``P`` ti
   more row at the bottom / column at the right (the extra outputs are computed and cropped: "padding of odd output
   sizes"). The matrix handed to the accelerator has one row per tile element ``(image, ty, tx, i, j)`` (``i, j <
   4``, tile origin ``(2 ty, 2 tx)``, so neighbouring tiles overlap by two rows / columns) and the channels as
-  columns; it is packed by ``formats.systolic.pack_matrix``, i.e. ``ceil(C / lanes)`` channel blocks of ``16 P``
+  columns; it is packed by ``sparq.formats.systolic.pack_matrix``, i.e. ``ceil(C / lanes)`` channel blocks of ``16 P``
   words, word ``16 p + 4 i + j`` of block ``kb`` holding channels ``kb * lanes ..`` of element ``(i, j)`` of tile
   ``p``. That is 4x the input (im2col's is 9x).
 * **Device**, per chunk of ``Pc`` tiles (the largest that fits: ``20 Pc <= acc_depth`` and ``16 Pc * KT <=
@@ -30,7 +30,7 @@ Layout and tiling (``T = ceil(OH / 2) * ceil(OW / 2)`` tiles per image, ``P`` ti
   2 tx + b)`` of tile ``p``; the host reorders it to NCHW and crops the odd padding.
 
 Layers the option cannot take -- a stride other than 1, a kernel other than 3x3, or a layer whose ``4 *`` output
-bound does not fit int32 or whose raised shift passes ``formats.systolic.MAX_SHIFT`` -- are lowered by im2col, and
+bound does not fit int32 or whose raised shift passes ``sparq.formats.systolic.MAX_SHIFT`` -- are lowered by im2col, and
 :func:`winograd_refusal` gives the note saying why.
 """
 
@@ -39,11 +39,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from formats.systolic import (MAX_SHIFT, MULTIPLIER_BITS, PARAM_WORDS, WINOGRAD_G2, Flag, Opcode, SystolicConfig,
-                              SystolicProgram, pack_matrix, pack_params, pack_wide_weight_tile, unpack_matrix)
+from sparq.formats.systolic import (
+    MAX_SHIFT,
+    MULTIPLIER_BITS,
+    PARAM_WORDS,
+    WINOGRAD_G2,
+    Flag,
+    Opcode,
+    SystolicConfig,
+    SystolicProgram,
+    pack_matrix,
+    pack_params,
+    pack_wide_weight_tile,
+    unpack_matrix,
+)
 
-from .errors import CompileError
-from .systolic import ProgramBuilder, _need
+from ..errors import CompileError
+from .program import ProgramBuilder, need
 
 __all__ = ["SCALE", "transform_weights", "winograd_refusal", "winograd_requant", "WinogradLayer",
            "winograd_tiles", "tiles_to_nchw", "lower_winograd", "WinogradStep"]
@@ -172,10 +184,10 @@ def lower_winograd(layer: WinogradLayer, tiles: int, config: SystolicConfig, *, 
     kt, nt = math.ceil(layer.channels / c.rows), math.ceil(layer.n / c.cols)
     chunk = _chunk(c, tiles, kt)
     if chunk < 1:
-        _need(c, "accumulators", "acc_depth", 20, "16 Winograd positions and 4 outputs for one tile")
-        _need(c, "transform buffer", "tb_depth", 16 * kt, f"16 transformed words per tile for {kt} channel blocks")
+        need(c, "accumulators", "acc_depth", 20, "16 Winograd positions and 4 outputs for one tile")
+        need(c, "transform buffer", "tb_depth", 16 * kt, f"16 transformed words per tile for {kt} channel blocks")
     in_words, out_words = kt * 16 * tiles, nt * 4 * tiles
-    _need(c, "unified buffer", "ub_depth", in_words + out_words,
+    need(c, "unified buffer", "ub_depth", in_words + out_words,
           f"{in_words} input tile words and {out_words} output words for {tiles} tiles")
     builder = ProgramBuilder(c)
     bias, multiplier, shift = layer.scaled
@@ -224,7 +236,7 @@ def lower_winograd(layer: WinogradLayer, tiles: int, config: SystolicConfig, *, 
 class WinogradStep:
     """A convolution on the accelerator by Winograd, with its host-side tiling and reordering: ``run`` takes the
     NCHW int8 batch and returns the NCHW int8 output. ``rows_per_image`` is the tiles per image and
-    ``program(tiles)`` the program for that many tiles, as for ``compiler.systolic.DeviceStep``."""
+    ``program(tiles)`` the program for that many tiles, as for ``sparq.compiler.systolic.DeviceStep``."""
     name: str
     layer: WinogradLayer
     input_shape: tuple
@@ -254,11 +266,11 @@ class WinogradStep:
         return self._programs[tiles]
 
     def check(self, images: int):
-        """Raise ``compiler.systolic.CapacityError`` if ``images`` images per call do not fit."""
+        """Raise ``sparq.compiler.systolic.CapacityError`` if ``images`` images per call do not fit."""
         lower_winograd(self.layer, images * self.rows_per_image, self.config)
 
     def run(self, x):
-        """A generator with ``compiler.systolic.DeviceStep.run``'s protocol on the NCHW int8 batch ``x``."""
+        """A generator with ``sparq.compiler.systolic.DeviceStep.run``'s protocol on the NCHW int8 batch ``x``."""
         x = np.asarray(x).reshape(-1, *self.input_shape)
         outputs = []
         for lo in range(0, len(x), self.batch):
