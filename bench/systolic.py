@@ -152,13 +152,14 @@ def _patch_scalesim():
     memory.max = scalar_max
 
 
-def run_scalesim(name, kind, dims):
-    """SCALE-Sim's ws cycles for one shape: ``{"cycles": compute cycles, "cycles_with_prefetch": ...}``."""
+def run_scalesim(name, kind, dims, config=CONFIG):
+    """SCALE-Sim's ws cycles for one shape on ``config``'s array: ``{"cycles": compute cycles,
+    "cycles_with_prefetch": ...}``."""
     from scalesim.scale_sim import scalesim
     _patch_scalesim()
     folder = Path(tempfile.mkdtemp(prefix="scalesim-"))
     try:
-        (folder / "config.cfg").write_text(SCALESIM_CFG.format(rows=CONFIG.rows, cols=CONFIG.cols))
+        (folder / "config.cfg").write_text(SCALESIM_CFG.format(rows=config.rows, cols=config.cols))
         if kind == "gemm":
             m, k, n = dims
             (folder / "topology.csv").write_text(f"Layer, M, N, K,\nlayer, {m}, {n}, {k},\n")

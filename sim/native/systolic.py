@@ -18,11 +18,12 @@ from ..tb.systolic import COUNTERS
 from .build import build_native
 from .script import Job, NativeProcess, Sink, Source, waveform_path
 
-__all__ = ["run_program_file", "run_program_files", "run_networks"]
+__all__ = ["Accelerator", "run_program_file", "run_program_files", "run_networks"]
 
 
-class _Accelerator:
-    """One native process of a systolic accelerator build, running programs one after the other."""
+class Accelerator:
+    """A systolic accelerator ``component`` on the native runner (built or found in the cache), in one process
+    that runs programs one after the other (:meth:`program`); a context manager."""
 
     def __init__(self, component, name=None):
         self.build = build_native(component, name=name, waves=waves_requested())
@@ -81,7 +82,7 @@ def run_program_file(component, *, program: str, inputs: str, seed: int = 0, gap
 def run_program_files(component, *, runs: list, name=None, _single=False):
     """:func:`sparq.sim.tb.systolic.run_program_files` on the native runner: one process, one call per run."""
     results = []
-    with _Accelerator(component, name) as accelerator:
+    with Accelerator(component, name) as accelerator:
         for i, run in enumerate(runs):
             run = dict(run)
             run_name = run.pop("name", f"run {i}")
@@ -113,7 +114,7 @@ def run_networks(component, *, models: list, images: int, size: int, seed: int =
     x_train, _, x_test, y_test = load_digits_split()
     x, y = x_test[:images], y_test[:images]
     results = {}
-    with _Accelerator(component, name) as accelerator:
+    with Accelerator(component, name) as accelerator:
         first = True  # the cocotb body seeds one random sequence, shared by every device call
         for model_name in models:
             model = load_shipped(model_name)
