@@ -164,10 +164,11 @@ def main():
             print(f"{r['layer']} needs more than the paper's per-PE memories: {r['paper_memories']}")
     RESULTS.mkdir(exist_ok=True)
     plot(rows, RESULTS / "eie_table3_rtl.png")
-    out = {"seed": args.seed, "config": asdict(CONFIG), "clock_hz": CLOCK_HZ, "build_seconds": round(build_seconds, 1),
-           "layers": rows, "all_bit_exact": all(r["bit_exact"] for r in rows),
-           "all_within_2pct": len(within) == len(rows), "load_average": [round(load_average, 1), round(os.getloadavg()[0], 1)],
-           "machine": platform.machine(), "cpus": os.cpu_count(), "bench_seconds": round(time.perf_counter() - started, 1)}
+    out = {"seed": args.seed, "config": asdict(CONFIG), "clock_hz": CLOCK_HZ,
+           "build_seconds": round(build_seconds, 1), "layers": rows, "all_bit_exact": all(r["bit_exact"] for r in rows),
+           "all_within_2pct": len(within) == len(rows),
+           "load_average": [round(load_average, 1), round(os.getloadavg()[0], 1)], "machine": platform.machine(),
+           "cpus": os.cpu_count(), "bench_seconds": round(time.perf_counter() - started, 1)}
     (RESULTS / "eie_table3_rtl.json").write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {RESULTS / 'eie_table3_rtl.json'} and eie_table3_rtl.png")
 

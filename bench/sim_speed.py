@@ -3,13 +3,14 @@
 Workloads, each checked against its golden model:
 
 * **EIE, 16 and 64 PEs** (FIFO depth 8; 16 PEs at the default memory depths, 64 PEs in ``bench/eie_table3_rtl.py``'s
-  configuration, whose build the two benches share): a random 1024x1024 layer at 10 % weight density, loaded
-  (image, then each input) through the ``load`` stream, three runs of dense inputs, each read back. Rates per
-  phase: **load** (the host stream, one word a cycle: under cocotb a Python agent drives every cycle), **free
-  running** (``start`` to ``done``: cocotb waits in 256-cycle steps, the native driver ticks) and the **job** (load,
-  runs and read-outs together, with the Python around them on both runners: reading the image files, packing the
-  words, the golden model and the comparison -- the number a user sees). At 64 PEs the cocotb job loads a smaller image (a
-  256x1024 layer: the Python-driven load runs at a few hundred cycles a second there).
+  configuration, whose build the two benches share): a random layer at 10 % weight density (1024 outputs; 1024
+  inputs at 16 PEs, 256 at 64 PEs, where the Python-driven load of the cocotb path runs at a few hundred cycles a
+  second and an image has 64 pointers per column), loaded (image, then each input) through the ``load`` stream,
+  dense inputs (3 at 16 PEs, 8 at 64), each run and read back. Rates per phase: **load** (the host stream, one word
+  a cycle: under cocotb a Python agent drives every cycle), **free running** (``start`` to ``done``: cocotb waits in
+  256-cycle steps, the native driver ticks) and the **job** (load, runs and read-outs together, with the Python
+  around them on both runners: reading the image files, packing the words, the golden model and the comparison --
+  the number a user sees).
 * **Systolic 8x8**: a random 128x64x32 GEMM program streamed through the instruction, ``host_in`` and ``host_out``
   ports (every port driven or watched every cycle, on both runners).
 * **Amaranth's simulator, EIE 16 PEs**: a small job (a 64x64 layer) for the ratio.
@@ -75,14 +76,14 @@ def _rate(cycles, seconds):
     return {"cycles": int(cycles), "seconds": round(seconds, 4), "cycles_per_second": round(cycles / seconds, 1)}
 
 
-def eie_layer(folder, config, rows, columns, seed):
-    """A random layer at 10 % and ``INPUTS`` dense inputs: ``(image_dir, inputs)``."""
+def eie_layer(folder, config, rows, columns, seed, inputs=INPUTS):
+    """A random layer at 10 % and ``inputs`` dense inputs: ``(image_dir, inputs)``."""
     rng = np.random.default_rng(seed)
     codes = (rng.random((rows, columns)) < 0.1) * rng.integers(1, 16, (rows, columns))
     codebook = np.r_[0.0, np.sort(rng.uniform(-1, 1, 15))]
     image = lower([LayerSpec(codes, codebook, rng.normal(0, 0.5, rows), relu=True)], config)
-    inputs = [[int(v) for v in rng.integers(-2000, 2000, columns)] for _ in range(INPUTS)]
-    return str(image.save(Path(folder) / f"eie{config.n_pe}-{rows}x{columns}")), inputs
+    xs = [[int(v) for v in rng.integers(-2000, 2000, columns)] for _ in range(inputs)]
+    return str(image.save(Path(folder) / f"eie{config.n_pe}-{rows}x{columns}")), xs
 
 
 def eie_native(config, job):
@@ -104,12 +105,12 @@ def eie_native(config, job):
             "job_driver_only": _rate(cycles, sum(v["seconds"] for v in p.values()))}
 
 
-def eie_cocotb(config, job, load_job):
-    """The same job under cocotb: the image load alone (``load_job``, timed whole), then the runs."""
+def eie_cocotb(config, job):
+    """The same job under cocotb: the image load alone (timed whole), then the whole job."""
     started = time.perf_counter()
     build_verilator(EIE(config), name="EIE")
     build = time.perf_counter() - started
-    load = run_verilator(EIE(config), "sparq.sim.tb:timed", inner=EIE_BODY, jobs=[{**load_job, "inputs": []}])
+    load = run_verilator(EIE(config), "sparq.sim.tb:timed", inner=EIE_BODY, jobs=[{**job, "inputs": []}])
     timed = run_verilator(EIE(config), "sparq.sim.tb:timed", inner=EIE_BODY, jobs=[job], poll=256)
     (result,) = timed["result"]
     run_cycles = sum(c["cycles"] for c in result["counters"])
@@ -172,13 +173,13 @@ def main():
     }
     eie = {}
     with tempfile.TemporaryDirectory() as folder:
-        for n_pe, config in ((16, EieConfig(n_pe=16)), (64, EIE64_CONFIG)):
+        for n_pe, config, columns, inputs in ((16, EieConfig(n_pe=16), 1024, INPUTS), (64, EIE64_CONFIG, 256, 8)):
             if n_pe == 64 and args.no_eie64:
                 continue
-            path, inputs = eie_layer(folder, config, 1024, 1024, seed=n_pe)
-            job = {"image_dir": path, "inputs": inputs}
-            load_job = job if n_pe == 16 else {"image_dir": eie_layer(folder, config, 256, 1024, seed=n_pe + 1)[0]}
-            eie[n_pe] = {"native": eie_native(config, job), "cocotb": eie_cocotb(config, job, load_job)}
+            path, xs = eie_layer(folder, config, 1024, columns, seed=n_pe, inputs=inputs)
+            job = {"image_dir": path, "inputs": xs}
+            eie[n_pe] = {"layer": f"1024x{columns}", "inputs": inputs, "native": eie_native(config, job),
+                         "cocotb": eie_cocotb(config, job)}
             load_average.append(os.getloadavg()[0])
             for phase in ("load", "free_running", "job"):
                 eie[n_pe][f"{phase}_native_over_cocotb"] = round(

@@ -27,8 +27,8 @@ The body (``"module:function"`` or the function itself) is an ``async def body(b
 Whole-accelerator runs have a faster path without cocotb: :mod:`sparq.sim.native`.
 
 ``SPARQ_WAVES=1`` builds with FST tracing, writes ``dump.fst`` and prints its path (under Amaranth's simulator it
-writes a VCD file instead). ``SPARQ_CACHE`` moves the build cache (default: ``build/`` in a checkout, else the user's cache directory;
-:func:`sparq.sim.toolchain.cache_root`).
+writes a VCD file instead). ``SPARQ_CACHE`` moves the build cache (default: ``build/`` in a checkout, else the
+user's cache directory; :func:`sparq.sim.toolchain.cache_root`).
 """
 
 import fcntl

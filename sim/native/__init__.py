@@ -15,6 +15,10 @@ returning the body's result (plus per-stream transfer and stall counts where the
 * :func:`sparq.sim.native.systolic.run_program_file`, :func:`~sparq.sim.native.systolic.run_program_files`,
   :func:`~sparq.sim.native.systolic.run_networks` -- the bodies of the same names in :mod:`sparq.sim.tb.systolic`.
 
+:class:`sparq.sim.native.eie.Eie` and :class:`sparq.sim.native.systolic.Accelerator` keep one simulation (one
+process, the design's state) across calls of those methods, as a cocotb body that calls the others does: for
+example an EIE image loaded once and run on many inputs (``load_image=False`` after the first call).
+
 :func:`run_native` takes a body's name as :func:`sparq.sim.harness.run_verilator` does, so a caller switches
 runner by switching the function::
 

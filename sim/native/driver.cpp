@@ -353,10 +353,11 @@ struct Agent {
     }
 };
 
-// Bench.run: until every agent that is waited for is done and the optional port is high, at most max_cycles.
+// Bench.run: until every agent that is waited for is done and the optional until port is high, or the optional
+// stop port is high; at most max_cycles. Appends each sink's items, then each agent's count of items done.
 void run_agents(Sim& sim, Reader& r, std::vector<uint32_t>& data) {
     const uint32_t n = r.next();
-    const uint32_t until_port = r.next();
+    const uint32_t until_port = r.next(), stop_port = r.next();
     const uint64_t max_cycles = r.next64();
     std::vector<Agent> agents(n);
     for (Agent& a : agents) {
@@ -378,6 +379,7 @@ void run_agents(Sim& sim, Reader& r, std::vector<uint32_t>& data) {
             agents[i].out = &outputs[i];
         }
     auto finished = [&] {
+        if (stop_port != UINT32_MAX && sim.bit(static_cast<int>(stop_port))) return true;
         for (const Agent& a : agents)
             if (a.waited_for && !a.done()) return false;
         return until_port == UINT32_MAX || sim.bit(static_cast<int>(until_port));
@@ -401,6 +403,10 @@ void run_agents(Sim& sim, Reader& r, std::vector<uint32_t>& data) {
     for (Agent& a : agents)
         if (a.source && a.done()) sim.write_bit(a.stream->valid, 0);
     for (uint32_t i = 0; i < n; ++i) data.insert(data.end(), outputs[i].begin(), outputs[i].end());
+    for (const Agent& a : agents) {
+        data.push_back(static_cast<uint32_t>(a.done_items));
+        data.push_back(static_cast<uint32_t>(a.done_items >> 32));
+    }
 }
 
 void execute(Sim& sim, Reader& r, std::vector<uint32_t>& data, std::vector<uint64_t>& timing) {
@@ -424,7 +430,8 @@ void execute(Sim& sim, Reader& r, std::vector<uint32_t>& data, std::vector<uint6
         }
         case SET: {
             const int port = port_arg(r);
-            if (!SPARQ_PORTS[port].input) throw Failure{std::string("port ") + SPARQ_PORTS[port].name + " is an output"};
+            if (!SPARQ_PORTS[port].input)
+                throw Failure{std::string("port ") + SPARQ_PORTS[port].name + " is an output"};
             sim.write(port, r.take(SPARQ_PORTS[port].words));
             break;
         }

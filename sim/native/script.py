@@ -20,8 +20,10 @@ first; probabilities as the 64 bits of a double)::
     RESET cycles                     rst high for ``cycles`` cycles (sparq.sim.bench.Bench.reset)
     SET port value[words(port)]      drive an input port
     TICK cycles64                    idle cycles
-    RUN n until_port max64 agent[n]  Bench.run of StreamSource / StreamSink agents: until every agent marked
-                                     waited-for is done and ``until_port`` (0xffffffff: none) is high
+    RUN n until stop max64 agent[n]  Bench.run of StreamSource / StreamSink agents: until every agent marked
+                                     waited-for is done and port ``until`` is high, or port ``stop`` is high
+                                     (0xffffffff: no such port); data: each sink's items, then per agent the
+                                     count of items it sent or received (64 bits)
         agent: kind(0 source, 1 sink) stream count64 probability64 waited_for [items: count * words]
     WAIT port poll max64             while not port: tick ``poll`` cycles (error after ``max`` cycles)
     SNAPSHOT n port[n]               the ports' current values, into the reply's data
@@ -178,10 +180,12 @@ class Job:
         """Until ``port`` is high, checked every ``poll`` cycles (``sim.tb.eie``'s ``_wait_done``)."""
         self._op(label or f"wait for {port}", WAIT, self.build.port(port), poll, *self._u64(max_cycles))
 
-    def run(self, agents, *, max_cycles: int, until: str | None = None, label="run"):
-        """``Bench.run(agents, until=..., max_cycles=...)``; returns the keys of the sinks' items in the reply."""
-        words, keys, outputs = [RUN, len(agents), _NO_PORT if until is None else self.build.port(until),
-                                *self._u64(max_cycles)], [], []
+    def run(self, agents, *, max_cycles: int, until: str | None = None, stop: str | None = None, label="run"):
+        """``Bench.run(agents, until=..., max_cycles=...)``: until every agent with ``waited_for`` is done and port
+        ``until`` (if any) is high, or port ``stop`` (if any) is high. Returns the keys, in the reply's data, of the
+        sinks' items and then of the list of the agents' counts of items sent or received."""
+        ports = [_NO_PORT if p is None else self.build.port(p) for p in (until, stop)]
+        words, keys, outputs = [RUN, len(agents), *ports, *self._u64(max_cycles)], [], []
         chunks = []
         for agent in agents:
             index = self.build.stream(agent.stream)
@@ -210,8 +214,10 @@ class Job:
             if source:
                 chunks.append(np.ascontiguousarray(items, dtype=np.uint32).ravel())
         self._chunks.append(np.concatenate([np.array(words, dtype=np.uint32), *chunks]))
-        op = _Op(label, outputs)
-        self._ops.append(op)
+        key = (len(self._ops), len(outputs))
+        outputs.append((key, "counts", len(agents)))
+        keys.append(key)
+        self._ops.append(_Op(label, outputs))
         return keys
 
     def snapshot(self, ports, label="snapshot"):
@@ -318,7 +324,10 @@ class NativeProcess:
         ports = self.build.ports
         for op in job._ops:
             for key, what, count in op.outputs:
-                if count is None:  # snapshot
+                if what == "counts":  # each agent's items done, 64 bits
+                    out[key] = [int(lo) | int(hi) << 32 for lo, hi in data[at:at + 2 * count].reshape(-1, 2)]
+                    at += 2 * count
+                elif count is None:  # snapshot
                     values = {}
                     for name in what:
                         port = ports[self.build.port(name)]

@@ -29,6 +29,8 @@ class Accelerator:
         self.build = build_native(component, name=name, waves=waves_requested())
         self.process = NativeProcess(self.build, fst=waveform_path(self.build) if self.build.waves else None)
         self.lanes = self.build.ports[self.build.streams[self.build.stream("host_in")].payload].width // 8
+        # A build with an error output stops there, as the cocotb body does.
+        self._error = "error" if any(p.name == "error" for p in self.build.ports) else None
         self._seeded = False
 
     def __enter__(self):
@@ -58,47 +60,51 @@ class Accelerator:
         job.reset(label=f"{label}: reset")
         budget = (50 * (len(stream) + program.output_words + len(program.instructions)) + 200_000
                   + 4 * sum(ins.count for ins in program.instructions))
-        (out,) = job.run([Source("instr", program.encoded(), instr_gap_probability, waited_for=False),
-                          Source("host_in", self._words(stream), gap_probability, waited_for=False),
-                          Sink("host_out", program.output_words, stall_probability)],
-                         until="halted", max_cycles=budget, label=f"{label}: run")
-        counters = job.snapshot(COUNTERS, label=f"{label}: counters")
+        out, sent = job.run([Source("instr", program.encoded(), instr_gap_probability, waited_for=False),
+                             Source("host_in", self._words(stream), gap_probability, waited_for=False),
+                             Sink("host_out", program.output_words, stall_probability)],
+                            until="halted", stop=self._error, max_cycles=budget, label=f"{label}: run")
+        counters = job.snapshot([*COUNTERS, *([self._error] if self._error else [])], label=f"{label}: counters")
         reply = self.process.run(job)
+        if self._error and reply.data[counters].get(self._error):
+            raise Mismatch(f"the accelerator stopped on an error (an instruction it does not execute) with "
+                           f"{reply.data[sent][0]} of {len(program.instructions)} instructions sent")
         raw = reply.data[out].raw.view(np.uint8).reshape(len(reply.data[out]), -1)[:, :self.lanes]
         snapshot = reply.data[counters]
         return raw.view(np.int8), {name: snapshot.get(name) for name in COUNTERS}, reply
+
+    def run_program_file(self, *, program: str, inputs: str, seed: int = 0, gap_probability: float = 0.0,
+                         stall_probability: float = 0.0, instr_gap_probability: float = 0.0):
+        """:func:`sparq.sim.tb.systolic.run_program_file` (same arguments, same result) in this simulation."""
+        prog, input_words = load_program(program), np.load(inputs)
+        expected = run_program(prog.config, prog.instructions, prog.stream(input_words))
+        got, counters, _ = self.program(prog, input_words, seed=seed, gap_probability=gap_probability,
+                                        stall_probability=stall_probability,
+                                        instr_gap_probability=instr_gap_probability)
+        assert_words_equal(expected.view(np.uint8), got.view(np.uint8), what="host_out bytes")
+        return {**counters, "output_words": len(got)}
 
 
 def run_program_file(component, *, program: str, inputs: str, seed: int = 0, gap_probability: float = 0.0,
                      stall_probability: float = 0.0, instr_gap_probability: float = 0.0, name=None):
     """:func:`sparq.sim.tb.systolic.run_program_file` on the native runner: the counters and ``output_words``."""
-    return run_program_files(component, runs=[dict(program=program, inputs=inputs, seed=seed,
-                                                   gap_probability=gap_probability,
-                                                   stall_probability=stall_probability,
-                                                   instr_gap_probability=instr_gap_probability)],
-                             name=name, _single=True)[0]
+    with Accelerator(component, name) as accelerator:
+        return accelerator.run_program_file(program=program, inputs=inputs, seed=seed,
+                                            gap_probability=gap_probability, stall_probability=stall_probability,
+                                            instr_gap_probability=instr_gap_probability)
 
 
-def run_program_files(component, *, runs: list, name=None, _single=False):
+def run_program_files(component, *, runs: list, name=None):
     """:func:`sparq.sim.tb.systolic.run_program_files` on the native runner: one process, one call per run."""
     results = []
     with Accelerator(component, name) as accelerator:
         for i, run in enumerate(runs):
             run = dict(run)
             run_name = run.pop("name", f"run {i}")
-            prog = load_program(run.pop("program"))
-            input_words = np.load(run.pop("inputs"))
-            expected = run_program(prog.config, prog.instructions, prog.stream(input_words))
-            got, counters, reply = accelerator.program(prog, input_words, seed=run.pop("seed", 0), **run,
-                                                       label=run_name)
             try:
-                assert_words_equal(expected.view(np.uint8), got.view(np.uint8), what="host_out bytes")
+                results.append({"name": run_name, **accelerator.run_program_file(**run)})
             except AssertionError as error:
-                if _single:
-                    raise
                 raise Mismatch(f"{run_name}: {error}") from None
-            result = {**counters, "output_words": len(got)}
-            results.append(result if _single else {"name": run_name, **result})
     return results
 
 

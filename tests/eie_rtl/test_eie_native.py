@@ -7,6 +7,7 @@ from sparq.formats.eie import EieImage
 from sparq.hw.eie import EIE
 from sparq.sim.harness import run_verilator
 from sparq.sim.native import run_native
+from sparq.sim.native.eie import Eie
 from sparq.sim.tb.eie import image_words
 
 PRESSURE = dict(gap_probability=0.3, stall_probability=0.3)
@@ -36,3 +37,19 @@ def test_eie_native_equals_cocotb(tmp_path):
         words += len(image_words(EieImage.load(job["image_dir"])))
         words += sum(len(x) for x in job["inputs"]) + (len(job["inputs"][0]) if job_number == 0 else 0)
     assert sum(job["streams"]["load"]["transfers"] for job in native) == words
+
+
+def test_eie_session_keeps_the_image(tmp_path, paper_image):
+    """One simulation across calls (the front door's per-image runs): the image loaded by the first call serves the
+    next ones (``load_image=False``), with the same outputs and counters as the cocotb body that does the same."""
+    _, path = paper_image
+    inputs = random_inputs(np.random.default_rng(8), 8, 3)
+    cocotb = run_verilator(EIE(CONFIG4), "sparq.rtl:eie_images", image_dir=path, inputs=inputs, seed=4)
+    outputs, counters = [], []
+    with Eie(EIE(CONFIG4)) as eie:
+        for number, x in enumerate(inputs):
+            (result,) = eie.run_network(jobs=[{"image_dir": path, "inputs": [x]}], seed=4 + number,
+                                        load_image=number == 0)
+            outputs += result["outputs"]
+            counters += result["counters"]
+    assert outputs == cocotb["outputs"] and counters == cocotb["counters"]

@@ -96,10 +96,10 @@ def test_stream_agents_on_a_fifo():
     job = Job(build)
     job.seed(3)
     job.reset()
-    (out,) = job.run([Source("i", items, 0.4), Sink("o", 500, 0.4)], max_cycles=100_000)
+    out, counts = job.run([Source("i", items, 0.4), Sink("o", 500, 0.4)], max_cycles=100_000)
     with NativeProcess(build) as process:
         reply = process.run(job)
-        assert np.array_equal(reply.data[out].values(), items)
+        assert np.array_equal(reply.data[out].values(), items) and reply.data[counts] == [500, 500]
         assert reply.streams["i"]["transfers"] == reply.streams["o"]["transfers"] == 500
         assert reply.streams["i"]["starved"] > 0 and reply.streams["o"]["stalled"] > 0
         again = Job(build)
