@@ -235,7 +235,8 @@ def digits_golden():
 
 # --- report -----------------------------------------------------------------------------------------------------
 
-def plot(rows, path):
+def plot(rows, path, config=CONFIG):
+    """Compute-phase cycles (RTL, analytic model, SCALE-Sim) and MAC utilization per shape, for ``config``'s array."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -251,7 +252,7 @@ def plot(rows, path):
     left.set_ylabel("cycles")
     left.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
     left.legend()
-    left.set_title(f"{CONFIG.rows}x{CONFIG.cols} array: compute-phase cycles")
+    left.set_title(f"{config.rows}x{config.cols} array: compute-phase cycles")
     right.bar(x - width / 2, [100 * r["utilization_compute"] for r in rows], width, label="compute phase")
     right.bar(x + width / 2, [100 * r["utilization_total"] for r in rows], width, label="incl. host transfers")
     right.axhline(90, color="grey", linestyle="--", linewidth=1)

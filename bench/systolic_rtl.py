@@ -28,10 +28,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from systolic import gemm_dims, run_scalesim, scalesim_version  # noqa: E402
+from systolic import gemm_dims, plot, run_scalesim, scalesim_version  # noqa: E402
 
 from sparq.formats.systolic import SystolicConfig, save_program  # noqa: E402
 from sparq.hw.systolic.accelerator import SystolicAccelerator  # noqa: E402
@@ -53,29 +52,6 @@ SHAPES = [
     ("conv2_1 3x3 64->128 on 16x16", "conv", (18, 3, 64, 128)),
     ("conv2_2 3x3 128->128 on 16x16", "conv", (18, 3, 128, 128)),
 ]
-
-
-def plot(rows, path):
-    names = [r["name"] for r in rows]
-    x = np.arange(len(names))
-    fig = Figure(figsize=(11, 4.5))
-    left, right = fig.subplots(1, 2)
-    width = 0.27
-    left.bar(x - width, [r["rtl"]["active_cycles"] for r in rows], width, label="RTL compute phase")
-    left.bar(x, [r["model"]["active_cycles"] for r in rows], width, label="analytic model")
-    if all(r.get("scalesim") for r in rows):
-        left.bar(x + width, [r["scalesim"]["cycles"] for r in rows], width, label="SCALE-Sim ws")
-    left.set_yscale("log")
-    left.set_ylabel("cycles")
-    left.set_xticks(x, names, rotation=25, ha="right", fontsize=7)
-    left.legend(fontsize=8)
-    left.set_title(f"{CONFIG.rows}x{CONFIG.cols} array, compute-phase cycles")
-    right.bar(x, [100 * r["utilization_compute"] for r in rows], 0.5)
-    right.set_ylabel("MAC utilization in the compute phase (%)")
-    right.set_xticks(x, names, rotation=25, ha="right", fontsize=7)
-    right.set_ylim(0, 100)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
 
 
 def main():
@@ -114,6 +90,7 @@ def main():
             row["model_over_rtl"] = {"cycles": model.cycles / (r["cycles"] - r["stall_cycles"]),
                                      "active_cycles": model.active_cycles / r["active_cycles"]}
             row["utilization_compute"] = r["mac_busy"] / r["active_cycles"]
+            row["utilization_total"] = r["mac_busy"] / (r["cycles"] - r["stall_cycles"])
             row["effective_mac_utilization"] = m * k * n / (CONFIG.rows * CONFIG.cols * r["active_cycles"])
             if have_scalesim:
                 t = time.perf_counter()
@@ -136,7 +113,7 @@ def main():
               f"{s.get('cycles', '-'):>11}{ratio:>8}{100 * row['utilization_compute']:>6.1f}%"
               f"{row['wall_seconds']:>8.1f}")
     RESULTS.mkdir(exist_ok=True)
-    plot(rows, RESULTS / "systolic_rtl.png")
+    plot(rows, RESULTS / "systolic_rtl.png", CONFIG)
     out = {"config": json.loads(CONFIG.to_json()), "scalesim_version": scalesim_version() if have_scalesim else None,
            "build_seconds": round(build_seconds, 1), "shapes": rows,
            "model_largest_error": max(abs(e - 1) for row in rows for e in row["model_over_rtl"].values()),
