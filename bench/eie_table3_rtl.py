@@ -20,6 +20,10 @@ two layers and their write-backs instead of one. So the pointer memory is double
 does not change a single cycle of any run, only whether the image fits -- and the JSON records which layers fit the
 paper's memories as they are.
 
+The RTL is compared with the cycle model as the paper's machine (an activation can be started the cycle after its
+broadcast), and also with the same model given the RTL's queue latency (``start_latency=3``), which it matches
+exactly.
+
 Writes ``bench/results/eie_table3_rtl.json`` (per layer: ``layer``, ``rtl_cycles``, ``model_cycles``,
 ``rtl_us_800mhz``, ``paper_actual_us``, ``bit_exact``, ``wall_seconds`` and more) and ``eie_table3_rtl.png``.
 Not part of the test suite: the 64-PE build takes minutes and the nine layers load about 6 M words.
@@ -54,6 +58,14 @@ RESULTS = Path(__file__).resolve().parent / "results"
 CLOCK_HZ = cycle.CLOCK_HZ
 TOLERANCE = 0.02
 """The target: RTL compute cycles within 2 % of the cycle model on every layer."""
+RTL_START_LATENCY = 3
+"""Cycles from a broadcast to the first cycle a PE can work on it in the RTL (the model says 1): the activation
+queue's 2 cycles through an empty FIFO and the pointer read (``hw/eie/README.md``, deviation 8)."""
+GAP_NOTE = ("The RTL's activation queue takes 2 cycles through an empty FIFO, then the pointer read, so a broadcast "
+            "in cycle t is started at t + 3, not at t + 1 as the cycle model says (hw/eie/README.md, deviation 8). "
+            "Hidden while the queues hold work, it shows whenever a PE runs dry, most on layers with few rows per PE "
+            "(under one entry per PE per column on average), whose queues drain often. The cycle model with "
+            "start_latency=3 gives the RTL's compute cycles exactly (model_cycles_with_rtl_queue_latency).")
 
 
 def layer_inputs(seed, index, columns, rows, weight_density, act_density):
@@ -78,6 +90,7 @@ def run_layer(seed, index, folder):
     path = str(image.save(Path(folder) / name))
     lowering = time.perf_counter() - started
     model = cycle.run(image, a)[0]
+    queue_model = cycle.simulate(cycle.layer_costs(image, 0, a), CONFIG.fifo_depth, start_latency=RTL_START_LATENCY)
     started = time.perf_counter()
     try:
         (result,) = native_eie.run_network(EIE(CONFIG), jobs=[{"image_dir": path, "inputs": [[int(v) for v in a]]}])
@@ -87,6 +100,7 @@ def run_layer(seed, index, folder):
     total = time.perf_counter() - started
     row = {"layer": name, "size": f"{columns}x{rows}", "weight_density": w, "activation_density": act,
            "model_cycles": int(model.total), "model_load_efficiency": round(float(model.load_efficiency), 4),
+           "model_cycles_with_rtl_queue_latency": int(queue_model.total),
            "paper_theory_us": theory, "paper_actual_us": actual, "bit_exact": bit_exact,
            "paper_memories": fits_paper_memories(image), "lowering_seconds": round(lowering, 2)}
     if result is None:
@@ -100,6 +114,8 @@ def run_layer(seed, index, folder):
             "run": phases["run"]["seconds"], "read_out": phases["read-out"]["seconds"]}
     wall["compare_and_files"] = total - sum(wall.values())
     return {**row, "rtl_cycles": rtl, "rtl_total_cycles": counters["cycles"], "ratio": round(rtl / model.total, 4),
+            "rtl_equals_model_with_queue_latency": rtl == queue_model.total,
+            "gap_note": GAP_NOTE if abs(rtl / model.total - 1) > TOLERANCE else None,
             "rtl_us_800mhz": round(rtl / CLOCK_HZ * 1e6, 2), "model_us_800mhz": round(model.total / CLOCK_HZ * 1e6, 2),
             "rtl_over_paper_actual": round(rtl / CLOCK_HZ * 1e6 / actual, 3),
             "rtl_load_efficiency": round(float(busy.sum() / (CONFIG.n_pe * rtl)), 4),
@@ -159,7 +175,12 @@ def main():
     within = [r["layer"] for r in rows if r["bit_exact"] and abs(r["ratio"] - 1) <= TOLERANCE]
     print(f"bit-exact: {sum(r['bit_exact'] for r in rows)} of {len(rows)}; RTL within {TOLERANCE:.0%} of the model: "
           f"{len(within)} of {len(rows)}")
+    exact = [r["layer"] for r in rows if r.get("rtl_equals_model_with_queue_latency")]
+    print(f"RTL equal to the cycle model with the RTL's queue latency ({RTL_START_LATENCY} cycles): {len(exact)} of "
+          f"{len(rows)}")
     for r in rows:
+        if r.get("gap_note"):
+            print(f"{r['layer']} is {100 * (r['ratio'] - 1):.2f} % over the model: {r['gap_note']}")
         if r["paper_memories"] != "fits":
             print(f"{r['layer']} needs more than the paper's per-PE memories: {r['paper_memories']}")
     RESULTS.mkdir(exist_ok=True)
