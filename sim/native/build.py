@@ -24,7 +24,6 @@ Verilog. ``waves=True`` builds with FST tracing (a separate cached build).
 
 import fcntl
 import hashlib
-import json
 import os
 import subprocess
 from dataclasses import dataclass
@@ -110,12 +109,11 @@ def _cxx_name(verilog_name: str) -> str:
 
 def _tables(component: wiring.Component):
     """The port table (signature order, then ``rst``) and the stream table of ``component``."""
-    ports, constant = [], set()
+    ports = []
     for path, member, value in component.signature.flatten(component):
         name = ".".join(map(str, path))
         value = Value.cast(value)
-        if isinstance(value, Const):  # always_ready / always_valid: not driven, not read
-            constant.add(name)
+        if isinstance(value, Const):  # always_ready / always_valid: neither driven nor read
             continue
         shape = value.shape()
         ports.append(PortInfo(name, _cxx_name("__".join(map(str, path))), shape.width, shape.signed,
@@ -152,8 +150,9 @@ def _header(ports, streams, reset) -> str:
     lines += [f'    {{"{s.name}", {s.valid}, {-1 if s.ready is None else s.ready}, '
               f'{-1 if s.payload is None else s.payload}}},' for s in streams]
     if not streams:
-        lines.append('    {"", -1, -1, -1},')
-    lines += ["};", f"constexpr int SPARQ_RESET_PORT = {reset};", "",
+        lines.append('    {"", -1, -1, -1},  // a placeholder: C++ has no empty arrays')
+    lines += ["};", f"constexpr int SPARQ_N_STREAMS = {len(streams)};", f"constexpr int SPARQ_RESET_PORT = {reset};",
+              "",
               "static inline void sparq_write(Vtop* top, int port, const uint32_t* w) {", "    switch (port) {"]
     lines += [f"    case {i}: sparq::put(top->{p.member}, w); break;" for i, p in enumerate(ports) if p.input]
     lines += ["    default: break;", "    }", "}", "",
@@ -190,11 +189,11 @@ def _runtime(root: Path, sources: list[str], waves: bool, cflags: list[str]) -> 
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not library.exists():
             log = folder / "build.log"
-            compiles = [subprocess.Popen(["g++", *flags, "-c", str(include / f"{name}.cpp"), "-o", f"{name}.o"],
-                                         cwd=folder, stdout=subprocess.DEVNULL, stderr=open(log, "a"))
-                        for name in sources]
-            if any(c.wait() for c in compiles):
-                raise RuntimeError(f"could not compile Verilator's runtime; see {log}")
+            with open(log, "a") as out:
+                compiles = [subprocess.Popen(["g++", *flags, "-c", str(include / f"{name}.cpp"), "-o", f"{name}.o"],
+                                             cwd=folder, stdout=out, stderr=subprocess.STDOUT) for name in sources]
+                if any([c.wait() for c in compiles]):
+                    raise RuntimeError(f"could not compile Verilator's runtime; see {log}")
             _run(["ar", "rcs", "libverilated.a.tmp", *(f"{name}.o" for name in sources)], log, folder)
             os.replace(folder / "libverilated.a.tmp", library)
     return library
@@ -252,8 +251,6 @@ def build_native(component: wiring.Component, *, name: str | None = None, waves:
         link = [f"-L{lz4}", "-llz4", "-lz"] if waves else []
         _run(["g++", directory / "driver.o", obj / "libVtop.a", runtime, "-pthread", "-latomic", *link,
               "-o", directory / EXECUTABLE], log, directory)
-        (directory / "ports.json").write_text(json.dumps({
-            "ports": [p.__dict__ for p in ports], "streams": [s.__dict__ for s in streams], "reset": reset}))
 
     directory = cached_build(component, name=f"{name}-native{'-waves' if waves else ''}", options=options,
                              build=build)

@@ -63,13 +63,13 @@ inline void get(const VlWide<N>& s, uint32_t* w) {
 
 }  // namespace sparq
 
-#include "sparq_ports.h"  // SPARQ_PORTS, SPARQ_STREAMS, sparq_write(), sparq_read(), SPARQ_RESET_PORT
+#include "sparq_ports.h"  // SPARQ_PORTS, SPARQ_STREAMS, SPARQ_N_STREAMS, SPARQ_RESET_PORT, sparq_write(), sparq_read()
 
 namespace {
 
 constexpr uint32_t MAGIC = 0x31515053;  // "SPQ1"
 constexpr int N_PORTS = sizeof(SPARQ_PORTS) / sizeof(SPARQ_PORTS[0]);
-constexpr int N_STREAMS = sizeof(SPARQ_STREAMS) / sizeof(SPARQ_STREAMS[0]);
+constexpr int N_STREAMS = SPARQ_N_STREAMS;  // SPARQ_STREAMS has a placeholder entry when it is 0
 enum Op : uint32_t { SEED = 1, RESET = 2, SET = 3, TICK = 4, RUN = 5, WAIT = 6, SNAPSHOT = 7 };
 
 struct Failure {
@@ -146,8 +146,6 @@ std::string hex(const uint32_t* w, int words) {
     }
     return s;
 }
-
-class Sim;
 
 // The stream rules, checked every cycle on every stream port of the design, whoever drives it: while valid is high
 // and ready low, valid stays high and the payload stays the same until the transfer. Cycles across a reset edge

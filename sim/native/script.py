@@ -46,8 +46,8 @@ import numpy as np
 
 from .build import NativeBuild
 
-__all__ = ["Source", "Sink", "Job", "Reply", "NativeProcess", "NativeFailure", "Snapshot", "to_words",
-           "from_words", "waveform_path"]
+__all__ = ["Source", "Sink", "Job", "Reply", "NativeProcess", "NativeFailure", "Snapshot", "Items",
+           "to_words", "from_words", "waveform_path"]
 
 MAGIC = 0x31515053
 SEED, RESET, SET, TICK, RUN, WAIT, SNAPSHOT = range(1, 8)
@@ -206,7 +206,7 @@ class Job:
             else:
                 count = agent.count
                 key = (len(self._ops), len(outputs))
-                outputs.append((key, agent.stream, count))
+                outputs.append((key, "items", agent.stream, count))
                 keys.append(key)
             head = [int(not source), index, *self._u64(count),
                     *struct.unpack("<2I", struct.pack("<d", probability)), int(agent.waited_for)]
@@ -215,7 +215,7 @@ class Job:
                 chunks.append(np.ascontiguousarray(items, dtype=np.uint32).ravel())
         self._chunks.append(np.concatenate([np.array(words, dtype=np.uint32), *chunks]))
         key = (len(self._ops), len(outputs))
-        outputs.append((key, "counts", len(agents)))
+        outputs.append((key, "counts", None, len(agents)))
         keys.append(key)
         self._ops.append(_Op(label, outputs))
         return keys
@@ -224,7 +224,7 @@ class Job:
         """The values of ``ports`` now; returns the key of the :class:`Snapshot` in the reply."""
         indices = [self.build.port(p) for p in ports]
         key = (len(self._ops), 0)
-        self._op(label, SNAPSHOT, len(indices), *indices).outputs.append((key, tuple(ports), None))
+        self._op(label, SNAPSHOT, len(indices), *indices).outputs.append((key, "snapshot", tuple(ports), None))
         return key
 
     def encode(self) -> bytes:
@@ -234,9 +234,9 @@ class Job:
 
 @dataclass
 class Reply:
-    """What a job produced: ``data[key]`` (a sink's items as ints or an int64 array, a :class:`Snapshot`), per
-    operation ``(label, cycles, seconds)``, and per stream port ``{"transfers", "stalled", "starved"}`` counted over
-    this job."""
+    """What a job produced: ``data[key]`` for the keys :meth:`Job.run` and :meth:`Job.snapshot` returned (a sink's
+    :class:`Items`, a run's list of items sent or received per agent, a :class:`Snapshot`), per operation ``(label,
+    cycles, seconds)``, and per stream port ``{"transfers", "stalled", "starved"}`` counted over this job."""
     data: dict
     timings: list
     streams: dict
@@ -323,35 +323,38 @@ class NativeProcess:
         out, at = {}, 0
         ports = self.build.ports
         for op in job._ops:
-            for key, what, count in op.outputs:
-                if what == "counts":  # each agent's items done, 64 bits
+            for key, kind, what, count in op.outputs:
+                if kind == "counts":  # each agent's items done, 64 bits
                     out[key] = [int(lo) | int(hi) << 32 for lo, hi in data[at:at + 2 * count].reshape(-1, 2)]
                     at += 2 * count
-                elif count is None:  # snapshot
+                elif kind == "snapshot":
                     values = {}
                     for name in what:
                         port = ports[self.build.port(name)]
-                        values[name] = from_words(data[at:at + port.words].reshape(1, -1), port.width,
-                                                  port.signed)[0]
+                        values[name] = int(from_words(data[at:at + port.words].reshape(1, -1), port.width,
+                                                      port.signed)[0])
                         at += port.words
-                    out[key] = Snapshot({k: int(v) for k, v in values.items()})
+                    out[key] = Snapshot(values)
                 else:
                     stream = self.build.streams[self.build.stream(what)]
-                    payload = ports[stream.payload] if stream.payload is not None else None
-                    words = payload.words if payload else 0
-                    block = data[at:at + count * words].reshape(count, words)
+                    port = ports[stream.payload] if stream.payload is not None else None
+                    words = port.words if port else 0
+                    out[key] = Items(data[at:at + count * words].reshape(count, words), port)
                     at += count * words
-                    out[key] = block if payload is None else _Items(block, payload)
         return out
 
 
-class _Items:
-    """A sink's items: ``raw`` (n, words) uint32, ``values()`` as the port's integers."""
+class Items:
+    """A sink's items: ``raw``, an ``(n, words)`` uint32 array of the payloads; :meth:`values`, the port's
+    integers."""
 
     def __init__(self, raw: np.ndarray, port):
         self.raw, self._port = raw, port
 
     def values(self):
+        """An int64 array (ports up to 63 bits) or a list of ints, with the port's signedness."""
+        if self._port is None:
+            return np.zeros(len(self.raw), dtype=np.int64)
         return from_words(self.raw, self._port.width, self._port.signed)
 
     def __len__(self):
