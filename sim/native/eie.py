@@ -39,9 +39,9 @@ class Eie:
     keep their contents from one :meth:`run_network` call to the next, as in one cocotb simulation (so an image
     loaded by one call serves the calls after it with ``load_image=False``); a context manager."""
 
-    def __init__(self, component, name=None):
+    def __init__(self, component, name=None, optimize=None):
         self.config = component.config
-        self.build = build_native(component, name=name, waves=waves_requested())
+        self.build = build_native(component, name=name, waves=waves_requested(), optimize=optimize)
         self.process = NativeProcess(self.build, fst=waveform_path(self.build) if self.build.waves else None)
         # Every output that is not part of a stream: the counters (whatever their names), running and done.
         streamed = {i for s in self.build.streams for i in (s.valid, s.ready, s.payload)}
@@ -112,15 +112,16 @@ class Eie:
 
 
 def run_network(component, *, jobs, seed=0, gap_probability=0.0, stall_probability=0.0, load_image=True,
-                reset_at=None, poll=16, name=None):
-    """:func:`sparq.sim.tb.eie.run_network` on the native runner, for the ``EIE`` ``component``.
+                reset_at=None, poll=16, name=None, optimize=None):
+    """:func:`sparq.sim.tb.eie.run_network` on the native runner, for the ``EIE`` ``component`` (``name`` and
+    ``optimize`` as for :func:`sparq.sim.native.build.build_native`).
 
     Returns one ``{"outputs", "counters", "run_seconds", "seconds", "streams", "phases"}`` per job: the cocotb
     body's keys, plus the transfers, stalled and starved cycles of each stream port during the job (``streams``, the
     evidence that the pressure asked for happened) and the cycles and wall seconds of the image load, the input
     loads, the runs and the read-outs (``phases``).
     """
-    with Eie(component, name) as eie:
+    with Eie(component, name, optimize) as eie:
         return eie.run_network(jobs=jobs, seed=seed, gap_probability=gap_probability,
                                stall_probability=stall_probability, load_image=load_image, reset_at=reset_at,
                                poll=poll)

@@ -22,11 +22,12 @@ __all__ = ["Accelerator", "run_program_file", "run_program_files", "run_networks
 
 
 class Accelerator:
-    """A systolic accelerator ``component`` on the native runner (built or found in the cache), in one process
-    that runs programs one after the other (:meth:`program`); a context manager."""
+    """A systolic accelerator ``component`` on the native runner (built or found in the cache; ``name`` and
+    ``optimize`` as for :func:`sparq.sim.native.build.build_native`), in one process that runs programs one after
+    the other (:meth:`program`); a context manager."""
 
-    def __init__(self, component, name=None):
-        self.build = build_native(component, name=name, waves=waves_requested())
+    def __init__(self, component, name=None, optimize=None):
+        self.build = build_native(component, name=name, waves=waves_requested(), optimize=optimize)
         self.process = NativeProcess(self.build, fst=waveform_path(self.build) if self.build.waves else None)
         self.lanes = self.build.ports[self.build.streams[self.build.stream("host_in")].payload].width // 8
         # A build with an error output stops there, as the cocotb body does.
@@ -86,18 +87,18 @@ class Accelerator:
 
 
 def run_program_file(component, *, program: str, inputs: str, seed: int = 0, gap_probability: float = 0.0,
-                     stall_probability: float = 0.0, instr_gap_probability: float = 0.0, name=None):
+                     stall_probability: float = 0.0, instr_gap_probability: float = 0.0, name=None, optimize=None):
     """:func:`sparq.sim.tb.systolic.run_program_file` on the native runner: the counters and ``output_words``."""
-    with Accelerator(component, name) as accelerator:
+    with Accelerator(component, name, optimize) as accelerator:
         return accelerator.run_program_file(program=program, inputs=inputs, seed=seed,
                                             gap_probability=gap_probability, stall_probability=stall_probability,
                                             instr_gap_probability=instr_gap_probability)
 
 
-def run_program_files(component, *, runs: list, name=None):
+def run_program_files(component, *, runs: list, name=None, optimize=None):
     """:func:`sparq.sim.tb.systolic.run_program_files` on the native runner: one process, one call per run."""
     results = []
-    with Accelerator(component, name) as accelerator:
+    with Accelerator(component, name, optimize) as accelerator:
         for i, run in enumerate(runs):
             run = dict(run)
             run_name = run.pop("name", f"run {i}")
@@ -109,7 +110,7 @@ def run_program_files(component, *, runs: list, name=None):
 
 
 def run_networks(component, *, models: list, images: int, size: int, seed: int = 0, gap_probability: float = 0.0,
-                 stall_probability: float = 0.0, instr_gap_probability: float = 0.0, name=None):
+                 stall_probability: float = 0.0, instr_gap_probability: float = 0.0, name=None, optimize=None):
     """:func:`sparq.sim.tb.systolic.run_networks` on the native runner: every device call is one driver call."""
     from sparq.compiler.datasets import load_digits_split
     from sparq.compiler.ir import forward
@@ -120,7 +121,7 @@ def run_networks(component, *, models: list, images: int, size: int, seed: int =
     x_train, _, x_test, y_test = load_digits_split()
     x, y = x_test[:images], y_test[:images]
     results = {}
-    with Accelerator(component, name) as accelerator:
+    with Accelerator(component, name, optimize) as accelerator:
         first = True  # the cocotb body seeds one random sequence, shared by every device call
         for model_name in models:
             model = load_shipped(model_name)
