@@ -9,7 +9,8 @@ the outputs, counters and timings come back in bulk. Every output word is still 
 the driver checks the stream rules on every stream port of the design on every cycle.
 
 Entry points, one per testbench body, each taking the component and then the body's own keyword arguments and
-returning the body's result (plus per-stream transfer and stall counts where the body returns dicts):
+returning the body's result (the EIE's per-job dicts add per-stream transfer, stall and starve counts and per-phase
+cycles and wall seconds):
 
 * :func:`sparq.sim.native.eie.run_network` -- :func:`sparq.sim.tb.eie.run_network`;
 * :func:`sparq.sim.native.systolic.run_program_file`, :func:`~sparq.sim.native.systolic.run_program_files`,

@@ -51,8 +51,8 @@ class Accelerator:
     def program(self, program, input_words, *, seed=None, gap_probability=0.0, stall_probability=0.0,
                 instr_gap_probability=0.0, label="program"):
         """Reset and stream ``program`` with ``input_words`` until it halts (the cocotb ``_stream_program``);
-        ``seed`` starts a new random sequence (else it continues). Returns the output words (int8, (n, lanes))
-        and the counters."""
+        ``seed`` starts a new random sequence (else it continues). Returns the output words (int8, (n, lanes)),
+        the counters and the driver's :class:`~sparq.sim.native.script.Reply` (timings, stream counts)."""
         stream = program.stream(input_words)
         job = Job(self.build)
         if seed is not None or not self._seeded:
