@@ -57,11 +57,14 @@ def port_map(component) -> dict[str, PortInfo]:
     """Map each dotted signature path of the ``wiring.Component`` to its :class:`PortInfo`.
 
     The Verilog names are those Amaranth's ``verilog.convert`` gives the ports of a component: the path joined by ``__``.
+    Constant members (the ``ready`` of an ``always_ready`` stream) are no ports (:func:`sparq.sim.verilog.convert`).
     """
-    from amaranth.hdl import Value  # imported here: the cocotb side of the bench runs without Amaranth
+    from amaranth.hdl import Const, Value  # imported here: the cocotb side of the bench runs without Amaranth
     ports = {}
     for path, _member, value in component.signature.flatten(component):
         value = Value.cast(value)
+        if isinstance(value, Const):
+            continue
         shape = value.shape()
         ports[".".join(map(str, path))] = PortInfo("__".join(map(str, path)), shape.width, shape.signed)
     return ports

@@ -75,10 +75,23 @@ def _sparse_memory_init():
 
 
 def convert(component, *, name: str = "top") -> str:
-    """Verilog of ``component`` (a ``wiring.Component``) with top module ``name``; see the module docstring."""
+    """Verilog of ``component`` (a ``wiring.Component``) with top module ``name``; see the module docstring.
+
+    The ports are the component's signature members, named by their path joined with ``__``, as Amaranth names them,
+    but for the members that are constants (the ``ready`` of an ``always_ready`` stream, the ``valid`` of an
+    ``always_valid`` one), which Amaranth cannot make ports of: they are no ports of the Verilog."""
     from amaranth.back import verilog
+    from amaranth.hdl import Const, Value
+    from amaranth.hdl._ir import PortDirection  # what verilog.convert itself builds its ports with
+    from amaranth.lib import wiring
+    ports = {}
+    for path, member, value in component.signature.flatten(component):
+        value = Value.cast(value)
+        if not isinstance(value, Const):
+            flow = PortDirection.Input if member.flow == wiring.In else PortDirection.Output
+            ports["__".join(map(str, path))] = (value, flow)
     with _sparse_memory_init():
-        return verilog.convert(component, name=name, emit_src=False)
+        return verilog.convert(component, name=name, emit_src=False, ports=ports)
 
 
 class _Unkeyable(Exception):

@@ -324,9 +324,11 @@ struct Agent {
             if (!flag && !done()) flag = sim.rng.random() >= probability;
             sim.write_bit(stream->valid, flag);
             if (flag && words) sim.write(stream->payload, items + done_items * words);
+        } else if (stream->ready < 0) {
+            flag = true;  // an always-ready stream: every valid item is taken, no back-pressure to draw
         } else {
             flag = sim.rng.random() >= probability;
-            if (stream->ready >= 0) sim.write_bit(stream->ready, flag);
+            sim.write_bit(stream->ready, flag);
         }
     }
     void sample(Sim& sim) {

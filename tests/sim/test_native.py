@@ -108,6 +108,31 @@ def test_stream_agents_on_a_fifo():
             process.run(again)
 
 
+class _EveryOtherCycle(wiring.Component):
+    """An always-ready output stream: the cycle count, valid on odd counts."""
+    o: Out(stream.Signature(8, always_ready=True))
+
+    def elaborate(self, platform):
+        m = Module()
+        count = Signal(8)
+        m.d.sync += count.eq(count + 1)
+        m.d.comb += [self.o.valid.eq(count[0]), self.o.payload.eq(count)]
+        return m
+
+
+def test_always_ready_stream():
+    """A stream without ready: the sink takes every valid item (no back-pressure to apply), the monitor has no rule
+    to check."""
+    build = build_native(_EveryOtherCycle(), name="always-ready")
+    assert build.streams[build.stream("o")].ready is None
+    job = Job(build)
+    job.reset()
+    out, _ = job.run([Sink("o", 20, stall_probability=0.5)], max_cycles=100)
+    with NativeProcess(build) as process:
+        values = process.run(job).data[out].values()
+    assert np.array_equal(np.diff(values), np.full(19, 2)) and values[0] % 2 == 1
+
+
 def test_cached_build_needs_no_verilog(monkeypatch):
     """A cached build is found by the design key alone; a component that does not keep its arguments is keyed by
     its Verilog instead."""
