@@ -18,7 +18,9 @@ def _exit_codes_epilog():
 def build_parser():
     from sparq.fpga.cli import add_synth_command
 
-    from .flow import DEFAULT_WORKSPACE
+    from .simulation import BACKENDS
+    from .targets import names
+    from .workspace import DEFAULT_WORKSPACE
     parser = argparse.ArgumentParser(prog="sparq", description=__doc__.splitlines()[0], epilog=_exit_codes_epilog(),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
@@ -49,7 +51,7 @@ def build_parser():
         formatter_class=argparse.RawDescriptionHelpFormatter)
     lower.add_argument("model", nargs="?", help=f"compressed model (default {DEFAULT_WORKSPACE}/compressed.npz); "
                        "systolic also takes a float .onnx / .npz")
-    lower.add_argument("--target", required=True, choices=("eie", "systolic"), help="the accelerator")
+    lower.add_argument("--target", required=True, choices=names(), help="the accelerator")
     lower.add_argument("--config", metavar="TOML", help="hardware parameters file")
     lower.add_argument("--pes", type=int, help="EIE: number of PEs (default 4)")
     lower.add_argument("--fifo-depth", type=int, help="EIE: activation FIFO depth (default 8)")
@@ -67,7 +69,7 @@ def build_parser():
                     "cycle model. rtl: the Amaranth design under Verilator, every output checked against the golden "
                     "model; prints the cycles and the performance counters. Writes simulation-<backend>.json.")
     simulate.add_argument("lowered", help="directory written by `sparq lower`")
-    simulate.add_argument("--backend", choices=("golden", "rtl"), default="golden", help="default golden")
+    simulate.add_argument("--backend", choices=BACKENDS, default="golden", help="default golden")
     simulate.add_argument("--images", type=int, default=20, help="number of test images (default 20)")
     simulate.add_argument("--seed", type=int, default=0, help="seed of the random valid gaps / back-pressure")
     simulate.add_argument("--optimize", action=argparse.BooleanOptionalAction, default=None,
@@ -92,7 +94,7 @@ def build_parser():
                     "both RTLs under Verilator bit-exactly against the golden models, print the summary and write "
                     "the report.")
     demo.add_argument("--images", type=int, default=20, help="number of test images (default 20)")
-    demo.add_argument("--backend", choices=("golden", "rtl"), default="rtl", help="default rtl")
+    demo.add_argument("--backend", choices=BACKENDS, default="rtl", help="default rtl")
     demo.add_argument("--pes", type=int, default=4, help="EIE PEs (default 4)")
     demo.add_argument("--array", type=int, default=4, help="systolic array size (default 4)")
     demo.add_argument("--seed", type=int, default=0, help="seed of the random back-pressure")

@@ -6,7 +6,7 @@ into one line, a hint and an exit code by :func:`sparq.errors.explain`).
 
 from pathlib import Path
 
-from .flow import DEFAULT_WORKSPACE
+from .workspace import DEFAULT_WORKSPACE, simulation_path
 
 __all__ = ["run_compress", "run_lower", "run_simulate", "run_report", "simulation_table", "print_lowered"]
 
@@ -26,17 +26,8 @@ def run_compress(args, console):
 
 def print_lowered(lowered, console):
     """A few lines on what ``sparq lower`` wrote."""
-    if lowered.target == "eie":
-        image = lowered.image
-        need = image.requirements()
-        console.print(f"EIE image for {lowered.config}")
-        console.print(f"  {len(image.layers)} layers, {image.input_len} inputs -> {image.output_len} outputs; per PE: "
-                      + ", ".join(f"{k} {v}" for k, v in need.items()))
-    else:
-        console.print(lowered.meta["summary"])
-        for program in lowered.meta["programs"]:
-            console.print(f"  {program['program']}: {program['instructions']} instructions for {program['rows']} rows "
-                          f"(listing {program['listing']})")
+    for line in lowered.target.describe(lowered):
+        console.print(line)
     console.print(f"wrote {lowered.directory}")
     console.print(f"next: sparq simulate {lowered.directory} --backend rtl")
 
@@ -53,50 +44,40 @@ def run_lower(args, console):
 
 
 def simulation_table(result):
-    """A rich table of one simulation: accuracy, cycles, utilization, counters, energy."""
+    """A rich table of one :class:`sparq.results.SimulationResult`: accuracy, cycles, utilization, energy, and the
+    target's own rows (:meth:`sparq.targets.Target.summary_rows`)."""
     from rich.table import Table
-    n = result["images"]
-    table = Table(title=f"{result['target']} on the {result['backend']} backend, {n} digits test images",
+    n = result.images
+    table = Table(title=f"{result.target.name} on the {result.backend} backend, {n} digits test images",
                   show_header=False)
     table.add_column(style="bold")
     table.add_column()
-    checked = ("every output bit-exact with the golden model" if result["backend"] == "rtl"
-               else "bit-exact golden model")
-    rows = [("configuration", ", ".join(f"{k}={v}" for k, v in result["config"].items())),
-            ("accuracy", f"{100 * result['accuracy']:.1f}% (float model {100 * result['float_accuracy']:.1f}%), "
+    checked = "every output bit-exact with the golden model" if result.backend == "rtl" else "bit-exact golden model"
+    rows = [("configuration", ", ".join(f"{k}={v}" for k, v in result.config.items())),
+            ("accuracy", f"{100 * result.accuracy:.1f}% (float model {100 * result.float_accuracy:.1f}%), "
                          f"{checked}"),
-            ("cycles", f"{result['cycles']:,} ({result['cycles'] / n:,.0f} per image; {result['counter_source']})"),
-            ("MACs performed", f"{result['macs_performed']:,} ({result['useful_macs']:,} with a non-zero weight)"),
-            ("MACs per cycle", f"{result['macs_per_cycle']:.2f} of {result['peak_macs_per_cycle']} peak: "
-                               f"{100 * result['utilization']:.1f}% utilization"),
-            ("energy per image", f"{result['energy']['total_pj'] / n / 1000:,.1f} nJ (45 nm table)")]
-    if result["target"] == "eie":
-        pe = result["pe"]
-        rows += [("load efficiency", f"{100 * result['load_efficiency']:.1f}% (compute cycles "
-                                     f"{result['compute_cycles']:,}; cycle model {result['model_cycles']:,})")]
-        rows += [(f"PE {k}", f"busy {b:,}  starve {s:,}  stall {t:,}")
-                 for k, (b, s, t) in enumerate(zip(pe["busy"], pe["starve"], pe["stall"]))]
-    else:
-        c = result["counters"]
-        rows += [("counters", f"cycles {c['cycles']:,}  mac_busy {c['mac_busy']:,}  stall {c['stall_cycles']:,}  "
-                              f"active {c['active_cycles']:,}"),
-                 ("device calls", f"{result['device_calls']} of up to {result['batch']} images "
-                                  f"(analytic model: {result['model_cycles']:,} cycles)")]
-    rows.append(("wall time", f"{result['seconds']:.1f} s" + (f" (Verilator build or cache check "
-                                                              f"{result['build_seconds']:.1f} s)"
-                                                              if result["build_seconds"] else "")))
+            ("cycles", f"{result.cycles:,} ({result.cycles / n:,.0f} per image; {result.counter_source})"),
+            ("MACs performed", f"{result.macs_performed:,} ({result.useful_macs:,} with a non-zero weight)"),
+            ("MACs per cycle", f"{result.macs_per_cycle:.2f} of {result.peak_macs_per_cycle} peak: "
+                               f"{100 * result.utilization:.1f}% utilization"),
+            ("energy per image", f"{result.energy['total_pj'] / n / 1000:,.1f} nJ (45 nm table)"),
+            *result.target.summary_rows(result)]
+    rows.append(("wall time", f"{result.seconds:.1f} s" + (f" (Verilator build or cache check "
+                                                           f"{result.build_seconds:.1f} s)"
+                                                           if result.build_seconds else "")))
     for row in rows:
         table.add_row(*row)
     return table
 
 
 def run_simulate(args, console):
-    from .flow import load_lowered, simulate
+    from .flow import load_lowered
+    from .simulation import simulate
     lowered = load_lowered(args.lowered)
     result = simulate(lowered, args.backend, images=args.images, seed=args.seed, console=console,
                       optimize=args.optimize)
     console.print(simulation_table(result))
-    console.print(f"wrote {lowered.directory / f'simulation-{args.backend}.json'}")
+    console.print(f"wrote {simulation_path(lowered.directory, args.backend)}")
     console.print(f"next: sparq report {lowered.directory.parent}")
     return 0
 

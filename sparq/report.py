@@ -1,9 +1,10 @@
 """The report a person opens: a self-contained HTML page (PNG plots embedded as data URIs, also written alongside)
-and a Markdown summary, built from the files the flow left in a workspace (:mod:`sparq.flow`):
+and a Markdown summary, built from the files the flow left in a workspace (:mod:`sparq.workspace`):
 
 * ``compression.json``: the Deep Compression table and the per-layer breakdown;
-* each lowered directory's ``simulation-rtl.json`` (or, without one, ``simulation-golden.json``): EIE against the
-  systolic array on the same model (cycles, MACs, memory words, energy), the roofline and EIE's load balance.
+* each lowered directory's ``simulation-rtl.json`` (or, without one, ``simulation-golden.json``): the targets against
+  each other on the same model (cycles, MACs, memory words, energy), the roofline, and each target's own sections
+  (:meth:`sparq.targets.Target.report_sections`: EIE's load balance).
 """
 
 import base64
@@ -14,15 +15,16 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .plots import figure, save
+from .simulation import read_result
+from .targets import EIE, SYSTOLIC, TARGETS
+from .workspace import MARKER, simulation_path
 
 __all__ = ["collect", "write_report"]
 
-COLORS = {"eie": "#1f77b4", "systolic": "#d62728"}
-NAMES = {"eie": "EIE (sparse)", "systolic": "systolic (dense int8)"}
-
 
 def collect(workspace):
-    """``{"compression": report or None, "runs": {target: simulation}}`` from ``workspace``; RTL runs win over
+    """``{"compression": report or None, "runs": {Target: SimulationResult}}`` from ``workspace``; RTL runs win over
     golden ones."""
     workspace = Path(workspace)
     if not workspace.is_dir():
@@ -30,15 +32,14 @@ def collect(workspace):
                          "simulate into it first")
     compression = workspace / "compression.json"
     runs = {}
-    for marker in sorted(workspace.glob("*/sparq.json")):
+    for marker in sorted(workspace.glob(f"*/{MARKER}")):
         for backend in ("rtl", "golden"):
-            path = marker.parent / f"simulation-{backend}.json"
+            path = simulation_path(marker.parent, backend)
             if path.is_file():
-                result = json.loads(path.read_text())
-                result["directory"] = str(marker.parent)
-                current = runs.get(result["target"])
-                if current is None or (current["backend"] == "golden" and backend == "rtl"):
-                    runs[result["target"]] = result
+                result = read_result(path)
+                current = runs.get(result.target)
+                if current is None or (current.backend == "golden" and backend == "rtl"):
+                    runs[result.target] = result
                 break
     data = {"compression": json.loads(compression.read_text()) if compression.is_file() else None, "runs": runs}
     if data["compression"] is None and not runs:
@@ -49,26 +50,11 @@ def collect(workspace):
 
 # --- plots --------------------------------------------------------------------------------------------------------
 
-def _figure(width=7.0, height=4.0, **kwargs):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt.subplots(figsize=(width, height), **kwargs)
-
-
-def _save(fig, path):
-    import matplotlib.pyplot as plt
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def _plot_compression(report, path):
     layers = report["layers"]
     formats = (("original", "original (float32)"), ("pruned", "pruned"), ("quantized", "pruned + quantized"),
                ("huffman", "pruned + quantized + Huffman"))
-    fig, ax = _figure(7.5, 4.0)
+    fig, ax = figure(7.5, 4.0)
     x = np.arange(len(layers))
     width = 0.2
     for i, (key, label) in enumerate(formats):
@@ -84,68 +70,61 @@ def _plot_compression(report, path):
     ax.set_ylabel("storage (KiB, log)")
     ax.set_title(f"Compression per layer: {report['model']} ({report['total']['ratio']['huffman']:.1f}x in total)")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
-def _per_image(run, key):
-    return run[key] / run["images"]
-
-
-def _memory_words(run):
-    a = run["activity"]
-    if run["target"] == "eie":
-        return sum(a[k] for k in ("spmat_words", "ptr_reads", "codebook_reads", "acc_reads", "act_reads",
-                                  "bias_reads"))
-    return a["ub_reads"] + a["wb_reads"] + a["acc_reads"] + a["host_weight_words"] + a["host_input_words"]
+def _targets(runs):
+    """The targets of ``runs`` in :data:`sparq.targets.TARGETS` order."""
+    return [t for t in TARGETS if t in runs]
 
 
 def _plot_comparison(runs, path):
-    metrics = [("cycles per image", lambda r: _per_image(r, "cycles")),
-               ("MACs performed per image", lambda r: _per_image(r, "macs_performed")),
-               ("memory words read per image", lambda r: _memory_words(r) / r["images"]),
-               ("energy per image (nJ)", lambda r: r["energy"]["total_pj"] / r["images"] / 1000)]
-    fig, axes = _figure(10, 3.2, ncols=len(metrics))
-    targets = [t for t in ("eie", "systolic") if t in runs]
+    metrics = [("cycles per image", lambda r: r.cycles / r.images),
+               ("MACs performed per image", lambda r: r.macs_performed / r.images),
+               ("memory words read per image", lambda r: r.target.memory_words(r) / r.images),
+               ("energy per image (nJ)", lambda r: r.energy["total_pj"] / r.images / 1000)]
+    fig, axes = figure(10, 3.2, ncols=len(metrics))
+    targets = _targets(runs)
     for ax, (title, value) in zip(axes, metrics):
         values = [value(runs[t]) for t in targets]
-        bars = ax.bar([NAMES[t].split(" ")[0] for t in targets], values, color=[COLORS[t] for t in targets])
+        bars = ax.bar([t.short_label for t in targets], values, color=[t.color for t in targets])
         for bar, v in zip(bars, values):
             ax.annotate(f"{v:,.0f}" if v >= 10 else f"{v:.2f}", (bar.get_x() + bar.get_width() / 2, v),
                         ha="center", va="bottom", fontsize=8)
         ax.set_title(title, fontsize=9)
         ax.margins(y=0.15)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _plot_energy(runs, path):
-    fig, ax = _figure(10, 3.4)
-    targets = [t for t in ("eie", "systolic") if t in runs]
+    fig, ax = figure(10, 3.4)
+    targets = _targets(runs)
     cmap = __import__("matplotlib").colormaps["tab20"]
     for row, target in enumerate(targets):
         left = 0.0
-        for i, (part, pj) in enumerate(runs[target]["energy"]["parts_pj"].items()):
-            nj = pj / runs[target]["images"] / 1000
-            ax.barh(row, nj, left=left, color=cmap((i + 7 * row) % 20), label=f"{target}: {part}")
+        for i, (part, pj) in enumerate(runs[target].energy["parts_pj"].items()):
+            nj = pj / runs[target].images / 1000
+            ax.barh(row, nj, left=left, color=cmap((i + 7 * row) % 20), label=f"{target.name}: {part}")
             left += nj
         ax.annotate(f" {left:,.1f} nJ", (left, row), va="center", fontsize=8)
-    ax.set_yticks(range(len(targets)), [NAMES[t] for t in targets])
+    ax.set_yticks(range(len(targets)), [t.label for t in targets])
     ax.set_xlabel("energy per image (nJ), 45 nm table")
     ax.margins(x=0.12)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title("Where the energy goes")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _plot_roofline(runs, path):
-    fig, ax = _figure(6.5, 4.5)
+    fig, ax = figure(6.5, 4.5)
     intensity = np.logspace(-2, 3, 200)
     for target, run in runs.items():
-        peak = 2 * run["peak_macs_per_cycle"]
-        bandwidth = run["bandwidth_bytes_per_cycle"]
-        ax.plot(intensity, np.minimum(peak, intensity * bandwidth), color=COLORS[target],
-                label=f"{NAMES[target]} ceiling: {peak} ops/cycle, {bandwidth:g} B/cycle")
-        point = (2 * run["macs_performed"] / run["weight_bytes"], 2 * run["macs_performed"] / run["cycles"])
-        ax.plot(*point, "o", color=COLORS[target], markersize=9, label=f"{NAMES[target]} measured "
+        peak = 2 * run.peak_macs_per_cycle
+        bandwidth = run.bandwidth_bytes_per_cycle
+        ax.plot(intensity, np.minimum(peak, intensity * bandwidth), color=target.color,
+                label=f"{target.label} ceiling: {peak} ops/cycle, {bandwidth:g} B/cycle")
+        point = (2 * run.macs_performed / run.weight_bytes, 2 * run.macs_performed / run.cycles)
+        ax.plot(*point, "o", color=target.color, markersize=9, label=f"{target.label} measured "
                 f"({point[1]:.2f} ops/cycle at {point[0]:.1f} ops/byte)")
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -154,31 +133,7 @@ def _plot_roofline(runs, path):
     ax.set_title("Roofline")
     ax.legend(fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
-    return _save(fig, path)
-
-
-def _plot_load_balance(run, path):
-    fig, (ax, ax2) = _figure(10, 3.6, ncols=2)
-    pe = run["pe"]
-    n = len(pe["busy"])
-    x = np.arange(n)
-    ax.bar(x - 0.2, pe["busy"], 0.4, label="busy", color="#2ca02c")
-    ax.bar(x - 0.2, pe["starve"], 0.4, bottom=pe["busy"], label="starve (FIFO empty)", color="#ff7f0e")
-    ax.bar(x + 0.2, pe["stall"], 0.4, label="broadcast stalled (FIFO full)", color="#9467bd")
-    ax.set_xticks(x, [f"PE {k}" for k in range(n)])
-    ax.set_ylabel(f"cycles over {run['images']} images")
-    ax.set_title(f"EIE load balance ({run['counter_source']})", fontsize=9)
-    ax.legend(fontsize=7)
-    depths = sorted(run["fifo_sweep"], key=int)
-    ax2.plot([int(d) for d in depths], [run["fifo_sweep"][d] for d in depths], "o-", color=COLORS["eie"])
-    ax2.axvline(run["config"]["fifo_depth"], color="grey", linestyle=":", label="built depth")
-    ax2.set_xscale("log", base=2)
-    ax2.set_ylim(0, 1.05)
-    ax2.set_xlabel("FIFO depth")
-    ax2.set_ylabel("load efficiency")
-    ax2.set_title("Efficiency against FIFO depth (cycle model, same images)", fontsize=9)
-    ax2.legend(fontsize=7)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 # --- tables ------------------------------------------------------------------------------------------------------
@@ -197,36 +152,28 @@ def _compression_rows(report):
 
 
 def _comparison_rows(runs):
-    targets = [t for t in ("eie", "systolic") if t in runs]
-    header = ["per image"] + [NAMES[t] for t in targets]
+    targets = _targets(runs)
+    header = ["per image"] + [t.label for t in targets]
 
     def line(label, value, fmt="{:,.0f}"):
         return [label] + [fmt.format(value(runs[t])) for t in targets]
 
     rows = [
-        ["configuration"] + [_config_text(runs[t]) for t in targets],
-        ["simulated on"] + [f"{runs[t]['backend']} ({runs[t]['counter_source']})" for t in targets],
-        line("test images", lambda r: r["images"]),
-        line("accuracy (float reference)", lambda r: 100 * r["accuracy"], "{:.1f}%")[:1]
-        + [f"{100 * runs[t]['accuracy']:.1f}% ({100 * runs[t]['float_accuracy']:.1f}%)" for t in targets],
-        line("cycles", lambda r: r["cycles"] / r["images"]),
-        line("MACs performed", lambda r: r["macs_performed"] / r["images"]),
-        line("useful MACs (non-zero weight)", lambda r: r["useful_macs"] / r["images"]),
-        line("MACs per cycle (peak)", lambda r: r["macs_per_cycle"], "{:.2f}")[:1]
-        + [f"{runs[t]['macs_per_cycle']:.2f} ({runs[t]['peak_macs_per_cycle']})" for t in targets],
-        line("utilization of the MACs", lambda r: 100 * r["utilization"], "{:.1f}%"),
-        line("memory words read", lambda r: _memory_words(r) / r["images"]),
-        line("weight bytes read", lambda r: r["weight_bytes"] / r["images"]),
-        line("energy (nJ, 45 nm)", lambda r: r["energy"]["total_pj"] / r["images"] / 1000, "{:,.1f}"),
+        ["configuration"] + [t.config_text(runs[t]) for t in targets],
+        ["simulated on"] + [f"{runs[t].backend} ({runs[t].counter_source})" for t in targets],
+        line("test images", lambda r: r.images),
+        ["accuracy (float reference)"]
+        + [f"{100 * runs[t].accuracy:.1f}% ({100 * runs[t].float_accuracy:.1f}%)" for t in targets],
+        line("cycles", lambda r: r.cycles / r.images),
+        line("MACs performed", lambda r: r.macs_performed / r.images),
+        line("useful MACs (non-zero weight)", lambda r: r.useful_macs / r.images),
+        ["MACs per cycle (peak)"] + [f"{runs[t].macs_per_cycle:.2f} ({runs[t].peak_macs_per_cycle})" for t in targets],
+        line("utilization of the MACs", lambda r: 100 * r.utilization, "{:.1f}%"),
+        line("memory words read", lambda r: r.target.memory_words(r) / r.images),
+        line("weight bytes read", lambda r: r.weight_bytes / r.images),
+        line("energy (nJ, 45 nm)", lambda r: r.energy["total_pj"] / r.images / 1000, "{:,.1f}"),
     ]
     return header, rows
-
-
-def _config_text(run):
-    c = run["config"]
-    if run["target"] == "eie":
-        return f"{c['n_pe']} PEs, FIFO {c['fifo_depth']}"
-    return f"{c['rows']}x{c['cols']} array, up to {run['batch']} images per call"
 
 
 def _markdown_table(header, rows):
@@ -242,22 +189,22 @@ def _html_table(header, rows):
 
 
 def _findings(runs):
-    """Sentences on where each design wins, computed from the runs."""
-    if not {"eie", "systolic"} <= set(runs):
+    """Sentences on where EIE and the systolic array each win, computed from their runs."""
+    if not {EIE, SYSTOLIC} <= set(runs):
         return []
-    e, s = runs["eie"], runs["systolic"]
-    per = lambda r, k: r[k] / r["images"]  # noqa: E731
-    energy = lambda r: r["energy"]["total_pj"] / r["images"]  # noqa: E731
-    onchip = lambda r: sum(v for k, v in r["energy"]["parts_pj"].items() if "DRAM" not in k) / r["images"]  # noqa
+    e, s = runs[EIE], runs[SYSTOLIC]
+    per = lambda r, k: getattr(r, k) / r.images  # noqa: E731
+    energy = lambda r: r.energy["total_pj"] / r.images  # noqa: E731
+    onchip = lambda r: sum(v for k, v in r.energy["parts_pj"].items() if "DRAM" not in k) / r.images  # noqa
     faster = "EIE" if per(e, "cycles") < per(s, "cycles") else "the systolic array"
     return [
         f"EIE performs {per(s, 'macs_performed') / per(e, 'macs_performed'):.1f}x fewer MACs per image "
         f"({per(e, 'macs_performed'):,.0f} against {per(s, 'macs_performed'):,.0f}): it skips zero weights and zero "
         f"activations, while the array multiplies every slot of every tile.",
-        f"{faster} takes fewer cycles per image ({per(e, 'cycles'):,.0f} for EIE on {e['peak_macs_per_cycle']} "
-        f"PEs, {per(s, 'cycles'):,.0f} for the {s['config']['rows']}x{s['config']['cols']} array with "
-        f"{min(s['batch'], s['images'])} images per call); the array runs its MACs at {100 * s['utilization']:.0f}% of its peak, EIE at "
-        f"{100 * e['utilization']:.0f}% (irregular columns: starvation and padding entries).",
+        f"{faster} takes fewer cycles per image ({per(e, 'cycles'):,.0f} for EIE on {e.peak_macs_per_cycle} "
+        f"PEs, {per(s, 'cycles'):,.0f} for the {s.config['rows']}x{s.config['cols']} array with "
+        f"{min(s.details.batch, s.images)} images per call); the array runs its MACs at {100 * s.utilization:.0f}% "
+        f"of its peak, EIE at {100 * e.utilization:.0f}% (irregular columns: starvation and padding entries).",
         f"Energy per image: EIE {energy(e) / 1000:,.1f} nJ, systolic {energy(s) / 1000:,.1f} nJ, of which "
         f"{(energy(s) - onchip(s)) / 1000:,.1f} nJ is the weights and data the array streams from the host "
         f"(DRAM); on-chip only, systolic {onchip(s) / 1000:,.1f} nJ. EIE's compressed weights stay in SRAM; per "
@@ -299,23 +246,18 @@ def write_report(workspace, out_dir=None):
     if runs:
         header, rows = _comparison_rows(runs)
         findings = _findings(runs)
-        pngs = [_plot_comparison(runs, out / "eie_vs_systolic.png"), _plot_energy(runs, out / "energy.png")]
+        versus = "_vs_".join(t.name for t in TARGETS)
+        pngs = [_plot_comparison(runs, out / f"{versus}.png"), _plot_energy(runs, out / "energy.png")]
         md = _markdown_table(header, rows) + "\n\n" + "\n".join(f"- {f}" for f in findings) + "\n\n" + ENERGY_NOTE
         page = _html_table(header, rows) + "<ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in findings) + \
             f"</ul><p class='note'>{html.escape(ENERGY_NOTE)}</p>"
-        sections.append(("EIE against systolic on the same model", md, page, pngs))
-        basis = "; ".join(f"{NAMES[t]}: {r['bandwidth_basis']}" for t, r in runs.items())
+        sections.append((" against ".join(t.short_label for t in TARGETS) + " on the same model", md, page, pngs))
+        basis = "; ".join(f"{t.label}: {r.bandwidth_basis}" for t, r in runs.items())
         note = ROOFLINE_NOTE.format(basis)
         sections.append(("Roofline", note, f"<p class='note'>{html.escape(note)}</p>",
                          [_plot_roofline(runs, out / "roofline.png")]))
-        if "eie" in runs:
-            e = runs["eie"]
-            text = (f"{e['config']['n_pe']} PEs, FIFO depth {e['config']['fifo_depth']}: load efficiency "
-                    f"{100 * e['load_efficiency']:.1f}% over {e['images']} images ({e['counter_source']}; the "
-                    f"cycle model predicts {e['model_cycles']:,} compute cycles, the run counted "
-                    f"{e['compute_cycles']:,}).")
-            sections.append(("EIE load balance", text, f"<p>{html.escape(text)}</p>",
-                             [_plot_load_balance(e, out / "eie_load_balance.png")]))
+        for target in _targets(runs):
+            sections += target.report_sections(runs[target], out)
     markdown = ["# sparq report", ""]
     body = []
     for title, md, page, pngs in sections:

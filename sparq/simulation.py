@@ -1,0 +1,73 @@
+"""``sparq simulate``'s step: run test images on a lowered model, on the golden model or on the RTL under Verilator,
+and write what was measured (:class:`sparq.results.SimulationResult`) to ``simulation-<backend>.json`` in the lowered
+directory: accuracy, cycles, counters, what the design did (:mod:`sparq.activity`) and its energy
+(:mod:`sparq.energy`).
+
+Which images (``data``, a :class:`sparq.data.Dataset`, and how many of its test split) and how the RTL is run
+(``runner``) are parameters of :func:`simulate`; the target (:class:`sparq.targets.Target`) does the rest.
+"""
+
+import json
+import time
+
+import numpy as np
+
+from .builds import build
+from .data import digits
+from .errors import InputError
+from .results import SimulationResult
+from .targets import RunOptions, get
+from .workspace import simulation_path, write_json
+
+__all__ = ["BACKENDS", "simulate", "read_result"]
+
+BACKENDS = ("golden", "rtl")
+
+
+def simulate(lowered, backend, *, images=20, data=None, seed=0, console=None, optimize=None, prebuilt=False,
+             runner=None):
+    """Run the first ``images`` test images of ``data`` (default the digits split) on ``lowered``, on the golden
+    model (``backend="golden"``: the bit-exact model, cycles from the cycle model) or on the RTL (``"rtl"``: every
+    output checked against the golden model, cycles and counters from the RTL). Writes and returns the
+    :class:`sparq.results.SimulationResult`.
+
+    ``optimize`` builds the Verilator model at ``-O2`` (True) or ``-O0`` (False) instead of the target's default
+    (:attr:`sparq.targets.Target.rtl_optimize`); ``prebuilt`` says :func:`sparq.builds.build_rtl` has built it
+    already (the run then skips the separate build step and its status line). ``runner`` runs the design
+    (:class:`sparq.targets.RunOptions`; default :func:`sparq.sim.harness.run_verilator`, cocotb under Verilator).
+    """
+    from sparq.compiler.ir import forward
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend {backend!r}", "choose golden or rtl")
+    x, y = (data or digits()).test(images)
+    target = lowered.target
+    started = time.perf_counter()
+    if optimize is None:
+        optimize = target.rtl_optimize
+    build_seconds = 0.0
+    if backend == "rtl":
+        if runner is None:
+            from sparq.sim.harness import run_verilator as runner
+        if not prebuilt:
+            build_seconds = build(target, lowered.config, console, optimize)
+    measured = target.simulate(lowered, x, RunOptions(backend, seed=seed, optimize=optimize, console=console,
+                                                      runner=runner))
+    float_predictions = forward(lowered.model, x).argmax(1)
+    result = SimulationResult.of(
+        measured, target=target, backend=backend, model=lowered.meta["model"],
+        config=json.loads(json.dumps(lowered.meta["config"])), images=images, labels=y.tolist(),
+        accuracy=float(np.mean(np.array(measured.predictions) == y)),
+        float_accuracy=float(np.mean(float_predictions == y)), seconds=time.perf_counter() - started,
+        build_seconds=build_seconds)
+    write_json(simulation_path(lowered.directory, backend), result.to_json())
+    return result
+
+
+def read_result(path):
+    """The :class:`sparq.results.SimulationResult` that :func:`simulate` wrote to ``path``."""
+    try:
+        data = json.loads(path.read_text())
+        return SimulationResult.from_json(data, get(data["target"]))
+    except (ValueError, KeyError, TypeError, InputError) as error:
+        raise InputError(f"{path}: unreadable simulation result ({error})", "run `sparq simulate` on its lowered "
+                         "directory again") from None

@@ -1,0 +1,145 @@
+"""The interface every accelerator of the front door implements (:class:`Target`), what a lowering is
+(:class:`Lowered`) and how a target is asked to run (:class:`RunOptions`).
+
+The steps (:mod:`sparq.flow`, :mod:`sparq.simulation`), the commands, the report and the demo never ask which target
+they hold: they call its methods. A target owns its configuration class and defaults, its lowering and the files it
+writes, its design, its golden and RTL runs and the numbers they measure (:attr:`Target.details`), and the lines it
+adds to the printed table and the report.
+"""
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..workspace import sha256
+
+__all__ = ["Target", "Lowered", "RunOptions"]
+
+
+@dataclass(eq=False)
+class Lowered:
+    """A lowered model: its :class:`Target`, its ``directory``, ``meta`` (``sparq.json``), the hardware ``config``,
+    the float IR ``model`` it came from (for the float accuracy) and ``compiled``, what the target runs (an
+    :class:`sparq.formats.eie.EieImage`, a :class:`sparq.compiler.systolic.SystolicNetwork`)."""
+
+    target: "Target"
+    directory: Path
+    meta: dict
+    config: object
+    model: object
+    compiled: object
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How :meth:`Target.simulate` runs: ``backend`` "golden" (the bit-exact model; cycles from the cycle model) or
+    "rtl" (the design under ``runner``, already built, every output checked against the golden model; cycles and
+    counters from the RTL); ``seed`` of the random valid gaps and back-pressure; ``optimize``, the Verilator
+    optimization the design was built with; ``console`` for progress bars (None: quiet).
+
+    ``runner`` runs a design with a testbench body and returns the body's result; it takes the arguments of
+    :func:`sparq.sim.harness.run_verilator` (cocotb under Verilator), the default."""
+
+    backend: str
+    seed: int = 0
+    optimize: bool = False
+    console: object = None
+    runner: object = None
+
+
+class Target(ABC):
+    """One accelerator: what ``sparq lower --target NAME`` lowers for, and everything the front door does with it.
+
+    A new engine subclasses this in a module of :mod:`sparq.targets`, sets the attributes below, implements the
+    abstract methods, and adds its instance to :data:`sparq.targets.TARGETS`.
+    """
+
+    name: str
+    """``--target`` value, TOML table name, and ``"target"`` in ``sparq.json`` and the simulation JSON."""
+    label: str
+    """The report's name for it ("EIE (sparse)"); its first word labels the bar charts."""
+    color: str
+    """Its colour in the report's plots."""
+    config_class: type
+    """The dataclass of its hardware parameters (every ``-p NAME=VALUE`` is one of its fields)."""
+    defaults: dict
+    """Parameters used when neither the TOML file nor a flag sets them."""
+    details: type
+    """The dataclass of the numbers its runs measure beyond :class:`sparq.results.Measurement`'s."""
+    rtl_name: str
+    """The Verilator build name of its design."""
+    rtl_optimize: bool
+    """Whether its Verilator model is compiled at ``-O2`` (True) or ``-O0`` unless the caller says."""
+
+    def __repr__(self):
+        return f"<target {self.name}>"
+
+    @property
+    def short_label(self):
+        """The first word of :attr:`label`: the report's bar charts and section titles name the target by it."""
+        return self.label.split(" ")[0]
+
+    # --- configuration ---------------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def flag_parameters(self, *, pes=None, fifo_depth=None, array=None, winograd=False):
+        """The parameters set by ``sparq lower``'s shorthand flags (None or False: not given) as ``{field: value}``;
+        a flag that is not this target's is an :class:`sparq.errors.InputError` that names the right one."""
+
+    def config_json(self, config):
+        """``config`` as the JSON object stored in ``sparq.json`` and the simulation results."""
+        return asdict(config)
+
+    # --- lowering ----------------------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def lower(self, source, params, out, data):
+        """Lower the model file ``source`` for hardware ``params`` (field values, defaults applied), calibrating on
+        the :class:`sparq.data.Dataset` ``data`` where the target needs it; write what the hardware loads into
+        ``out``; return the :class:`Lowered`, its ``meta`` made by :meth:`lowered`."""
+
+    @abstractmethod
+    def load(self, directory, meta, data):
+        """The :class:`Lowered` that :meth:`lower` wrote into ``directory`` (``meta`` is its checked ``sparq.json``,
+        ``data`` the same data as the lowering's)."""
+
+    def lowered(self, out, source, config, model, compiled, **meta):
+        """The :class:`Lowered` of a lowering into ``out`` from the model file ``source``: its ``sparq.json`` names
+        this target, the model file and its SHA-256 and the ``config``, then what ``meta`` adds."""
+        meta = {"target": self.name, "model": str(Path(source).resolve()), "model_sha256": sha256(source),
+                "config": self.config_json(config), **meta}
+        return Lowered(self, Path(out), meta, config, model, compiled)
+
+    @abstractmethod
+    def describe(self, lowered):
+        """The lines ``sparq lower`` prints on what it wrote."""
+
+    # --- hardware and simulation ----------------------------------------------------------------------------------
+
+    @abstractmethod
+    def component(self, config):
+        """The Amaranth design that runs this target's lowerings for ``config``."""
+
+    @abstractmethod
+    def simulate(self, lowered, x, options):
+        """Run the float inputs ``x`` (one a row) on ``lowered`` as :class:`RunOptions` ``options`` say; return the
+        :class:`sparq.results.Measurement`, its ``details`` a :attr:`details`."""
+
+    # --- presentation ------------------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def summary_rows(self, result):
+        """``(label, text)`` rows this target adds to the table of a :class:`sparq.results.SimulationResult`."""
+
+    @abstractmethod
+    def config_text(self, result):
+        """The configuration of ``result`` in a few words, for the report's comparison table."""
+
+    @abstractmethod
+    def memory_words(self, result):
+        """Memory words read in ``result`` (on chip and from the host), from its activity counts."""
+
+    def report_sections(self, result, out):
+        """Sections this target adds to the report, as ``(title, markdown, html, [png paths])``; the PNGs are written
+        into ``out``. None by default."""
+        return []
