@@ -248,3 +248,26 @@ def test_winograd_is_a_systolic_switch(capsys, golden_workspace, tmp_path):
                        "--out", tmp_path / "e")
     assert code == EXIT_INPUT
     _one_error(err, "--winograd is a systolic parameter")
+
+
+def test_simulation_results_read_back(golden_workspace):
+    """simulation-<backend>.json reads back into the typed result, which writes the same keys and values."""
+    from sparq.simulation import read_result
+    from sparq.targets import TARGETS
+    for target in TARGETS:
+        path = golden_workspace / target.name / "simulation-golden.json"
+        result = read_result(path)
+        assert result.target is target and isinstance(result.details, target.details)
+        assert result.to_json() == json.loads(path.read_text())
+
+
+def test_report_refuses_a_broken_simulation_result(capsys, golden_workspace, tmp_path):
+    lowered = tmp_path / "workspace" / "eie"
+    lowered.mkdir(parents=True)
+    (lowered / "sparq.json").write_text((golden_workspace / "eie" / "sparq.json").read_text())
+    result = json.loads((golden_workspace / "eie" / "simulation-golden.json").read_text())
+    del result["fifo_sweep"]
+    (lowered / "simulation-golden.json").write_text(json.dumps(result))
+    code, _, err = run(capsys, "report", tmp_path / "workspace")
+    assert code == EXIT_INPUT
+    _one_error(err, "simulation-golden.json", "unreadable simulation result", "fifo_sweep")
