@@ -64,7 +64,7 @@ def run_demo(args, console):
 
     console.print(Rule("4. summary"))
     table = Table(title=f"sparq demo: digits MLP, {args.images} test images, {args.backend} backend")
-    for column in ("", "EIE", "systolic"):
+    for column in ("", EIE.short_label, SYSTOLIC.short_label):
         table.add_column(column, justify="left" if not column else "right")
     e, s = results[EIE], results[SYSTOLIC]
     per = lambda r: r.cycles / r.images  # noqa: E731
