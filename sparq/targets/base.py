@@ -1,10 +1,11 @@
 """The interface every accelerator of the front door implements (:class:`Target`), what a lowering is
 (:class:`Lowered`) and how a target is asked to run (:class:`RunOptions`).
 
-The steps (:mod:`sparq.flow`, :mod:`sparq.simulation`), the commands, the report and the demo never ask which target
-they hold: they call its methods. A target owns its configuration class and defaults, its lowering and the files it
-writes, its design, its golden and RTL runs and the numbers they measure (:attr:`Target.details`), and the lines it
-adds to the printed table and the report.
+The steps (:mod:`sparq.flow`, :mod:`sparq.simulation`), the commands and the report never ask which target they hold:
+they call its methods (only the demo and the report's findings, which compare EIE with the systolic array, name
+those two). A target owns its configuration class and defaults, its lowering and the files it writes, its design,
+its golden and RTL runs and the numbers they measure (:attr:`Target.details`), and the lines it adds to the printed
+table and the report.
 """
 
 from abc import ABC, abstractmethod
