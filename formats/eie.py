@@ -55,10 +55,12 @@ memory's depth: Verilog ``$readmemh`` reads it as is, and :func:`read_hex` gives
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .common import check_positive_ints, pack_fields, unpack_fields
 
 __all__ = [
     "FORMAT_NAME", "FORMAT_VERSION", "ACT_BITS", "ACT_FRAC", "WEIGHT_BITS", "W_FRAC_MAX", "ACC_BITS", "CODE_BITS",
@@ -127,11 +129,7 @@ class EieConfig:
     max_layers: int = 16
 
     def __post_init__(self):
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ImageError(f"EieConfig.{f.name} must be a positive integer, got {value!r}")
-            object.__setattr__(self, f.name, int(value))  # a plain int, so the manifest is JSON
+        check_positive_ints(self, ImageError)
         limits = {"ptr_depth": _field_limit("ptr_base") + 1, "spmat_depth": _field_limit("spmat_base") + 1,
                   "bias_depth": _field_limit("bias_base") + 1}
         for name, limit in limits.items():
@@ -173,19 +171,12 @@ class LayerEntry:
 
     def pack(self):
         """The layer-table word (an int of :data:`LAYER_BITS` bits)."""
-        word, shift = 0, 0
-        for name, bits in LAYER_FIELDS:
-            word |= int(getattr(self, name)) << shift
-            shift += bits
-        return word
+        return pack_fields(LAYER_FIELDS, self, what="layer-table")
 
     @classmethod
     def unpack(cls, word):
         """The entry held in a layer-table word."""
-        values, shift = {}, 0
-        for name, bits in LAYER_FIELDS:
-            values[name] = (word >> shift) & ((1 << bits) - 1)
-            shift += bits
+        values = unpack_fields(LAYER_FIELDS, word)
         values["relu"] = bool(values["relu"])
         return cls(**values)
 

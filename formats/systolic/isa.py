@@ -43,6 +43,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..common import pack_fields, unpack_fields
+
 __all__ = ["FORMAT_VERSION", "FormatError", "Opcode", "Flag", "FIELDS", "INSTRUCTION_BITS", "Instruction", "encode",
            "decode", "listing", "parse_listing"]
 
@@ -137,22 +139,14 @@ class Instruction:
 
 def encode(instruction: Instruction) -> int:
     """The :data:`INSTRUCTION_BITS`-bit integer of ``instruction``."""
-    word, offset = 0, 0
-    for name, width in FIELDS:
-        word |= int(getattr(instruction, name)) << offset
-        offset += width
-    return word
+    return pack_fields(FIELDS, instruction, what="instruction")
 
 
 def decode(word: int) -> Instruction:
     """The :class:`Instruction` encoded in ``word``; raises :class:`FormatError` on a malformed word."""
     if not 0 <= word < (1 << INSTRUCTION_BITS):
         raise FormatError(f"instruction word {word:#x} is not a {INSTRUCTION_BITS}-bit unsigned integer")
-    values, offset = {}, 0
-    for name, width in FIELDS:
-        values[name] = (word >> offset) & ((1 << width) - 1)
-        offset += width
-    return Instruction(**values)
+    return Instruction(**unpack_fields(FIELDS, word))
 
 
 def _format_line(ins: Instruction) -> str:

@@ -61,6 +61,14 @@ def test_config_rejects_bad_parameters():
     assert EieConfig(spmat_depth=16384).ptr_width == 18  # pointers reach 8 * 16384 = 2**17 inclusive
 
 
+def test_config_takes_numpy_integers_as_plain_ints_and_refuses_bools():
+    config = EieConfig(n_pe=np.int64(4), act_depth=np.uint16(64))
+    assert config == EieConfig(n_pe=4, act_depth=64) and type(config.n_pe) is int and type(config.act_depth) is int
+    for bad in (True, 2.0, "4", -1):
+        with pytest.raises(ImageError, match=f"EieConfig.n_pe must be a positive integer, not {bad!r}"):
+            EieConfig(n_pe=bad)
+
+
 def test_hex_files_round_trip_and_reject_bad_lines(tmp_path):
     words = [0, 1, 0xDEADBEEF, (1 << 40) - 1]
     write_hex(tmp_path / "m.hex", words, 40, "test")
