@@ -57,12 +57,15 @@ def systolic_job(program, x):
 
 
 def eie_counters(values, n_pe: int) -> dict:
-    """An EIE board's COUNTERS as a dict: ``cycles``, ``compute_cycles`` and, if the board has them
-    (``2 + 3 * n_pe`` counters), the per-PE lists ``busy_cycles``, ``starve_cycles``, ``stall_cycles``."""
-    result = {"cycles": values[0], "compute_cycles": values[1]}
-    if len(values) == 2 + 3 * n_pe:
-        for k, name in enumerate(("busy_cycles", "starve_cycles", "stall_cycles")):
-            result[name] = list(values[2 + k * n_pe:2 + (k + 1) * n_pe])
+    """An EIE board's COUNTERS as a dict: ``sparq.formats.eie.COUNTERS`` (``cycles``, ``compute_cycles``) and, if the
+    board has them (``2 + 3 * n_pe`` counters), the per-PE lists of ``sparq.formats.eie.PE_COUNTERS``
+    (``busy_cycles``, ``starve_cycles``, ``stall_cycles``)."""
+    from sparq.formats.eie import COUNTERS, PE_COUNTERS
+    result = dict(zip(COUNTERS, values))
+    per_pe = values[len(COUNTERS):]
+    if len(per_pe) == len(PE_COUNTERS) * n_pe:
+        for k, name in enumerate(PE_COUNTERS):
+            result[name] = list(per_pe[k * n_pe:(k + 1) * n_pe])
     return result
 
 
@@ -83,8 +86,8 @@ def eie_job(image, x):
 
 
 def eie_load(load_words, *, chunk: int = 256):
-    """A :mod:`sparq.hw.uart.protocol` sequence writing EIE load-port words (``sparq.sim.tb.eie.load_word``; a whole image:
-    ``sparq.sim.tb.eie.image_words(image)``) into an EIE board's image space, :data:`EIE_IMAGE_PARTS` protocol words each,
+    """A :mod:`sparq.hw.uart.protocol` sequence writing EIE load-port words (``sparq.formats.eie.load_word``; a whole
+    image: ``sparq.formats.eie.image_words(image)``) into an EIE board's image space, :data:`EIE_IMAGE_PARTS` protocol words each,
     low part first. Only an address's low bits count on the board, so every chunk goes to address 0 and an image of
     any size fits."""
     if chunk % EIE_IMAGE_PARTS:
@@ -99,7 +102,7 @@ def eie_spmat_load(image):
     once after power-up, before its first run: every PE's sparse-matrix words through the image space
     (:func:`eie_load`). The iCE40 SPRAM that holds them has no bitstream initialisation; every other memory of the
     image is baked in. Digits MLP on 4 PEs: 484 words, about 0.7 s at 115200 baud."""
-    from sparq.sim.tb.eie import spmat_words
+    from sparq.formats.eie import spmat_words
     yield from eie_load([word for k in range(image.config.n_pe) for word in spmat_words(image, k)])
 
 

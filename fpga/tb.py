@@ -7,14 +7,13 @@ import random
 
 import numpy as np
 
-from sparq.formats.eie import EieImage
+from sparq.formats.eie import EieImage, image_words
 from sparq.formats.systolic import Opcode, load_program, pack_matrix
 from sparq.hw.uart import protocol
 from sparq.sim.bench import Agent
 from sparq.sim.eie.golden import Golden
 from sparq.sim.scoreboard import Mismatch, assert_words_equal
 from sparq.sim.systolic.golden import run_program
-from sparq.sim.tb.eie import image_words
 from sparq.sim.uart.bfm import UARTLink
 
 from .driver import eie_job, eie_load, eie_spmat_load, systolic_job

@@ -29,26 +29,27 @@ and as the EIE board top defines it (``N`` PEs; vector element ``i`` lives in PE
   before one; there is no output buffer, the EIE's activation memories hold both;
 * space :data:`~sparq.hw.uart.protocol.SPACE_IMAGE` (write): the baked image (every memory initialised from it) can be
   patched or replaced by an image of the same layer count that fits the same configuration: each EIE load-port word
-  (:func:`sparq.hw.eie.layouts.load_layout`: target, pe, addr, data, least significant first) travels as four protocol
+  (:func:`sparq.formats.eie.load_fields`: target, pe, addr, data, least significant first) travels as four protocol
   words, low part first, and is written when its last part (address ``% 4 == 3``) arrives; only the address's low two
   bits count, so a host can send every chunk at address 0 (:func:`sparq.fpga.driver.eie_load`);
 * START runs all layers of the image on the current input (a START during a run is ignored); ``busy`` until it ends,
   then ``done`` until the next START. A WRITE during a run waits for its end (the host's next bytes are lost meanwhile:
   status bit ``overrun``), a READ likewise; a host polls STATUS until done first;
-* COUNTERS: ``cycles`` and ``compute_cycles`` of the last run, then, with the EIE's per-PE counters
-  (``EieHost(..., pe_counters=True)``, the EIE's default), ``busy_cycles``, ``starve_cycles`` and ``stall_cycles``
-  of PE 0 .. N - 1, in that order (``2 + 3 * N`` counters; :class:`sparq.hw.eie.EIE`).
+* COUNTERS: ``sparq.formats.eie.COUNTERS`` (``cycles``, ``compute_cycles``) of the last run, then, with the EIE's
+  per-PE counters (``EieHost(..., pe_counters=True)``, the EIE's default), ``sparq.formats.eie.PE_COUNTERS``
+  (``busy_cycles``, ``starve_cycles``, ``stall_cycles``) of PE 0 .. N - 1, in that order (``2 + 3 * N`` counters;
+  :class:`sparq.hw.eie.EIE`).
 """
 
 from amaranth import Cat, Const, Elaboratable, Module, Mux, ResetInserter, Signal
 from amaranth.lib import data, io, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from sparq.formats.eie import ACT_BITS, EieConfig, EieImage
+from sparq.formats.eie import ACT_BITS, COUNTERS, PE_COUNTERS, EieConfig, EieImage, LoadTarget
 from sparq.formats.systolic import INSTRUCTION_BITS, Opcode, SystolicProgram, words_to_ints
 from sparq.hw.common.fifo import StreamFIFO
 from sparq.hw.eie import EIE
-from sparq.hw.eie.layouts import LoadTarget, load_layout
+from sparq.hw.eie.layouts import load_layout
 from sparq.hw.systolic.accelerator import SystolicAccelerator
 from sparq.hw.systolic.layouts import instruction_layout
 from sparq.hw.uart import protocol
@@ -282,8 +283,8 @@ class EieHost(_HostCore):
         if load_layout(config.n_pe).size > 32 * EIE_IMAGE_PARTS:
             raise ValueError(f"an EIE load-port word for {config.n_pe} PEs does not fit {EIE_IMAGE_PARTS} protocol "
                              f"words")
-        per_pe = 3 * config.n_pe if self.eie.pe_counters else 0
-        super().__init__(divisor=divisor, n_counters=2 + per_pe, timeout=timeout)
+        per_pe = len(PE_COUNTERS) * config.n_pe if self.eie.pe_counters else 0
+        super().__init__(divisor=divisor, n_counters=len(COUNTERS) + per_pe, timeout=timeout)
 
     def elaborate(self, platform):
         m = Module()
@@ -322,9 +323,9 @@ class EieHost(_HostCore):
             bridge.read_data.payload.eq(eie.out.payload),
         ]
 
-        counters = [eie.cycles, eie.compute_cycles]
+        counters = [getattr(eie, name) for name in COUNTERS]
         if eie.pe_counters:
-            counters += [port[k] for port in (eie.busy_cycles, eie.starve_cycles, eie.stall_cycles) for k in range(n)]
+            counters += [getattr(eie, name)[k] for name in PE_COUNTERS for k in range(n)]
         self._connect_bridge(m, busy=eie.running, done=eie.done, counters=counters)
         return m
 

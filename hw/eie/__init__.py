@@ -3,7 +3,6 @@
 from .activation import ActivationRegisters
 from .arith import ArithmeticUnit
 from .ccu import CentralControlUnit
-from .layouts import LoadTarget
 from .lnzd import LeadingNonZeroDetector
 from .pe import ProcessingElement
 from .pointer import PointerReadUnit
@@ -12,4 +11,4 @@ from .spmat import SparseMatrixReadUnit
 from .top import EIE
 
 __all__ = ["EIE", "ProcessingElement", "CentralControlUnit", "LeadingNonZeroDetector", "ActivationQueue",
-           "PointerReadUnit", "SparseMatrixReadUnit", "ArithmeticUnit", "ActivationRegisters", "LoadTarget"]
+           "PointerReadUnit", "SparseMatrixReadUnit", "ArithmeticUnit", "ActivationRegisters"]

@@ -6,15 +6,14 @@ from amaranth import Module, Signal, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sparq.formats.eie import LAYER_BITS, EieConfig
+from sparq.formats.eie import COUNTER_BITS, LAYER_BITS, EieConfig
 
 from ..common.memory import COLLISION_UNUSED
 from .layouts import act, broadcast_layout, layer_layout
 from .lnzd import LeadingNonZeroDetector
 
-__all__ = ["CentralControlUnit", "COUNTER_BITS"]
+__all__ = ["CentralControlUnit"]
 
-COUNTER_BITS = 32
 _WRITEBACK_LATENCY = 3
 
 

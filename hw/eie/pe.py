@@ -4,11 +4,11 @@ from amaranth import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sparq.formats.eie import EieConfig
+from sparq.formats.eie import EieConfig, LoadTarget
 
 from .activation import ActivationRegisters
 from .arith import ArithmeticUnit
-from .layouts import LoadTarget, act, broadcast_layout, layer_layout, load_layout
+from .layouts import act, broadcast_layout, layer_layout, load_layout
 from .pointer import PointerReadUnit
 from .queue import ActivationQueue
 from .spmat import SparseMatrixReadUnit

@@ -4,10 +4,10 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sparq.formats.eie import ENTRY_BITS, WORD_BITS
+from sparq.formats.eie import ADDR_BITS, ENTRY_BITS, WORD_BITS
 
 from ..common.memory import COLLISION_UNUSED
-from .layouts import ADDR_BITS, au_entry_layout, entry_layout, run_layout
+from .layouts import au_entry_layout, entry_layout, run_layout
 
 __all__ = ["SparseMatrixReadUnit"]
 

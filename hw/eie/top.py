@@ -4,10 +4,10 @@ from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sparq.formats.eie import WORD_BITS, EieConfig, EieImage
+from sparq.formats.eie import COUNTER_BITS, COUNTERS, PE_COUNTERS, WORD_BITS, EieConfig, EieImage, LoadTarget
 
-from .ccu import COUNTER_BITS, CentralControlUnit
-from .layouts import LoadTarget, act, load_layout, read_layout
+from .ccu import CentralControlUnit
+from .layouts import act, load_layout, read_layout
 from .pe import ProcessingElement
 from .spmat import HALFWORD_BITS
 
@@ -24,7 +24,7 @@ class EIE(wiring.Component):
     Ports
     -----
     load : In(stream.Signature(load_layout(n_pe)))
-        One memory word per transfer (:class:`~.layouts.LoadTarget`); ready while no run is in progress. A word
+        One memory word per transfer (:class:`sparq.formats.eie.LoadTarget`); ready while no run is in progress. A word
         takes one cycle; with ``spram`` an SPMAT word takes four: it is written as four halfwords (low first) from
         the held payload, and ``ready`` stays low for the first three.
     start : In(1), n_layers : In(range(max_layers + 1))
@@ -37,7 +37,8 @@ class EIE(wiring.Component):
     out : Out(stream.Signature(act))
         The requested activations, in order; one cycle after the request at the earliest.
     cycles, compute_cycles : Out(32); busy_cycles, starve_cycles, stall_cycles : Out(ArrayLayout(32, n_pe))
-        Performance counters of the last run (:class:`~.ccu.CentralControlUnit`); ``starve = compute - busy``.
+        Performance counters of the last run (``sparq.formats.eie.COUNTERS`` and ``PE_COUNTERS``, as
+        :class:`~.ccu.CentralControlUnit` defines them); ``starve = compute - busy``.
         The per-PE ones only with ``pe_counters`` (the default); a board build that reports only a run's cycles
         saves their logic with ``pe_counters=False``.
 
@@ -52,9 +53,7 @@ class EIE(wiring.Component):
         if image is not None:
             image.check_fits(config)
         self.config, self.image, self.pe_counters, self.spram = config, image, pe_counters, spram
-        counters = data.ArrayLayout(COUNTER_BITS, config.n_pe)
-        per_pe = {"busy_cycles": Out(counters), "starve_cycles": Out(counters),
-                  "stall_cycles": Out(counters)} if pe_counters else {}
+        per_pe = data.ArrayLayout(COUNTER_BITS, config.n_pe)
         super().__init__({
             "load": In(stream.Signature(load_layout(config.n_pe))),
             "start": In(1),
@@ -63,9 +62,8 @@ class EIE(wiring.Component):
             "done": Out(1),
             "read": In(stream.Signature(read_layout(config.n_pe, config.act_depth))),
             "out": Out(stream.Signature(act)),
-            "cycles": Out(COUNTER_BITS),
-            "compute_cycles": Out(COUNTER_BITS),
-            **per_pe,
+            **{name: Out(COUNTER_BITS) for name in COUNTERS},
+            **({name: Out(per_pe) for name in PE_COUNTERS} if pe_counters else {}),
         })
 
     def _pe_init(self, k):
