@@ -47,13 +47,13 @@ def from_protocol_words(words, lanes: int) -> list[int]:
 def systolic_job(program, x):
     """A :mod:`sparq.hw.uart.protocol` sequence running ``program`` (the one baked into the board) on the int8 matrix
     ``x``: returns ``(outputs, counters)``, the int8 output words of the run (``sparq.formats.systolic`` layout) and the
-    ``cycles``, ``mac_busy``, ``stall_cycles``, ``active_cycles`` counters."""
-    from sparq.formats.systolic import ints_to_words, pack_matrix, words_to_ints
+    counters ``sparq.formats.systolic.COUNTERS`` (``cycles``, ``mac_busy``, ``stall_cycles``, ``active_cycles``)."""
+    from sparq.formats.systolic import COUNTERS, ints_to_words, pack_matrix, words_to_ints
     lanes = program.config.lanes
     inputs = to_protocol_words(words_to_ints(pack_matrix(x, lanes)), lanes)
-    words, counters = yield from protocol.run_job(inputs, program.output_words * protocol_parts(lanes), n_counters=4)
-    names = ("cycles", "mac_busy", "stall_cycles", "active_cycles")
-    return ints_to_words(from_protocol_words(words, lanes), lanes), dict(zip(names, counters))
+    words, counters = yield from protocol.run_job(inputs, program.output_words * protocol_parts(lanes),
+                                                  n_counters=len(COUNTERS))
+    return ints_to_words(from_protocol_words(words, lanes), lanes), dict(zip(COUNTERS, counters))
 
 
 def eie_counters(values, n_pe: int) -> dict:

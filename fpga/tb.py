@@ -8,7 +8,7 @@ import random
 import numpy as np
 
 from sparq.formats.eie import EieImage, image_words
-from sparq.formats.systolic import Opcode, load_program, pack_matrix
+from sparq.formats.systolic import COUNTERS, Opcode, load_program, pack_matrix
 from sparq.hw.uart import protocol
 from sparq.sim.bench import Agent
 from sparq.sim.eie.golden import Golden
@@ -52,9 +52,9 @@ async def systolic_board(bench, *, program: str, inputs: str, divisor: int, seed
     runs = np.load(inputs)
     lanes = prog.config.lanes
     link, leds, info = await _board_link(bench, divisor=divisor, seed=seed)
-    if (bench.get("busy"), bench.get("done"), info.n_counters) != (0, 0, 4):
+    if (bench.get("busy"), bench.get("done"), info.n_counters) != (0, 0, len(COUNTERS)):
         raise Mismatch(f"after reset: busy {bench.get('busy')}, done {bench.get('done')}, "
-                       f"{info.n_counters} counters (expected 0, 0, 4)")
+                       f"{info.n_counters} counters (expected 0, 0, {len(COUNTERS)})")
     results = []
     for k, x in enumerate(runs):
         expected = run_program(prog.config, prog.instructions, prog.stream(pack_matrix(x, lanes)))

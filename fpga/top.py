@@ -16,8 +16,8 @@ Host protocol (:mod:`sparq.hw.uart.protocol`), as the systolic board top defines
   image of the same program, e.g. retrained weights);
 * START resets the accelerator and runs the baked program once on the current input; ``busy`` until it halts, then
   ``done`` (and the done LED) until the next START;
-* COUNTERS: ``cycles``, ``mac_busy``, ``stall_cycles``, ``active_cycles`` of the last run
-  (:class:`sparq.hw.systolic.controller.Controller`).
+* COUNTERS: ``sparq.formats.systolic.COUNTERS`` (``cycles``, ``mac_busy``, ``stall_cycles``, ``active_cycles``) of
+  the last run (defined in :mod:`sparq.formats.systolic.timing`).
 
 and as the EIE board top defines it (``N`` PEs; vector element ``i`` lives in PE ``i % N`` at local address
 ``i // N``, as everywhere in :mod:`sparq.hw.eie`; :func:`sparq.fpga.driver.eie_job` runs a whole inference):
@@ -45,13 +45,16 @@ from amaranth import Cat, Const, Elaboratable, Module, Mux, ResetInserter, Signa
 from amaranth.lib import data, io, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from sparq.formats.eie import ACT_BITS, COUNTERS, PE_COUNTERS, EieConfig, EieImage, LoadTarget
+from sparq.formats.eie import ACT_BITS, EieConfig, EieImage, LoadTarget
+from sparq.formats.eie import COUNTERS as EIE_COUNTERS
+from sparq.formats.eie import PE_COUNTERS as EIE_PE_COUNTERS
+from sparq.formats.systolic import COUNTERS as SYSTOLIC_COUNTERS
 from sparq.formats.systolic import INSTRUCTION_BITS, Opcode, SystolicProgram, words_to_ints
 from sparq.hw.common.fifo import StreamFIFO
 from sparq.hw.eie import EIE
 from sparq.hw.eie.layouts import load_layout
 from sparq.hw.systolic.accelerator import SystolicAccelerator
-from sparq.hw.systolic.layouts import instruction_layout
+from sparq.hw.systolic.layouts import COUNT_BITS, instruction_layout
 from sparq.hw.uart import protocol
 from sparq.hw.uart.bridge import HostBridge
 
@@ -112,7 +115,7 @@ class SystolicHost(_HostCore):
     def __init__(self, program: SystolicProgram, *, divisor: int, timeout: int = 1 << 22):
         self.program = program
         self.config = program.config
-        super().__init__(divisor=divisor, n_counters=4, timeout=timeout)
+        super().__init__(divisor=divisor, n_counters=len(SYSTOLIC_COUNTERS), timeout=timeout)
 
     def elaborate(self, platform):
         m = Module()
@@ -130,7 +133,7 @@ class SystolicHost(_HostCore):
 
         accelerator = SystolicAccelerator(config)
         m.submodules.accelerator = ResetInserter(restart)(accelerator)
-        segments = StreamFIFO(data.StructLayout({"image": 1, "count": 24}), SEGMENT_QUEUE_DEPTH)
+        segments = StreamFIFO(data.StructLayout({"image": 1, "count": COUNT_BITS}), SEGMENT_QUEUE_DEPTH)
         m.submodules.segments = ResetInserter(restart)(segments)
 
         # Memories: the baked program, the weight image, and the host's input and output buffers.
@@ -170,7 +173,7 @@ class SystolicHost(_HostCore):
                 m.d.sync += issue_addr.eq(issue_addr + 1)
 
         # Feeder: host_in words from the image or input RAM, one segment (one READ instruction) after another.
-        left = Signal(24)
+        left = Signal(COUNT_BITS)
         from_image = Signal()
         image_addr = Signal(range(len(program.weight_words) + 1))
         input_addr = Signal(range(program.input_words + 1))
@@ -239,8 +242,7 @@ class SystolicHost(_HostCore):
             m.d.sync += pending.eq(0)
 
         self._connect_bridge(m, busy=running & ~accelerator.halted, done=running & accelerator.halted,
-                             counters=[accelerator.cycles, accelerator.mac_busy, accelerator.stall_cycles,
-                                       accelerator.active_cycles])
+                             counters=[getattr(accelerator, name) for name in SYSTOLIC_COUNTERS])
         return m
 
 
@@ -283,8 +285,8 @@ class EieHost(_HostCore):
         if load_layout(config.n_pe).size > 32 * EIE_IMAGE_PARTS:
             raise ValueError(f"an EIE load-port word for {config.n_pe} PEs does not fit {EIE_IMAGE_PARTS} protocol "
                              f"words")
-        per_pe = len(PE_COUNTERS) * config.n_pe if self.eie.pe_counters else 0
-        super().__init__(divisor=divisor, n_counters=len(COUNTERS) + per_pe, timeout=timeout)
+        per_pe = len(EIE_PE_COUNTERS) * config.n_pe if self.eie.pe_counters else 0
+        super().__init__(divisor=divisor, n_counters=len(EIE_COUNTERS) + per_pe, timeout=timeout)
 
     def elaborate(self, platform):
         m = Module()
@@ -323,9 +325,9 @@ class EieHost(_HostCore):
             bridge.read_data.payload.eq(eie.out.payload),
         ]
 
-        counters = [getattr(eie, name) for name in COUNTERS]
+        counters = [getattr(eie, name) for name in EIE_COUNTERS]
         if eie.pe_counters:
-            counters += [getattr(eie, name)[k] for name in PE_COUNTERS for k in range(n)]
+            counters += [getattr(eie, name)[k] for name in EIE_PE_COUNTERS for k in range(n)]
         self._connect_bridge(m, busy=eie.running, done=eie.done, counters=counters)
         return m
 

@@ -5,7 +5,7 @@ from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sparq.formats.systolic import WINOGRAD_U_BITS, WINOGRAD_V_BITS, SystolicConfig
+from sparq.formats.systolic import COUNTER_BITS, COUNTERS, WINOGRAD_U_BITS, WINOGRAD_V_BITS, SystolicConfig
 
 from ..common.fifo import StreamFIFO
 from .accumulators import Accumulators
@@ -44,7 +44,7 @@ class SystolicAccelerator(wiring.Component):
     halted : Out(1)
         High once HALT has completed; the accelerator then takes no more instructions until reset.
     cycles, mac_busy, stall_cycles, active_cycles : Out(32)
-        Performance counters (:class:`~.controller.Controller`).
+        Performance counters (``sparq.formats.systolic.COUNTERS``, defined in :mod:`sparq.formats.systolic.timing`).
     """
 
     def __init__(self, config: SystolicConfig):
@@ -55,10 +55,7 @@ class SystolicAccelerator(wiring.Component):
             "host_in": In(stream.Signature(word)),
             "host_out": Out(stream.Signature(word)),
             "halted": Out(1),
-            "cycles": Out(32),
-            "mac_busy": Out(32),
-            "stall_cycles": Out(32),
-            "active_cycles": Out(32),
+            **{name: Out(COUNTER_BITS) for name in COUNTERS},
         })
 
     def elaborate(self, platform):
@@ -107,12 +104,9 @@ class SystolicAccelerator(wiring.Component):
             matrix.w_bank.eq(ctl.w_bank),
             activation.acc_data.eq(accumulators.read_data),
             ctl.act_busy.eq(activation.busy),
-            # Counters.
+            # Status and counters.
             self.halted.eq(ctl.halted),
-            self.cycles.eq(ctl.cycles),
-            self.mac_busy.eq(ctl.mac_busy),
-            self.stall_cycles.eq(ctl.stall_cycles),
-            self.active_cycles.eq(ctl.active_cycles),
+            *(getattr(self, name).eq(getattr(ctl, name)) for name in COUNTERS),
         ]
         if not c.winograd:
             m.d.comb += [

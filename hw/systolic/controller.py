@@ -5,27 +5,20 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sparq.formats.systolic import Flag, Opcode, SystolicConfig
+from sparq.formats.systolic import (
+    COUNTER_BITS,
+    COUNTERS,
+    Flag,
+    Opcode,
+    SystolicConfig,
+    bank_drain_cycles,
+    matrix_drain_cycles,
+)
 
-from .layouts import activate_command_layout, instruction_layout, issue_layout
+from .layouts import COUNT_BITS, activate_command_layout, instruction_layout, issue_layout
 from .winograd import transform_command_layout
 
-__all__ = ["Controller", "bank_drain_cycles", "matrix_drain_cycles"]
-
-
-def bank_drain_cycles(config: SystolicConfig) -> int:
-    """Cycles after the last issue with a weight bank before a LOAD_WEIGHTS may start overwriting that bank.
-
-    The last activation reaches PE ``(rows-1, cols-1)`` ``rows + cols - 1`` cycles after its issue and a load
-    changes the bank from the third cycle after its dispatch; this keeps two cycles of margin.
-    """
-    return config.rows + config.cols - 2
-
-
-def matrix_drain_cycles(config: SystolicConfig) -> int:
-    """Cycles after the last MATMUL issue until its result is in the accumulators (UB read, ``rows + cols - 1``
-    through the matrix unit, an accumulator read and an accumulator write)."""
-    return config.rows + config.cols + 1
+__all__ = ["Controller"]
 
 
 def _overlap(lo_a, count_a, lo_b, count_b):
@@ -41,11 +34,11 @@ class Controller(wiring.Component):
     of sequential execution:
 
     * LOAD_WEIGHTS into bank ``b`` waits for the weight loader, for MATMUL to stop issuing with ``b`` and for the
-      last activation tagged ``b`` to leave the array (:func:`bank_drain_cycles`);
+      last activation tagged ``b`` to leave the array (``sparq.formats.systolic.bank_drain_cycles``);
     * MATMUL waits for the previous MATMUL's last issue cycle, for a load into its bank to finish, and for a busy
       ACTIVATE whose UB destination or accumulator source overlaps its UB source or accumulator destination;
     * ACTIVATE waits for the activation unit and for every MATMUL to reach the accumulators
-      (:func:`matrix_drain_cycles`).
+      (``sparq.formats.systolic.matrix_drain_cycles``).
     * Winograd builds: TRANSFORM_IN and TRANSFORM_OUT wait for every unit to go idle and go to the transform unit
       (``xf_cmd``); nothing dispatches while it is busy (``xf_busy``). A MATMUL ``FROM_TB`` reads the transform
       buffer (``tb_read_addr``; ``vector_from_tb`` is high with its issues) and is not checked against the UB
@@ -60,14 +53,8 @@ class Controller(wiring.Component):
     ``host_in_valid`` is high; WRITE_HOST reads the UB on each cycle from ``t+1`` on where the output queue has
     room and pushes the word one cycle later (``out_push``).
 
-    Performance counters (32 bits, counting until HALT completes):
-
-    * ``cycles``: every cycle since reset;
-    * ``mac_busy``: cycles in which a vector enters the array (each one is ``rows * cols`` MACs);
-    * ``stall_cycles``: cycles lost to the host -- a READ waiting for ``host_in``, an output word refused by
-      ``host_out``, or nothing to do because the instruction queue is empty;
-    * ``active_cycles``: cycles in which the weight loader, the matrix unit (issuing or draining), the activation
-      unit or (Winograd builds) the transform unit is busy -- the compute phase, without host transfers.
+    Performance counters: ``sparq.formats.systolic.COUNTERS`` (``cycles``, ``mac_busy``, ``stall_cycles``,
+    ``active_cycles``), defined in :mod:`sparq.formats.systolic.timing`.
 
     Ports: see the signature; memory-side ports are addresses and enables, the top level wires the data.
     """
@@ -101,10 +88,7 @@ class Controller(wiring.Component):
             "act_cmd": Out(stream.Signature(activate_command_layout(c.acc_depth, c.ub_depth, c.wb_depth))),
             "act_busy": In(1),
             "halted": Out(1),
-            "cycles": Out(32),
-            "mac_busy": Out(32),
-            "stall_cycles": Out(32),
-            "active_cycles": Out(32),
+            **{name: Out(COUNTER_BITS) for name in COUNTERS},
         })
 
     def elaborate(self, platform):
@@ -116,7 +100,7 @@ class Controller(wiring.Component):
 
         # Host-transfer unit.
         host_op = Signal(4)
-        host_left = Signal(range(1 << 24))
+        host_left = Signal(COUNT_BITS)
         host_ub = Signal(range(c.ub_depth))
         host_wb = Signal(range(c.wb_depth))
         out_reading = Signal()  # a WRITE_HOST word is on the UB read port
@@ -133,7 +117,7 @@ class Controller(wiring.Component):
         w_idle = (w_left == 0) & ~w_shift
 
         # Matrix issue.
-        m_left = Signal(range(1 << 24))
+        m_left = Signal(COUNT_BITS)
         m_ub = Signal(range(max(c.ub_depth, c.tb_depth) if c.winograd else c.ub_depth))  # UB or TB address
         m_acc = Signal(range(c.acc_depth))
         m_bank = Signal()
@@ -146,7 +130,7 @@ class Controller(wiring.Component):
         # The ranges of the ACTIVATE in the activation unit, for the MATMUL interlock.
         act_acc = Signal(range(c.acc_depth))
         act_ub = Signal(range(c.ub_depth))
-        act_count = Signal(range(1 << 24))
+        act_count = Signal(COUNT_BITS)
 
         halted = Signal()
         all_idle = host_idle & w_idle & drained & ~self.act_busy

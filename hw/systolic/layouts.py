@@ -5,8 +5,11 @@ from amaranth.lib import data
 
 from sparq.formats.systolic import FIELDS, INSTRUCTION_BITS, MULTIPLIER_BITS, SHIFT_BITS
 
-__all__ = ["instruction_layout", "issue_layout", "accumulator_write_layout", "param_layout",
+__all__ = ["COUNT_BITS", "instruction_layout", "issue_layout", "accumulator_write_layout", "param_layout",
            "activate_command_layout", "vector_layout"]
+
+COUNT_BITS = dict(FIELDS)["count"]
+"""Bits of an instruction's ``count`` field, and so of every counter of rows, words or tiles still to do."""
 
 
 def instruction_layout() -> data.StructLayout:
@@ -43,4 +46,4 @@ def param_layout(acc_width: int = 32) -> data.StructLayout:
 def activate_command_layout(acc_depth: int, ub_depth: int, wb_depth: int) -> data.StructLayout:
     """An ACTIVATE instruction as the activation unit takes it."""
     return data.StructLayout({"acc": range(acc_depth), "ub": range(ub_depth), "wb": range(wb_depth),
-                              "count": range(1 << 24), "relu": 1})
+                              "count": COUNT_BITS, "relu": 1})

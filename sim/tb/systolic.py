@@ -9,14 +9,12 @@ import random
 
 import numpy as np
 
-from sparq.formats.systolic import SystolicProgram, load_program, requantize, words_to_ints
+from sparq.formats.systolic import COUNTERS, SystolicProgram, load_program, requantize, words_to_ints
 
 from ..bench import StreamSink, StreamSource
 from ..scoreboard import Mismatch, assert_words_equal
 from ..systolic.golden import run_program
 from ..systolic.stimulus import random_int32
-
-COUNTERS = ("cycles", "mac_busy", "stall_cycles", "active_cycles")
 
 
 async def _stream_program(bench, program: SystolicProgram, input_words, *, rng, gap_probability=0.0,
