@@ -1,4 +1,4 @@
-"""The host side of a sparq board: a pyserial driver for the protocol of :mod:`sparq.hw.uart.protocol`.
+"""The host side of a sparq board: a pyserial driver for the protocol of :mod:`sparq.formats.uart`.
 
 ::
 
@@ -8,7 +8,7 @@
         print(board.hello())                        # Info(version=1, n_counters=4)
         outputs, counters = board.run_job(input_words, n_outputs=10)
 
-Every method runs a transaction or sequence of :mod:`sparq.hw.uart.protocol` with :func:`sparq.hw.uart.protocol.drive`; the
+Every method runs a transaction or sequence of :mod:`sparq.formats.uart` with :func:`sparq.formats.uart.drive`; the
 cocotb link :class:`sparq.sim.uart.bfm.UARTLink` runs the very same ones in simulation, so what the board-top tests verify is
 what this driver sends.
 """
@@ -16,7 +16,7 @@ what this driver sends.
 import math
 import time
 
-from sparq.hw.uart import protocol
+from sparq.formats import uart as protocol
 
 __all__ = ["Device", "DEFAULT_BAUD", "EIE_IMAGE_PARTS", "protocol_parts", "to_protocol_words", "from_protocol_words",
            "systolic_job", "eie_job", "eie_load", "eie_spmat_load", "eie_counters"]
@@ -45,7 +45,7 @@ def from_protocol_words(words, lanes: int) -> list[int]:
 
 
 def systolic_job(program, x):
-    """A :mod:`sparq.hw.uart.protocol` sequence running ``program`` (the one baked into the board) on the int8 matrix
+    """A :mod:`sparq.formats.uart` sequence running ``program`` (the one baked into the board) on the int8 matrix
     ``x``: returns ``(outputs, counters)``, the int8 output words of the run (``sparq.formats.systolic`` layout) and the
     counters ``sparq.formats.systolic.COUNTERS`` (``cycles``, ``mac_busy``, ``stall_cycles``, ``active_cycles``)."""
     from sparq.formats.systolic import COUNTERS, ints_to_words, pack_matrix, words_to_ints
@@ -70,7 +70,7 @@ def eie_counters(values, n_pe: int) -> dict:
 
 
 def eie_job(image, x):
-    """A :mod:`sparq.hw.uart.protocol` sequence running ``image`` (a ``sparq.formats.eie.EieImage``, the one on the EIE board)
+    """A :mod:`sparq.formats.uart` sequence running ``image`` (a ``sparq.formats.eie.EieImage``, the one on the EIE board)
     on the input vector ``x`` (``image.input_len`` Q8.8 integers): returns ``(outputs, counters)``, the network's
     output as an ``np.int16`` array and :func:`eie_counters` (their number is asked with HELLO)."""
     import numpy as np
@@ -86,7 +86,7 @@ def eie_job(image, x):
 
 
 def eie_load(load_words, *, chunk: int = 256):
-    """A :mod:`sparq.hw.uart.protocol` sequence writing EIE load-port words (``sparq.formats.eie.load_word``; a whole
+    """A :mod:`sparq.formats.uart` sequence writing EIE load-port words (``sparq.formats.eie.load_word``; a whole
     image: ``sparq.formats.eie.image_words(image)``) into an EIE board's image space, :data:`EIE_IMAGE_PARTS` protocol words each,
     low part first. Only an address's low bits count on the board, so every chunk goes to address 0 and an image of
     any size fits."""
@@ -117,7 +117,7 @@ class Device:
     baud : int
         Must match the board top's divisor (``clock_hz // baud``); sparq's board tops use :data:`DEFAULT_BAUD`.
     timeout : float
-        Seconds to wait for each reply before :class:`sparq.hw.uart.protocol.ProtocolError`.
+        Seconds to wait for each reply before :class:`sparq.formats.uart.ProtocolError`.
     """
 
     def __init__(self, port, *, baud: int = DEFAULT_BAUD, timeout: float = 2.0):
@@ -145,7 +145,7 @@ class Device:
         return self.serial.read(reply_length)
 
     def run(self, operation):
-        """Run any transaction or sequence of :mod:`sparq.hw.uart.protocol`; return its value."""
+        """Run any transaction or sequence of :mod:`sparq.formats.uart`; return its value."""
         return protocol.drive(operation, self._transact)
 
     def resync(self, *, silence: float = 0.5) -> protocol.Info:
@@ -167,7 +167,7 @@ class Device:
         return self.run(protocol.read_words(space, addr, count))
 
     def load_image(self, words) -> None:
-        """Replace the model image (a WRITE to :data:`sparq.hw.uart.protocol.SPACE_IMAGE` from address 0)."""
+        """Replace the model image (a WRITE to :data:`sparq.formats.uart.SPACE_IMAGE` from address 0)."""
         self.write(protocol.SPACE_IMAGE, 0, words)
 
     def start(self) -> None:

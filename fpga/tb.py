@@ -7,9 +7,9 @@ import random
 
 import numpy as np
 
+from sparq.formats import uart as protocol
 from sparq.formats.eie import EieImage, image_words
 from sparq.formats.systolic import COUNTERS, Opcode, load_program, pack_matrix
-from sparq.hw.uart import protocol
 from sparq.sim.bench import Agent
 from sparq.sim.eie.golden import Golden
 from sparq.sim.scoreboard import Mismatch, assert_words_equal

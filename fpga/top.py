@@ -4,15 +4,15 @@
 four ports (``rx``, ``tx``, ``busy``, ``done``) that simulates as it is; :class:`BoardTop` puts any such host core on
 an ``amaranth-boards`` platform (UART pins, LEDs, the board clock, the UART divisor from the clock frequency).
 
-Host protocol (:mod:`sparq.hw.uart.protocol`), as the systolic board top defines it:
+Host protocol (:mod:`sparq.formats.uart`), as the systolic board top defines it:
 
 * a host word (one unified-buffer word, ``lanes`` int8 lanes, lane 0 in the low byte) spans ``parts`` 32-bit
   protocol words, ``parts = ceil(lanes / 4)`` rounded up to a power of two; part ``j`` of host word ``i`` is at
   protocol address ``i * parts + j`` (:func:`sparq.fpga.driver.to_protocol_words` packs, :func:`sparq.fpga.driver.systolic_job`
   runs a whole inference);
-* space :data:`~sparq.hw.uart.protocol.SPACE_INPUT`: the run-time input words of the program (write);
-* space :data:`~sparq.hw.uart.protocol.SPACE_OUTPUT`: the output words of the last run (read);
-* space :data:`~sparq.hw.uart.protocol.SPACE_IMAGE`: the weight image (write; baked in at build time, replaceable by any
+* space :data:`~sparq.formats.uart.SPACE_INPUT`: the run-time input words of the program (write);
+* space :data:`~sparq.formats.uart.SPACE_OUTPUT`: the output words of the last run (read);
+* space :data:`~sparq.formats.uart.SPACE_IMAGE`: the weight image (write; baked in at build time, replaceable by any
   image of the same program, e.g. retrained weights);
 * START resets the accelerator and runs the baked program once on the current input; ``busy`` until it halts, then
   ``done`` (and the done LED) until the next START;
@@ -22,12 +22,12 @@ Host protocol (:mod:`sparq.hw.uart.protocol`), as the systolic board top defines
 and as the EIE board top defines it (``N`` PEs; vector element ``i`` lives in PE ``i % N`` at local address
 ``i // N``, as everywhere in :mod:`sparq.hw.eie`; :func:`sparq.fpga.driver.eie_job` runs a whole inference):
 
-* space :data:`~sparq.hw.uart.protocol.SPACE_INPUT` (write): word ``i`` is input activation ``i``, Q8.8 int16 in the low
+* space :data:`~sparq.formats.uart.SPACE_INPUT` (write): word ``i`` is input activation ``i``, Q8.8 int16 in the low
   16 bits (the high 16 are ignored); it goes straight into the EIE's activation memory (load target ACT);
 * READ, any space: word ``i`` is activation ``i`` of the EIE's current vector, sign-extended to 32 bits: the final
-  layer's output after a run (space :data:`~sparq.hw.uart.protocol.SPACE_OUTPUT` by convention), the input as written
+  layer's output after a run (space :data:`~sparq.formats.uart.SPACE_OUTPUT` by convention), the input as written
   before one; there is no output buffer, the EIE's activation memories hold both;
-* space :data:`~sparq.hw.uart.protocol.SPACE_IMAGE` (write): the baked image (every memory initialised from it) can be
+* space :data:`~sparq.formats.uart.SPACE_IMAGE` (write): the baked image (every memory initialised from it) can be
   patched or replaced by an image of the same layer count that fits the same configuration: each EIE load-port word
   (:func:`sparq.formats.eie.load_fields`: target, pe, addr, data, least significant first) travels as four protocol
   words, low part first, and is written when its last part (address ``% 4 == 3``) arrives; only the address's low two
@@ -45,6 +45,7 @@ from amaranth import Cat, Const, Elaboratable, Module, Mux, ResetInserter, Signa
 from amaranth.lib import data, io, memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from sparq.formats import uart as protocol
 from sparq.formats.eie import ACT_BITS, EieConfig, EieImage, LoadTarget
 from sparq.formats.eie import COUNTERS as EIE_COUNTERS
 from sparq.formats.eie import PE_COUNTERS as EIE_PE_COUNTERS
@@ -55,7 +56,6 @@ from sparq.hw.eie import EIE
 from sparq.hw.eie.layouts import load_layout
 from sparq.hw.systolic.accelerator import SystolicAccelerator
 from sparq.hw.systolic.layouts import COUNT_BITS, instruction_layout
-from sparq.hw.uart import protocol
 from sparq.hw.uart.bridge import HostBridge
 
 from .driver import DEFAULT_BAUD, EIE_IMAGE_PARTS, protocol_parts

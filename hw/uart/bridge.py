@@ -1,11 +1,12 @@
-"""The host bridge: the protocol of :mod:`sparq.hw.uart.protocol`, spoken over a UART, driving an accelerator's ports."""
+"""The host bridge: the protocol of :mod:`sparq.formats.uart`, spoken over a UART, driving an accelerator's ports."""
 
 from amaranth import Cat, Const, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from . import protocol
-from .protocol import Op
+from sparq.formats import uart as protocol
+from sparq.formats.uart import Op
+
 from .serial import UARTReceiver, UARTTransmitter, check_divisor
 
 __all__ = ["HostBridge", "WriteRequest", "ReadRequest"]
@@ -23,7 +24,7 @@ class HostBridge(wiring.Component):
 
     It holds a :class:`sparq.hw.uart.serial.UARTReceiver` and :class:`sparq.hw.uart.serial.UARTTransmitter` and one command at a
     time: it reads a command's bytes, performs it on the ports below, sends the reply, and only then reads the next
-    opcode. :mod:`sparq.hw.uart.protocol` specifies the bytes; :class:`sparq.sim.uart.model.HostBridgeModel` is the reference.
+    opcode. :mod:`sparq.formats.uart` specifies the bytes; :class:`sparq.sim.uart.model.HostBridgeModel` is the reference.
 
     Parameters
     ----------

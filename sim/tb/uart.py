@@ -3,8 +3,8 @@ and :class:`sparq.hw.uart.bridge.HostBridge` end to end against :class:`sparq.si
 
 import random
 
-from sparq.hw.uart import protocol
-from sparq.hw.uart.protocol import Op, Transaction
+from sparq.formats import uart as protocol
+from sparq.formats.uart import Op, Transaction
 
 from ..bench import Agent, StreamSink, StreamSource
 from ..scoreboard import Mismatch, assert_words_equal
@@ -204,7 +204,7 @@ async def bridge_timeout(bench, *, divisor: int, timeout: int):
 async def bridge_fifo_loopback(bench, *, seed: int, divisor: int, depth: int):
     """:class:`sparq.sim.uart.rigs.FIFOLoopback`: words written through the bridge come back in order through READ, with the
     counters and the done flag telling the same story; all through the shared sequences of
-    :mod:`sparq.hw.uart.protocol`."""
+    :mod:`sparq.formats.uart`."""
     rng = random.Random(seed)
     link = UARTLink(bench, divisor=divisor, rng=rng, max_gap=3 * divisor)
     bench.set("rx", 1)

@@ -1,4 +1,4 @@
-"""A byte-level reference model of the device side of the sparq host protocol (:mod:`sparq.hw.uart.protocol`).
+"""A byte-level reference model of the device side of the sparq host protocol (:mod:`sparq.formats.uart`).
 
 :class:`HostBridgeModel` reads command bytes as :class:`sparq.hw.uart.bridge.HostBridge` does and answers with the reply
 bytes the hardware must send, against Python stand-ins for the accelerator: a word memory per space, a START count,
@@ -8,8 +8,8 @@ specification, so checking the shared framing code against it checks two reading
 
 import struct
 
-from sparq.hw.uart import protocol
-from sparq.hw.uart.protocol import Op
+from sparq.formats import uart as protocol
+from sparq.formats.uart import Op
 
 __all__ = ["HostBridgeModel"]
 
@@ -68,7 +68,7 @@ class HostBridgeModel:
         return replies
 
     def transact(self, request: bytes, reply_length: int) -> bytes:
-        """:meth:`feed`, as the blocking ``transact`` of :func:`sparq.hw.uart.protocol.drive`; also checks that the reply
+        """:meth:`feed`, as the blocking ``transact`` of :func:`sparq.formats.uart.drive`; also checks that the reply
         has the length the host expects."""
         replies = self.feed(request)
         assert len(replies) == reply_length, f"model replied {len(replies)} bytes, the host expects {reply_length}"

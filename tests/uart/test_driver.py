@@ -2,9 +2,9 @@
 
 import pytest
 
+from sparq.formats import uart as protocol
+from sparq.formats.uart import ProtocolError
 from sparq.fpga.driver import Device
-from sparq.hw.uart import protocol
-from sparq.hw.uart.protocol import ProtocolError
 from sparq.sim.uart.model import HostBridgeModel
 
 

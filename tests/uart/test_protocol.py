@@ -1,9 +1,9 @@
-"""The shared protocol framing (sparq.hw.uart.protocol) against the device-side reference model, in pure Python."""
+"""The shared protocol framing (sparq.formats.uart) against the device-side reference model, in pure Python."""
 
 import pytest
 
-from sparq.hw.uart import protocol
-from sparq.hw.uart.protocol import ProtocolError, Status
+from sparq.formats import uart as protocol
+from sparq.formats.uart import ProtocolError, Status
 from sparq.sim.uart.model import HostBridgeModel
 
 
