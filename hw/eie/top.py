@@ -1,6 +1,6 @@
 """The EIE accelerator's top level: the central control unit and N processing elements."""
 
-from amaranth import Cat, Module, Mux, Signal
+from amaranth import Array, Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -114,24 +114,25 @@ class EIE(wiring.Component):
         else:
             m.d.comb += self.load.ready.eq(~ccu.running)
 
-        # Output reads share the source-activation read port with the scan.
+        # Output reads: the CCU's host read of every PE's source activations, between runs.
         read_take, read_pe = Signal(), Signal.like(self.read.payload.pe)
         m.d.comb += [
             self.read.ready.eq(~ccu.running & (~self.out.valid | self.out.ready)),
             read_take.eq(self.read.valid & self.read.ready),
+            ccu.host_addr.eq(self.read.payload.addr),
+            ccu.host_en.eq(read_take),
         ]
         with m.If(read_take):
             m.d.sync += [self.out.valid.eq(1), read_pe.eq(self.read.payload.pe)]
         with m.Elif(self.out.ready):
             m.d.sync += self.out.valid.eq(0)
-        m.d.comb += self.out.payload.eq(ccu.act_data[read_pe])
+        m.d.comb += self.out.payload.eq(Array(link.act_data for link in ccu.pes)[read_pe])
 
         m.d.comb += [
             ccu.start.eq(self.start),
             ccu.n_layers.eq(self.n_layers),
             self.running.eq(ccu.running),
             self.done.eq(ccu.done),
-            ccu.bcast.ready.eq(ccu.pe_room.all()),
             self.cycles.eq(ccu.cycles),
             self.compute_cycles.eq(ccu.compute_cycles),
         ]
@@ -140,21 +141,8 @@ class EIE(wiring.Component):
             for k in range(n):
                 m.d.comb += self.starve_cycles[k].eq(ccu.compute_cycles - ccu.busy_cycles[k])
         for k, pe in enumerate(pes):
+            wiring.connect(m, ccu.pes[k], pe.ccu)
             m.d.comb += [
-                pe.bcast.valid.eq(ccu.bcast.valid & ccu.bcast.ready),
-                pe.bcast.payload.eq(ccu.bcast.payload),
-                ccu.pe_room[k].eq(pe.room),
-                ccu.pe_busy[k].eq(pe.busy),
-                ccu.pe_idle[k].eq(pe.idle),
-                pe.layer.eq(ccu.layer),
-                pe.layer_index.eq(ccu.layer_index),
-                pe.parity.eq(ccu.parity),
-                pe.act_addr.eq(Mux(ccu.running, ccu.act_addr, self.read.payload.addr)),
-                pe.act_en.eq(ccu.act_en | read_take),
-                ccu.act_data[k].eq(pe.act_data),
-                pe.flush_addr.eq(ccu.flush_addr),
-                pe.flush_en.eq(ccu.flush_en),
-                pe.flush_write.eq(ccu.flush_write),
                 pe.load.eq(pe_load),
                 pe.load_en.eq(write & ((load.pe == k) | (load.target == LoadTarget.CODEBOOK))),
             ]
