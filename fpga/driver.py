@@ -46,8 +46,10 @@ def from_protocol_words(words, lanes: int) -> list[int]:
 
 def systolic_job(program, x):
     """A :mod:`sparq.formats.uart` sequence running ``program`` (the one baked into the board) on the int8 matrix
-    ``x``: returns ``(outputs, counters)``, the int8 output words of the run (``sparq.formats.systolic`` layout) and the
-    counters ``sparq.formats.systolic.COUNTERS`` (``cycles``, ``mac_busy``, ``stall_cycles``, ``active_cycles``)."""
+    ``x``: returns ``(outputs, counters)``, the int8 output words of the run (``sparq.formats.systolic`` layout) and
+    the counters ``sparq.formats.systolic.COUNTERS`` (``cycles``, ``mac_busy``, ``stall_cycles``,
+    ``active_cycles``). Raises :class:`sparq.formats.uart.DeviceError` if the accelerator stops on an error
+    (STATUS bit ``error``: an instruction it does not execute)."""
     from sparq.formats.systolic import COUNTERS, ints_to_words, pack_matrix, words_to_ints
     lanes = program.config.lanes
     inputs = to_protocol_words(words_to_ints(pack_matrix(x, lanes)), lanes)
@@ -182,7 +184,9 @@ class Device:
         return self.run(protocol.counters(self.n_counters))
 
     def run_job(self, inputs, n_outputs: int, *, max_polls: int = 10_000):
-        """Load ``inputs``, start, wait for done, and return ``(outputs, counters)``."""
+        """Load ``inputs``, start, wait for done, and return ``(outputs, counters)``. Raises
+        :class:`sparq.formats.uart.DeviceError` if the board reports that its accelerator stopped on an error
+        (:meth:`status` shows the flag as ``error``)."""
         if self.n_counters is None:
             self.hello()
         return self.run(protocol.run_job(inputs, n_outputs, n_counters=self.n_counters, max_polls=max_polls))

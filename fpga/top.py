@@ -17,7 +17,10 @@ Host protocol (:mod:`sparq.formats.uart`), as the systolic board top defines it:
 * START resets the accelerator and runs the baked program once on the current input; ``busy`` until it halts, then
   ``done`` (and the done LED) until the next START;
 * COUNTERS: ``sparq.formats.systolic.COUNTERS`` (``cycles``, ``mac_busy``, ``stall_cycles``, ``active_cycles``) of
-  the last run (defined in :mod:`sparq.formats.systolic.timing`).
+  the last run (defined in :mod:`sparq.formats.systolic.timing`);
+* STATUS bit ``error``: the accelerator stopped on an instruction it does not execute (``done`` rises with it; the
+  outputs are not valid), until the next START; :func:`sparq.formats.uart.wait_done`, and so every driver
+  sequence that waits for a run, raises :class:`sparq.formats.uart.DeviceError` on it.
 
 and as the EIE board top defines it (``N`` PEs; vector element ``i`` lives in PE ``i % N`` at local address
 ``i // N``, as everywhere in :mod:`sparq.hw.eie`; :func:`sparq.fpga.driver.eie_job` runs a whole inference):
@@ -74,12 +77,13 @@ class _HostCore(wiring.Component):
         self.bridge = HostBridge(divisor=divisor, n_counters=n_counters, timeout=timeout)
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "busy": Out(1), "done": Out(1)})
 
-    def _connect_bridge(self, m, *, busy, done, counters):
+    def _connect_bridge(self, m, *, busy, done, counters, error=0):
         """Add the bridge to ``m`` on the UART lines, with ``busy`` and ``done`` on the ports (the LEDs) and in
-        STATUS, and ``counters`` (``n_counters`` values) in COUNTERS, in that order."""
+        STATUS, ``error`` (the accelerator's error flag, if it has one) in STATUS, and ``counters``
+        (``n_counters`` values) in COUNTERS, in that order."""
         m.submodules.bridge = bridge = self.bridge
         m.d.comb += [bridge.rx.eq(self.rx), self.tx.eq(bridge.tx), self.busy.eq(busy), self.done.eq(done),
-                     bridge.busy.eq(busy), bridge.done.eq(done)]
+                     bridge.busy.eq(busy), bridge.done.eq(done), bridge.error.eq(error)]
         m.d.comb += [bridge.counters[k].eq(value) for k, value in enumerate(counters)]
 
 
@@ -242,6 +246,7 @@ class SystolicHost(_HostCore):
             m.d.sync += pending.eq(0)
 
         self._connect_bridge(m, busy=running & ~accelerator.halted, done=running & accelerator.halted,
+                             error=accelerator.error,
                              counters=[getattr(accelerator, name) for name in SYSTOLIC_COUNTERS])
         return m
 

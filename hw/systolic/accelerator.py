@@ -43,6 +43,9 @@ class SystolicAccelerator(wiring.Component):
 
     halted : Out(1)
         High once HALT has completed; the accelerator then takes no more instructions until reset.
+    error : Out(1)
+        High once the accelerator has stopped on an opcode it does not execute (as HALT: ``halted`` rises with it;
+        see :class:`~.controller.Controller`); until reset.
     cycles, mac_busy, stall_cycles, active_cycles : Out(32)
         Performance counters (``sparq.formats.systolic.COUNTERS``, defined in :mod:`sparq.formats.systolic.timing`).
     """
@@ -55,6 +58,7 @@ class SystolicAccelerator(wiring.Component):
             "host_in": In(stream.Signature(word)),
             "host_out": Out(stream.Signature(word)),
             "halted": Out(1),
+            "error": Out(1),
             **{name: Out(COUNTER_BITS) for name in COUNTERS},
         })
 
@@ -77,12 +81,11 @@ class SystolicAccelerator(wiring.Component):
 
         wiring.connect(m, wiring.flipped(self.instr), instr_queue.i)
         wiring.connect(m, instr_queue.o, ctl.instr)
+        wiring.connect(m, wiring.flipped(self.host_in), ctl.host_in)
         wiring.connect(m, out_queue.o, wiring.flipped(self.host_out))
         wiring.connect(m, ctl.act_cmd, activation.cmd)
         m.d.comb += [
             # Host side.
-            self.host_in.ready.eq(ctl.host_in_ready),
-            ctl.host_in_valid.eq(self.host_in.valid),
             out_queue.i.payload.eq(ub_read.data),
             out_queue.i.valid.eq(ctl.out_push),
             ctl.out_level.eq(out_queue.level),
@@ -106,6 +109,7 @@ class SystolicAccelerator(wiring.Component):
             ctl.act_busy.eq(activation.busy),
             # Status and counters.
             self.halted.eq(ctl.halted),
+            self.error.eq(ctl.error),
             *(getattr(self, name).eq(getattr(ctl, name)) for name in COUNTERS),
         ]
         if not c.winograd:

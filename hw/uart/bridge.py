@@ -49,8 +49,8 @@ class HostBridge(wiring.Component):
         The word for each request, in order, with any latency.
     start : Out(1)
         One-cycle strobe when START is executed, before its acknowledgement is sent.
-    busy, done : In(1)
-        Read live into each STATUS reply.
+    busy, done, error : In(1)
+        Read live into each STATUS reply (``error``: the accelerator stopped on an error; 0 where it has none).
     counters : In(data.ArrayLayout(32, n_counters))
         Sampled together, in one cycle, when COUNTERS is received.
 
@@ -76,6 +76,7 @@ class HostBridge(wiring.Component):
             "start": Out(1),
             "busy": In(1),
             "done": In(1),
+            "error": In(1),
             "counters": In(data.ArrayLayout(WORD_BITS, n_counters)),
         })
 
@@ -146,7 +147,8 @@ class HostBridge(wiring.Component):
                             m.d.comb += self.start.eq(1)
                             send(Const(protocol.ACK | Op.START, 8), length=1)
                         with m.Case(Op.STATUS):
-                            send(Const(protocol.ACK | Op.STATUS, 8), self.busy, self.done, sticky, length=2)
+                            send(Const(protocol.ACK | Op.STATUS, 8), self.busy, self.done, sticky, self.error,
+                                 length=2)
                             m.d.sync += sticky.eq(Cat(receiver.frame_error, receiver.overrun, 0))
                         with m.Case(Op.COUNTERS):
                             send(Const(protocol.ACK | Op.COUNTERS, 8), self.counters,

@@ -2,7 +2,7 @@
 
 :class:`HostBridgeModel` reads command bytes as :class:`sparq.hw.uart.bridge.HostBridge` does and answers with the reply
 bytes the hardware must send, against Python stand-ins for the accelerator: a word memory per space, a START count,
-busy/done flags and counter values the test sets. It parses the wire format on its own, byte by byte, from the
+busy/done/error flags and counter values the test sets. It parses the wire format on its own, byte by byte, from the
 specification, so checking the shared framing code against it checks two readings of the same table.
 """
 
@@ -21,7 +21,7 @@ class HostBridgeModel:
         self.n_counters = n_counters
         self.memory: dict[int, dict[int, int]] = {}
         self.counters = [0] * n_counters
-        self.busy = self.done = False
+        self.busy = self.done = self.error = False
         self.sticky = {"frame_error": False, "overrun": False, "timeout": False}
         self.starts = 0
 
@@ -35,7 +35,7 @@ class HostBridgeModel:
             self.starts += 1
             return 1, bytes([protocol.ACK | op])
         if op == Op.STATUS:
-            state = protocol.Status(self.busy, self.done, **self.sticky)
+            state = protocol.Status(self.busy, self.done, **self.sticky, error=self.error)
             self.sticky = dict.fromkeys(self.sticky, False)
             return 1, bytes([protocol.ACK | op, state.to_byte()])
         if op == Op.COUNTERS:
