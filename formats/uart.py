@@ -1,9 +1,9 @@
 """The sparq host protocol over a UART: framing and command sequences, shared by every party that speaks it.
 
-This module is the one implementation of the protocol's framing. :class:`sparq.hw.uart.bridge.HostBridge` takes its opcodes
-from here, the host driver (:mod:`sparq.fpga.driver`, pyserial) and the simulation link (:mod:`sparq.sim.uart.bfm`, cocotb) run
-the same transactions and sequences, and :mod:`sparq.sim.uart.model` is the device-side reference. It imports nothing but
-the standard library.
+This module is the one implementation of the protocol's framing. :class:`sparq.hw.uart.bridge.HostBridge` takes its
+opcodes from here, the host driver (:mod:`sparq.fpga.driver`, pyserial) and the simulation link
+(:mod:`sparq.sim.uart.bfm`, cocotb) run the same transactions and sequences, and :mod:`sparq.sim.uart.model` is the
+device-side reference. It imports nothing but the standard library.
 
 Wire format
 -----------

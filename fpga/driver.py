@@ -9,8 +9,8 @@
         outputs, counters = board.run_job(input_words, n_outputs=10)
 
 Every method runs a transaction or sequence of :mod:`sparq.formats.uart` with :func:`sparq.formats.uart.drive`; the
-cocotb link :class:`sparq.sim.uart.bfm.UARTLink` runs the very same ones in simulation, so what the board-top tests verify is
-what this driver sends.
+cocotb link :class:`sparq.sim.uart.bfm.UARTLink` runs the very same ones in simulation, so what the board-top tests
+verify is what this driver sends.
 """
 
 import math
@@ -72,8 +72,8 @@ def eie_counters(values, n_pe: int) -> dict:
 
 
 def eie_job(image, x):
-    """A :mod:`sparq.formats.uart` sequence running ``image`` (a ``sparq.formats.eie.EieImage``, the one on the EIE board)
-    on the input vector ``x`` (``image.input_len`` Q8.8 integers): returns ``(outputs, counters)``, the network's
+    """A :mod:`sparq.formats.uart` sequence running ``image`` (a ``sparq.formats.eie.EieImage``, the one on the EIE
+    board) on the input vector ``x`` (``image.input_len`` Q8.8 integers): returns ``(outputs, counters)``, the network's
     output as an ``np.int16`` array and :func:`eie_counters` (their number is asked with HELLO)."""
     import numpy as np
     x = np.asarray(x)
@@ -89,9 +89,9 @@ def eie_job(image, x):
 
 def eie_load(load_words, *, chunk: int = 256):
     """A :mod:`sparq.formats.uart` sequence writing EIE load-port words (``sparq.formats.eie.load_word``; a whole
-    image: ``sparq.formats.eie.image_words(image)``) into an EIE board's image space, :data:`EIE_IMAGE_PARTS` protocol words each,
-    low part first. Only an address's low bits count on the board, so every chunk goes to address 0 and an image of
-    any size fits."""
+    image: ``sparq.formats.eie.image_words(image)``) into an EIE board's image space, :data:`EIE_IMAGE_PARTS`
+    protocol words each, low part first. Only an address's low bits count on the board, so every chunk goes to
+    address 0 and an image of any size fits."""
     if chunk % EIE_IMAGE_PARTS:
         raise ValueError(f"chunk must be a multiple of {EIE_IMAGE_PARTS}, not {chunk}")
     words = to_protocol_words(load_words, 4 * EIE_IMAGE_PARTS)  # as host words of 4 * parts bytes

@@ -5,8 +5,8 @@ from amaranth.lib import data
 
 from sparq.formats.systolic import FIELDS, INSTRUCTION_BITS, MULTIPLIER_BITS, SHIFT_BITS, Flag
 
-__all__ = ["COUNT_BITS", "flags_layout", "instruction_layout", "issue_layout", "accumulator_write_layout", "param_layout",
-           "activate_command_layout", "vector_layout"]
+__all__ = ["COUNT_BITS", "flags_layout", "instruction_layout", "issue_layout", "accumulator_write_layout",
+           "param_layout", "activate_command_layout", "vector_layout"]
 
 COUNT_BITS = dict(FIELDS)["count"]
 """Bits of an instruction's ``count`` field, and so of every counter of rows, words or tiles still to do."""

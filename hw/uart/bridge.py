@@ -22,9 +22,10 @@ ReadRequest = data.StructLayout({"addr": 16, "space": 8})
 class HostBridge(wiring.Component):
     """Speaks the sparq host protocol over ``rx``/``tx`` and turns commands into accelerator port activity.
 
-    It holds a :class:`sparq.hw.uart.serial.UARTReceiver` and :class:`sparq.hw.uart.serial.UARTTransmitter` and one command at a
-    time: it reads a command's bytes, performs it on the ports below, sends the reply, and only then reads the next
-    opcode. :mod:`sparq.formats.uart` specifies the bytes; :class:`sparq.sim.uart.model.HostBridgeModel` is the reference.
+    It holds a :class:`sparq.hw.uart.serial.UARTReceiver` and :class:`sparq.hw.uart.serial.UARTTransmitter` and one
+    command at a time: it reads a command's bytes, performs it on the ports below, sends the reply, and only then
+    reads the next opcode. :mod:`sparq.formats.uart` specifies the bytes; :class:`sparq.sim.uart.model.HostBridgeModel`
+    is the reference.
 
     Parameters
     ----------

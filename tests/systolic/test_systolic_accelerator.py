@@ -160,8 +160,8 @@ def test_unknown_opcode_stops_with_error_amaranth(bad):
     config = config_for(2)
     lanes = config.lanes
     words = [encode(Instruction(Opcode.READ_HOST, ub=0, count=2)), bad,
-             encode(Instruction(Opcode.READ_HOST, ub=2, count=2)), encode(Instruction(Opcode.WRITE_HOST, ub=0, count=4)),
-             encode(Instruction(Opcode.HALT))]
+             encode(Instruction(Opcode.READ_HOST, ub=2, count=2)),
+             encode(Instruction(Opcode.WRITE_HOST, ub=0, count=4)), encode(Instruction(Opcode.HALT))]
     host = [k * 0x0101 & ((1 << (8 * lanes)) - 1) for k in range(1, 5)]
     counters = run_amaranth(SystolicAccelerator(config), "sparq.sim.tb.systolic:stops_on_error", instructions=words,
                             host_words=host, consumed=2)
