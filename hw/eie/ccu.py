@@ -4,7 +4,7 @@ from amaranth import Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from sparq.formats.eie import COUNTER_BITS, LAYER_BITS, EieConfig
+from sparq.formats.eie import COUNTER_BITS, COUNTERS, LAYER_BITS, EieConfig
 
 from ..common.memory import COLLISION_UNUSED
 from .layouts import act, broadcast_layout, layer_layout
@@ -76,8 +76,7 @@ class CentralControlUnit(wiring.Component):
             "table_addr": In(range(config.max_layers)),
             "table_data": In(layer_layout()),
             "table_en": In(1),
-            "cycles": Out(COUNTER_BITS),
-            "compute_cycles": Out(COUNTER_BITS),
+            **{name: Out(COUNTER_BITS) for name in COUNTERS},
             **per_pe,
         })
 
