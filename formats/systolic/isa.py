@@ -28,9 +28,9 @@ SYNC           Wait until every unit is idle and the array has drained.
 HALT           SYNC, wait for ``host_out`` to empty, then stop (the ``halted`` output goes high).
 =============  =====================================================================================================
 
-Any other opcode (or TRANSFORM_IN / TRANSFORM_OUT on a build without Winograd) is an error: :func:`decode` refuses
-it, and the hardware stops on it as on HALT and raises its sticky ``error`` output (STATUS bit ``error`` on a
-board, :mod:`sparq.formats.uart`); nothing after it runs.
+Any other opcode is an error (:func:`decode` refuses it). The hardware stops on one, or on TRANSFORM_IN /
+TRANSFORM_OUT in a build without Winograd, as on HALT and raises its sticky ``error`` output (STATUS bit ``error``
+on a board, :mod:`sparq.formats.uart`); nothing after it runs.
 
 Flags: ``BANK`` (bit 0), ``ACCUMULATE`` (bit 1), ``RELU`` (bit 2), ``FROM_TB`` (bit 3, MATMUL), ``WIDE`` (bit 4,
 LOAD_WEIGHTS).
