@@ -1,4 +1,6 @@
-"""The EIE memory image, format version 1: what ``sparq.compiler.eie`` writes and ``hw`` and ``sparq.sim.eie`` read.
+"""The EIE memory image, format version 1: what ``sparq.compiler.eie`` writes and ``hw`` and ``sparq.sim.eie`` read;
+and the words of the EIE's host ports, which ``sparq.hw.eie`` builds its layouts from and ``sparq.sim`` and
+``sparq.fpga`` pack here.
 
 Pure Python and numpy; imports neither ``compiler`` nor ``hw``.
 
@@ -42,6 +44,20 @@ Storage, for ``N = n_pe`` PEs
 * Layer table: one ``LAYER_BITS``-bit word per layer, fields :data:`LAYER_FIELDS` packed from the least
   significant bit. Layer ``l + 1``'s ``in_len`` is layer ``l``'s ``out_len``.
 
+Host ports (:class:`sparq.hw.eie.EIE`)
+-------------------------------------
+* Load port: one word per memory word, fields :func:`load_fields` packed from the least significant bit:
+  ``target`` (a :class:`LoadTarget`), ``pe`` (``ceil(log2(n_pe))`` bits), ``addr`` (:data:`ADDR_BITS`, enough for
+  any memory the layer table can address) and ``data`` (:data:`LOAD_DATA_BITS`, the widest memory word; a
+  narrower memory takes the low bits, two's complement for codebook, bias and activation words).
+  :func:`load_word` packs one; :func:`image_words`, :func:`spmat_words` and :func:`input_words` pack an image, one
+  PE's sparse matrix and an input vector.
+* Read port: a request for the activation at local address ``addr`` of PE ``pe`` (vector element
+  ``addr * n_pe + pe``), fields :func:`read_fields`; :func:`read_requests` asks for a whole vector.
+* Counters: :data:`COUNTER_BITS`-bit counters of the last run, named :data:`COUNTERS` (the whole array) and
+  :data:`PE_COUNTERS` (one per PE, only in builds with per-PE counters); the CCU's docstring
+  (:class:`sparq.hw.eie.CentralControlUnit`) defines what each one counts.
+
 Files (:meth:`EieImage.save`)
 -----------------------------
 A directory with ``manifest.json`` (format name and version, the constants above, the hardware configuration, the
@@ -53,18 +69,23 @@ memory's depth: Verilog ``$readmemh`` reads it as is, and :func:`read_hex` gives
 ``Memory(init=...)``.
 """
 
+import enum
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .common import check_positive_ints, pack_fields, unpack_fields
 
 __all__ = [
     "FORMAT_NAME", "FORMAT_VERSION", "ACT_BITS", "ACT_FRAC", "WEIGHT_BITS", "W_FRAC_MAX", "ACC_BITS", "CODE_BITS",
     "ZERO_BITS", "MAX_ZEROS", "ENTRY_BITS", "ENTRIES_PER_WORD", "WORD_BITS", "CODEBOOK_SIZE", "LAYER_FIELDS",
     "LAYER_BITS", "ImageError", "ImageFormatError", "CapacityError", "EieConfig", "LayerEntry", "EieImage",
     "to_fixed", "finish", "pack_entries", "unpack_entries", "write_hex", "read_hex",
+    "LoadTarget", "ADDR_BITS", "LOAD_DATA_BITS", "COUNTER_BITS", "COUNTERS", "PE_COUNTERS", "load_fields",
+    "read_fields", "load_word", "image_words", "spmat_words", "input_words", "read_requests",
 ]
 
 FORMAT_NAME = "sparq-eie-image"
@@ -87,6 +108,45 @@ LAYER_FIELDS = (("in_len", 16), ("out_len", 16), ("ptr_base", 20), ("spmat_base"
                 ("w_frac", 4), ("relu", 1))
 """Layer-table word fields, ``(name, bits)``, packed from the least significant bit."""
 LAYER_BITS = sum(bits for _, bits in LAYER_FIELDS)
+
+ADDR_BITS = max(bits for name, bits in LAYER_FIELDS if name.endswith("_base"))
+"""Bits of a load-port address: enough for any memory the layer table can address."""
+LOAD_DATA_BITS = max(WORD_BITS, LAYER_BITS)
+"""Bits of a load-port word's data: the widest memory word (a sparse-matrix or layer-table word)."""
+
+COUNTER_BITS = 32
+"""Width of every EIE performance counter."""
+COUNTERS = ("cycles", "compute_cycles")
+"""The counters of the whole array, in the order a board reports them."""
+PE_COUNTERS = ("busy_cycles", "starve_cycles", "stall_cycles")
+"""The counters kept per PE, in the order a board reports them (each for PE 0 .. N - 1)."""
+
+
+class LoadTarget(enum.IntEnum):
+    """Which memory a load-port word writes (field ``target`` of :func:`load_fields`)."""
+    LAYER = 0     #: layer-table word ``addr`` (the layer index)
+    CODEBOOK = 1  #: codebook word ``addr`` = ``16 * layer + code`` (of every PE: each keeps a copy)
+    PTR = 2       #: pointer ``addr`` = ``g`` of PE ``pe`` (the bank is ``g``'s parity)
+    SPMAT = 3     #: sparse-matrix word ``addr`` of PE ``pe``
+    BIAS = 4      #: bias word ``addr`` of PE ``pe``
+    ACT = 5       #: input activation at local address ``addr`` of PE ``pe`` (layer 0's source registers)
+
+
+def _index_bits(n):
+    """Bits of an index in ``range(n)``."""
+    return (n - 1).bit_length()
+
+
+def load_fields(n_pe):
+    """The fields of a load-port word for ``n_pe`` PEs, ``(name, bits)``, least significant first."""
+    return (("target", max(LoadTarget).bit_length()), ("pe", _index_bits(n_pe)), ("addr", ADDR_BITS),
+            ("data", LOAD_DATA_BITS))
+
+
+def read_fields(n_pe, act_depth):
+    """The fields of a read-port request, ``(name, bits)``, least significant first."""
+    return (("pe", _index_bits(n_pe)), ("addr", _index_bits(act_depth)))
+
 
 _CONSTANTS = {name: globals()[name] for name in (
     "ACT_BITS", "ACT_FRAC", "WEIGHT_BITS", "W_FRAC_MAX", "ACC_BITS", "CODE_BITS", "ZERO_BITS", "ENTRIES_PER_WORD",
@@ -127,11 +187,7 @@ class EieConfig:
     max_layers: int = 16
 
     def __post_init__(self):
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ImageError(f"EieConfig.{f.name} must be a positive integer, got {value!r}")
-            object.__setattr__(self, f.name, int(value))  # a plain int, so the manifest is JSON
+        check_positive_ints(self, ImageError)
         limits = {"ptr_depth": _field_limit("ptr_base") + 1, "spmat_depth": _field_limit("spmat_base") + 1,
                   "bias_depth": _field_limit("bias_base") + 1}
         for name, limit in limits.items():
@@ -173,19 +229,12 @@ class LayerEntry:
 
     def pack(self):
         """The layer-table word (an int of :data:`LAYER_BITS` bits)."""
-        word, shift = 0, 0
-        for name, bits in LAYER_FIELDS:
-            word |= int(getattr(self, name)) << shift
-            shift += bits
-        return word
+        return pack_fields(LAYER_FIELDS, self, what="layer-table")
 
     @classmethod
     def unpack(cls, word):
         """The entry held in a layer-table word."""
-        values, shift = {}, 0
-        for name, bits in LAYER_FIELDS:
-            values[name] = (word >> shift) & ((1 << bits) - 1)
-            shift += bits
+        values = unpack_fields(LAYER_FIELDS, word)
         values["relu"] = bool(values["relu"])
         return cls(**values)
 
@@ -471,3 +520,44 @@ class EieImage:
                                   ("spmat", WORD_BITS), ("bias", ACT_BITS)):
                 files[f"pe{k:03d}_{memory}.hex"] = (memory, width)
         return files
+
+
+_MASK16 = (1 << ACT_BITS) - 1
+
+
+def load_word(n_pe, target, pe, addr, data):
+    """One load-port word: write ``data`` at ``addr`` of memory ``target`` (a :class:`LoadTarget`) of PE ``pe``.
+    ``data`` is the memory word as an unsigned integer (a signed 16-bit word masked to 16 bits)."""
+    return pack_fields(load_fields(n_pe), {"target": LoadTarget(target), "pe": pe, "addr": addr, "data": int(data)},
+                       what="load-port")
+
+
+def spmat_words(image, k):
+    """Load-port words writing PE ``k``'s sparse matrix of ``image``."""
+    return [load_word(image.config.n_pe, LoadTarget.SPMAT, k, a, int(w)) for a, w in enumerate(image.spmat[k])]
+
+
+def image_words(image):
+    """Load-port words writing every memory of ``image`` (not the input), in the order layer table, codebooks,
+    then per PE its pointers, sparse matrix and biases."""
+    n = image.config.n_pe
+    words = [load_word(n, LoadTarget.LAYER, 0, l, entry.pack()) for l, entry in enumerate(image.layers)]
+    words += [load_word(n, LoadTarget.CODEBOOK, 0, i, int(w) & _MASK16)
+              for i, w in enumerate(image.codebooks.ravel())]
+    for k in range(n):
+        words += [load_word(n, LoadTarget.PTR, k, g, int(p)) for g, p in enumerate(image.ptr[k])]
+        words += spmat_words(image, k)
+        words += [load_word(n, LoadTarget.BIAS, k, a, int(b) & _MASK16) for a, b in enumerate(image.bias[k])]
+    return words
+
+
+def input_words(n_pe, x):
+    """Load-port words writing the Q8.8 input vector ``x``: element ``i`` to PE ``i % n_pe``, local address
+    ``i // n_pe`` (target ACT)."""
+    return [load_word(n_pe, LoadTarget.ACT, i % n_pe, i // n_pe, int(v) & _MASK16) for i, v in enumerate(x)]
+
+
+def read_requests(n_pe, act_depth, length):
+    """Read-port requests for elements ``0 .. length - 1`` of the current vector."""
+    fields = read_fields(n_pe, act_depth)
+    return [pack_fields(fields, {"pe": i % n_pe, "addr": i // n_pe}, what="read-port") for i in range(length)]
