@@ -40,7 +40,8 @@ def _layer_spec(layer):
 
 def model_arrays(model):
     """``{array name: array}`` describing ``model``: its weights and biases plus the JSON layer list."""
-    description = {"input_shape": list(model.input_shape), "layers": [_layer_spec(lay) for lay in model.layers]}
+    description = {"input_shape": list(model.input_shape), "layers": [_layer_spec(lay) for lay in model.layers],
+                   "softmax": model.softmax}
     arrays = {MODEL_KEY: np.array(json.dumps(description))}
     for layer in model.weighted():
         arrays[f"{layer.name}.weight"] = layer.weight
@@ -53,6 +54,7 @@ def model_from_arrays(arrays, source, layers=None, input_shape=None):
 
     ``layers`` and ``input_shape`` default to the JSON description stored in ``arrays[MODEL_KEY]``.
     """
+    softmax = False
     if layers is None or input_shape is None:
         if MODEL_KEY not in arrays:
             raise ModelFormatError(f"{source}: no layer list ({MODEL_KEY!r} array) in the file; pass layers=[...] "
@@ -61,6 +63,7 @@ def model_from_arrays(arrays, source, layers=None, input_shape=None):
             description = json.loads(str(arrays[MODEL_KEY]))
             layers = description["layers"] if layers is None else layers
             input_shape = description["input_shape"] if input_shape is None else input_shape
+            softmax = bool(description.get("softmax", False))
         except (ValueError, KeyError, TypeError) as exc:
             raise ModelFormatError(f"{source}: the layer list in {MODEL_KEY!r} is not valid ({exc}); rewrite the "
                                    f"file with write_npz") from None
@@ -86,7 +89,7 @@ def model_from_arrays(arrays, source, layers=None, input_shape=None):
             raise ModelFormatError(f"{source}: layer {name!r} ({op}) has a bad field ({exc}); its fields are "
                                    f"{[f.name for f in dataclasses.fields(cls)]}") from None
     try:
-        return Model(built, input_shape)
+        return Model(built, input_shape, softmax=softmax)
     except CompileError as exc:
         raise type(exc)(f"{source}: {exc}") from None
 

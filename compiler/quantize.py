@@ -24,10 +24,10 @@ import numpy as np
 
 from .checks import weight_array
 from .errors import ConfigError, UnsupportedError
-from .ir import WEIGHTED, AvgPool, Conv, Dense, Relu, conv2d, im2col, trace
+from .ir import WEIGHTED, AvgPool, Conv, Dense, Relu, conv2d, trace
 
 __all__ = ["round_half_up", "quantize_per_channel", "calibrate_scale", "quantize_activation", "requant_params",
-           "requantize", "Int8Layer", "Int8Model", "quantize_model", "forward_int8", "CALIBRATIONS"]
+           "requantize", "avgpool_int8", "Int8Layer", "Int8Model", "quantize_model", "forward_int8", "CALIBRATIONS"]
 
 CALIBRATIONS = ("minmax", "percentile")
 MAX_SHIFT = 62
@@ -168,8 +168,15 @@ def _accumulate(layer, q, x):
     if isinstance(layer, Dense):
         acc = x @ weight.T + bias
     else:
-        acc = conv2d(x, weight, bias, layer.stride, layer.padding)
+        acc = conv2d(x, weight, bias, layer.stride, layer.padding, layer.dilation)
     return np.rint(acc).astype(np.int64)  # float64 sums of these integers are exact below 2**53
+
+
+def avgpool_int8(layer, x, multiplier_bits=16):
+    """Average pooling of int8 values (NCHW): exact window sums requantized by ``1 / count`` (:func:`requantize`),
+    so the output keeps the input's scale."""
+    sums = np.rint(layer.windows(np.asarray(x, dtype=np.float64), 0.0).sum(axis=(4, 5))).astype(np.int64)
+    return requantize(sums, *requant_params(1.0 / layer.divisor(x.shape[2:]), multiplier_bits))
 
 
 def forward_int8(qmodel, x, multiplier_bits=16):
@@ -189,8 +196,7 @@ def forward_int8(qmodel, x, multiplier_bits=16):
                 return (acc * (q.input_scale * q.weight_scale.astype(np.float64))[channel]).astype(np.float32)
             x = requantize(acc, q.multiplier[channel], q.shift[channel]).astype(np.float64)
         elif isinstance(layer, AvgPool):
-            sums = im2col(x, layer.kernel, layer.stride, layer.padding).sum(axis=(4, 5)).astype(np.int64)
-            x = requantize(sums, *requant_params(1.0 / layer.divisor(x.shape[2:]), multiplier_bits)).astype(np.float64)
+            x = avgpool_int8(layer, x, multiplier_bits).astype(np.float64)
         else:
             x = layer.forward(x)
     raise UnsupportedError("the int8 model has no weighted layer to produce logits")

@@ -13,8 +13,8 @@ from sparq.formats.systolic import (
 )
 
 from ..errors import CompileError, UnsupportedError
-from ..ir import Conv, Dense, Flatten, MaxPool, Relu, Reshape, im2col, trace
-from ..quantize import calibrate_scale, quantize_activation, quantize_model, requant_params
+from ..ir import AvgPool, Conv, Dense, Flatten, MaxPool, Relu, Reshape, im2col, trace
+from ..quantize import avgpool_int8, calibrate_scale, quantize_activation, quantize_model, requant_params
 from .gemm import lower_gemm
 from .program import CapacityError, GemmLayer
 from .winograd import WinogradLayer, WinogradStep, winograd_refusal
@@ -107,7 +107,8 @@ def _gemm_layer(name, q, weight_kn, relu, multiplier, shift):
 def _host_im2col(layer, shape):
     c, h, w = shape
     def apply(x):
-        cols = im2col(x.reshape(-1, c, h, w), layer.kernel, layer.stride, layer.padding, fill=0)
+        cols = im2col(x.reshape(-1, c, h, w), layer.kernel, layer.stride, layer.padding, fill=0,
+                      dilation=layer.dilation)
         n, _, oh, ow = cols.shape[:4]
         return np.ascontiguousarray(cols.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, -1))
     return HostStep(f"{layer.name}.im2col", f"im2col {shape} -> rows (image, y, x), columns (c, ky, kx)", apply)
@@ -122,8 +123,13 @@ def _host_nchw(name, shape):
 
 def _host_maxpool(layer):
     def apply(x):
-        return im2col(x, layer.kernel, layer.stride, layer.padding, fill=-128).max(axis=(4, 5)).astype(np.int8)
+        return layer.windows(x, -128).max(axis=(4, 5)).astype(np.int8)
     return HostStep(layer.name, f"max pool {layer.kernel} stride {layer.stride} on int8", apply)
+
+
+def _host_avgpool(layer):
+    return HostStep(layer.name, f"average pool {layer.kernel} stride {layer.stride} on int8 (window sums "
+                    f"requantized by 1 / count)", lambda x: avgpool_int8(layer, x))
 
 
 def _host_reshape(name, shape):
@@ -199,7 +205,7 @@ def compile_network(model, calibration_x, config: SystolicConfig, *, name: str =
             winograd_layer = None
             if isinstance(layer, Conv) and winograd:
                 q = qmodel.layers[layer.name]
-                why = winograd_refusal(layer.kernel, layer.stride)
+                why = winograd_refusal(layer.kernel, layer.stride, layer.dilation)
                 if not why:
                     try:
                         winograd_layer = WinogradLayer(layer.name, q.weight, q.bias.astype(np.int64),
@@ -219,13 +225,15 @@ def compile_network(model, calibration_x, config: SystolicConfig, *, name: str =
                 steps.append(_host_nchw(layer.name, out))
             elif isinstance(layer, MaxPool):
                 steps.append(_host_maxpool(layer))
+            elif isinstance(layer, AvgPool):
+                steps.append(_host_avgpool(layer))
             elif isinstance(layer, (Flatten, Reshape)):
                 steps.append(_host_reshape(layer.name, layer.output_shape(shape)))
             elif isinstance(layer, Relu):
                 steps.append(HostStep(layer.name, "ReLU on int8", lambda x: np.maximum(x, 0)))
             else:
                 raise UnsupportedError(f"layer {layer.name!r} ({type(layer).__name__}) has no systolic lowering; "
-                                       "supported: Dense, Conv, Relu, MaxPool, Flatten, Reshape")
+                                       "supported: Dense, Conv, Relu, MaxPool, AvgPool, Flatten, Reshape")
         shape = layer.output_shape(shape)
         i += 2 if relu else 1
         if relu:

@@ -19,8 +19,19 @@ def small_cnn(seed=0):
                   Dense("d", rng.normal(size=(4, 27)), rng.normal(size=4))], (50,))
 
 
-def test_gradients_match_finite_differences():
-    model = small_cnn()
+def dilated_ceil_cnn(seed=0):
+    """A dilated conv and ceil-mode pools whose last windows hang over the padding."""
+    rng = np.random.default_rng(seed)
+    return Model([Reshape("r", (2, 5, 5)), Conv("c", rng.normal(size=(3, 2, 2, 2)), None, stride=(1, 1),
+                                                 padding=(1, 1, 0, 1), dilation=(2, 1)),
+                  Relu("a"), MaxPool("mp", (2, 2), (2, 2), (0, 0, 0, 0), dilation=(1, 2), ceil_mode=True),
+                  AvgPool("ap", (2, 2), (2, 1), (1, 0, 0, 0), ceil_mode=True, count_include_pad=True), Flatten("f"),
+                  Dense("d", rng.normal(size=(4, 12)), rng.normal(size=4))], (50,))
+
+
+@pytest.mark.parametrize("make", [small_cnn, dilated_ceil_cnn])
+def test_gradients_match_finite_differences(make):
+    model = make()
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(3, 50)).astype(np.float32), np.array([0, 1, 3])
     _, grads = gradients(model, x, y)
