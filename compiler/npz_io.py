@@ -15,6 +15,7 @@ for a file of bare arrays, pass the layer list and input shape to :func:`read_np
 import dataclasses
 import json
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ import numpy as np
 from .errors import CompileError, ModelFormatError, UnsupportedError
 from .ir import WEIGHTED, AvgPool, Conv, Dense, Flatten, MaxPool, Model, Relu, Reshape
 
-__all__ = ["read_npz", "write_npz", "model_arrays", "model_from_arrays", "load_arrays", "MODEL_KEY"]
+__all__ = ["read_npz", "write_npz", "model_arrays", "model_from_arrays", "read_archive", "load_arrays", "MODEL_KEY"]
 
 MODEL_KEY = "__model__"
 _LAYER_TYPES = {cls.__name__: cls for cls in (Dense, Conv, Relu, Flatten, Reshape, MaxPool, AvgPool)}
@@ -94,17 +95,52 @@ def model_from_arrays(arrays, source, layers=None, input_shape=None):
         raise type(exc)(f"{source}: {exc}") from None
 
 
-def load_arrays(path):
-    """All arrays in the ``.npz`` file at ``path`` as a dict, or a :class:`ModelFormatError` saying why not."""
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip archive with members, an empty one
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def read_archive(path, error=ModelFormatError):
+    """All arrays of the ``.npz`` archive at ``path`` as a dict, read without unpickling anything.
+
+    A missing file, a file that is not an ``.npz`` (a single ``.npy``, an ONNX model renamed, text), a corrupt
+    archive or an array of Python objects raises ``error`` with one line saying which and how to write the file.
+    """
     path = Path(path)
     if not path.is_file():
-        raise ModelFormatError(f"{path}: no such .npz file; check the path")
+        raise error(f"{path}: no such .npz file; check the path")
+    with path.open("rb") as file:
+        head = file.read(len(_NPY_MAGIC))
+    if head.startswith(_NPY_MAGIC):
+        raise error(f"{path}: a single .npy array, not an .npz archive of named arrays; write it with "
+                    f"numpy.savez(path, name=array, ...)")
+    if not head.startswith(_ZIP_MAGIC):
+        raise error(f"{path}: not an .npz archive (a zip of .npy arrays) -- it starts with {head[:4]!r}, so it is "
+                    f"another kind of file (an ONNX model or text renamed, say); write it with numpy.savez")
+    arrays = {}
     try:
         with np.load(path, allow_pickle=False) as data:
-            return {key: data[key] for key in data.files}
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise ModelFormatError(f"{path}: not a readable .npz file ({exc}); the file is corrupt or truncated -- "
-                               f"rewrite it") from None
+            for key in data.files:
+                try:
+                    arrays[key] = data[key]
+                except ValueError as exc:
+                    if "pickle" not in str(exc) and "Object arrays" not in str(exc):
+                        raise
+                    raise error(f"{path}: array {key!r} holds Python objects (pickled data), which sparq never "
+                                f"loads; save plain numeric arrays (numpy.savez(path, {key}=array.astype("
+                                f"numpy.float32)))") from None
+    except CompileError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError, KeyError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = type(exc).__name__ if "pickle" in reason else reason
+        raise error(f"{path}: not a readable .npz archive ({reason}); the file is corrupt or truncated -- write it "
+                    f"again") from None
+    return arrays
+
+
+def load_arrays(path):
+    """All arrays in the model ``.npz`` file at ``path`` (:func:`read_archive`), or a :class:`ModelFormatError`."""
+    return read_archive(path, ModelFormatError)
 
 
 def read_npz(path, layers=None, input_shape=None):
