@@ -40,7 +40,7 @@ def test_x_alone_is_unlabelled(tmp_path):
     data = load_data(tmp_path / "x.npz", (4,), (3,))
     assert not data.labelled and len(data.inputs) == 7 and "accuracy is not measured" in data.description
     with pytest.raises(DataError, match="no labels"):
-        data.split
+        _ = data.split
 
 
 @pytest.mark.parametrize("stored,model,ok", [
