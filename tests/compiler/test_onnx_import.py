@@ -45,8 +45,9 @@ def random(*shape):
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_models_agree_with_onnxruntime(name):
-    x = RNG.random((64, 64), dtype=np.float32)
-    ours = forward(read_onnx(shipped_path(name)), x)
+    model = read_onnx(shipped_path(name))
+    x = RNG.random((64, *model.input_shape), dtype=np.float32)
+    ours = forward(model, x)
     np.testing.assert_allclose(ours, runtime(shipped_path(name), x), rtol=1e-5, atol=1e-5)
 
 
