@@ -6,7 +6,7 @@ An ``.npz`` archive (``numpy.savez``) holds one of three layouts, and :func:`loa
 * ``x``, ``y``: sparq splits it, seeded and stratified by class (:func:`sparq.compiler.datasets.stratified_split`,
   30 % held out for test, seed 0), and says so;
 * ``x`` alone: no labels. Accuracy cannot be measured; compression is one-shot and reports how far the compressed
-  model's outputs move from the float model's on ``x`` (:mod:`sparq.compiler.oneshot`).
+  model's outputs move from the float model's on ``x`` (:func:`sparq.compiler.pipeline.output_drift`).
 
 ``x`` arrays are numbers (any integer, boolean or floating type, stored as float32), one sample per row of the
 first axis, each sample of the model's input shape. Also accepted, in C (row-major) order: samples that differ from
