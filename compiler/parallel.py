@@ -40,9 +40,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from sparq.formats.eie import ACT_BITS, ENTRIES_PER_WORD, EieImage, LayerEntry
+from sparq.formats.eie import ENTRIES_PER_WORD, EieImage, LayerEntry
 from sparq.formats.systolic import pack_matrix, unpack_matrix
 
+from .eie import image_storage
 from .errors import ConfigError
 from .quantize import quantize_activation
 from .systolic import GemmLayer, HostStep, SystolicNetwork, lower_gemm
@@ -141,10 +142,9 @@ def split_eie_rows(wide_image, k):
 
 
 def eie_image_bytes(image):
-    """Bytes an image loads into its instance: entries (8 per 64-bit word), pointers, biases, codebooks."""
-    pointer_bits = image.config.ptr_width
-    return int(image.spmat.size * 8 + math.ceil(image.ptr.size * pointer_bits / 8)
-               + (image.bias.size + image.codebooks.size) * ACT_BITS // 8 + len(image.layers) * 16)
+    """Bytes an image loads into its instance: entries (8 per 64-bit word), pointers, biases, codebooks and the
+    layer table (:func:`sparq.compiler.eie.image_storage`)."""
+    return math.ceil(image_storage(image)["total_bits"] / 8)
 
 
 # --- systolic --------------------------------------------------------------------------------------------------------
