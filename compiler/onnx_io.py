@@ -550,12 +550,12 @@ def _node_of(layer, helper, numpy_helper, tensor_in, initializers):
                             count_include_pad=int(layer.count_include_pad), **pool)
 
 
-def write_onnx(model, path, softmax=None):
+def write_onnx(model, path, softmax=None, metadata=None):
     """Write ``model`` to ``path`` as an ONNX graph (opset 17, or 19 for a dilated AveragePool) with a dynamic batch
     axis named ``N``.
 
     ``softmax`` appends a Softmax node to the output (default: if the model came with one, ``model.softmax``). The
-    weights are embedded as initializers.
+    weights are embedded as initializers; ``metadata`` (``{key: text}``) goes to the model's ``metadata_props``.
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -574,6 +574,7 @@ def write_onnx(model, path, softmax=None):
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19 if dilated_average else OPSET)],
                               producer_name="sparq")
     proto.ir_version = 8
+    helper.set_model_props(proto, dict(metadata or {}))
     onnx.checker.check_model(proto)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     onnx.save(proto, str(path))

@@ -71,6 +71,18 @@ class CompressedModel:
         """``{layer name: float32 bias}`` of the shared layers."""
         return {name: self.model.layer(name).bias for name in self.shared}
 
+    def export_onnx(self, path, softmax=None):
+        """Write the compressed model as a standard ONNX file (opset 17) that any runtime runs: the decoded shared
+        weights as dense float32 initializers, the float biases, a Softmax at the end if the source model had one
+        (or as ``softmax`` says). ``metadata_props`` record, per layer, the kept fraction and the code bits, and
+        the measured accuracies (``sparq.*`` keys)."""
+        from .onnx_io import write_onnx
+
+        layers = {name: {"kept": float(np.count_nonzero(s.codes)) / s.codes.size, "bits": s.bits}
+                  for name, s in self.shared.items()}
+        write_onnx(self.model, path, softmax, metadata={"sparq.compression": json.dumps(layers),
+                                                        "sparq.accuracy": json.dumps(self.accuracy)})
+
     def save(self, path):
         """Write the model, codes, codebooks and accuracies to the ``.npz`` file ``path``."""
         arrays = model_arrays(self.model)
