@@ -8,6 +8,8 @@ Every layer is a dataclass with a ``name``, a ``forward(x)`` on a batch and an `
 * :class:`Conv` -- 2-D convolution (cross-correlation, as ONNX), NCHW, weight (out_c, in_c, kh, kw).
 * :class:`Relu`, :class:`Flatten` (to (n, features)), :class:`Reshape` (to a fixed per-sample shape).
 * :class:`MaxPool`, :class:`AvgPool` -- 2-D pooling, NCHW, with ONNX's ``ceil_mode``.
+* :class:`Residual` -- a skip connection, ``y = x + body(x)``, around a list of layers that keeps the shape (a ResNet
+  block); blocks nest. :meth:`Model.walk` visits every layer, those inside blocks included.
 
 Padding is ``(top, left, bottom, right)``, the order of ONNX ``pads`` for 2-D; convolutions and pools take a
 ``dilation`` ``(dh, dw)`` as ONNX ``dilations`` (a kernel tap every ``d`` pixels). A weighted layer given no bias has a
@@ -25,8 +27,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .checks import weight_array
 from .errors import ShapeError
 
-__all__ = ["Dense", "Conv", "Relu", "Flatten", "Reshape", "MaxPool", "AvgPool", "Model", "WEIGHTED", "forward",
-           "probabilities", "im2col", "conv2d", "window_shape", "trace"]
+__all__ = ["Dense", "Conv", "Relu", "Flatten", "Reshape", "MaxPool", "AvgPool", "Residual", "Model", "WEIGHTED",
+           "forward", "probabilities", "im2col", "conv2d", "window_shape", "trace", "trace_layers"]
 
 
 def _pair(value, what):
@@ -310,8 +312,42 @@ class AvgPool(_Pool):
         return self.windows(x, 0.0).sum(axis=(4, 5), dtype=np.float32) / self.divisor(x.shape[2:])
 
 
+@dataclass(eq=False)
+class Residual:
+    """A skip connection: ``y = x + body(x)``, where ``layers`` (the body, in order) map a sample to its own shape."""
+
+    name: str
+    layers: list
+
+    def __post_init__(self):
+        self.layers = list(self.layers)
+        if not self.layers:
+            raise ShapeError(f"layer {self.name!r}: a residual block needs at least one layer in its body")
+
+    def output_shape(self, shape):
+        """Per-sample output shape for per-sample input ``shape`` (the same, or a clear error)."""
+        out = tuple(shape)
+        for layer in self.layers:
+            out = layer.output_shape(out)
+        if out != tuple(shape):
+            raise ShapeError(f"layer {self.name!r}: its body maps {tuple(shape)} to {out}; a residual Add needs the "
+                             f"same shape on both sides")
+        return tuple(shape)
+
+    def forward(self, x):
+        """Apply the block to a batch."""
+        return x + trace_layers(self.layers, x)[-1]
+
+
 WEIGHTED = (Dense, Conv)
 """The layer types that hold a weight and a bias."""
+
+
+def _walk(layers):
+    for layer in layers:
+        yield layer
+        if isinstance(layer, Residual):
+            yield from _walk(layer.layers)
 
 
 @dataclass(eq=False)
@@ -332,7 +368,7 @@ class Model:
     def __post_init__(self):
         self.layers = list(self.layers)
         self.input_shape = tuple(int(v) for v in self.input_shape)
-        names = [layer.name for layer in self.layers]
+        names = [layer.name for layer in self.walk()]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ShapeError(f"layer names must be unique; repeated: {duplicates}")
@@ -348,16 +384,20 @@ class Model:
             shape = layer.output_shape(shape)
         return shape
 
+    def walk(self):
+        """Every layer in execution order, the layers inside residual blocks included (after their block)."""
+        return list(_walk(self.layers))
+
     def layer(self, name):
-        """The layer called ``name``."""
-        for layer in self.layers:
+        """The layer called ``name`` (inside a residual block too)."""
+        for layer in self.walk():
             if layer.name == name:
                 return layer
-        raise KeyError(f"no layer {name!r}; layers are {[layer.name for layer in self.layers]}")
+        raise KeyError(f"no layer {name!r}; layers are {[layer.name for layer in self.walk()]}")
 
     def weighted(self):
-        """The layers with a weight and a bias (Dense and Conv), in execution order."""
-        return [layer for layer in self.layers if isinstance(layer, WEIGHTED)]
+        """The layers with a weight and a bias (Dense and Conv), in execution order, inside blocks too."""
+        return [layer for layer in self.walk() if isinstance(layer, WEIGHTED)]
 
 
 def _batch(model, x):
@@ -394,7 +434,12 @@ def trace(model, x):
 
     Entry ``i`` is the input of ``model.layers[i]``; training and calibration read them.
     """
-    values = [_batch(model, x)]
-    for layer in model.layers:
+    return trace_layers(model.layers, _batch(model, x))
+
+
+def trace_layers(layers, x):
+    """``[x, output of layers[0], ..., output of the last]`` for a batch ``x`` (a residual block's body, say)."""
+    values = [x]
+    for layer in layers:
         values.append(layer.forward(values[-1]))
     return values

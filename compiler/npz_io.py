@@ -1,8 +1,9 @@
 """``.npz`` files of named weight arrays plus a layer list, to the layer IR and back.
 
 A layer list is a list of dicts, one per layer in execution order: ``op`` (an IR class name: Dense, Conv, Relu,
-Flatten, Reshape, MaxPool, AvgPool), ``name``, and the class's other fields (``stride``, ``padding``, ``kernel``,
-``shape``, ``count_include_pad``). A weighted layer reads its arrays from ``<name>.weight`` and ``<name>.bias``, or
+Flatten, Reshape, MaxPool, AvgPool, Residual), ``name``, and the class's other fields (``stride``, ``padding``,
+``dilation``, ``kernel``, ``ceil_mode``, ``shape``, ``count_include_pad``; a Residual's ``layers`` is its body's layer
+list). A weighted layer reads its arrays from ``<name>.weight`` and ``<name>.bias``, or
 from the array names given as ``weight`` and ``bias`` in its dict; a missing bias is zero. For example::
 
     {"input_shape": [64], "layers": [{"op": "Dense", "name": "fc1", "weight": "W1", "bias": "b1"},
@@ -21,20 +22,22 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CompileError, ModelFormatError, UnsupportedError
-from .ir import WEIGHTED, AvgPool, Conv, Dense, Flatten, MaxPool, Model, Relu, Reshape
+from .ir import WEIGHTED, AvgPool, Conv, Dense, Flatten, MaxPool, Model, Relu, Reshape, Residual
 
 __all__ = ["read_npz", "write_npz", "model_arrays", "model_from_arrays", "read_archive", "load_arrays", "MODEL_KEY"]
 
 MODEL_KEY = "__model__"
-_LAYER_TYPES = {cls.__name__: cls for cls in (Dense, Conv, Relu, Flatten, Reshape, MaxPool, AvgPool)}
+_LAYER_TYPES = {cls.__name__: cls for cls in (Dense, Conv, Relu, Flatten, Reshape, MaxPool, AvgPool, Residual)}
 
 
 def _layer_spec(layer):
-    """The layer-list dict of one IR layer (its arrays go elsewhere)."""
+    """The layer-list dict of one IR layer (its arrays go elsewhere; a residual block's body is its ``layers``)."""
     spec = {"op": type(layer).__name__}
     for f in dataclasses.fields(layer):
         value = getattr(layer, f.name)
-        if f.name not in ("weight", "bias"):
+        if f.name == "layers":
+            spec[f.name] = [_layer_spec(inner) for inner in value]
+        elif f.name not in ("weight", "bias"):
             spec[f.name] = list(value) if isinstance(value, tuple) else value
     return spec
 
@@ -68,8 +71,21 @@ def model_from_arrays(arrays, source, layers=None, input_shape=None):
         except (ValueError, KeyError, TypeError) as exc:
             raise ModelFormatError(f"{source}: the layer list in {MODEL_KEY!r} is not valid ({exc}); rewrite the "
                                    f"file with write_npz") from None
+    try:
+        return Model(_build(layers, arrays, source), input_shape, softmax=softmax)
+    except CompileError as exc:
+        raise type(exc)(exc if str(exc).startswith(f"{source}:") else f"{source}: {exc}") from None
+
+
+def _build(specs, arrays, source):
+    """The IR layers of the layer-list ``specs`` (a residual block's ``layers`` recursively)."""
+    if not isinstance(specs, list):
+        raise ModelFormatError(f"{source}: a layer list must be a list of dicts, got {type(specs).__name__}")
     built = []
-    for position, spec in enumerate(layers):
+    for position, spec in enumerate(specs):
+        if not isinstance(spec, dict):
+            raise ModelFormatError(f"{source}: layer {position} of the layer list is {spec!r}, not a dict with 'op' "
+                                   f"and 'name'")
         spec = dict(spec)
         op, name = spec.pop("op", None), spec.get("name", f"layer {position}")
         if op not in _LAYER_TYPES:
@@ -83,16 +99,15 @@ def model_from_arrays(arrays, source, layers=None, input_shape=None):
                 raise ModelFormatError(f"{source}: layer {name!r} needs the weight array {weight_key!r}, which the "
                                        f"file does not hold; its arrays are {sorted(k for k in arrays if k != MODEL_KEY)}")
             spec["weight"] = arrays[weight_key]
-            spec["bias"] = arrays[bias_key] if bias_key in arrays else np.zeros(len(spec["weight"]), np.float32)
+            spec["bias"] = arrays.get(bias_key)  # None: a zero bias
+        if cls is Residual:
+            spec["layers"] = _build(spec.get("layers"), arrays, source)
         try:
             built.append(cls(**spec))
         except TypeError as exc:
             raise ModelFormatError(f"{source}: layer {name!r} ({op}) has a bad field ({exc}); its fields are "
                                    f"{[f.name for f in dataclasses.fields(cls)]}") from None
-    try:
-        return Model(built, input_shape, softmax=softmax)
-    except CompileError as exc:
-        raise type(exc)(f"{source}: {exc}") from None
+    return built
 
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip archive with members, an empty one

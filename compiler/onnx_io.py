@@ -26,7 +26,7 @@ import numpy as np
 
 from .checks import weight_array
 from .errors import CompileError, ModelFormatError, UnsupportedError
-from .ir import WEIGHTED, AvgPool, Conv, Dense, Flatten, MaxPool, Model, Relu, Reshape
+from .ir import WEIGHTED, AvgPool, Conv, Dense, Flatten, MaxPool, Model, Relu, Reshape, Residual
 
 __all__ = ["read_onnx", "write_onnx", "SUPPORTED_OPS", "ATTRIBUTES", "OPSET"]
 
@@ -139,6 +139,8 @@ class _Reader:
         self.shape = None           # its per-sample shape
         self.open_weighted = None   # the Dense or Conv whose output is the running tensor (a bias Add may fold in)
         self.softmax_output = None  # output of a dropped trailing Softmax
+        self.tensors = {}           # earlier tensors of the chain a residual Add may read: name -> (layers before it,
+                                    # its per-sample shape)
 
     # --- checks before any node is read ---------------------------------------------------------------------------
 
@@ -223,10 +225,12 @@ class _Reader:
         self.layers.append(layer)
         self.open_weighted = layer if isinstance(layer, WEIGHTED) else None
         self.current = node.output[0]
+        self.tensors[self.current] = (len(self.layers), self.shape)
 
     def pass_through(self, node):
         """The node's output is its input: the running tensor is renamed, no layer is added."""
         self.current = node.output[0]
+        self.tensors[self.current] = (len(self.layers), self.shape)
 
     def per_output(self, node, array, what):
         """``array``, a constant added to the running tensor, as one value per output of the weighted layer before
@@ -303,6 +307,7 @@ class _Reader:
             raise ModelFormatError(f"{self.path}: input {tensor.name!r} has no shape; export the model with a fixed "
                                    f"input shape (batch axis first)")
         self.current, self.shape = tensor.name, tuple(shape)
+        self.tensors[self.current] = (0, self.shape)
 
     def read(self):
         """The IR :class:`Model` of the graph."""
@@ -372,13 +377,16 @@ class _Reader:
         self.add(node, Dense(self.layer_name(node), weight.T))
 
     def op_Add(self, node):
-        """Add of a constant right after a MatMul, Gemm or Conv -> folded into its bias."""
+        """Add of a constant right after a MatMul, Gemm or Conv -> folded into its bias; Add of the running tensor and
+        an earlier tensor of the chain -> a Residual block around the layers between them."""
         constants = [t for t in node.input if t in self.constants]
         others = [t for t in node.input if t not in self.constants]
+        if len(node.input) == 2 and not constants and self.current in others:
+            return self.residual(node, others[1] if others[0] == self.current else others[0])
         if len(node.input) != 2 or others != [self.current]:
             self.fail(UnsupportedError, node, f"adds {list(node.input)}; only a constant bias added to the running "
-                                              f"tensor {self.current!r} is supported (residual Adds of two tensors "
-                                              f"are not)")
+                                              f"tensor {self.current!r}, or a residual Add of it and an earlier tensor "
+                                              f"of the chain, is supported")
         if self.open_weighted is None:
             self.fail(UnsupportedError, node, f"adds a constant to {self.current!r}, which no MatMul, Gemm or Conv "
                                               f"wrote just before; only a bias right after such a layer can be "
@@ -386,6 +394,25 @@ class _Reader:
         layer = self.open_weighted
         layer.bias = layer.bias + self.per_output(node, self.weight(node, constants[0], "bias"), "bias")
         self.pass_through(node)
+
+    def residual(self, node, skip):
+        """``current + skip``, ``skip`` an earlier tensor of the chain: the layers since ``skip`` become the body of a
+        :class:`~sparq.compiler.ir.Residual` block."""
+        if skip == self.current or skip not in self.tensors:
+            self.fail(UnsupportedError, node, f"adds {skip!r}, which is not an earlier tensor of the chain of layers; "
+                                              f"only residual Adds of the running tensor and a tensor before it are "
+                                              f"supported")
+        start, shape = self.tensors[skip]
+        if shape != self.shape:
+            self.fail(UnsupportedError, node, f"adds {skip!r} of per-sample shape {shape} to {self.current!r} of "
+                                              f"{self.shape}; a residual Add needs equal shapes (no broadcasting)")
+        if start == len(self.layers):
+            self.fail(UnsupportedError, node, f"adds {skip!r} to itself (no layer between them); export 2 * x as a "
+                                              f"scale folded into the next layer")
+        body = self.layers[start:]
+        del self.layers[start:]
+        self.tensors = {name: where for name, where in self.tensors.items() if where[0] <= start}
+        self.add(node, Residual(self.layer_name(node), body))
 
     def op_BatchNormalization(self, node):
         """Inference BatchNormalization right after a Conv or Gemm -> folded into its weight and bias."""
@@ -519,6 +546,20 @@ def read_onnx(path):
     return _Reader(_load(path), Path(path)).read()
 
 
+def _nodes(layers, helper, numpy_helper, tensor_in, initializers):
+    """``(nodes, output tensor)`` of IR ``layers`` reading ``tensor_in``; appends their weights to ``initializers``.
+    A residual block is its body's nodes and an Add of the block's input."""
+    nodes = []
+    for layer in layers:
+        if isinstance(layer, Residual):
+            body, tensor = _nodes(layer.layers, helper, numpy_helper, tensor_in, initializers)
+            nodes += body + [helper.make_node("Add", [tensor, tensor_in], [f"{layer.name}.out"], name=layer.name)]
+        else:
+            nodes.append(_node_of(layer, helper, numpy_helper, tensor_in, initializers))
+        tensor_in = nodes[-1].output[0]
+    return nodes, tensor_in
+
+
 def _node_of(layer, helper, numpy_helper, tensor_in, initializers):
     """The ONNX node of one IR layer reading ``tensor_in``; appends its weights to ``initializers``."""
     out = f"{layer.name}.out"
@@ -560,17 +601,15 @@ def write_onnx(model, path, softmax=None, metadata=None):
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    initializers, nodes, tensor = [], [], "input"
-    for layer in model.layers:
-        nodes.append(_node_of(layer, helper, numpy_helper, tensor, initializers))
-        tensor = nodes[-1].output[0]
+    initializers = []
+    nodes, tensor = _nodes(model.layers, helper, numpy_helper, "input", initializers)
     if model.softmax if softmax is None else softmax:
         nodes.append(helper.make_node("Softmax", [tensor], ["probabilities"], name="softmax", axis=-1))
         tensor = "probabilities"
     graph = helper.make_graph(
         nodes, "sparq", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", *model.input_shape])],
         [helper.make_tensor_value_info(tensor, TensorProto.FLOAT, ["N", *model.output_shape])], initializers)
-    dilated_average = any(isinstance(layer, AvgPool) and layer.dilation != (1, 1) for layer in model.layers)
+    dilated_average = any(isinstance(layer, AvgPool) and layer.dilation != (1, 1) for layer in model.walk())
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19 if dilated_average else OPSET)],
                               producer_name="sparq")
     proto.ir_version = 8

@@ -208,9 +208,10 @@ class SystolicModelParallel:
         """Rounds of calls for a run on float ``images``; returns the int8 logits."""
         lanes = self.network.config.lanes
         x = quantize_activation(images, self.network.input_scale)
+        kept = {}
         for s, step in enumerate(self.network.steps):
             if isinstance(step, HostStep):
-                x = step.apply(x)
+                x = step.host(x, kept)
                 continue
             rows = step.batch * step.rows_per_image
             chunks = []

@@ -13,7 +13,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .errors import ConfigError, ShapeError
-from .ir import AvgPool, Conv, Dense, Flatten, MaxPool, Relu, Reshape, forward, im2col, trace
+from .ir import AvgPool, Conv, Dense, Flatten, MaxPool, Relu, Reshape, Residual, forward, im2col, trace, trace_layers
 
 __all__ = ["FreeWeight", "Adam", "backward", "gradients", "fit", "accuracy", "softmax_cross_entropy",
            "single_threaded_blas"]
@@ -152,11 +152,22 @@ def gradients(model, x, y, loss=softmax_cross_entropy):
     values = trace(model, x)
     value, dy = loss(values[-1], y)
     grads = {}
-    for layer, layer_input in zip(reversed(model.layers), reversed(values[:-1])):
+    _backprop(model.layers, values, dy, grads)
+    return value, grads
+
+
+def _backprop(layers, values, dy, grads):
+    """The gradient at the input of ``layers`` (run on ``values = trace_layers(layers, x)``) for output gradient
+    ``dy``; the weighted layers' gradients go into ``grads``. A residual block passes ``dy`` through its skip and
+    adds its body's input gradient."""
+    for layer, layer_input in zip(reversed(layers), reversed(values[:-1])):
+        if isinstance(layer, Residual):
+            dy = dy + _backprop(layer.layers, trace_layers(layer.layers, layer_input), dy, grads)
+            continue
         dy, grad_weight, grad_bias = backward(layer, layer_input, dy)
         if grad_weight is not None:
             grads[layer.name] = (grad_weight, grad_bias)
-    return value, grads
+    return dy
 
 
 def accuracy(model, x, y, batch_size=1024):

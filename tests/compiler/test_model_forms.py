@@ -7,7 +7,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from sparq.compiler.data import load_data
-from sparq.compiler.eie import eie_inputs, lower_compressed
+from sparq.compiler.eie import eie_inputs, eie_split, lower_compressed
 from sparq.compiler.ir import forward
 from sparq.compiler.models import load_shipped
 from sparq.compiler.onnx_io import read_onnx
@@ -132,6 +132,74 @@ def test_exporter_variant_cnn_trains_compresses_and_lowers(tmp_path, digits_npz)
     reference = forward(compressed.model, data.x_test[:200]).argmax(1)
     assert (logits.argmax(1) == reference).mean() >= 0.95
 
+    image = lower_compressed(compressed, EIE, calibration_x=data.x_train, host_prefix=True)
+    golden = Golden(image)
+    eie = [np.argmax(golden.run(a).output) for a in eie_inputs(compressed.model, image, data.x_test[:200],
+                                                               host_prefix=True)]
+    assert (np.array(eie) == reference).mean() >= 0.97
+
+
+def residual_cnn(path):
+    """A small ResNet for the digits: a stem conv, one basic block (conv, ReLU, conv, Add of its input, ReLU), a
+    max pool, and an MLP head with a residual Dense layer."""
+    rng = np.random.default_rng(2)
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["c0"], name="stem", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c0"], ["s"], name="stem_relu"),
+             helper.make_node("Conv", ["s", "w1", "b1"], ["c1"], name="conv1", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+             helper.make_node("Conv", ["r1", "w2"], ["c2"], name="conv2", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["s", "c2"], ["sum"], name="block"),
+             helper.make_node("Relu", ["sum"], ["o"], name="block_relu"),
+             helper.make_node("MaxPool", ["o"], ["p"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
+             helper.make_node("Gemm", ["f", "w3", "b3"], ["h"], name="fc1", transB=1),
+             helper.make_node("Relu", ["h"], ["hr"], name="fc1_relu"),
+             helper.make_node("Gemm", ["hr", "w4"], ["h2"], name="fc2", transB=1),
+             helper.make_node("Add", ["h2", "hr"], ["hs"], name="head_skip"),
+             helper.make_node("Relu", ["hs"], ["hsr"], name="head_relu"),
+             helper.make_node("Gemm", ["hsr", "w5", "b5"], ["y"], name="fc3", transB=1)]
+    initializers = [init("w0", rng.normal(0, 0.5, (4, 1, 3, 3))), init("w1", rng.normal(0, 0.2, (4, 4, 3, 3))),
+                    init("b1", np.zeros(4)), init("w2", rng.normal(0, 0.2, (4, 4, 3, 3))),
+                    init("w3", rng.normal(0, 0.15, (32, 64))), init("b3", np.zeros(32)),
+                    init("w4", rng.normal(0, 0.15, (32, 32))), init("w5", rng.normal(0, 0.2, (10, 32))),
+                    init("b5", np.zeros(10))]
+    return save(path, nodes, initializers, (1, 8, 8), "y")
+
+
+def test_residual_network_trains_compresses_saves_exports_and_lowers(tmp_path, digits_npz):
+    from sparq.compiler.errors import UnsupportedError
+    from sparq.compiler.pipeline import CompressedModel
+    from sparq.compiler.quantize import forward_int8, quantize_model
+
+    model = read_onnx(residual_cnn(tmp_path / "resnet.onnx"))
+    assert [type(layer).__name__ for layer in model.layers].count("Residual") == 2
+    data = load_data(digits_npz, model.input_shape, model.output_shape)
+    model = fit(model, data.x_train, data.y_train, epochs=8, lr=5e-3, progress=False)
+    assert accuracy(model, data.x_test, data.y_test) >= 0.9
+    compressed, report = compress(model, data, DeepCompressionConfig({"conv2": 0.5, "fc1": 0.7, "fc2": 0.7},
+                                                                     **FAST), progress=False)
+    assert report["accuracy"]["compressed"] >= report["accuracy"]["float"] - 0.05
+    assert {row["name"] for row in report["layers"]} == {"stem", "conv1", "conv2", "fc1", "fc2", "fc3"}
+
+    compressed.save(tmp_path / "compressed.npz")
+    back = CompressedModel.load(tmp_path / "compressed.npz")
+    np.testing.assert_array_equal(forward(back.model, data.x_test), forward(compressed.model, data.x_test))
+    compressed.export_onnx(tmp_path / "compressed.onnx")
+    session = ort.InferenceSession(str(tmp_path / "compressed.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"input": data.x_test})[0], forward(compressed.model, data.x_test),
+                               rtol=1e-5, atol=1e-5)
+
+    reference = forward(compressed.model, data.x_test[:200]).argmax(1)
+    int8 = forward_int8(quantize_model(compressed.model, data.x_train), data.x_test[:200]).argmax(1)
+    network = compile_network(compressed.model, data.x_train, config_for(8), name="resnet")
+    assert sum(1 for step in network.steps if getattr(step, "adds", None)) == 2
+    logits, _ = run_network(network, data.x_test[:200])
+    assert (logits.argmax(1) == reference).mean() >= 0.95 and (int8 == reference).mean() >= 0.95
+
+    with pytest.raises(UnsupportedError, match="host_prefix"):
+        lower_compressed(compressed, EIE)
+    _, fc = eie_split(compressed.model, host_prefix=True)
+    assert [layer.name for layer in fc] == ["fc3"]  # the head's residual runs on the host
     image = lower_compressed(compressed, EIE, calibration_x=data.x_train, host_prefix=True)
     golden = Golden(image)
     eie = [np.argmax(golden.run(a).output) for a in eie_inputs(compressed.model, image, data.x_test[:200],

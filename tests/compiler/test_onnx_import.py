@@ -187,13 +187,14 @@ def test_missing_file(tmp_path):
         read_onnx(tmp_path / "nope.onnx")
 
 
-@pytest.mark.parametrize("case", ["residual", "inner_softmax", "group_conv"])
+@pytest.mark.parametrize("case", ["branches", "inner_softmax", "group_conv"])
 def test_non_sequential_or_unsupported_attributes(tmp_path, case):
     w = init("w", random(4, 4))
-    if case == "residual":
-        nodes = [helper.make_node("Gemm", ["x", "w"], ["h"], name="fc"), helper.make_node("Relu", ["h"], ["r"]),
-                 helper.make_node("Add", ["r", "x"], ["y"], name="skip")]
-        inits, shape = [w], (4,)
+    if case == "branches":
+        nodes = [helper.make_node("Gemm", ["x", "w"], ["h"], name="fc"), helper.make_node("Gemm", ["x", "w2"], ["g"],
+                                                                                          name="fc_side"),
+                 helper.make_node("Add", ["h", "g"], ["y"], name="join")]
+        inits, shape = [w, init("w2", random(4, 4))], (4,)
     elif case == "inner_softmax":
         nodes = [helper.make_node("Softmax", ["x"], ["s"], name="early"), helper.make_node("Gemm", ["s", "w"], ["y"])]
         inits, shape = [w], (4,)
@@ -277,3 +278,44 @@ def test_written_model_runs_in_onnxruntime_with_every_layer_field(tmp_path):
     np.testing.assert_allclose(runtime(tmp_path / "m.onnx", x), probabilities(model, x), rtol=1e-5, atol=1e-6)
     back = read_onnx(tmp_path / "m.onnx")
     assert back.softmax and back.layer("mp").ceil_mode and back.layer("c").dilation == (2, 1)
+
+
+def test_residual_adds_become_blocks_and_agree_with_onnxruntime(tmp_path):
+    """A ResNet basic block (conv, batch norm, ReLU, conv, Add of the block input, ReLU), a nested pair of MLP
+    residuals with the skip as Add's first operand, then the classifier."""
+    nodes = [helper.make_node("Conv", ["x", "cw0"], ["c0"], name="stem", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c0"], ["s"], name="stem_relu"),
+             helper.make_node("Conv", ["s", "cw1"], ["c1"], name="conv1", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["c1", "g", "beta", "mean", "var"], ["b1"], name="bn1"),
+             helper.make_node("Relu", ["b1"], ["r1"], name="relu1"),
+             helper.make_node("Conv", ["r1", "cw2", "cb2"], ["c2"], name="conv2", kernel_shape=[3, 3],
+                              pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["c2", "s"], ["sum1"], name="block1"),
+             helper.make_node("Relu", ["sum1"], ["o1"], name="block1_relu"),
+             helper.make_node("Flatten", ["o1"], ["f"], name="flatten"),
+             helper.make_node("Gemm", ["f", "fw1"], ["h1"], name="fc1", transB=1),
+             helper.make_node("Relu", ["h1"], ["q1"], name="fc1_relu"),
+             helper.make_node("Gemm", ["q1", "fw2"], ["h2"], name="fc2", transB=1),
+             helper.make_node("Add", ["q1", "h2"], ["inner"], name="inner_skip"),
+             helper.make_node("Relu", ["inner"], ["q2"], name="inner_relu"),
+             helper.make_node("Add", ["h1", "q2"], ["outer"], name="outer_skip"),
+             helper.make_node("Gemm", ["outer", "fw3", "fb3"], ["y"], name="fc3", transB=1)]
+    initializers = [init("cw0", random(4, 2, 3, 3) / 3), init("cw1", random(4, 4, 3, 3) / 4), init("g", random(4)),
+                    init("beta", random(4)), init("mean", random(4)),
+                    init("var", RNG.random(4).astype(np.float32) + 0.5), init("cw2", random(4, 4, 3, 3) / 4),
+                    init("cb2", random(4)), init("fw1", random(12, 4 * 5 * 5) / 10), init("fw2", random(12, 12) / 3),
+                    init("fw3", random(3, 12)), init("fb3", random(3))]
+    path = save(tmp_path, nodes, initializers, (2, 5, 5), "y")
+    model = read_onnx(path)
+    assert [type(layer).__name__ for layer in model.layers] == ["Conv", "Relu", "Residual", "Relu", "Flatten",
+                                                                "Dense", "Residual", "Dense"]
+    block, outer = model.layer("block1"), model.layer("outer_skip")
+    assert [layer.name for layer in block.layers] == ["conv1", "relu1", "conv2"]
+    assert [layer.name for layer in outer.layers] == ["fc1_relu", "inner_skip", "inner_relu"]
+    assert [layer.name for layer in model.layer("inner_skip").layers] == ["fc2"]
+    assert [layer.name for layer in model.weighted()] == ["stem", "conv1", "conv2", "fc1", "fc2", "fc3"]
+    x = random(16, 2, 5, 5)
+    ours, theirs = forward(model, x), runtime(path, x)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5 * np.abs(theirs).max())
+    write_onnx(model, tmp_path / "back.onnx")
+    np.testing.assert_allclose(runtime(tmp_path / "back.onnx", x), theirs, rtol=1e-4, atol=1e-5 * np.abs(theirs).max())
