@@ -46,6 +46,7 @@ from sparq.formats.eie import (
 
 from .errors import RangeError, ShapeError, UnsupportedError, WeightError
 from .ir import Dense, Flatten, Relu, Reshape
+from .ranges import check_ranges
 
 __all__ = ["ACT_LIMIT", "LayerSpec", "LoweredLayer", "lower", "lower_compressed", "lower_layer", "column_entries",
            "eie_split", "eie_inputs", "activation_scales", "image_storage", "storage_lines"]
@@ -304,6 +305,7 @@ def lower_compressed(compressed, config, calibration_x=None, host_prefix=False):
     the activations are scaled into Q8.8 by :func:`activation_scales` and the image records the scales; without,
     the scales are 1 and nothing checks that the activations fit.
     """
+    check_ranges(compressed.model, calibration_x, "EIE lowering")
     host, fc = eie_split(compressed.model, host_prefix)
     dense, relus = [], []
     for layer in fc:

@@ -41,7 +41,7 @@ from .share import CodebookWeight, SharedWeights, share_weights
 from .train import accuracy, fit
 
 __all__ = ["CompressedModel", "DeepCompressionConfig", "DIGITS_MLP_SPARSITY", "SHIPPED_SPARSITY", "compress",
-           "compress_digits_mlp", "output_drift", "main"]
+           "compress_digits_mlp", "output_drift", "weight_error", "main"]
 
 ACCURACY_KEY = "__accuracy__"
 
@@ -124,8 +124,9 @@ class CompressedModel:
 class DeepCompressionConfig:
     """Settings of :func:`compress`.
 
-    ``sparsity`` maps layer names to the pruned fraction (absent: not pruned), or is ``"auto"``: chosen per layer by
-    a sensitivity scan within ``max_drop`` accuracy points (needs labels). ``retrain=False`` makes the compression
+    ``sparsity`` maps layer names to the pruned fraction (absent: not pruned), is one fraction for every weighted
+    layer, or is ``"auto"``: chosen per layer by a sensitivity scan within ``max_drop`` accuracy points (needs
+    labels). ``retrain=False`` makes the compression
     one-shot (no training), as data without labels does. Every weighted layer is shared with ``bits``-bit codes and
     zero kept as code 0; ``index_bits`` is the relative index width the storage is counted with.
     """
@@ -174,6 +175,14 @@ def output_drift(reference, model, x, batch_size=1024):
             "top1_agreement": agree / len(x), "samples": int(len(x))}
 
 
+def weight_error(reference, model):
+    """``{layer: ||W - W_ref|| / ||W_ref||}``: how far each weighted layer's weights moved from ``reference``'s
+    (pruning and sharing alone, in a one-shot compression)."""
+    return {layer.name: float(np.linalg.norm(layer.weight.astype(np.float64) - reference.layer(layer.name).weight) /
+                              max(np.linalg.norm(reference.layer(layer.name).weight.astype(np.float64)), 1e-30))
+            for layer in model.weighted()}
+
+
 def _dataset(data):
     """``data`` as a :class:`~sparq.compiler.data.Dataset` (it may be the four arrays of a labelled split)."""
     if isinstance(data, Dataset):
@@ -191,9 +200,12 @@ def _targets(model, config, dataset):
     """``(per-layer sparsity, sensitivity scan or None)``: the config's targets, or those an auto scan chooses."""
     if isinstance(config.sparsity, dict):
         return dict(config.sparsity), None
+    if isinstance(config.sparsity, (int, float)) and not isinstance(config.sparsity, bool):
+        return {layer.name: float(config.sparsity) for layer in model.weighted()}, None
     if config.sparsity != "auto":
-        raise ConfigError(f"sparsity must be {{layer: fraction}} or 'auto', got {config.sparsity!r}")
-    if not dataset.labelled:
+        raise ConfigError(f"sparsity must be {{layer: fraction}}, one fraction for every layer, or 'auto', got "
+                          f"{config.sparsity!r}")
+    if dataset is None or not dataset.labelled:
         raise ConfigError("sparsity='auto' chooses each layer's sparsity by measuring accuracy, which needs labels; "
                           "give y (or y_train and y_test) in the data, or per-layer sparsities")
     _, _, x_val, y_val = validation_split(dataset.x_train, dataset.y_train, seed=config.seed)
@@ -211,24 +223,27 @@ def _share(layer, config):
 
 
 def compress(model, data, config, name="model", progress=None):
-    """Run Deep Compression on ``model`` with ``data`` (a :class:`~sparq.compiler.data.Dataset` or ``(x_train,
-    y_train, x_test, y_test)``) and ``config`` (see the module docstring for the modes).
+    """Run Deep Compression on ``model`` with ``data`` (a :class:`~sparq.compiler.data.Dataset`, ``(x_train,
+    y_train, x_test, y_test)``, or None for a one-shot compression of the weights alone: a weight matrix with no
+    data) and ``config`` (see the module docstring for the modes).
 
     Retrained: prunes and retrains (:func:`~sparq.compiler.prune.prune_and_retrain`), shares every weighted layer's
     weights with k-means (:func:`~sparq.compiler.share.share_weights`, ``keep_zero``), fine-tunes the centroids.
     One-shot: :func:`~sparq.compiler.prune.prune_one_shot` then the sharing. Then counts the storage with Huffman
     coding. Returns ``(CompressedModel, report)``; the report holds the per-layer rows, the total, the config, the
     sparsities used, the test accuracy after each stage (``"compressed"`` is the final, decoded model's; empty when
-    ``accuracy_measured`` is False), the output drift against the float model, and the scan of an auto sparsity.
+    ``accuracy_measured`` is False), the output drift against the float model on the data (None without data), each
+    layer's relative weight error, and the scan of an auto sparsity.
     """
-    dataset = _dataset(data)
-    check_ranges(model, dataset.x_train)
+    dataset = None if data is None else _dataset(data)
+    labelled = dataset is not None and dataset.labelled
+    check_ranges(model, None if dataset is None else dataset.x_train)
     targets, scan = _targets(model, config, dataset)
-    one_shot = not config.retrain or not dataset.labelled
+    one_shot = not config.retrain or not labelled
     accuracies = {}
 
     def measure(stage, measured):
-        if dataset.labelled:
+        if labelled:
             accuracies[stage] = accuracy(measured, dataset.x_test, dataset.y_test)
 
     measure("float", model)
@@ -255,16 +270,20 @@ def compress(model, data, config, name="model", progress=None):
         for layer in tuned.weighted():
             layer.weight = shared[layer.name].decode()
     measure("compressed", tuned)
-    with numeric_guard("measuring the output drift"):
-        drift = output_drift(model, tuned, dataset.x_test if dataset.labelled else dataset.x_train)
+    drift = None
+    if dataset is not None:
+        with numeric_guard("measuring the output drift"):
+            drift = output_drift(model, tuned, dataset.x_test if labelled else dataset.x_train)
     rows = [layer_storage(layer.name, shared[layer.name], layer.bias.size, config.index_bits)
             for layer in tuned.weighted()]
     report = {"model": name, "config": dataclasses.asdict(config), "mode": "one-shot" if one_shot else "retrained",
-              "data": dataset.description, "sparsity": targets, "layers": rows, "total": total_storage(rows),
-              "accuracy": accuracies, "accuracy_measured": dataset.labelled, "output_drift": drift,
+              "data": "no data" if dataset is None else dataset.description, "sparsity": targets, "layers": rows,
+              "total": total_storage(rows), "accuracy": accuracies, "accuracy_measured": labelled,
+              "output_drift": drift, "weight_error": weight_error(model, tuned),
               "layer_types": {lay.name: type(lay).__name__ for lay in tuned.weighted()}}
-    if not dataset.labelled:
-        report["accuracy_note"] = "accuracy was not measured: the data has no labels (x only)"
+    if not labelled:
+        report["accuracy_note"] = ("accuracy was not measured: " +
+                                   ("no data was given" if dataset is None else "the data has no labels (x only)"))
     if scan is not None:
         report["sensitivity"] = scan.to_dict()
     return CompressedModel(tuned, shared, accuracies), report

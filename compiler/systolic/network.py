@@ -22,6 +22,7 @@ from ..quantize import (
     requant_params,
     residual_add_int8,
 )
+from ..ranges import check_ranges
 from .gemm import lower_gemm
 from .program import CapacityError, GemmLayer
 from .winograd import WinogradLayer, WinogradStep, winograd_refusal
@@ -201,6 +202,7 @@ def compile_network(model, calibration_x, config: SystolicConfig, *, name: str =
     if winograd and not config.winograd:
         raise CompileError("winograd=True needs a Winograd build of the accelerator: SystolicConfig(winograd=True, "
                            "...) (or drop --winograd to lower convolutions by im2col)")
+    check_ranges(model, calibration_x, "systolic lowering")
     notes = []
     qmodel = quantize_model(model, calibration_x, method=method)
     logits = trace(model, calibration_x)[-1]

@@ -132,3 +132,18 @@ def test_dense_without_a_bias_has_a_zero_bias(digits):
     model = Model([layer], (64,))
     np.testing.assert_allclose(forward(model, digits[2][:4]), digits[2][:4].sum(axis=1, keepdims=True).repeat(3, 1),
                                rtol=1e-6)
+
+
+def test_a_weight_matrix_alone_compresses_one_shot_without_data():
+    """One feed-forward layer of a large pretrained network: a (out, in) matrix, no bias, no data."""
+    weight = np.random.default_rng(3).normal(0, 0.02, (96, 384)).astype(np.float32)
+    model = Model([Dense("ffn", weight)], (384,))
+    compressed, report = compress(model, None, DeepCompressionConfig(0.9), progress=False)
+    assert report["mode"] == "one-shot" and report["output_drift"] is None and report["data"] == "no data"
+    assert "no data was given" in report["accuracy_note"] and report["sparsity"] == {"ffn": 0.9}
+    assert np.mean(compressed.model.layer("ffn").weight == 0) == pytest.approx(0.9, abs=1e-3)
+    error = report["weight_error"]["ffn"]
+    kept = compressed.model.layer("ffn").weight != 0
+    pruned_only = np.linalg.norm(weight * ~kept) / np.linalg.norm(weight)
+    assert pruned_only <= error < pruned_only + 0.05  # pruning dominates; 4-bit sharing adds a little
+    assert report["total"]["ratio"]["huffman"] > 20

@@ -205,3 +205,23 @@ def test_residual_network_trains_compresses_saves_exports_and_lowers(tmp_path, d
     eie = [np.argmax(golden.run(a).output) for a in eie_inputs(compressed.model, image, data.x_test[:200],
                                                                host_prefix=True)]
     assert (np.array(eie) == reference).mean() >= 0.97
+
+
+def test_systolic_calibration_follows_the_given_data_not_digits():
+    """The wine MLP calibrated on wine features (standardised, up to ~4.5) and on the same features x 100."""
+    from sparq.compiler.datasets import load_wine_split
+
+    x_train = load_wine_split()[0]
+    model = load_shipped("wine_mlp")
+    for factor in (1.0, 100.0):
+        network = compile_network(model, x_train * factor, config_for(8), name="wine")
+        assert network.input_scale == pytest.approx(np.abs(x_train * factor).max() / 127)
+
+
+def test_lowering_refuses_out_of_range_weights_before_the_work(digits):
+    from sparq.compiler.errors import RangeError
+
+    model = load_shipped("digits_mlp")
+    model.layer("fc3").weight[0, 0] = 5e4
+    with pytest.raises(RangeError, match="stop the systolic lowering before it starts: layer 'fc3': weight 5e\\+04"):
+        compile_network(model, digits[0], config_for(8))
