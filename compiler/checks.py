@@ -4,7 +4,7 @@ import numpy as np
 
 from .errors import ConfigError, ShapeError, WeightError
 
-__all__ = ["weight_array", "fraction"]
+__all__ = ["weight_array", "non_finite", "fraction"]
 
 
 def weight_array(array, what, ndim=None):
@@ -12,18 +12,26 @@ def weight_array(array, what, ndim=None):
 
     ``what`` names the array in the error message, e.g. ``"layer 'fc1': weight"``.
     """
-    array = np.ascontiguousarray(array, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # a value beyond float32 becomes inf, reported below
+        array = np.ascontiguousarray(array, dtype=np.float32)
     if ndim is not None and array.ndim != ndim:
         raise ShapeError(f"{what} must have {ndim} dimensions, got shape {array.shape}")
     if array.size == 0:
         raise WeightError(f"{what} is empty (shape {array.shape}); a layer needs at least one weight -- remove the "
                           f"layer or fix the model")
-    bad = ~np.isfinite(array)
-    if bad.any():
-        where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise WeightError(f"{what} has {int(bad.sum())} NaN or Inf value(s), the first at index {where}; retrain or "
-                          f"fix the model (a diverged training run is the usual cause)")
+    bad = non_finite(array)
+    if bad:
+        raise WeightError(f"{what} has {bad[0]} NaN, infinite or beyond-float32 value(s), the first at index "
+                          f"{bad[1]}; retrain or fix the model (a diverged training run is the usual cause)")
     return array
+
+
+def non_finite(array):
+    """``(count, index of the first)`` of ``array``'s NaN and infinite values, or None when it has none."""
+    bad = ~np.isfinite(array)
+    if not bad.any():
+        return None
+    return int(bad.sum()), tuple(int(i) for i in np.argwhere(bad)[0])
 
 
 def fraction(value, what):

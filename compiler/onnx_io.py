@@ -8,6 +8,8 @@ as exporters write them:
   BatchNormalization right after a Gemm, MatMul or Conv is folded into its bias (and weight);
 * Conv and the pools with ``auto_pad`` NOTSET, VALID, SAME_UPPER or SAME_LOWER (resolved against the input shape),
   ``dilations`` and, for the pools, ``ceil_mode``; Flatten at axis 1 (or its negative twin), Reshape of each sample;
+* an Add of the running tensor and an earlier tensor of the chain (a ResNet skip connection) becomes a
+  :class:`~sparq.compiler.ir.Residual` block around the layers between them;
 * Identity and inference Dropout are skipped, and a trailing Softmax over the classes is dropped (the model outputs
   logits; ``Model.softmax`` records it and ``Model.notes`` says so).
 
@@ -199,7 +201,8 @@ class _Reader:
         if not np.issubdtype(array.dtype, np.floating):
             self.fail(UnsupportedError, node, f"its {what} {tensor!r} is {array.dtype}, not floating point; "
                                               f"quantized ONNX models are not supported -- export the float model")
-        return array.astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: inf, which the layer then reports
+            return array.astype(np.float32)
 
     def layer_name(self, node):
         """A unique layer name from the node name (or op type and position when the name is empty or repeated)."""

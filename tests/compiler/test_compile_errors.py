@@ -23,7 +23,7 @@ def test_nan_or_inf_weight(bad):
     weight[2, 1] = bad
     for make in (lambda: Dense("fc7", weight, np.zeros(4)), lambda: share_weights(weight, 2),
                  lambda: magnitude_mask(weight, 0.5)):
-        with pytest.raises(WeightError, match="NaN or Inf.*\\(2, 1\\).*retrain"):
+        with pytest.raises(WeightError, match="NaN, infinite or beyond-float32.*\\(2, 1\\).*retrain"):
             make()
 
 
