@@ -10,5 +10,7 @@
 * :mod:`sparq.compiler.ranges` -- weights and activations out of range, reported before any work starts.
 * :mod:`sparq.compiler.quantize` (int8), :mod:`sparq.compiler.ternary` (TTQ), :mod:`sparq.compiler.lowrank` (truncated SVD) -- the
   other compression methods; :mod:`sparq.compiler.survey` measures them.
+* :mod:`sparq.compiler.eie`, :mod:`sparq.compiler.systolic` -- the lowerings to an EIE image and to systolic programs
+  (:mod:`sparq.compiler.parallel` splits them over several instances).
 * :mod:`sparq.compiler.errors` -- the :class:`~sparq.compiler.errors.CompileError` family raised on bad input.
 """

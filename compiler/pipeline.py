@@ -7,9 +7,10 @@ the shipped digits MLP. Both return a :class:`CompressedModel` (what the EIE low
 
 * **retrained** (the default, labelled data): iterative pruning with retraining, k-means sharing, centroid
   fine-tuning, as the paper;
-* **one-shot** (``retrain=False``, or data without labels): magnitude pruning and k-means sharing, no training;
-  without labels the accuracy is not measured (the report says so) and :func:`output_drift` tells how far the
-  compressed model's outputs moved from the float model's on the data;
+* **one-shot** (``retrain=False``, data without labels, or no data at all): magnitude pruning and k-means sharing,
+  no training; without labels the accuracy is not measured (the report says so) and :func:`output_drift` tells how
+  far the compressed model's outputs moved from the float model's on the data (:func:`weight_error`, how far the
+  weights moved, is always reported);
 * **auto sparsity** (``sparsity="auto"``): each layer's sparsity is chosen first by
   :func:`sparq.compiler.sensitivity.sensitivity_scan` on a validation split of the training data, within
   ``max_drop`` accuracy points; the report keeps the scan's curves.
@@ -126,9 +127,9 @@ class DeepCompressionConfig:
 
     ``sparsity`` maps layer names to the pruned fraction (absent: not pruned), is one fraction for every weighted
     layer, or is ``"auto"``: chosen per layer by a sensitivity scan within ``max_drop`` accuracy points (needs
-    labels). ``retrain=False`` makes the compression
-    one-shot (no training), as data without labels does. Every weighted layer is shared with ``bits``-bit codes and
-    zero kept as code 0; ``index_bits`` is the relative index width the storage is counted with.
+    labels). ``retrain=False`` makes the compression one-shot (no training), as data without labels does. Every
+    weighted layer is shared with ``bits``-bit codes and zero kept as code 0; ``index_bits`` is the relative index
+    width the storage is counted with.
     """
 
     sparsity: object
