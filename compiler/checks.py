@@ -4,7 +4,7 @@ import numpy as np
 
 from .errors import ConfigError, ShapeError, WeightError
 
-__all__ = ["weight_array", "non_finite", "fraction"]
+__all__ = ["weight_array", "finite_float32", "fraction"]
 
 
 def weight_array(array, what, ndim=None):
@@ -12,26 +12,27 @@ def weight_array(array, what, ndim=None):
 
     ``what`` names the array in the error message, e.g. ``"layer 'fc1': weight"``.
     """
-    with np.errstate(over="ignore", invalid="ignore"):  # a value beyond float32 becomes inf, reported below
-        array = np.ascontiguousarray(array, dtype=np.float32)
+    array = np.asarray(array)
     if ndim is not None and array.ndim != ndim:
         raise ShapeError(f"{what} must have {ndim} dimensions, got shape {array.shape}")
     if array.size == 0:
         raise WeightError(f"{what} is empty (shape {array.shape}); a layer needs at least one weight -- remove the "
                           f"layer or fix the model")
-    bad = non_finite(array)
-    if bad:
-        raise WeightError(f"{what} has {bad[0]} NaN, infinite or beyond-float32 value(s), the first at index "
-                          f"{bad[1]}; retrain or fix the model (a diverged training run is the usual cause)")
-    return array
+    return finite_float32(array, what, WeightError, "retrain or fix the model (a diverged training run is the usual "
+                                                    "cause)")
 
 
-def non_finite(array):
-    """``(count, index of the first)`` of ``array``'s NaN and infinite values, or None when it has none."""
+def finite_float32(array, what, error, remedy):
+    """``array`` as C-contiguous float32, or ``error`` naming ``what``, the count and the first index of its NaN,
+    infinite or beyond-float32 values, and ``remedy``; no numpy warning escapes the cast."""
+    with np.errstate(over="ignore", invalid="ignore"):  # a value beyond float32 becomes inf, reported below
+        array = np.ascontiguousarray(array, dtype=np.float32)
     bad = ~np.isfinite(array)
-    if not bad.any():
-        return None
-    return int(bad.sum()), tuple(int(i) for i in np.argwhere(bad)[0])
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise error(f"{what} has {int(bad.sum())} NaN, infinite or beyond-float32 value(s), the first at index "
+                    f"{where}; {remedy}")
+    return array
 
 
 def fraction(value, what):

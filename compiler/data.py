@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .checks import non_finite
+from .checks import finite_float32
 from .datasets import SPLIT_SEED, TEST_FRACTION, stratified_split
 from .errors import DataError, ShapeError
 from .npz_io import read_archive
@@ -89,13 +89,7 @@ def _samples(arrays, key, source):
     if array.ndim < 2 or len(array) == 0:
         raise DataError(f"{source}: array {key!r} has shape {array.shape}; it needs one sample per row: shape (n, "
                         f"...) with n >= 1")
-    with np.errstate(over="ignore", invalid="ignore"):  # a value beyond float32 becomes inf, reported below
-        x = array.astype(np.float32)
-    bad = non_finite(x)
-    if bad:
-        raise DataError(f"{source}: array {key!r} has {bad[0]} value(s) that are NaN, infinite or beyond float32, "
-                        f"the first at index {bad[1]}; clean the data")
-    return x
+    return finite_float32(array, f"{source}: array {key!r}", DataError, "clean the data")
 
 
 def _squeezed(shape):
