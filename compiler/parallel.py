@@ -113,7 +113,8 @@ def split_eie_rows(wide_image, k):
     """Deal the PEs of ``wide_image`` (lowered for ``K * n`` PEs) round-robin to ``k`` instances of ``n`` PEs.
 
     Returns ``images[l][i]``: instance ``i``'s single-layer image of layer ``l`` (its rows ``≡ i mod K``; the full
-    input vector in). An instance that gets no row of a layer (``out_len < K``) has ``None`` there.
+    input vector in). An instance that gets no row of a layer (``out_len < K``) has ``None`` there. The first
+    layer's images keep the wide image's input scale and the last layer's its output scale.
     """
     k = _check_k(k)
     total = wide_image.config.n_pe
@@ -136,7 +137,9 @@ def split_eie_rows(wide_image, k):
             rows = config.rows_per_pe(out_len)
             bias = wide_image.bias[pes, entry.bias_base:entry.bias_base + rows]
             layer = LayerEntry(entry.in_len, out_len, 0, 0, 0, entry.w_frac, entry.relu)
-            per_instance.append(EieImage(config, [layer], wide_image.codebooks[l:l + 1], ptr, spmat, bias))
+            scales = (wide_image.input_scale if l == 0 else 1.0,  # the hidden layers' scales are in their codebooks
+                      wide_image.output_scale if l == len(wide_image.layers) - 1 else 1.0)
+            per_instance.append(EieImage(config, [layer], wide_image.codebooks[l:l + 1], ptr, spmat, bias, *scales))
         images.append(per_instance)
     return images
 
