@@ -7,7 +7,10 @@ Pure Python and numpy; imports neither ``compiler`` nor ``hw``.
 Numbers (every one a two's-complement integer; "Qm.f" has f fraction bits)
 -------------------------------------------------------------------------
 * Activation: ``ACT_BITS`` = 16 bits, Q8.8 (``ACT_FRAC`` = 8): real value ``a / 256``, range [-128, 128).
-  A float input is converted by :func:`to_fixed` (round to nearest, ties to even, then saturate).
+  A float input is converted by :func:`to_fixed` (round to nearest, ties to even, then saturate); an image's
+  :meth:`EieImage.inputs` first divides it by the image's ``input_scale`` and refuses a value that would saturate,
+  and :meth:`EieImage.outputs` multiplies the outputs by its ``output_scale``. The compiler chooses both (powers of
+  two, 1 when the data fits Q8.8) by calibration, so that inputs in the hundreds fit too.
 * Codebook: ``CODEBOOK_SIZE`` = 16 entries of ``WEIGHT_BITS`` = 16 bits per layer, real value ``c / 2**f`` where
   ``f`` is the layer's ``w_frac`` (0..15) in the layer table. Entry 0 is 0: padding entries add nothing.
 * Bias: one per output row, 16 bits in the activation format Q8.8. Deviation from the paper (which has no bias):
@@ -61,7 +64,8 @@ Host ports (:class:`sparq.hw.eie.EIE`)
 Files (:meth:`EieImage.save`)
 -----------------------------
 A directory with ``manifest.json`` (format name and version, the constants above, the hardware configuration, the
-layer count and, per file, its memory, width, depth and SHA-256) and one ``$readmemh`` file per memory:
+layer count, the input and output scales -- absent in images written before they existed, which then read as 1 --
+and, per file, its memory, width, depth and SHA-256) and one ``$readmemh`` file per memory:
 ``layers.hex``, ``codebook.hex`` and, per PE ``k``, ``pe{k:03d}_ptr_even.hex``, ``pe{k:03d}_ptr_odd.hex``,
 ``pe{k:03d}_spmat.hex``, ``pe{k:03d}_bias.hex``. A ``.hex`` file is a ``//`` comment line, then one word per line
 in fixed-width lower-case hex (two's complement for signed memories), address 0 first, and no more words than the
@@ -326,8 +330,9 @@ class EieImage:
 
     ``layers``: the layer table (tuple of :class:`LayerEntry`). ``codebooks``: (layers, 16) int64, Q.w_frac.
     ``ptr``: (n_pe, pointers) int64, both banks merged (index ``g`` as in the module docstring).
-    ``spmat``: (n_pe, words) uint64. ``bias``: (n_pe, biases) int64, Q8.8. Building one checks it is consistent
-    (shapes, chaining, ranges, codebook entry 0 = 0), not that it fits ``config``: see :meth:`check_fits`.
+    ``spmat``: (n_pe, words) uint64. ``bias``: (n_pe, biases) int64, Q8.8. ``input_scale``, ``output_scale``: real
+    units of one input and one output activation unit (see the module docstring). Building one checks it is
+    consistent (shapes, chaining, ranges, codebook entry 0 = 0), not that it fits ``config``: see :meth:`check_fits`.
     """
 
     config: EieConfig
@@ -336,8 +341,15 @@ class EieImage:
     ptr: np.ndarray
     spmat: np.ndarray
     bias: np.ndarray
+    input_scale: float = 1.0
+    output_scale: float = 1.0
 
     def __post_init__(self):
+        for name in ("input_scale", "output_scale"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float, np.floating, np.integer)) or not 0 < float(value) < np.inf:
+                raise ImageFormatError(f"image {name} must be a positive finite number, got {value!r}")
+            setattr(self, name, float(value))
         self.layers = tuple(self.layers)
         self.codebooks = np.asarray(self.codebooks, dtype=np.int64)
         self.ptr = np.asarray(self.ptr, dtype=np.int64)
@@ -378,6 +390,26 @@ class EieImage:
     def output_len(self):
         """Length of the network's output vector."""
         return self.layers[-1].out_len
+
+    def inputs(self, x):
+        """Float inputs (a vector of :attr:`input_len` values, or a batch of them) as the Q8.8 integers the hardware
+        reads: ``x / input_scale`` rounded to nearest. A value that would saturate raises :class:`ImageError`."""
+        scaled = np.asarray(x, dtype=np.float64) / self.input_scale
+        if scaled.shape[-1:] != (self.input_len,):
+            raise ImageError(f"the image takes inputs of {self.input_len} values, got an array of shape "
+                             f"{scaled.shape}")
+        fixed = np.rint(scaled * 2.0 ** ACT_FRAC)
+        bad = ~(np.abs(scaled) < np.inf) | (fixed < -(1 << (ACT_BITS - 1))) | (fixed > (1 << (ACT_BITS - 1)) - 1)
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ImageError(f"input value {np.asarray(x, dtype=np.float64)[where]:.6g} at index {where} is outside "
+                             f"the image's input range (Q8.8 [-128, 128) times its input scale {self.input_scale:g}); "
+                             f"lower the model again, calibrating on data that covers such inputs")
+        return fixed.astype(np.int64)
+
+    def outputs(self, y):
+        """The real values of Q8.8 outputs ``y`` of the last layer: ``y / 256 * output_scale``."""
+        return np.asarray(y, dtype=np.float64) / 2.0 ** ACT_FRAC * self.output_scale
 
     def pointers(self, l):
         """Layer ``l``'s pointers, (n_pe, in_len + 1), relative to its ``spmat_base``."""
@@ -438,7 +470,8 @@ class EieImage:
             entries[name] = {"memory": memory, "width": width, "depth": len(memories[name]),
                              "sha256": _sha256(directory / name)}
         manifest = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "constants": _CONSTANTS,
-                    "config": asdict(self.config), "n_layers": len(self.layers), "files": entries}
+                    "config": asdict(self.config), "n_layers": len(self.layers),
+                    "scales": {"input": self.input_scale, "output": self.output_scale}, "files": entries}
         (directory / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
         return directory
 
@@ -466,6 +499,8 @@ class EieImage:
             image_config = EieConfig(**manifest["config"])
             n_layers = int(manifest["n_layers"])
             listed = manifest["files"]
+            scales = manifest.get("scales", {"input": 1.0, "output": 1.0})  # absent before scales were recorded
+            scales = {"input_scale": float(scales["input"]), "output_scale": float(scales["output"])}
         except (KeyError, TypeError, ValueError) as exc:
             raise ImageFormatError(f"{directory}/manifest.json lacks or garbles a field ({exc}); {redo}") from None
         words = {}
@@ -506,7 +541,8 @@ class EieImage:
         spmat = np.array(per_pe("spmat"), dtype=np.uint64).reshape(n, -1)
         bias = _signed(np.array(per_pe("bias"), dtype=np.int64).reshape(n, -1), ACT_BITS)
         codebooks = _signed(words["codebook.hex"], WEIGHT_BITS).reshape(n_layers, CODEBOOK_SIZE)
-        image = cls(image_config, [LayerEntry.unpack(w) for w in words["layers.hex"]], codebooks, ptr, spmat, bias)
+        image = cls(image_config, [LayerEntry.unpack(w) for w in words["layers.hex"]], codebooks, ptr, spmat, bias,
+                    **scales)
         if config is not None:
             image.check_fits(config)
         return image
