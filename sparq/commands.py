@@ -6,7 +6,7 @@ into one line, a hint and an exit code by :func:`sparq.errors.explain`).
 
 from pathlib import Path
 
-from .workspace import DEFAULT_WORKSPACE, opened, simulation_path
+from .workspace import COMPRESSED, DEFAULT_WORKSPACE, opened, simulation_path
 
 __all__ = ["run_compress", "run_lower", "run_simulate", "run_report", "simulation_table", "print_lowered"]
 
@@ -35,7 +35,7 @@ def print_lowered(lowered, console):
 def run_lower(args, console):
     from .flow import lower_model
     from .hwconfig import parameters
-    source = Path(args.model or DEFAULT_WORKSPACE / "compressed.npz")
+    source = Path(args.model or DEFAULT_WORKSPACE / COMPRESSED)
     params = parameters(args.target, args.config, pes=args.pes, fifo_depth=args.fifo_depth, array=args.array,
                         winograd=args.winograd, assignments=args.param)
     out = Path(args.out or source.parent / args.target)

@@ -19,7 +19,7 @@ from .hwconfig import parameters
 from .report import write_report
 from .simulation import simulate
 from .targets import EIE, SYSTOLIC
-from .workspace import json_text, writing
+from .workspace import DEMO, json_text, writing
 
 __all__ = ["run_demo", "DEMO_WORKSPACE"]
 
@@ -107,5 +107,5 @@ def run_demo(args, console):
                         | {"energy_nj_per_image": r.energy["total_pj"] / r.images / 1000}
                         for t, r in results.items()}}
     with writing(workspace, "compressed", keep=True) as transaction:
-        transaction.write_text("demo.json", json_text(summary))
+        transaction.write_text(DEMO, json_text(summary))
     return 0

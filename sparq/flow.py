@@ -19,7 +19,18 @@ from pathlib import Path
 from .data import digits
 from .errors import InputError
 from .targets import get
-from .workspace import check_output, load_float, opened, read_record, require_file, sha256, source_file, writing
+from .workspace import (
+    COMPRESSED,
+    COMPRESSION,
+    check_output,
+    load_float,
+    opened,
+    read_record,
+    require_file,
+    sha256,
+    source_file,
+    writing,
+)
 
 __all__ = ["parse_sparsity", "compress_model", "lower_model", "load_lowered", "image_in"]
 
@@ -69,10 +80,10 @@ def compress_model(model_path, out_dir, *, bits=4, sparsity=(), progress=None, d
     compressed, report = compress(model, data.split, config, name=path.stem, progress=progress)
     report["source"] = str(path)
     with writing(out, "compressed") as transaction:
-        transaction.write("compressed.npz", compressed.save)
-        transaction.write("compression.json", lambda file: write_report(report, file))
+        transaction.write(COMPRESSED, compressed.save)
+        transaction.write(COMPRESSION, lambda file: write_report(report, file))
         transaction.meta = {"model": str(path.resolve()), "model_sha256": model_sha256}
-    return compressed, report, {"model": out / "compressed.npz", "report": out / "compression.json"}
+    return compressed, report, {"model": out / COMPRESSED, "report": out / COMPRESSION}
 
 
 def lower_model(source, target, params, out_dir, *, data=None, batch=None):

@@ -21,7 +21,7 @@ from .errors import InputError
 from .plots import figure, save
 from .simulation import read_result
 from .targets import EIE, SYSTOLIC, TARGETS
-from .workspace import RECORD, check_output, opened, simulation_path, writing
+from .workspace import COMPRESSION, RECORD, check_output, opened, simulation_path, writing
 
 __all__ = ["collect", "write_report"]
 
@@ -49,8 +49,12 @@ def collect(workspace):
             raise InputError(f"{workspace} holds the output of one step, not a workspace",
                              f"give the directory above it: sparq report {workspace.parent}")
         compression = None
-        if top is not None and "compression.json" in top.files:
-            compression = json.loads((workspace / "compression.json").read_text())
+        if top is not None and COMPRESSION in top.files:
+            compression = json.loads((workspace / COMPRESSION).read_text())
+        elif (workspace / COMPRESSION).exists():
+            raise InputError(f"{workspace / COMPRESSION}: no {RECORD} in {workspace} lists it (sparq did not write "
+                             "it, an older sparq did, or the record is missing)", "run `sparq compress` into "
+                             f"{workspace} again")
         for record in records:
             for backend in ("rtl", "golden"):
                 path = simulation_path(record.directory, backend)
@@ -271,7 +275,7 @@ def write_report(workspace, out_dir=None):
         staging = transaction.staging
         sections = []  # (title, markdown text, html text, [png paths])
         if compression:
-            sections.append(_compression_section(compression, Path(workspace) / "compression.json", staging))
+            sections.append(_compression_section(compression, Path(workspace) / COMPRESSION, staging))
             transaction.step("wrote compression.png")
         if runs:
             header, rows = _comparison_rows(runs)

@@ -65,11 +65,13 @@ from pathlib import Path
 
 from .errors import InputError, WorkspaceBusy
 
-__all__ = ["DEFAULT_WORKSPACE", "RECORD", "KINDS", "Record", "sha256", "require_file", "load_compressed",
+__all__ = ["DEFAULT_WORKSPACE", "COMPRESSED", "COMPRESSION", "DEMO", "RECORD", "KINDS", "Record", "sha256", "require_file", "load_compressed",
            "load_float", "json_text", "simulation_path", "read_record", "check_output", "opened", "source_file",
            "writing", "Transaction", "record_checksum"]
 
 DEFAULT_WORKSPACE = Path("build/sparq")
+COMPRESSED, COMPRESSION, DEMO = "compressed.npz", "compression.json", "demo.json"
+"""The files of a workspace's top directory (kind ``compressed``)."""
 RECORD = "sparq.json"
 RECORD_FORMAT = "sparq-workspace"
 RECORD_VERSION = 2
@@ -457,9 +459,13 @@ def opened(*directories, exclusive=False, kinds=None):
 @contextmanager
 def source_file(path):
     """Use the input file ``path``: when its directory has a record that lists it, under that directory's shared lock
-    and with the directory verified; any other file as it is. Yields the record (or None)."""
+    and with the directory verified; any other file as it is. Yields the record (or None). A workspace file (say
+    ``compressed.npz``) in a directory sparq has written but whose record is gone is refused."""
     path = Path(path)
     with opened(path.parent) as (record,):
+        if record is None and path.name in (COMPRESSED, COMPRESSION) and (path.parent / LOCK).exists():
+            raise InputError(f"{path}: in a directory sparq writes, but no {RECORD} there lists it (the record is "
+                             f"missing)", f"run `sparq compress` again to rewrite {path.parent}")
         yield record if record is not None and path.name in record.files else None
 
 
