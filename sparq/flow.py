@@ -22,14 +22,15 @@ from .targets import get
 from .workspace import (
     COMPRESSED,
     COMPRESSION,
+    RECORD,
     check_output,
     load_float,
     opened,
-    read_record,
     require_file,
     sha256,
     source_file,
     writing,
+    written_by_sparq,
 )
 
 __all__ = ["parse_sparsity", "compress_model", "lower_model", "load_lowered", "image_in"]
@@ -119,13 +120,15 @@ def load_lowered(directory, *, data=None):
 def image_in(path):
     """Read the image ``path`` in the ``with`` block: when it is a lowered directory (an EIE image) or a file of one
     (a systolic program), under the directory's lock, with the directory's files verified and its image checked
-    against its record (:meth:`sparq.targets.Target.read_image`); any other path as it is."""
+    against its record (:meth:`sparq.targets.Target.read_image`); a file no record lists as it is. A directory sparq
+    has written whose record is missing is refused."""
     path = Path(path)
     directory = path if path.is_dir() else path.parent
-    if read_record(directory) is None:
-        yield
-        return
-    with opened(directory, kinds=["lowered"]) as (record,):
-        if path.is_dir() or path.name in _lowering(record, directory).image_files(record):
+    with opened(directory) as (record,):
+        if record is None:
+            if written_by_sparq(directory):
+                raise InputError(f"{directory}: sparq wrote it, but its {RECORD} is missing",
+                                 "lower the model again (sparq lower ... --out DIR)")
+        elif record.kind == "lowered" and (path == directory or path.name in record.files):
             _lowering(record, directory).read_image(record)
         yield

@@ -48,7 +48,8 @@ Test hook
 ---------
 ``SPARQ_CRASH_AT=k`` kills the process (SIGKILL, no clean-up) at the k-th step of the writes it makes (each staged
 file, the staging, the commit, each rename and each deletion); ``SPARQ_CRASH_STEPS=PATH`` appends each step's name
-to PATH. The crash-injection tests use them to check that every step leaves a readable workspace.
+to PATH; ``SPARQ_STEP_DELAY=SECONDS`` sleeps after each step. The crash-injection tests use the first two to check
+that every step leaves a readable workspace, the concurrency tests the third to make two commands' writes overlap.
 """
 
 import hashlib
@@ -66,8 +67,8 @@ from pathlib import Path
 from .errors import InputError, WorkspaceBusy
 
 __all__ = ["DEFAULT_WORKSPACE", "COMPRESSED", "COMPRESSION", "DEMO", "RECORD", "KINDS", "Record", "sha256", "require_file", "load_compressed",
-           "load_float", "json_text", "simulation_path", "read_record", "check_output", "opened", "source_file",
-           "writing", "Transaction", "record_checksum"]
+           "load_float", "json_text", "simulation_path", "read_record", "written_by_sparq", "check_output", "opened",
+           "source_file", "writing", "Transaction", "record_checksum"]
 
 DEFAULT_WORKSPACE = Path("build/sparq")
 COMPRESSED, COMPRESSION, DEMO = "compressed.npz", "compression.json", "demo.json"
@@ -365,6 +366,8 @@ def _step(what):
             f.write(f"{_steps[0]} {what}\n")
     if os.environ.get("SPARQ_CRASH_AT") == str(_steps[0]):
         os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get("SPARQ_STEP_DELAY"):
+        time.sleep(float(os.environ["SPARQ_STEP_DELAY"]))
 
 
 def _fsync(path, directory=False):
@@ -426,6 +429,12 @@ def _directory(path, create):
     return path
 
 
+def written_by_sparq(directory):
+    """Whether a sparq command has written into ``directory`` (it has a lock file): one without a record there has
+    lost it, unless the only write there was killed before its commit point."""
+    return (Path(directory) / LOCK).exists()
+
+
 def check_output(directory, kind):
     """``directory`` as a Path for a command's output of ``kind``, checked before the command starts its work: not a
     file, and without a record of another kind (or an unreadable one)."""
@@ -447,7 +456,7 @@ def opened(*directories, exclusive=False, kinds=None):
     kinds = list(kinds or [None] * len(paths))
     with ExitStack() as stack:
         for path in sorted(paths, key=lambda p: str(p.resolve())):
-            if _directory(path, create=False).is_dir() and (path / LOCK).exists():
+            if _directory(path, create=False).is_dir() and written_by_sparq(path):
                 stack.enter_context(_locked(path, exclusive))
         records = [read_record(path, kind) if path.is_dir() else None for path, kind in zip(paths, kinds)]
         for record in records:
@@ -463,7 +472,7 @@ def source_file(path):
     ``compressed.npz``) in a directory sparq has written but whose record is gone is refused."""
     path = Path(path)
     with opened(path.parent) as (record,):
-        if record is None and path.name in (COMPRESSED, COMPRESSION) and (path.parent / LOCK).exists():
+        if record is None and path.name in (COMPRESSED, COMPRESSION) and written_by_sparq(path.parent):
             raise InputError(f"{path}: in a directory sparq writes, but no {RECORD} there lists it (the record is "
                              f"missing)", f"run `sparq compress` again to rewrite {path.parent}")
         yield record if record is not None and path.name in record.files else None

@@ -6,7 +6,7 @@ from pathlib import Path
 from sparq.cli import main
 from sparq.workspace import RECORD, record_checksum, sha256
 
-__all__ = ["run", "reseal"]
+__all__ = ["run", "error", "reseal"]
 
 
 def run(capsys, *argv):
@@ -14,6 +14,16 @@ def run(capsys, *argv):
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def error(capsys, *argv):
+    """Run ``sparq *argv``, which must fail with one error line and one hint (and nothing else on stderr); return
+    ``(exit code, the error's message)``."""
+    code, _, err = run(capsys, *argv)
+    lines = err.strip().splitlines()
+    assert code != 0 and len(lines) == 2, err
+    assert lines[0].startswith(f"sparq {argv[0]}: error: ") and lines[1].startswith("hint: "), err
+    return code, lines[0].split(": error: ", 1)[1]
 
 
 def reseal(directory, meta=None):

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from sparq import workspace
 from sparq.cli import main
 from sparq.workspace import COMMIT, LOCK, RECORD, STAGING, opened
 
-__all__ = ["tiny_mlp", "tiny_cnn", "sparq_child", "state", "restore"]
+__all__ = ["tiny_mlp", "tiny_cnn", "sparq_child", "exit_code", "state", "restore"]
 
 
 def tiny_mlp(path, hidden=16, seed=0):
@@ -40,18 +41,31 @@ def tiny_cnn(path, seed=1):
     return Path(path)
 
 
-def sparq_child(argv, **env):
+def sparq_child(argv, *, output=None, start=None, wait=True, **env):
     """Run ``sparq *argv`` in a forked child with ``env`` added to its environment; return its exit code, or minus
-    the signal that killed it."""
+    the signal that killed it. ``output``: a file for the child's stdout and stderr; ``start``: a pipe's read end
+    the child waits on before it starts; ``wait=False`` returns the child's pid at once (see :func:`exit_code`)."""
     pid = os.fork()
     if pid == 0:  # the child: never return into pytest
         code = 1
         try:
+            if output is not None:
+                fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+                os.dup2(fd, 1)
+                os.dup2(fd, 2)
+                sys.stdout = sys.stderr = open(fd, "w", buffering=1)  # pytest's capture is no longer the output
+            if start is not None:
+                os.read(start, 1)
             os.environ.update({k: str(v) for k, v in env.items()})
             workspace._steps[0] = 0  # the step count of the crash hook starts with the command, as in a new process
             code = main([str(a) for a in argv])
         finally:
             os._exit(code)
+    return exit_code(pid) if wait else pid
+
+
+def exit_code(pid):
+    """Wait for the child ``pid``; its exit code, or minus the signal that killed it."""
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status)
 
