@@ -63,8 +63,8 @@ import numpy as np
 __all__ = [
     "FORMAT_NAME", "FORMAT_VERSION", "ACT_BITS", "ACT_FRAC", "WEIGHT_BITS", "W_FRAC_MAX", "ACC_BITS", "CODE_BITS",
     "ZERO_BITS", "MAX_ZEROS", "ENTRY_BITS", "ENTRIES_PER_WORD", "WORD_BITS", "CODEBOOK_SIZE", "LAYER_FIELDS",
-    "LAYER_BITS", "CONFIG_LIMITS", "ImageError", "ImageFormatError", "CapacityError", "EieConfig", "LayerEntry", "EieImage",
-    "to_fixed", "finish", "pack_entries", "unpack_entries", "write_hex", "read_hex",
+    "LAYER_BITS", "CONFIG_LIMITS", "ImageError", "ImageFormatError", "CapacityError", "EieConfig", "LayerEntry",
+    "EieImage", "to_fixed", "finish", "pack_entries", "unpack_entries", "write_hex", "read_hex",
 ]
 
 FORMAT_NAME = "sparq-eie-image"
@@ -420,14 +420,13 @@ class EieImage:
         redo = "lower the model again with sparq.compiler.eie"
         manifest_path = directory / "manifest.json"
         try:
-            if manifest_path.stat().st_size > _MANIFEST_BYTES:
-                raise ImageFormatError(f"{manifest_path}: {manifest_path.stat().st_size} bytes, more than a manifest "
-                                       f"of the largest configuration; {redo}")
-            manifest = json.loads(manifest_path.read_text())
+            size = manifest_path.stat().st_size
+            manifest = json.loads(manifest_path.read_text()) if size <= _MANIFEST_BYTES else None
         except (OSError, ValueError) as exc:
-            if isinstance(exc, ImageFormatError):
-                raise
             raise ImageFormatError(f"{directory}: no readable manifest.json ({exc}); {redo}") from None
+        if size > _MANIFEST_BYTES:
+            raise ImageFormatError(f"{manifest_path}: {size} bytes, more than a manifest of the largest "
+                                   f"configuration; {redo}")
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
             raise ImageFormatError(f"{directory}/manifest.json is not a {FORMAT_NAME} manifest; {redo}")
         if manifest.get("version") != FORMAT_VERSION:

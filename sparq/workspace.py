@@ -66,9 +66,9 @@ from pathlib import Path
 
 from .errors import InputError, WorkspaceBusy
 
-__all__ = ["DEFAULT_WORKSPACE", "COMPRESSED", "COMPRESSION", "DEMO", "RECORD", "KINDS", "Record", "sha256", "require_file", "load_compressed",
-           "load_float", "json_text", "simulation_path", "read_record", "written_by_sparq", "check_output", "opened",
-           "source_file", "writing", "Transaction", "record_checksum"]
+__all__ = ["DEFAULT_WORKSPACE", "COMPRESSED", "COMPRESSION", "DEMO", "RECORD", "KINDS", "Record", "sha256",
+           "require_file", "load_compressed", "load_float", "json_text", "simulation_path", "record_checksum",
+           "read_record", "written_by_sparq", "check_output", "opened", "source_file", "writing", "Transaction"]
 
 DEFAULT_WORKSPACE = Path("build/sparq")
 COMPRESSED, COMPRESSION, DEMO = "compressed.npz", "compression.json", "demo.json"
@@ -184,7 +184,7 @@ class Record:
     @property
     def checksum(self):
         """The record's own SHA-256 (it changes with any change to the directory's files or meta)."""
-        return record_checksum(self.to_json())
+        return self.to_json()["sha256"]
 
     def path(self, name):
         return self.directory / name
@@ -382,6 +382,9 @@ def _apply(directory):
     """Complete the committed write in ``directory``: rename the staged files into place (the record last), delete
     the files the old record listed and the new one does not, remove the commit directory."""
     commit = directory / COMMIT
+    if not (commit / JOURNAL).exists() and not any(commit.iterdir()):  # killed as it removed the commit directory
+        commit.rmdir()
+        return
     try:
         journal = json.loads((commit / JOURNAL).read_text())
         replace, delete = list(journal["replace"]), list(journal["delete"])
@@ -411,12 +414,12 @@ def _recover(directory):
 
 
 def _directory(path, create):
-    """``path`` as a directory: an existing file there is an :class:`InputError`; with ``create``, made if
-    missing."""
+    """``path`` as a directory: an existing file there is an :class:`InputError`; with ``create`` (a command's
+    output), made if missing."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise InputError(f"{path} is a file, not a directory", "give a directory (or a path that does not exist "
-                         "yet) for the command's output")
+        raise InputError(f"{path} is a file, not a directory", "give a directory (or, for an output, a path that "
+                         "does not exist yet)")
     if create:
         try:
             path.mkdir(parents=True, exist_ok=True)
