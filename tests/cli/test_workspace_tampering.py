@@ -1,12 +1,13 @@
 """Tampering: for every file of a workspace (its top directory, an EIE lowering, a systolic lowering), a flipped
 byte, a deletion and an edit are each detected, with exit 3 and one line naming the file, by the next command that
-uses it: ``lower`` for the compressed model and the top directory's record, ``report`` for the compression report
-and the simulation results, ``simulate`` and ``synth --image`` for every file of a lowering.
+uses it: ``lower`` for the compressed model, the demo's summary and the top directory's record, ``report`` for the
+compression report and the simulation results, ``simulate`` and ``synth --image`` for every file of a lowering.
 
 The report's own files (``report/``) are for people: no command reads them back, and ``sparq report`` rewrites them.
 """
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -90,3 +91,12 @@ def test_a_tampered_file_is_detected_by_the_next_command_that_uses_it(capsys, ti
     for argv in _commands(tiny, directory, name):
         _expect_refusal(capsys, argv, path, operation)
         assert not (tiny / "again").exists() or not list((tiny / "again").glob("*.hex"))
+
+
+@pytest.mark.parametrize("operation", OPERATIONS)
+def test_a_tampered_demo_summary_is_detected(capsys, golden_workspace, tmp_path, operation):
+    """The demo's summary sits next to the compressed model; lowering that model checks it too."""
+    ws = tmp_path / "demo"
+    shutil.copytree(golden_workspace, ws)
+    _tamper(ws / "demo.json", operation)
+    _expect_refusal(capsys, _commands(ws, "", "compressed.npz")[0], ws / "demo.json", operation)
