@@ -21,17 +21,17 @@ from .errors import InputError
 from .plots import figure, save
 from .simulation import read_result
 from .targets import EIE, SYSTOLIC, TARGETS
-from .workspace import COMPRESSION, RECORD, check_output, opened, simulation_path, writing
+from .workspace import COMPRESSION, RECORD, check_output, opened, read_record, simulation_path, writing
 
 __all__ = ["collect", "write_report"]
 
 
 def _kind(directory):
-    """The kind a directory's record names, read without checking it (None if it is unreadable, which opening the
-    directory then reports): which subdirectories of a workspace hold lowerings."""
+    """The kind of a directory's record, read before its lock is taken (None if the record is unreadable, which
+    opening the directory then reports): which subdirectories of a workspace hold lowerings."""
     try:
-        return json.loads((directory / RECORD).read_text()).get("kind")
-    except (OSError, ValueError, AttributeError):
+        return read_record(directory).kind
+    except InputError:
         return None
 
 
