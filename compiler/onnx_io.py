@@ -51,6 +51,9 @@ def _load(path):
         raise ModelFormatError(f"{path}: no such ONNX file; check the path")
     try:
         proto = onnx.load(str(path))
+    except onnx.checker.ValidationError as exc:  # external data that onnx refuses to read
+        raise ModelFormatError(f"{path}: its external data cannot be read ({_first_line(exc)}); keep the data "
+                               f"files in the model's folder") from None
     except (DecodeError, OSError, ValueError, RuntimeError) as exc:
         raise ModelFormatError(f"{path}: not an ONNX model ({_first_line(exc)}); the file is corrupt or truncated -- "
                                f"re-export or re-download it") from None

@@ -86,8 +86,8 @@ from .common import check_positive_ints, pack_fields, unpack_fields
 __all__ = [
     "FORMAT_NAME", "FORMAT_VERSION", "ACT_BITS", "ACT_FRAC", "WEIGHT_BITS", "W_FRAC_MAX", "ACC_BITS", "CODE_BITS",
     "ZERO_BITS", "MAX_ZEROS", "ENTRY_BITS", "ENTRIES_PER_WORD", "WORD_BITS", "CODEBOOK_SIZE", "LAYER_FIELDS",
-    "LAYER_BITS", "ImageError", "ImageFormatError", "CapacityError", "EieConfig", "LayerEntry", "EieImage",
-    "to_fixed", "finish", "pack_entries", "unpack_entries", "write_hex", "read_hex",
+    "LAYER_BITS", "CONFIG_LIMITS", "ImageError", "ImageFormatError", "CapacityError", "EieConfig", "LayerEntry",
+    "EieImage", "to_fixed", "finish", "pack_entries", "unpack_entries", "write_hex", "read_hex",
     "LoadTarget", "ADDR_BITS", "LOAD_DATA_BITS", "COUNTER_BITS", "COUNTERS", "PE_COUNTERS", "load_fields",
     "read_fields", "load_word", "image_words", "spmat_words", "input_words", "read_requests",
 ]
@@ -152,6 +152,11 @@ def read_fields(n_pe, act_depth):
     return (("pe", _index_bits(n_pe)), ("addr", _index_bits(act_depth)))
 
 
+CONFIG_LIMITS = {"n_pe": 1024, "fifo_depth": 1 << 16, "act_depth": 1 << 16, "max_layers": 1024}
+"""Upper bounds of the :class:`EieConfig` fields the layer table does not bound (it bounds ``ptr_depth``,
+``spmat_depth`` and ``bias_depth``): far beyond any build, and small enough that a configuration read from a file is
+checked before anything is allocated for it."""
+
 _CONSTANTS = {name: globals()[name] for name in (
     "ACT_BITS", "ACT_FRAC", "WEIGHT_BITS", "W_FRAC_MAX", "ACC_BITS", "CODE_BITS", "ZERO_BITS", "ENTRIES_PER_WORD",
     "CODEBOOK_SIZE", "LAYER_BITS")}
@@ -198,6 +203,9 @@ class EieConfig:
             if getattr(self, name) > limit:
                 raise ImageError(f"EieConfig.{name}={getattr(self, name)} is more than the layer table can "
                                        f"address ({limit}); lower it")
+        for name, limit in CONFIG_LIMITS.items():
+            if getattr(self, name) > limit:
+                raise ImageError(f"EieConfig.{name}={getattr(self, name)} is over sparq's limit of {limit}; lower it")
         if self.ptr_depth % 2:
             raise ImageError(f"EieConfig.ptr_depth={self.ptr_depth} must be even (two banks of equal depth)")
 
@@ -318,6 +326,12 @@ def _signed(words, bits):
     """Two's-complement ``bits``-bit words as signed int64."""
     words = np.asarray(words, dtype=np.int64)
     return words - ((words >> (bits - 1)) & 1) * (1 << bits)
+
+
+_MANIFEST_BYTES = 1 << 22
+"""Bytes a ``manifest.json`` may take (one of :data:`CONFIG_LIMITS`' 1,024 PEs takes about 0.7 MB)."""
+_HEX_HEADER_BYTES = 256
+"""Bytes a ``.hex`` file may take besides its words: the comment line."""
 
 
 def _sha256(path):
@@ -479,51 +493,77 @@ class EieImage:
     def load(cls, directory, config=None):
         """Read an image written by :meth:`save`; with ``config``, also check it fits that hardware.
 
-        A missing, corrupt (hash mismatch), old-version or inconsistent image raises :class:`ImageFormatError`.
+        A missing, corrupt (hash mismatch), old-version or inconsistent image raises :class:`ImageFormatError`. Every
+        count is checked before it is used: the configuration against :data:`CONFIG_LIMITS` and the layer table,
+        each file's depth against its memory's and each file's size against its depth, so that a crafted manifest
+        is refused before anything is allocated or read for it.
         """
         directory = Path(directory)
         redo = "lower the model again with sparq.compiler.eie"
+        manifest_path = directory / "manifest.json"
         try:
-            manifest = json.loads((directory / "manifest.json").read_text())
+            size = manifest_path.stat().st_size
+            manifest = json.loads(manifest_path.read_text()) if size <= _MANIFEST_BYTES else None
         except (OSError, ValueError) as exc:
             raise ImageFormatError(f"{directory}: no readable manifest.json ({exc}); {redo}") from None
+        if size > _MANIFEST_BYTES:
+            raise ImageFormatError(f"{manifest_path}: {size} bytes, more than a manifest of the largest "
+                                   f"configuration; {redo}")
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
             raise ImageFormatError(f"{directory}/manifest.json is not a {FORMAT_NAME} manifest; {redo}")
         if manifest.get("version") != FORMAT_VERSION:
-            raise ImageFormatError(f"{directory}: image format version {manifest.get('version')} but this sparq reads "
-                                   f"version {FORMAT_VERSION}; {redo}")
+            raise ImageFormatError(f"{directory}: image format version {manifest.get('version')!r} but this sparq "
+                                   f"reads version {FORMAT_VERSION!r}; {redo}")
         if manifest.get("constants") != _CONSTANTS:
             raise ImageFormatError(f"{directory}: the image's constants {manifest.get('constants')} differ from this "
                                    f"format's {_CONSTANTS}; {redo}")
         try:
             image_config = EieConfig(**manifest["config"])
-            n_layers = int(manifest["n_layers"])
-            listed = manifest["files"]
+            n_layers, listed = manifest["n_layers"], manifest["files"]
             scales = manifest.get("scales", {"input": 1.0, "output": 1.0})  # absent before scales were recorded
             scales = {"input_scale": float(scales["input"]), "output_scale": float(scales["output"])}
+        except ImageError as exc:
+            raise ImageFormatError(f"{directory}/manifest.json: {exc}; {redo}") from None
         except (KeyError, TypeError, ValueError) as exc:
             raise ImageFormatError(f"{directory}/manifest.json lacks or garbles a field ({exc}); {redo}") from None
+        if not isinstance(n_layers, int) or isinstance(n_layers, bool) or not 1 <= n_layers <= image_config.max_layers:
+            raise ImageFormatError(f"{directory}/manifest.json: n_layers={n_layers!r} is not a layer count of 1 to "
+                                   f"max_layers={image_config.max_layers}; {redo}")
+        if not isinstance(listed, dict):
+            raise ImageFormatError(f"{directory}/manifest.json: files is not an object; {redo}")
         words = {}
         expected = cls._expected_files(image_config)
         if set(listed) != set(expected):
             missing, extra = sorted(set(expected) - set(listed)), sorted(set(listed) - set(expected))
             raise ImageFormatError(f"{directory}: the manifest lists the wrong files for {image_config.n_pe} PEs "
                                    f"(missing {missing[:3]}, unexpected {extra[:3]}); {redo}")
+        depths = {"layers": image_config.max_layers, "codebook": CODEBOOK_SIZE * image_config.max_layers,
+                  "ptr_even": image_config.ptr_depth // 2, "ptr_odd": image_config.ptr_depth // 2,
+                  "spmat": image_config.spmat_depth, "bias": image_config.bias_depth}
         for name, (memory, width) in expected.items():
             path = directory / name
             entry = listed[name]
-            if not path.is_file():
-                raise ImageFormatError(f"{path}: missing; {redo}")
-            if _sha256(path) != entry.get("sha256"):
-                raise ImageFormatError(f"{path}: SHA-256 does not match the manifest: the file is corrupt or from "
-                                       f"another image; {redo}")
+            if not isinstance(entry, dict):
+                raise ImageFormatError(f"{directory}/manifest.json: the entry of {name} is {entry!r}, not an object; "
+                                       f"{redo}")
             if (entry.get("memory"), entry.get("width")) != (memory, width):
                 raise ImageFormatError(f"{path}: the manifest says {entry.get('memory')}/{entry.get('width')} bits, "
                                        f"the format says {memory}/{width} bits; {redo}")
+            depth = entry.get("depth")
+            if not isinstance(depth, int) or isinstance(depth, bool) or not 0 <= depth <= depths[memory]:
+                raise ImageFormatError(f"{path}: the manifest gives a depth of {depth!r} words, not 0 to the "
+                                       f"{depths[memory]} of its memory; {redo}")
+            if not path.is_file():
+                raise ImageFormatError(f"{path}: missing; {redo}")
+            if path.stat().st_size > _HEX_HEADER_BYTES + depth * (_hex_digits(width) + 1):
+                raise ImageFormatError(f"{path}: {path.stat().st_size} bytes, more than {depth} words of "
+                                       f"{width} bits take; the file is corrupt or from another image; {redo}")
+            if _sha256(path) != entry.get("sha256"):
+                raise ImageFormatError(f"{path}: SHA-256 does not match the manifest: the file is corrupt or from "
+                                       f"another image; {redo}")
             words[name] = read_hex(path, width)
-            if len(words[name]) != entry.get("depth"):
-                raise ImageFormatError(f"{path}: {len(words[name])} words but the manifest says {entry.get('depth')}; "
-                                       f"{redo}")
+            if len(words[name]) != depth:
+                raise ImageFormatError(f"{path}: {len(words[name])} words but the manifest says {depth}; {redo}")
         n = image_config.n_pe
         if len(words["layers.hex"]) != n_layers or len(words["codebook.hex"]) != n_layers * CODEBOOK_SIZE:
             raise ImageFormatError(f"{directory}: layer table or codebook length disagrees with n_layers={n_layers}; "
@@ -536,6 +576,9 @@ class EieImage:
             return rows
 
         even, odd = per_pe("ptr_even"), per_pe("ptr_odd")
+        if len(odd[0]) not in (len(even[0]) - 1, len(even[0])):
+            raise ImageFormatError(f"{directory}: the even and odd pointer banks hold {len(even[0])} and "
+                                   f"{len(odd[0])} words, which no pointer memory gives; {redo}")
         ptr = np.zeros((n, len(even[0]) + len(odd[0])), dtype=np.int64)
         ptr[:, 0::2], ptr[:, 1::2] = even, odd
         spmat = np.array(per_pe("spmat"), dtype=np.uint64).reshape(n, -1)

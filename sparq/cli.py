@@ -18,6 +18,7 @@ def _exit_codes_epilog():
 def build_parser():
     from sparq.fpga.cli import add_synth_command
 
+    from .flow import image_in
     from .simulation import BACKENDS
     from .targets import names
     from .workspace import DEFAULT_WORKSPACE
@@ -58,6 +59,8 @@ def build_parser():
     lower.add_argument("--array", type=int, metavar="N", help="systolic: N x N array (default 4)")
     lower.add_argument("--winograd", action="store_true", help="systolic: a Winograd build; 3x3 stride-1 "
                        "convolutions are lowered by Winograd F(2x2, 3x3), the others by im2col")
+    lower.add_argument("--batch", type=int, metavar="N", help="systolic: at most N images per device call, the "
+                       "program's batch (default: as many as fit); a run of fewer images pads the call")
     lower.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                        help="any configuration field, repeatable (for example -p spmat_depth=4096)")
     lower.add_argument("--out", help="output directory (default: <model's directory>/<target>)")
@@ -77,7 +80,7 @@ def build_parser():
                                "(--no-optimize); default: -O0 for EIE, -O2 for the systolic array")
     simulate.set_defaults(run="run_simulate")
 
-    add_synth_command(commands)
+    add_synth_command(commands, image_in=image_in)
 
     report = commands.add_parser(
         "report", help="write the HTML + Markdown report of a workspace",
@@ -116,14 +119,19 @@ def main(argv=None) -> int:
 
     from amaranth.hdl import UnusedElaboratable
     from rich.console import Console
-    # Components built only to check their parameters (sparq.hw.systolic.array does) are never elaborated: not news.
-    warnings.filterwarnings("ignore", category=UnusedElaboratable)
     args = build_parser().parse_args(argv)
     console = Console(width=None if Console().is_terminal else 120)
     try:
-        if callable(args.run):  # sparq synth (sparq.fpga.cli) takes only the arguments
-            return args.run(args)
-        return _handler(args.run)(args, console)
+        with warnings.catch_warnings():
+            # Components built only to check their parameters (sparq.hw.systolic.array does) are never elaborated:
+            # not news. A numpy RuntimeWarning (overflow, invalid value) that a step did not turn into an error of
+            # its own is not shown either, unless --debug: a warning from deep inside numpy is not a message.
+            warnings.filterwarnings("ignore", category=UnusedElaboratable)
+            if not args.debug:
+                warnings.simplefilter("ignore", RuntimeWarning)
+            if callable(args.run):  # sparq synth (sparq.fpga.cli) takes only the arguments
+                return args.run(args)
+            return _handler(args.run)(args, console)
     except (Exception, KeyboardInterrupt) as error:
         if args.debug:
             raise

@@ -6,7 +6,7 @@ into one line, a hint and an exit code by :func:`sparq.errors.explain`).
 
 from pathlib import Path
 
-from .workspace import DEFAULT_WORKSPACE, simulation_path
+from .workspace import COMPRESSED, DEFAULT_WORKSPACE, opened, simulation_path
 
 __all__ = ["run_compress", "run_lower", "run_simulate", "run_report", "simulation_table", "print_lowered"]
 
@@ -35,11 +35,11 @@ def print_lowered(lowered, console):
 def run_lower(args, console):
     from .flow import lower_model
     from .hwconfig import parameters
-    source = Path(args.model or DEFAULT_WORKSPACE / "compressed.npz")
+    source = Path(args.model or DEFAULT_WORKSPACE / COMPRESSED)
     params = parameters(args.target, args.config, pes=args.pes, fifo_depth=args.fifo_depth, array=args.array,
                         winograd=args.winograd, assignments=args.param)
     out = Path(args.out or source.parent / args.target)
-    print_lowered(lower_model(source, args.target, params, out), console)
+    print_lowered(lower_model(source, args.target, params, out, batch=args.batch), console)
     return 0
 
 
@@ -73,9 +73,10 @@ def simulation_table(result):
 def run_simulate(args, console):
     from .flow import load_lowered
     from .simulation import simulate
-    lowered = load_lowered(args.lowered)
-    result = simulate(lowered, args.backend, images=args.images, seed=args.seed, console=console,
-                      optimize=args.optimize)
+    with opened(args.lowered, exclusive=True):  # no other command writes the directory while this one runs
+        lowered = load_lowered(args.lowered)
+        result = simulate(lowered, args.backend, images=args.images, seed=args.seed, console=console,
+                          optimize=args.optimize)
     console.print(simulation_table(result))
     console.print(f"wrote {simulation_path(lowered.directory, args.backend)}")
     console.print(f"next: sparq report {lowered.directory.parent}")

@@ -12,14 +12,15 @@ Exit codes (:data:`EXIT_CODES`):
       needs more of the FPGA than the board has
 5     verification failed: the RTL's output differs from the golden model's
 6     tool failure: Verilator, Yosys or nextpnr failed, or a simulation ended without a result
+7     busy: another sparq command is using the workspace directory (``SPARQ_LOCK_TIMEOUT`` ran out)
 130   interrupted (Ctrl-C)
 ====  ===========================================================================================================
 """
 
-__all__ = ["EXIT_CODES", "SparqError", "InputError", "explain"]
+__all__ = ["EXIT_CODES", "SparqError", "InputError", "WorkspaceBusy", "explain"]
 
-EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INPUT, EXIT_CAPACITY, EXIT_MISMATCH, EXIT_TOOL, EXIT_INTERRUPTED = (
-    0, 1, 2, 3, 4, 5, 6, 130)
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INPUT, EXIT_CAPACITY, EXIT_MISMATCH, EXIT_TOOL, EXIT_BUSY = range(8)
+EXIT_INTERRUPTED = 130
 
 EXIT_CODES = {
     EXIT_OK: "success",
@@ -29,6 +30,7 @@ EXIT_CODES = {
     EXIT_CAPACITY: "does not fit: the model in the hardware configuration, or the design in the FPGA",
     EXIT_MISMATCH: "verification failed (RTL differs from the golden model)",
     EXIT_TOOL: "a tool failed (Verilator, Yosys, nextpnr)",
+    EXIT_BUSY: "busy (another sparq command is using the workspace)",
     EXIT_INTERRUPTED: "interrupted",
 }
 
@@ -45,6 +47,13 @@ class SparqError(Exception):
 
 class InputError(SparqError):
     """A missing or wrong input: file, setting, model."""
+
+
+class WorkspaceBusy(SparqError):
+    """Another sparq command holds the lock of a workspace directory (:mod:`sparq.workspace`) for longer than
+    ``SPARQ_LOCK_TIMEOUT`` allows."""
+
+    code = EXIT_BUSY
 
 
 def _one_line(text, limit=600):

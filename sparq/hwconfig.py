@@ -49,6 +49,10 @@ def _read_toml(path, target):
         document = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise InputError(f"{path}: no such config file", "check the path of --config") from None
+    except (OSError, UnicodeDecodeError) as error:
+        what = "a directory" if path.is_dir() else f"unreadable ({getattr(error, 'strerror', None) or error})"
+        raise InputError(f"{path}: {what}, not a TOML config file", "give --config the path of a .toml file") \
+            from None
     except tomllib.TOMLDecodeError as error:
         raise InputError(f"{path}: not valid TOML ({error})", "fix the syntax; see `sparq lower --help`") from None
     unknown = sorted(set(document) - set(names()))

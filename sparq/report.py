@@ -1,10 +1,13 @@
 """The report a person opens: a self-contained HTML page (PNG plots embedded as data URIs, also written alongside)
-and a Markdown summary, built from the files the flow left in a workspace (:mod:`sparq.workspace`):
+and a Markdown summary, built from the files the flow left in a workspace (:mod:`sparq.workspace`), each read under
+its directory's lock and checked against its record:
 
 * ``compression.json``: the Deep Compression table and the per-layer breakdown;
 * each lowered directory's ``simulation-rtl.json`` (or, without one, ``simulation-golden.json``): the targets against
   each other on the same model (cycles, MACs, memory words, energy), the roofline, and each target's own sections
   (:meth:`sparq.targets.Target.report_sections`: EIE's load balance).
+
+The report directory (default ``<workspace>/report``) is written in one atomic write with its own record.
 """
 
 import base64
@@ -18,34 +21,53 @@ from .errors import InputError
 from .plots import figure, save
 from .simulation import read_result
 from .targets import EIE, SYSTOLIC, TARGETS
-from .workspace import MARKER, simulation_path
+from .workspace import COMPRESSION, RECORD, check_output, opened, read_record, simulation_path, writing
 
 __all__ = ["collect", "write_report"]
 
 
+def _kind(directory):
+    """The kind of a directory's record, read before its lock is taken (None if the record is unreadable, which
+    opening the directory then reports): which subdirectories of a workspace hold lowerings."""
+    try:
+        return read_record(directory).kind
+    except InputError:
+        return None
+
+
 def collect(workspace):
     """``{"compression": report or None, "runs": {Target: SimulationResult}}`` from ``workspace``; RTL runs win over
-    golden ones."""
+    golden ones. Only files that the directories' records list are read."""
     workspace = Path(workspace)
     if not workspace.is_dir():
         raise InputError(f"{workspace}: no such workspace directory", "run `sparq demo`, or compress, lower and "
                          "simulate into it first")
-    compression = workspace / "compression.json"
+    lowered = sorted(p.parent for p in workspace.glob(f"*/{RECORD}") if _kind(p.parent) in ("lowered", None))
     runs = {}
-    for marker in sorted(workspace.glob(f"*/{MARKER}")):
-        for backend in ("rtl", "golden"):
-            path = simulation_path(marker.parent, backend)
-            if path.is_file():
-                result = read_result(path)
-                current = runs.get(result.target)
-                if current is None or (current.backend == "golden" and backend == "rtl"):
-                    runs[result.target] = result
-                break
-    data = {"compression": json.loads(compression.read_text()) if compression.is_file() else None, "runs": runs}
-    if data["compression"] is None and not runs:
+    with opened(workspace, *lowered, kinds=[None] + ["lowered"] * len(lowered)) as (top, *records):
+        if top is not None and top.kind != "compressed":
+            raise InputError(f"{workspace} holds the output of one step, not a workspace",
+                             f"give the directory above it: sparq report {workspace.parent}")
+        compression = None
+        if top is not None and COMPRESSION in top.files:
+            compression = json.loads((workspace / COMPRESSION).read_text())
+        elif (workspace / COMPRESSION).exists():
+            raise InputError(f"{workspace / COMPRESSION}: no {RECORD} in {workspace} lists it (sparq did not write "
+                             "it, an older sparq did, or the record is missing)", "run `sparq compress` into "
+                             f"{workspace} again")
+        for record in records:
+            for backend in ("rtl", "golden"):
+                path = simulation_path(record.directory, backend)
+                if path.name in record.files:
+                    result = read_result(path, record)
+                    current = runs.get(result.target)
+                    if current is None or (current.backend == "golden" and backend == "rtl"):
+                        runs[result.target] = result
+                    break
+    if compression is None and not runs:
         raise InputError(f"{workspace}: nothing to report (no compression.json, no simulation-*.json under it)",
                          "run `sparq compress`, `sparq lower` and `sparq simulate` with this workspace first")
-    return data
+    return {"compression": compression, "runs": runs}
 
 
 # --- plots --------------------------------------------------------------------------------------------------------
@@ -227,46 +249,63 @@ ROOFLINE_NOTE = ("Roofline: ops = 2 x MACs performed by the hardware; bytes = we
                  "configuration; bandwidth = {}.")
 
 
-def write_report(workspace, out_dir=None):
-    """Write ``index.html``, ``report.md`` and the PNGs into ``out_dir`` (default ``<workspace>/report``); return
-    the path of the HTML page."""
-    data = collect(workspace)
-    out = Path(out_dir) if out_dir else Path(workspace) / "report"
-    out.mkdir(parents=True, exist_ok=True)
-    compression, runs = data["compression"], data["runs"]
-    sections = []  # (title, markdown text, html text, [png paths])
-    if compression:
+def _compression_section(compression, path, out):
+    """The report's compression section; a ``compression.json`` without the keys it reads is an
+    :class:`InputError` (sparq checked its SHA-256, so it is sparq's: of another version)."""
+    try:
         header, rows = _compression_rows(compression)
         acc = ", ".join(f"{stage} {100 * v:.2f}%" for stage, v in compression["accuracy"].items())
         text = (f"Deep Compression of `{compression['model']}` (P: pruned, Q: quantized with "
                 f"{compression['config']['bits']}-bit shared weights, H: Huffman). Test accuracy: {acc}.")
         png = _plot_compression(compression, out / "compression.png")
-        sections.append(("Compression", text + "\n\n" + _markdown_table(header, rows),
-                         f"<p>{html.escape(text)}</p>" + _html_table(header, rows), [png]))
-    if runs:
-        header, rows = _comparison_rows(runs)
-        findings = _findings(runs)
-        versus = "_vs_".join(t.name for t in TARGETS)
-        pngs = [_plot_comparison(runs, out / f"{versus}.png"), _plot_energy(runs, out / "energy.png")]
-        md = _markdown_table(header, rows) + "\n\n" + "\n".join(f"- {f}" for f in findings) + "\n\n" + ENERGY_NOTE
-        page = _html_table(header, rows) + "<ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in findings) + \
-            f"</ul><p class='note'>{html.escape(ENERGY_NOTE)}</p>"
-        sections.append((" against ".join(t.short_label for t in TARGETS) + " on the same model", md, page, pngs))
-        basis = "; ".join(f"{t.label}: {r.bandwidth_basis}" for t, r in runs.items())
-        note = ROOFLINE_NOTE.format(basis)
-        sections.append(("Roofline", note, f"<p class='note'>{html.escape(note)}</p>",
-                         [_plot_roofline(runs, out / "roofline.png")]))
-        for target in _targets(runs):
-            sections += target.report_sections(runs[target], out)
-    markdown = ["# sparq report", ""]
-    body = []
-    for title, md, page, pngs in sections:
-        markdown += [f"## {title}", "", md, ""] + [f"![{title}]({p.name})" for p in pngs] + [""]
-        images = "".join(f"<figure><img alt='{html.escape(p.stem)}' src='data:image/png;base64,"
-                         f"{base64.b64encode(p.read_bytes()).decode()}'></figure>" for p in pngs)
-        body.append(f"<section><h2>{html.escape(title)}</h2>{page}{images}</section>")
-    (out / "report.md").write_text("\n".join(markdown))
-    page = f"""<!DOCTYPE html>
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+        raise InputError(f"{path}: not a compression report this sparq reads ({type(error).__name__} {error})",
+                         "run `sparq compress` again") from None
+    return ("Compression", text + "\n\n" + _markdown_table(header, rows),
+            f"<p>{html.escape(text)}</p>" + _html_table(header, rows), [png])
+
+
+def write_report(workspace, out_dir=None):
+    """Write ``index.html``, ``report.md`` and the PNGs into ``out_dir`` (default ``<workspace>/report``); return
+    the path of the HTML page."""
+    out = check_output(Path(out_dir) if out_dir else Path(workspace) / "report", "report")
+    data = collect(workspace)
+    compression, runs = data["compression"], data["runs"]
+    with writing(out, "report") as transaction:
+        staging = transaction.staging
+        sections = []  # (title, markdown text, html text, [png paths])
+        if compression:
+            sections.append(_compression_section(compression, Path(workspace) / COMPRESSION, staging))
+            transaction.step("wrote compression.png")
+        if runs:
+            header, rows = _comparison_rows(runs)
+            findings = _findings(runs)
+            versus = "_vs_".join(t.name for t in TARGETS)
+            pngs = [_plot_comparison(runs, staging / f"{versus}.png"), _plot_energy(runs, staging / "energy.png")]
+            md = _markdown_table(header, rows) + "\n\n" + "\n".join(f"- {f}" for f in findings) + "\n\n" + ENERGY_NOTE
+            page = _html_table(header, rows) + "<ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in findings) + \
+                f"</ul><p class='note'>{html.escape(ENERGY_NOTE)}</p>"
+            sections.append((" against ".join(t.short_label for t in TARGETS) + " on the same model", md, page, pngs))
+            basis = "; ".join(f"{t.label}: {r.bandwidth_basis}" for t, r in runs.items())
+            note = ROOFLINE_NOTE.format(basis)
+            sections.append(("Roofline", note, f"<p class='note'>{html.escape(note)}</p>",
+                             [_plot_roofline(runs, staging / "roofline.png")]))
+            for target in _targets(runs):
+                sections += target.report_sections(runs[target], staging)
+            transaction.step("wrote the plots")
+        markdown = ["# sparq report", ""]
+        body = []
+        for title, md, page, pngs in sections:
+            markdown += [f"## {title}", "", md, ""] + [f"![{title}]({p.name})" for p in pngs] + [""]
+            images = "".join(f"<figure><img alt='{html.escape(p.stem)}' src='data:image/png;base64,"
+                             f"{base64.b64encode(p.read_bytes()).decode()}'></figure>" for p in pngs)
+            body.append(f"<section><h2>{html.escape(title)}</h2>{page}{images}</section>")
+        transaction.write_text("report.md", "\n".join(markdown))
+        transaction.write_text("index.html", _PAGE.format(body="".join(body)))
+    return out / "index.html"
+
+
+_PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>sparq report</title>
 <style>
 body {{ font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }}
@@ -276,9 +315,6 @@ th:first-child, td:first-child {{ text-align: left; }}
 figure {{ margin: 1em 0; }} img {{ max-width: 100%; }} .note {{ color: #555; font-size: 0.85em; }}
 </style></head>
 <body><h1>sparq report</h1>
-{''.join(body)}
+{body}
 </body></html>
 """
-    index = out / "index.html"
-    index.write_text(page)
-    return index

@@ -7,7 +7,10 @@ back.
 
 from dataclasses import asdict, dataclass, fields
 
-__all__ = ["Measurement", "SimulationResult"]
+__all__ = ["BACKENDS", "Measurement", "SimulationResult"]
+
+BACKENDS = ("golden", "rtl")
+"""What a simulation runs on: the golden model (bit-exact numpy, cycles from a cycle model) or the RTL."""
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """``sparq simulate``'s step: run test images on a lowered model, on the golden model or on the RTL under Verilator,
 and write what was measured (:class:`sparq.results.SimulationResult`) to ``simulation-<backend>.json`` in the lowered
-directory: accuracy, cycles, counters, what the design did (:mod:`sparq.activity`) and its energy
-(:mod:`sparq.energy`).
+directory, in one atomic write that adds it to the directory's record (:mod:`sparq.workspace`): accuracy, cycles,
+counters, what the design did (:mod:`sparq.activity`) and its energy (:mod:`sparq.energy`).
 
 Which images (``data``, a :class:`sparq.data.Dataset`, and how many of its test split) and how the RTL is run
 (``runner``) are parameters of :func:`simulate`; the target (:class:`sparq.targets.Target`) does the rest.
@@ -15,13 +15,11 @@ import numpy as np
 from .builds import build
 from .data import digits
 from .errors import InputError
-from .results import SimulationResult
+from .results import BACKENDS, SimulationResult
 from .targets import RunOptions, get
-from .workspace import simulation_path, write_json
+from .workspace import json_text, simulation_path, writing
 
 __all__ = ["BACKENDS", "simulate", "read_result"]
-
-BACKENDS = ("golden", "rtl")
 
 
 def simulate(lowered, backend, *, images=20, data=None, seed=0, console=None, optimize=None, prebuilt=False,
@@ -59,15 +57,24 @@ def simulate(lowered, backend, *, images=20, data=None, seed=0, console=None, op
         accuracy=float(np.mean(np.array(measured.predictions) == y)),
         float_accuracy=float(np.mean(float_predictions == y)), seconds=time.perf_counter() - started,
         build_seconds=build_seconds)
-    write_json(simulation_path(lowered.directory, backend), result.to_json())
+    with writing(lowered.directory, "lowered", keep=True, expect=lowered.record) as transaction:
+        transaction.write_text(simulation_path(lowered.directory, backend).name, json_text(result.to_json()))
+    lowered.record = transaction.record
     return result
 
 
-def read_result(path):
-    """The :class:`sparq.results.SimulationResult` that :func:`simulate` wrote to ``path``."""
+def read_result(path, record):
+    """The :class:`sparq.results.SimulationResult` that :func:`simulate` wrote to ``path``, in the lowered directory
+    of ``record`` (a verified :class:`sparq.workspace.Record`): it must describe that lowering."""
     try:
         data = json.loads(path.read_text())
-        return SimulationResult.from_json(data, get(data["target"]))
+        result = SimulationResult.from_json(data, get(data["target"]))
     except (ValueError, KeyError, TypeError, InputError) as error:
         raise InputError(f"{path}: unreadable simulation result ({error})", "run `sparq simulate` on its lowered "
                          "directory again") from None
+    meta = record.meta
+    if (result.target.name, result.model, result.config) != (meta.get("target"), meta.get("model"),
+                                                            meta.get("config")):
+        raise InputError(f"{path}: a simulation of {result.target.name} {result.config} from {result.model}, not of "
+                         f"the lowering in {record.directory}", "run `sparq simulate` on the directory again")
+    return result

@@ -3,6 +3,7 @@
 the EIE RTL, whose per-PE performance counters give the cycles and the load balance."""
 
 import html
+import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from ..errors import InputError
 from ..plots import figure, save
 from ..progress import Progress, follow
 from ..results import Measurement
-from ..workspace import load_compressed
+from ..workspace import load_compressed, source_file
 from .base import Lowered, Target
 
 __all__ = ["EieTarget", "EieDetails", "EIE", "FIFO_DEPTHS"]
@@ -73,24 +74,43 @@ class EieTarget(Target):
             raise InputError("--winograd is a systolic parameter", "lower with --target systolic --winograd")
         return {k: v for k, v in (("n_pe", pes), ("fifo_depth", fifo_depth)) if v is not None}
 
-    def lower(self, source, params, out, data):
+    def lower(self, source, params, data, *, batch=None):
         from sparq.compiler.eie import lower_compressed
         from sparq.compiler.errors import UnsupportedError
-        compressed = load_compressed(source)
-        try:
-            config = _sized_config(compressed, params)
-            image = lower_compressed(compressed, config)
-        except UnsupportedError as error:
-            raise InputError(str(error), "EIE runs fully connected networks; lower this model with --target "
-                             "systolic") from None
-        image.save(out)
-        return self.lowered(out, source, config, compressed.model, image,
-                            files=sorted(p.name for p in Path(out).glob("*.hex")))
+        if batch is not None:
+            raise InputError("--batch is a systolic parameter", "EIE runs one image at a time; leave --batch out")
+        with source_file(source):
+            compressed = load_compressed(source)
+            try:
+                config = _sized_config(compressed, params)
+                image = lower_compressed(compressed, config)
+            except UnsupportedError as error:
+                raise InputError(str(error), "EIE runs fully connected networks; lower this model with --target "
+                                 "systolic") from None
+            return self.lowered(source, config, compressed.model, image)
 
-    def load(self, directory, meta, data):
+    def save(self, lowered, out):
+        lowered.compiled.save(out)
+
+    def read_image(self, record):
         from sparq.formats.eie import EieImage
-        image = EieImage.load(directory)
-        return Lowered(self, Path(directory), meta, image.config, load_compressed(meta["model"]).model, image)
+        config = self.check_meta(record)
+        image = EieImage.load(record.directory)
+        manifest = json.loads(record.path("manifest.json").read_text())  # as checked by EieImage.load
+        if image.config != config:
+            raise InputError(f"{record.directory}: manifest.json is for {image.config} but sparq.json for {config}",
+                             record.redo())
+        self.check_files(record, {"manifest.json", *manifest["files"]}, "manifest.json")
+        for name, entry in manifest["files"].items():
+            if entry["sha256"] != record.files[name]["sha256"]:
+                raise InputError(f"{record.path(name)}: manifest.json and sparq.json give it different SHA-256s",
+                                 record.redo())
+        return image
+
+    def load(self, record, data):
+        image = self.read_image(record)
+        model = self.model_file(record, load_compressed).model
+        return Lowered(self, record.directory, record.meta, image.config, model, image, record)
 
     def describe(self, lowered):
         image = lowered.compiled

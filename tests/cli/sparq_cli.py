@@ -1,8 +1,12 @@
-"""Running the ``sparq`` command in-process from the tests."""
+"""Running the ``sparq`` command in-process from the tests, and editing a workspace the way a careful forger would."""
+
+import json
+from pathlib import Path
 
 from sparq.cli import main
+from sparq.workspace import RECORD, record_checksum, sha256
 
-__all__ = ["run"]
+__all__ = ["run", "error", "reseal"]
 
 
 def run(capsys, *argv):
@@ -10,3 +14,26 @@ def run(capsys, *argv):
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def error(capsys, *argv):
+    """Run ``sparq *argv``, which must fail with one error line and one hint (and nothing else on stderr); return
+    ``(exit code, the error's message)``."""
+    code, _, err = run(capsys, *argv)
+    lines = err.strip().splitlines()
+    assert code != 0 and len(lines) == 2, err
+    assert lines[0].startswith(f"sparq {argv[0]}: error: ") and lines[1].startswith("hint: "), err
+    return code, lines[0].split(": error: ", 1)[1]
+
+
+def reseal(directory, meta=None):
+    """Make ``directory``'s record agree with its files as they are now (their sizes and SHA-256s, and its own
+    checksum), with ``meta`` changed if given: what it takes to get an edited file past the record, so that a test
+    reaches the checks behind it."""
+    path = Path(directory) / RECORD
+    record = json.loads(path.read_text())
+    record["meta"] = record["meta"] if meta is None else meta
+    record["files"] = {name: {"sha256": sha256(Path(directory) / name), "bytes": (Path(directory) / name).stat()
+                              .st_size} for name in record["files"] if (Path(directory) / name).is_file()}
+    record["sha256"] = record_checksum(record)
+    path.write_text(json.dumps(record))

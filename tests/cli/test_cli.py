@@ -2,11 +2,12 @@
 end-to-end run, and the report in headless Chromium."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 from chromium import chromium_path, inspect_page
-from sparq_cli import run
+from sparq_cli import reseal, run
 
 from sparq.cli import main
 from sparq.errors import EXIT_CAPACITY, EXIT_INPUT, EXIT_MISMATCH, explain
@@ -254,20 +255,22 @@ def test_simulation_results_read_back(golden_workspace):
     """simulation-<backend>.json reads back into the typed result, which writes the same keys and values."""
     from sparq.simulation import read_result
     from sparq.targets import TARGETS
+    from sparq.workspace import read_record
     for target in TARGETS:
         path = golden_workspace / target.name / "simulation-golden.json"
-        result = read_result(path)
+        result = read_result(path, read_record(path.parent))
         assert result.target is target and isinstance(result.details, target.details)
         assert result.to_json() == json.loads(path.read_text())
 
 
 def test_report_refuses_a_broken_simulation_result(capsys, golden_workspace, tmp_path):
+    """A result missing a key, its record made to agree (an edit alone is caught by the record's SHA-256)."""
     lowered = tmp_path / "workspace" / "eie"
-    lowered.mkdir(parents=True)
-    (lowered / "sparq.json").write_text((golden_workspace / "eie" / "sparq.json").read_text())
-    result = json.loads((golden_workspace / "eie" / "simulation-golden.json").read_text())
+    shutil.copytree(golden_workspace / "eie", lowered)
+    result = json.loads((lowered / "simulation-golden.json").read_text())
     del result["fifo_sweep"]
     (lowered / "simulation-golden.json").write_text(json.dumps(result))
+    reseal(lowered)
     code, _, err = run(capsys, "report", tmp_path / "workspace")
     assert code == EXIT_INPUT
     _one_error(err, "simulation-golden.json", "unreadable simulation result", "fifo_sweep")
