@@ -1,0 +1,73 @@
+"""Building blocks of the property wrappers: free inputs, the stream rules, a one-cycle delay.
+
+The stream rules are those of ``amaranth.lib.stream``: once ``valid`` is high it stays high until the transfer
+(``valid & ready``), and ``payload`` does not change meanwhile. :func:`stream_rules` states them for one port, as an
+``Assert`` on a port the block drives and as an ``Assume`` on a port its environment drives (the environment keeps
+the same rules). :func:`all_stream_rules` does that for every stream port of a component, found from its signature.
+"""
+
+from amaranth import ResetSignal, Signal, Value
+from amaranth.asserts import AnySeq
+from amaranth.hdl import Assert, Assume
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In
+
+__all__ = ["no_reset", "free_inputs", "stream_ports", "stream_rules", "all_stream_rules", "delayed", "transfer"]
+
+
+def no_reset(m):
+    """Assume the ``sync`` reset stays low: the run starts in the reset state (every register at its reset value)
+    and is never reset again. Without this, the solver may also reset the design in any cycle."""
+    m.d.comb += Assume(~ResetSignal())
+
+
+def free_inputs(m, component: wiring.Component, *, skip=()):
+    """Drive every input port of ``component`` with a free value (``AnySeq``: any value in any cycle), except the
+    ports named in ``skip`` (dotted paths such as ``"o.ready"``, or a whole port such as ``"act_data"``)."""
+    skip = set(skip)
+    for path, member, value in component.signature.flatten(component):
+        dotted = [".".join(map(str, path[:k])) for k in range(1, len(path) + 1)]
+        if member.flow == In and not skip.intersection(dotted):
+            m.d.comb += value.eq(AnySeq(len(Value.cast(value))))
+
+
+def stream_ports(component: wiring.Component):
+    """``(name, port, flow)`` for each ``lib.stream`` member of ``component``'s signature (top level only)."""
+    return [(name, getattr(component, name), member.flow) for name, member in component.signature.members.items()
+            if member.is_signature and isinstance(member.signature, stream.Signature)]
+
+
+def transfer(port) -> Value:
+    """``valid & ready`` of a stream port (``valid`` alone for an ``always_ready`` one)."""
+    return port.valid & port.ready if hasattr(port, "ready") else port.valid
+
+
+def stream_rules(m, port, name: str, *, assume: bool):
+    """State the stream rules for ``port``: ``Assume`` them (``assume=True``, the environment drives it) or
+    ``Assert`` them (the block drives it). A port without ``ready`` (``always_ready``) has no rule to keep."""
+    if not hasattr(port, "ready"):
+        return
+    check = Assume if assume else Assert
+    payload = Value.cast(port.payload)
+    stalled = Signal(name=f"{name}_stalled")  # last cycle: valid and not ready
+    m.d.sync += stalled.eq(port.valid & ~port.ready)
+    held = delayed(m, payload, f"{name}_payload_was")
+    with m.If(stalled):
+        m.d.comb += check(port.valid, f"{name}: valid dropped before its transfer")
+        if len(payload):
+            m.d.comb += check(payload == held, f"{name}: payload changed while valid and not ready")
+
+
+def all_stream_rules(m, component: wiring.Component, prefix: str = ""):
+    """:func:`stream_rules` for every stream port of ``component``: asserted on its outputs, assumed on its
+    inputs. Messages name the port as ``prefix + name``."""
+    for name, port, flow in stream_ports(component):
+        stream_rules(m, port, prefix + name, assume=flow == In)
+
+
+def delayed(m, value, name: str) -> Signal:
+    """A register holding ``value`` of the previous cycle (its reset value in the first cycle)."""
+    value = Value.cast(value)
+    register = Signal(len(value), name=name)
+    m.d.sync += register.eq(value)
+    return register
