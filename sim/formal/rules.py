@@ -3,16 +3,19 @@
 The stream rules are those of ``amaranth.lib.stream``: once ``valid`` is high it stays high until the transfer
 (``valid & ready``), and ``payload`` does not change meanwhile. :func:`stream_rules` states them for one port, as an
 ``Assert`` on a port the block drives and as an ``Assume`` on a port its environment drives (the environment keeps
-the same rules). :func:`all_stream_rules` does that for every stream port of a component, found from its signature.
+the same rules). :func:`all_stream_rules` does that for every stream port of a component, found from its signature, and
+:class:`StreamRules` proves them for a block with every other input free.
 """
 
-from amaranth import ResetSignal, Signal, Value
+from amaranth import Module, ResetSignal, Signal, Value
 from amaranth.asserts import AnySeq
 from amaranth.hdl import Assert, Assume
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In
 
-__all__ = ["no_reset", "free_inputs", "stream_ports", "stream_rules", "all_stream_rules", "delayed", "transfer"]
+from .prove import Property
+
+__all__ = ["no_reset", "free_inputs", "stream_ports", "stream_rules", "all_stream_rules", "delayed", "transfer", "StreamRules"]
 
 
 def no_reset(m):
@@ -71,3 +74,22 @@ def delayed(m, value, name: str) -> Signal:
     register = Signal(len(value), name=name)
     m.d.sync += register.eq(value)
     return register
+
+
+class StreamRules(Property):
+    """Every stream port of ``block`` keeps the stream rules, with all its other inputs free: proved by
+    k-induction of length ``depth`` (default 4). The environment keeps the rules on the block's input streams."""
+
+    def __init__(self, block: wiring.Component, *, depth: int = 4):
+        self.block, self.mode, self.depth = block, "prove", depth
+
+    @property
+    def name(self):
+        return f"StreamRules[{type(self.block).__name__}]"
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.block = self.block
+        free_inputs(m, self.block)
+        all_stream_rules(m, self.block)
+        return m
