@@ -152,6 +152,9 @@ def _run(wrapper, mode, depth, name, timeout) -> ProofResult:
         raise ProofFailed(name, mode, depth, traces["basecase"][1], traces["basecase"][0], workdir)
     if verdict == "UNKNOWN" and mode == "prove" and "induction" in traces:
         raise ProofInconclusive(name, mode, depth, traces["induction"][1], traces["induction"][0], workdir)
+    if "Assumptions are unsatisfiable" in log:
+        raise ProofError(f"{name}: the assumptions contradict each other (no behaviour is left to check); "
+                         f"log {workdir / 'sby.log'}")
     tail = "\n".join(line for line in log.splitlines() if "summary" in line or "ERROR" in line or "error" in line)
     raise ProofError(f"{name}: SymbiYosys gave no verdict ({verdict}); log {workdir / 'sby.log'}:\n"
                      f"{tail or log[-2000:]}")
