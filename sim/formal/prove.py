@@ -19,6 +19,7 @@ Runs happen in a fresh folder under ``cache_root()/formal``, removed after a pas
 the trace stays where the error says; concurrent runs (pytest-xdist) never share a folder.
 """
 
+import os
 import re
 import shutil
 import subprocess
@@ -161,7 +162,6 @@ def _run(wrapper, mode, depth, name, timeout) -> ProofResult:
 
 
 def _env() -> dict:
-    import os
     env = dict(os.environ)
     env["PATH"] = formal_path()
     return env
@@ -190,11 +190,18 @@ def _check_messages(design: str) -> dict[str, str]:
     return {f"check_{cell[2]}": (cell[3].replace("{{", "{").replace("}}", "}") or cell[1]) for cell in cells}
 
 
+def _statement(name: str, src: str, messages: dict[str, str]) -> str:
+    """The message of statement ``name`` (``top._witness_.check_N``) if it is one of the top module's, else its
+    hierarchical name and source location (an assertion inside a block, such as ``amaranth.lib.fifo``'s own)."""
+    top = re.fullmatch(r"top\._witness_\.(check_\d+)", name)
+    return messages[top[1]] if top and top[1] in messages else f"{name} ({src})"
+
+
 def _unreached(log: str, messages: dict[str, str]) -> list[str]:
     """The messages of the covers the summary lists as unreached."""
     after = log.split("unreached cover statements:", 1)
-    cells = re.findall(r"summary:\s+top\._witness_\.(check_\d+)", after[1]) if len(after) > 1 else []
-    return [messages.get(cell, cell) for cell in dict.fromkeys(cells)]
+    found = re.findall(r"summary:\s+(\S+) at (\S+)", after[1]) if len(after) > 1 else []
+    return list(dict.fromkeys(_statement(name, src, messages) for name, src in found))
 
 
 def _traces(log: str, workdir: Path, messages: dict[str, str]) -> dict[str, tuple[Path, list[str]]]:
@@ -207,7 +214,9 @@ def _traces(log: str, workdir: Path, messages: dict[str, str]) -> dict[str, tupl
             current = "induction" if trace[1] == "induction" else "basecase"
             traces[current] = ((workdir / trace[2]).resolve(), [])
             continue
-        failed = re.search(r"summary:\s+failed assertion top\._witness_\.(check_\d+)", line)
-        if failed and current and messages.get(failed[1], failed[1]) not in traces[current][1]:
-            traces[current][1].append(messages.get(failed[1], failed[1]))
+        failed = re.search(r"summary:\s+failed assertion (\S+) at (\S+)", line)
+        if failed and current:
+            message = _statement(failed[1], failed[2], messages)
+            if message not in traces[current][1]:
+                traces[current][1].append(message)
     return traces

@@ -18,17 +18,18 @@ def test_leading_non_zero(n):
     assert prove(LeadingNonZero(n)).verdict == "proved"
 
 
-CCU_CONFIGS = [pytest.param(1, 2, id="1pe-act2"), pytest.param(2, 1, id="2pe-act1"),
-               pytest.param(2, 2, id="2pe-act2", marks=SLOW), pytest.param(4, 1, id="4pe-act1", marks=SLOW),
-               pytest.param(3, 2, id="3pe-act2", marks=SLOW), pytest.param(4, 2, id="4pe-act2", marks=SLOW)]
+def _configs(*slow):
+    """(n_pe, act_depth) from 1 to 4 PEs; those in ``slow`` are marked slow."""
+    return [pytest.param(n, a, id=f"{n}pe-act{a}", marks=[SLOW] if (n, a) in slow else [])
+            for n, a in [(1, 2), (2, 1), (2, 2), (4, 1), (3, 2), (4, 2)]]
 
 
-@pytest.mark.parametrize("n_pe, act_depth", CCU_CONFIGS)
+@pytest.mark.parametrize("n_pe, act_depth", _configs((2, 2), (4, 1), (3, 2), (4, 2)))
 def test_layer_scan(n_pe, act_depth):
     prove(LayerScan(ccu_config(n_pe, act_depth)))
 
 
-@pytest.mark.parametrize("n_pe, act_depth", CCU_CONFIGS)
+@pytest.mark.parametrize("n_pe, act_depth", _configs((3, 2), (4, 2)))
 def test_ccu_handshake(n_pe, act_depth):
     prove(CCUHandshake(ccu_config(n_pe, act_depth)))
 
