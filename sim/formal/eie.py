@@ -110,7 +110,26 @@ class _CCUPorts:
         return self.ccu.bcast
 
 
-class LayerScan(Property):
+class _CCUProperty(Property):
+    """A BMC property of the CCU in :class:`_CCUPorts`, from reset (no reset after), to ``depth`` cycles (default
+    :func:`two_layers`); subclasses state it in :meth:`check`."""
+
+    def __init__(self, config: EieConfig, *, depth: int | None = None):
+        self.config, self.mode = config, "bmc"
+        self.depth = depth if depth is not None else two_layers(config)
+
+    @property
+    def name(self):
+        return f"{type(self).__name__}[{self.config.n_pe} PEs, act_depth {self.config.act_depth}]"
+
+    def elaborate(self, platform):
+        m = Module()
+        no_reset(m)
+        self.check(m, _CCUPorts(m, self.config))
+        return m
+
+
+class LayerScan(_CCUProperty):
     """The CCU's scan broadcasts the non-zero activations of each layer exactly once, lowest index first, with
     their values: BMC from reset to ``depth`` cycles (default :func:`two_layers`).
 
@@ -121,19 +140,7 @@ class LayerScan(Property):
     layer's write-back starts every non-zero has been sent. ``bcast`` keeps the stream rules.
     """
 
-    def __init__(self, config: EieConfig, *, depth: int | None = None):
-        self.config, self.mode = config, "bmc"
-        self.depth = depth if depth is not None else two_layers(config)
-
-    @property
-    def name(self):
-        c = self.config
-        return f"LayerScan[{c.n_pe} PEs, act_depth {c.act_depth}]"
-
-    def elaborate(self, platform):
-        m = Module()
-        no_reset(m)
-        env = _CCUPorts(m, self.config)
+    def check(self, m, env):
         ccu, bcast = env.ccu, env.bcast
         all_stream_rules(m, ccu)
         length, acts = env.length, env.acts
@@ -163,10 +170,9 @@ class LayerScan(Property):
             m.d.comb += Assert((nonzero & ~sent) == 0, "write-back started with a non-zero activation not sent")
         m.d.comb += Cover(ccu.flush_write & (ccu.layer_index == 1) & (sent == nonzero) & (nonzero.all()),
                           "second layer's write-back after a dense layer")
-        return m
 
 
-class CCUHandshake(Property):
+class CCUHandshake(_CCUProperty):
     """The CCU's handshake with the PEs: it never broadcasts while a PE has no room, and ``done`` is high only
     while every PE is idle. BMC from reset to ``depth`` cycles (default :func:`two_layers`).
 
@@ -180,19 +186,7 @@ class CCUHandshake(Property):
     it becomes the CCU's own obligation when ``bcast`` turns ``always_ready``.
     """
 
-    def __init__(self, config: EieConfig, *, depth: int | None = None):
-        self.config, self.mode = config, "bmc"
-        self.depth = depth if depth is not None else two_layers(config)
-
-    @property
-    def name(self):
-        c = self.config
-        return f"CCUHandshake[{c.n_pe} PEs, act_depth {c.act_depth}]"
-
-    def elaborate(self, platform):
-        m = Module()
-        no_reset(m)
-        env = _CCUPorts(m, self.config)
+    def check(self, m, env):
         ccu = env.ccu
         stays_idle = delayed(m, ccu.pe_idle & ~transfer(env.bcast).replicate(self.config.n_pe), "stays_idle")
         m.d.comb += [
@@ -202,4 +196,3 @@ class CCUHandshake(Property):
             Assert(~ccu.done | ccu.pe_idle.all(), "done while a PE is not idle"),
             Cover(ccu.done & (ccu.layer_index == 1), "two layers done"),
         ]
-        return m

@@ -5,12 +5,11 @@ Each wrapper takes the queue itself (``QueueLevel(StreamFIFO(8, 3))``), drives e
 stream rules on ``i`` and asserts them on ``o``. :func:`_ports` is the one place that reads a queue's ports.
 """
 
-from amaranth import Module, Signal, Value
+from amaranth import Signal, Value
 from amaranth.asserts import AnySeq
 from amaranth.hdl import Assert, Cover
 
-from .prove import Property
-from .rules import all_stream_rules, free_inputs, no_reset, transfer
+from .rules import StreamRules, no_reset, transfer
 
 __all__ = ["QueueLevel", "QueueOrder"]
 
@@ -20,7 +19,22 @@ def _ports(queue):
     return queue.i, queue.o, queue.level, queue.depth
 
 
-class QueueLevel(Property):
+class _QueueProperty(StreamRules):
+    """A property of a queue with every input free and the stream rules kept (assumed on ``i``, asserted on
+    ``o``); subclasses state the rest in :meth:`check_queue`."""
+
+    def __init__(self, queue, mode: str, depth: int):
+        super().__init__(queue, mode=mode, depth=depth)
+
+    @property
+    def name(self):
+        return f"{type(self).__name__}[{type(self.block).__name__} depth {self.block.depth}]"
+
+    def check(self, m, queue):
+        self.check_queue(m, *_ports(queue))
+
+
+class QueueLevel(_QueueProperty):
     """Fill level and flow control of a queue of any ``depth``, proved by k-induction (length 4 by default).
 
     Guarantees, in every reachable state, with any input and any back-pressure that keeps the stream rules:
@@ -30,18 +44,9 @@ class QueueLevel(Property):
     """
 
     def __init__(self, queue, *, depth: int = 4):
-        self.queue, self.mode, self.depth = queue, "prove", depth
+        super().__init__(queue, "prove", depth)
 
-    @property
-    def name(self):
-        return f"QueueLevel[{type(self.queue).__name__} depth {self.queue.depth}]"
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.queue = queue = self.queue
-        i, o, level, depth = _ports(queue)
-        free_inputs(m, queue)
-        all_stream_rules(m, queue)
+    def check_queue(self, m, i, o, level, depth):
         held = Signal(range(depth + 2))  # one more than depth, so that an overflow is visible rather than wrapping
         m.d.sync += held.eq(held + transfer(i) - transfer(o))
         m.d.comb += [
@@ -53,10 +58,9 @@ class QueueLevel(Property):
         ]
         if depth > 1:  # a one-entry queue accepts every other cycle
             m.d.comb += Cover(transfer(i) & transfer(o) & (held == 1), "accepting and delivering in one cycle")
-        return m
 
 
-class QueueOrder(Property):
+class QueueOrder(_QueueProperty):
     """No item lost, duplicated, altered or reordered: bounded model checking to ``depth`` cycles from reset
     (default ``3 * queue.depth + 6``: enough to reach every fill level and pointer position and then see the
     tracked item through a full queue). k-induction does not converge here: it cannot see an item parked in the
@@ -70,24 +74,14 @@ class QueueOrder(Property):
     """
 
     def __init__(self, queue, *, depth: int | None = None):
-        self.queue, self.mode = queue, "bmc"
-        self.depth = depth if depth is not None else 3 * queue.depth + 6
+        super().__init__(queue, "bmc", depth if depth is not None else 3 * queue.depth + 6)
 
-    @property
-    def name(self):
-        return f"QueueOrder[{type(self.queue).__name__} depth {self.queue.depth}]"
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.queue = queue = self.queue
-        i, o, level, _ = _ports(queue)
+    def check_queue(self, m, i, o, level, depth):
         no_reset(m)
-        free_inputs(m, queue)
-        all_stream_rules(m, queue)
         # The tracked item: the environment marks one transfer into i (any one, at most one), and the monitor
         # counts the items ahead of it; the marked item is the next one out once none is ahead.
         mark, marked, out = Signal(), Signal(), Signal()
-        held, ahead = Signal(range(queue.depth + 2)), Signal(range(queue.depth + 2))
+        held, ahead = Signal(range(depth + 2)), Signal(range(depth + 2))
         payload = Value.cast(i.payload)
         tracked = Signal(len(payload))
         m.d.comb += mark.eq(AnySeq(1) & transfer(i) & ~marked)
@@ -105,8 +99,7 @@ class QueueOrder(Property):
                 m.d.comb += [
                     Assert(Value.cast(o.payload) == tracked, "the marked item delivered with another item's "
                                                              "payload (an item lost, duplicated or reordered)"),
-                    Cover(held == queue.depth, "the marked item delivered from a full queue"),
+                    Cover(held == depth, "the marked item delivered from a full queue"),
                 ]
             with m.Else():
                 m.d.sync += ahead.eq(ahead - 1)
-        return m

@@ -78,18 +78,24 @@ def delayed(m, value, name: str) -> Signal:
 
 class StreamRules(Property):
     """Every stream port of ``block`` keeps the stream rules, with all its other inputs free: proved by
-    k-induction of length ``depth`` (default 4). The environment keeps the rules on the block's input streams."""
+    k-induction of length ``depth`` (default 4). The environment keeps the rules on the block's input streams.
 
-    def __init__(self, block: wiring.Component, *, depth: int = 4):
-        self.block, self.mode, self.depth = block, "prove", depth
+    Also the base of the wrappers that add properties to that environment: they override :meth:`check`."""
+
+    def __init__(self, block: wiring.Component, *, mode: str = "prove", depth: int = 4):
+        self.block, self.mode, self.depth = block, mode, depth
 
     @property
     def name(self):
-        return f"StreamRules[{type(self.block).__name__}]"
+        return f"{type(self).__name__}[{type(self.block).__name__}]"
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.block = self.block
         free_inputs(m, self.block)
         all_stream_rules(m, self.block)
+        self.check(m, self.block)
         return m
+
+    def check(self, m, block):
+        """Add properties of ``block`` to ``m`` (nothing here: the stream rules only)."""

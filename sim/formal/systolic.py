@@ -94,7 +94,25 @@ def _since(m, event, limit: int, name: str) -> Signal:
     return since
 
 
-class WeightBanks(Property):
+class _ControllerProperty(Property):
+    """A BMC property of the controller in :class:`_ControllerPorts`, from reset, to ``depth`` cycles (default 40:
+    a LOAD_WEIGHTS, MATMULs on both banks and an ACTIVATE with their drains), instructions of ``count <=
+    max_count``; subclasses state it in :meth:`check`."""
+
+    def __init__(self, config: SystolicConfig, *, max_count: int = 3, depth: int = 40):
+        self.config, self.max_count, self.mode, self.depth = config, max_count, "bmc", depth
+
+    @property
+    def name(self):
+        return f"{type(self).__name__}[{self.config.rows}x{self.config.cols}]"
+
+    def elaborate(self, platform):
+        m = Module()
+        self.check(m, _ControllerPorts(m, self.config, self.max_count))
+        return m
+
+
+class WeightBanks(_ControllerProperty):
     """No MATMUL reads a weight bank before its LOAD_WEIGHTS has finished, and no LOAD_WEIGHTS overwrites a bank
     that vectors in the array still use: BMC from reset to ``depth`` cycles (default 40).
 
@@ -104,17 +122,7 @@ class WeightBanks(Property):
     ``latency - 1`` cycles after the last vector tagged ``b`` was issued (its last PE has used the old weight).
     """
 
-    def __init__(self, config: SystolicConfig, *, max_count: int = 3, depth: int = 40):
-        self.config, self.max_count, self.mode, self.depth = config, max_count, "bmc", depth
-
-    @property
-    def name(self):
-        c = self.config
-        return f"WeightBanks[{c.rows}x{c.cols}]"
-
-    def elaborate(self, platform):
-        m = Module()
-        env = _ControllerPorts(m, self.config, self.max_count)
+    def check(self, m, env):
         ctl, issue, rows = env.ctl, env.issue, self.config.rows
         last_use = matrix_latency(self.config) - 1
         for b in range(2):
@@ -134,10 +142,9 @@ class WeightBanks(Property):
                 Cover(issue.valid & (issue.bank == b) & (since_shift == 2), f"bank {b}: a vector issued two cycles "
                                                                            "after its load's last shift"),
             ]
-        return m
 
 
-class AccumulatorOrder(Property):
+class AccumulatorOrder(_ControllerProperty):
     """No accumulator is read (ACTIVATE) before its last write, and none is overwritten while an ACTIVATE still
     reads it: BMC from reset to ``depth`` cycles (default 40).
 
@@ -147,17 +154,7 @@ class AccumulatorOrder(Property):
     ACTIVATE, no vector is issued for an accumulator in that ACTIVATE's range.
     """
 
-    def __init__(self, config: SystolicConfig, *, max_count: int = 3, depth: int = 40):
-        self.config, self.max_count, self.mode, self.depth = config, max_count, "bmc", depth
-
-    @property
-    def name(self):
-        c = self.config
-        return f"AccumulatorOrder[{c.rows}x{c.cols}]"
-
-    def elaborate(self, platform):
-        m = Module()
-        env = _ControllerPorts(m, self.config, self.max_count)
+    def check(self, m, env):
         ctl, issue = env.ctl, env.issue
         in_memory = matrix_latency(self.config) + ACC_WRITE_CYCLES  # after an issue, until the result is stored
         since_issue = _since(m, issue.valid, in_memory + 1, "since_issue")
@@ -174,4 +171,3 @@ class AccumulatorOrder(Property):
                   "an ACTIVATE dispatched one cycle after the last result is stored (the controller's margin)"),
             Cover(issue.valid & ctl.act_busy, "a vector issued while an ACTIVATE runs"),
         ]
-        return m
