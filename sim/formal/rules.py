@@ -15,7 +15,8 @@ from amaranth.lib.wiring import In
 
 from .prove import Property
 
-__all__ = ["no_reset", "free_inputs", "stream_ports", "stream_rules", "all_stream_rules", "delayed", "transfer", "StreamRules"]
+__all__ = ["no_reset", "free_inputs", "stream_ports", "stream_rules", "all_stream_rules", "delayed", "transfer",
+           "StreamRules"]
 
 
 def no_reset(m):
@@ -35,9 +36,19 @@ def free_inputs(m, component: wiring.Component, *, skip=()):
 
 
 def stream_ports(component: wiring.Component):
-    """``(name, port, flow)`` for each ``lib.stream`` member of ``component``'s signature (top level only)."""
-    return [(name, getattr(component, name), member.flow) for name, member in component.signature.members.items()
-            if member.is_signature and isinstance(member.signature, stream.Signature)]
+    """``(name, port, flow)`` for each ``lib.stream`` member of ``component``'s signature, also inside nested
+    signatures (named ``"bundle.port"``); ``flow`` is as seen from ``component`` (``In``: its environment drives
+    ``valid`` and ``payload``)."""
+    def walk(obj, signature, prefix):
+        for name, member in signature.members.items():
+            if not member.is_signature:
+                continue
+            port = getattr(obj, name)
+            if isinstance(member.signature, stream.Signature):
+                yield prefix + name, port, member.flow
+            else:
+                yield from walk(port, member.signature, f"{prefix}{name}.")
+    return list(walk(component, component.signature, ""))
 
 
 def transfer(port) -> Value:
