@@ -95,8 +95,11 @@ NO_DATA = Origin("none")
 
 
 def choose(value=None, *, recorded=None, model_path=None):
-    """The :class:`Origin` of ``value`` (``--data``: a bundled name or an ``.npz`` path; None: ``recorded`` if given,
-    else the bundled data set of the shipped model at ``model_path``, else the bundled digits)."""
+    """The :class:`Origin` of ``value`` (``--data``: a bundled name or an ``.npz`` path, or an Origin already; None:
+    ``recorded`` if given, else the bundled data set of the shipped model at ``model_path``, else the bundled
+    digits)."""
+    if isinstance(value, Origin):
+        return value
     if value is None:
         if recorded is not None:
             return recorded
@@ -159,7 +162,7 @@ class Data:
         """``(x, line)``: the training inputs that calibrate a lowering (at most :data:`CALIBRATION_LIMIT`) and a
         line saying which; ``(None, line)`` without data."""
         if self.dataset is None:
-            return None, "not calibrated (no data): input and output scales 1, activations beyond Q8.8 saturate"
+            return None, "not calibrated (no data; activations beyond Q8.8's +-128 saturate, and runs count them)"
         x, line = self.dataset.calibration(CALIBRATION_LIMIT)
         return x, line.replace(f"of {self.dataset.source}", f"of {self.origin.label}")
 

@@ -127,6 +127,12 @@ def compress_model(model, out_dir, *, bits=4, sparsity=(), retrain=True, max_dro
     if fractions is None:
         raise InputError(f"{path or name}: no pruning target for this model", "pass --sparsity 0.9 (every layer), "
                          "per layer (--sparsity fc1=0.93 --sparsity fc2=0.95), or --sparsity auto")
+    if isinstance(fractions, dict):
+        names = [layer.name for layer in model.weighted()]
+        unknown = sorted(set(fractions) - set(names))
+        if unknown:
+            raise InputError(f"the sparsities name layers {unknown}, which the model does not have",
+                             f"its weighted layers are {', '.join(names)}")
     if fractions == "auto" and not used.labelled:
         raise InputError(f"--sparsity auto measures accuracy, and {used.origin.label} has no labels",
                          "give labelled data (x_train/y_train/x_test/y_test, or x and y), or fixed sparsities")

@@ -56,7 +56,7 @@ def _sized_config(compressed, params):
         return EieConfig(**params)
     roomy = EieConfig(**{**params, "ptr_depth": 1 << 20, "spmat_depth": 1 << 20, "act_depth": 1 << 16,
                         "bias_depth": 1 << 16, "max_layers": 64})
-    need = lower_compressed(compressed, roomy).requirements()
+    need = lower_compressed(compressed, roomy, host_prefix=True).requirements()
     need["ptr_depth"] += need["ptr_depth"] % 2  # two banks of equal depth
     return EieConfig(**{**need, **params})
 
