@@ -227,6 +227,13 @@ class Compressed:
         """Test accuracy by stage (``float``, ..., ``compressed``); empty when it was not measured."""
         return dict(self.report["accuracy"])
 
+    def forward(self, x):
+        """The compressed model's float outputs on ``x`` (its decoded weights): the reference a lowering's outputs
+        approximate in fixed point."""
+        from sparq.compiler.data import fit_inputs
+        from sparq.compiler.ir import forward
+        return forward(self.model.model, fit_inputs(x, self.model.model.input_shape)[0])
+
 
 @dataclass(eq=False)
 class Image:

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..data import load, recorded_origin
+from ..data import Origin, load, recorded_origin
 from ..errors import InputError
 from ..results import BACKENDS
 from ..workspace import sha256, simulation_path, source_file
@@ -154,6 +154,7 @@ class Target(ABC):
             extra = sorted(set(meta) - set(fields))
             raise InputError(f"{where}: not a record of a {self.name} lowering (keys "
                              f"{', '.join(wrong + extra) or 'target, model_sha256'} wrong or unexpected)", record.redo())
+        Origin.from_json(meta["data"], where, record.redo())
         try:
             config = self.config_class(**meta["config"])
         except (TypeError, ValueError) as error:
