@@ -88,19 +88,12 @@ def _digest(arrays):
 def _save_source(directory, stem, arrays):
     """Save ``arrays`` as ``<directory>/<stem>-<sha256 prefix>.npz`` (once; atomically) and return the path."""
     import numpy as np
+
+    from .workspace import atomic_file
     arrays = {k: np.asarray(v) for k, v in arrays.items()}
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{stem}-{_digest(arrays)[:16]}.npz"
-    if not path.is_file():
-        fd, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=directory)
-        os.close(fd)
-        try:
-            np.savez(temporary, **arrays)
-            os.replace(temporary, path)
-        finally:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-    return path
+    return path if path.is_file() else atomic_file(path, lambda file: np.savez(file, **arrays))
 
 
 # --- load ------------------------------------------------------------------------------------------------------------
@@ -278,7 +271,6 @@ def _workspace(workspace, keep):
         return Path(workspace), keep
     scratch = _Scratch()
     return scratch.path / "workspace", [*keep, scratch]
-
 
 
 @_front_door

@@ -114,9 +114,10 @@ def build_parser():
 
     report = commands.add_parser(
         "report", help="write the HTML + Markdown report of a workspace",
-        description="Build index.html (plots embedded) and report.md from a workspace's compression.json and "
-                    "simulation results: compression table, EIE against systolic (cycles, MACs, memory, energy), "
-                    "roofline, EIE load balance.")
+        description="Build index.html (plots embedded) and report.md from a workspace's compression.json, "
+                    "lowerings and simulation results: compression table (mode, data, the sensitivity scan's "
+                    "curves), the EIE image's storage against Deep Compression's, EIE against systolic (cycles, "
+                    "MACs, memory, energy), roofline, EIE load balance.")
     report.add_argument("workspace", nargs="?", help=f"workspace directory (default {DEFAULT_WORKSPACE})")
     report.add_argument("--out", help="report directory (default <workspace>/report)")
     report.set_defaults(run="run_report")

@@ -23,7 +23,7 @@ from .errors import InputError
 from .workspace import KINDS, RECORD, sha256
 
 __all__ = ["BUNDLED", "CALIBRATION_LIMIT", "DATA_HELP", "Origin", "NO_DATA", "Data", "choose", "recorded_origin",
-           "load", "bundled", "digits"]
+           "load", "bundled"]
 
 BUNDLED = ("digits", "wine", "breast_cancer")
 """The bundled data sets (:data:`sparq.compiler.datasets.BUNDLED`), by the names ``--data`` takes."""
@@ -223,8 +223,3 @@ def load(origin, model, model_path=None):
     if sha256(origin.path) != origin.sha256:
         raise InputError(f"{origin.path} changed while sparq read it", "run the command again once it is written")
     return Data(origin, dataset)
-
-
-def digits(model):
-    """The bundled digits split for ``model`` (1,257 training and 540 test images of 64 pixels)."""
-    return load(Origin("bundled", name="digits"), model)

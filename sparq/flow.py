@@ -17,7 +17,6 @@ lowered image.
 """
 
 import os
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from .workspace import (
     COMPRESSION,
     ONNX,
     RECORD,
+    atomic_file,
     check_output,
     load_compressed,
     load_float,
@@ -103,7 +103,6 @@ def compress_model(model, out_dir, *, bits=4, sparsity=(), retrain=True, max_dro
     ``sparsity``: ``--sparsity`` values (:func:`parse_sparsity`) or a dict or fraction or "auto"; empty: the shipped
     model's own (:func:`default_sparsity`). ``retrain=False`` (or data without labels, or no data) compresses one-shot;
     ``max_drop`` is the accuracy budget of ``"auto"`` in points."""
-    from sparq.compiler.errors import ConfigError
     from sparq.compiler.models import shipped_path
     from sparq.compiler.pipeline import DeepCompressionConfig, compress
     from sparq.compiler.report import write_report
@@ -136,10 +135,7 @@ def compress_model(model, out_dir, *, bits=4, sparsity=(), retrain=True, max_dro
     if fractions == "auto" and not used.labelled:
         raise InputError(f"--sparsity auto measures accuracy, and {used.origin.label} has no labels",
                          "give labelled data (x_train/y_train/x_test/y_test, or x and y), or fixed sparsities")
-    try:
-        config = DeepCompressionConfig(sparsity=fractions, bits=bits, retrain=retrain, max_drop=max_drop)
-    except TypeError as error:
-        raise ConfigError(str(error)) from None
+    config = DeepCompressionConfig(sparsity=fractions, bits=bits, retrain=retrain, max_drop=max_drop)
     compressed, report = compress(model, used.dataset, config, name=name, progress=progress)
     report["source"] = str(path) if path is not None else f"{name} (given in memory)"
     report["data"] = used.description
@@ -152,21 +148,6 @@ def compress_model(model, out_dir, *, bits=4, sparsity=(), retrain=True, max_dro
             paths["onnx"] = out / ONNX
         transaction.meta = {**source_meta, "data": origin.to_json()}
     return Compression(compressed, report, used, paths)
-
-
-def _atomic_file(path, writer):
-    """Write the file ``path`` with ``writer(temporary path)`` next to it, then rename it into place: a reader sees
-    the old file or the whole new one."""
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        writer(Path(temporary))
-        with open(temporary, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
 
 
 def export_model(model_path, out=None, softmax=None):
@@ -194,7 +175,7 @@ def export_model(model_path, out=None, softmax=None):
     if written_by_sparq(out.parent) or read_record(out.parent) is not None:
         raise InputError(f"{out.parent} is a directory sparq writes", "give --out a path outside sparq's directories "
                          "(or the compressed model's own workspace)")
-    _atomic_file(out, lambda file: compressed.export_onnx(file, softmax))
+    atomic_file(out, lambda file: compressed.export_onnx(file, softmax))
     return out
 
 

@@ -68,7 +68,7 @@ from pathlib import Path
 from .errors import InputError, WorkspaceBusy
 
 __all__ = ["DEFAULT_WORKSPACE", "COMPRESSED", "COMPRESSION", "ONNX", "DEMO", "RECORD", "KINDS", "Record", "sha256",
-           "require_file", "load_compressed", "load_float", "json_text", "simulation_path", "record_checksum",
+           "require_file", "load_compressed", "load_float", "atomic_file", "json_text", "simulation_path", "record_checksum",
            "read_record", "written_by_sparq", "check_output", "opened", "source_file", "writing", "Transaction"]
 
 DEFAULT_WORKSPACE = Path("build/sparq")
@@ -147,6 +147,23 @@ def load_float(path):
         except ModelFormatError:
             pass  # a plain .npz model, read below
     return load_model(path)
+
+
+def atomic_file(path, writer):
+    """Write the file ``path``, outside any workspace directory, with ``writer(temporary path)`` (a hidden file next
+    to it, with the same suffix), then rename it into place: a reader sees the old file or the whole new one."""
+    import tempfile
+    path = Path(path)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        writer(Path(temporary))
+        _fsync(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return path
 
 
 def json_text(data):
