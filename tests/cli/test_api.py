@@ -80,6 +80,10 @@ def test_a_dict_of_weight_matrices_is_an_mlp(tmp_path):
     run = sparq.simulate(systolic, x[:6])
     assert run.outputs.shape == (6, 4) and run.counters["device_calls"] >= 1
     assert (run.predictions == compressed.forward(x[:6]).argmax(1)).mean() >= 0.5
+    floating = sparq.lower(model, target="systolic", data=x)  # the float model, saved where its record names it
+    [source] = (floating.directory.parent / "sources").glob("model-*.npz")
+    assert read_record(floating.directory).meta["model"] == str(source)
+    assert sparq.simulate(floating, x[:2]).outputs.shape == (2, 4)
 
 
 def test_a_model_file_defaults_as_the_command_does(tmp_path):

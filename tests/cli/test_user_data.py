@@ -150,6 +150,22 @@ def test_one_shot_on_x_alone_reports_the_drift_and_runs_unlabelled(capsys, tmp_p
         "test accuracy")[1].split("\n")[0]
 
 
+def test_inputs_in_the_hundreds_get_a_calibrated_input_scale(capsys, tmp_path):
+    """The wine features times 100 (as raw tabular data often is): the EIE lowering scales them into Q8.8 by a
+    power of two recorded in the image, and the test inputs run without saturating."""
+    x_train, y_train, x_test, y_test = shipped_split("wine_mlp")
+    np.savez(tmp_path / "raw.npz", x_train=100 * x_train, y_train=y_train, x_test=100 * x_test, y_test=y_test)
+    workspace = tmp_path / "ws"
+    assert run(capsys, "compress", shipped_path("wine_mlp"), "--data", tmp_path / "raw.npz", "--no-retrain",
+               "--out", workspace)[0] == 0
+    code, out, _ = run(capsys, "lower", workspace / "compressed.npz", "--target", "eie")
+    scale = json.loads((workspace / "eie" / "manifest.json").read_text())["scales"]["input"]
+    assert code == 0 and scale == 2 ** np.ceil(np.log2(np.abs(100 * x_train).max() / 64))
+    assert f"input scale {scale:g}" in out
+    assert run(capsys, "simulate", workspace / "eie", "--images", 10)[0] == 0
+    assert _result(workspace / "eie", "golden")["saturated"] == 0
+
+
 def test_sensitivity_scan_chooses_the_sparsities_and_the_report_plots_it(capsys, tmp_path):
     workspace = tmp_path / "ws"
     code, out, _ = run(capsys, "compress", shipped_path("wine_mlp"), "--sparsity", "auto", "--max-drop", "0.5",
