@@ -379,6 +379,9 @@ def storage_lines(storage):
     if "deep_compression" in storage:
         figures = ", ".join(f"{f} {bits / 8:,.0f} bytes ({storage['deep_compression_ratio'][f]:.1f}x)"
                             for f, bits in storage["deep_compression"].items() if f != "original")
-        lines.append(f"  Deep Compression storage of the same layers: {figures}; the image is larger because every "
-                     f"PE keeps a pointer per column of every layer (see sparq.compiler.eie.image_storage)")
+        quantized = storage["deep_compression"]["quantized"]
+        lines.append(f"  Deep Compression storage of the same layers: {figures}; the image is "
+                     f"{total / quantized:.2f}x the pruned + quantized figure: every PE keeps a pointer per column of "
+                     f"every layer ({100 * storage['memories']['pointers'] / total:.0f} % of the image) and pads its "
+                     f"sparse matrix to the fullest PE (see sparq.compiler.eie.image_storage)")
     return lines

@@ -105,6 +105,11 @@ def print_report(report, console=None):
                       ", ".join(f"{stage} {100 * value:.2f}%" for stage, value in accuracy.items()))
     else:
         console.print(report.get("accuracy_note", "accuracy was not measured"))
+    scan = report.get("sensitivity")
+    if scan:
+        console.print(f"sparsity chosen per layer by the sensitivity scan (each layer within {scan['max_drop']:g} "
+                      f"points of {100 * scan['baseline']:.2f}% on {scan['validation_samples']} validation samples): "
+                      + ", ".join(f"{name} {100 * value:.0f}%" for name, value in scan["chosen"].items()))
     drift = report.get("output_drift")
     if drift:
         console.print(f"outputs against the float model on {drift['samples']:,} samples: relative RMS error "

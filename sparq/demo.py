@@ -38,7 +38,8 @@ def run_demo(args, console):
 
     workspace = Path(args.out or DEMO_WORKSPACE)
     console.print(Rule("1. compress the bundled digits MLP"))
-    _, report, paths = compress_model(None, workspace, progress=False)
+    done = compress_model(None, workspace, progress=False)
+    report, paths = done.report, done.paths
     from sparq.compiler.report import print_report
     print_report(report, console)
     phase("compress")

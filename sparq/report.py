@@ -2,7 +2,10 @@
 and a Markdown summary, built from the files the flow left in a workspace (:mod:`sparq.workspace`), each read under
 its directory's lock and checked against its record:
 
-* ``compression.json``: the Deep Compression table and the per-layer breakdown;
+* ``compression.json``: the Deep Compression table and the per-layer breakdown, how it was compressed (retrained or
+  one-shot, on which data; the output drift of a one-shot compression) and the curves of a sensitivity scan;
+* each lowered directory's record: what each target adds about its lowering
+  (:meth:`sparq.targets.Target.lowering_sections`: the EIE image's storage by memory against Deep Compression's);
 * each lowered directory's ``simulation-rtl.json`` (or, without one, ``simulation-golden.json``): the targets against
   each other on the same model (cycles, MACs, memory words, energy), the roofline, and each target's own sections
   (:meth:`sparq.targets.Target.report_sections`: EIE's load balance).
@@ -20,7 +23,7 @@ import numpy as np
 from .errors import InputError
 from .plots import figure, save
 from .simulation import read_result
-from .targets import EIE, SYSTOLIC, TARGETS
+from .targets import EIE, SYSTOLIC, TARGETS, get
 from .workspace import COMPRESSION, RECORD, check_output, opened, read_record, simulation_path, writing
 
 __all__ = ["collect", "write_report"]
@@ -36,14 +39,15 @@ def _kind(directory):
 
 
 def collect(workspace):
-    """``{"compression": report or None, "runs": {Target: SimulationResult}}`` from ``workspace``; RTL runs win over
-    golden ones. Only files that the directories' records list are read."""
+    """``{"compression": report or None, "runs": {Target: SimulationResult}, "lowerings": {Target: record meta}}``
+    from ``workspace``; RTL runs win over golden ones, and a target's lowering is the one its run came from (else
+    the first). Only files that the directories' records list are read."""
     workspace = Path(workspace)
     if not workspace.is_dir():
         raise InputError(f"{workspace}: no such workspace directory", "run `sparq demo`, or compress, lower and "
                          "simulate into it first")
     lowered = sorted(p.parent for p in workspace.glob(f"*/{RECORD}") if _kind(p.parent) in ("lowered", None))
-    runs = {}
+    runs, lowerings = {}, {}
     with opened(workspace, *lowered, kinds=[None] + ["lowered"] * len(lowered)) as (top, *records):
         if top is not None and top.kind != "compressed":
             raise InputError(f"{workspace} holds the output of one step, not a workspace",
@@ -56,6 +60,9 @@ def collect(workspace):
                              "it, an older sparq did, or the record is missing)", "run `sparq compress` into "
                              f"{workspace} again")
         for record in records:
+            target = get(record.meta.get("target"))
+            target.check_meta(record)
+            lowerings.setdefault(target, record.meta)
             for backend in ("rtl", "golden"):
                 path = simulation_path(record.directory, backend)
                 if path.name in record.files:
@@ -63,11 +70,12 @@ def collect(workspace):
                     current = runs.get(result.target)
                     if current is None or (current.backend == "golden" and backend == "rtl"):
                         runs[result.target] = result
+                        lowerings[target] = record.meta
                     break
     if compression is None and not runs:
         raise InputError(f"{workspace}: nothing to report (no compression.json, no simulation-*.json under it)",
                          "run `sparq compress`, `sparq lower` and `sparq simulate` with this workspace first")
-    return {"compression": compression, "runs": runs}
+    return {"compression": compression, "runs": runs, "lowerings": lowerings}
 
 
 # --- plots --------------------------------------------------------------------------------------------------------
@@ -92,6 +100,27 @@ def _plot_compression(report, path):
     ax.set_ylabel("storage (KiB, log)")
     ax.set_title(f"Compression per layer: {report['model']} ({report['total']['ratio']['huffman']:.1f}x in total)")
     ax.legend(fontsize=8)
+    return save(fig, path)
+
+
+def _plot_sensitivity(scan, path):
+    """The sensitivity scan's curves: validation accuracy against each layer's sparsity, the budget and the choices."""
+    fig, ax = figure(7.5, 4.0)
+    grid = np.array(scan["grid"])
+    for name, curve in scan["curves"].items():
+        line, = ax.plot(100 * grid, 100 * np.array(curve), "o-", markersize=3, label=f"{name} (chose "
+                        f"{100 * scan['chosen'][name]:.0f} %)")
+        chosen = scan["chosen"][name]
+        if chosen in scan["grid"]:
+            ax.plot(100 * chosen, 100 * curve[scan["grid"].index(chosen)], "*", markersize=12, color=line.get_color())
+    ax.axhline(100 * scan["baseline"], color="grey", linewidth=0.8, label="unpruned")
+    ax.axhline(100 * scan["baseline"] - scan["max_drop"], color="grey", linestyle=":",
+               label=f"budget: {scan['max_drop']:g} points")
+    ax.set_xlabel("sparsity of the one layer pruned (%)")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_title(f"Sensitivity scan: one layer at a time, no retraining ({scan['validation_samples']} validation "
+                 "samples)", fontsize=9)
+    ax.legend(fontsize=7)
     return save(fig, path)
 
 
@@ -185,7 +214,8 @@ def _comparison_rows(runs):
         ["simulated on"] + [f"{runs[t].backend} ({runs[t].counter_source})" for t in targets],
         line("test images", lambda r: r.images),
         ["accuracy (float reference)"]
-        + [f"{100 * runs[t].accuracy:.1f}% ({100 * runs[t].float_accuracy:.1f}%)" for t in targets],
+        + [f"{100 * runs[t].accuracy:.1f}% ({100 * runs[t].float_accuracy:.1f}%)" if runs[t].accuracy is not None
+           else f"not measured; {100 * runs[t].float_agreement:.1f}% agree with float" for t in targets],
         line("cycles", lambda r: r.cycles / r.images),
         line("MACs performed", lambda r: r.macs_performed / r.images),
         line("useful MACs (non-zero weight)", lambda r: r.useful_macs / r.images),
@@ -254,15 +284,35 @@ def _compression_section(compression, path, out):
     :class:`InputError` (sparq checked its SHA-256, so it is sparq's: of another version)."""
     try:
         header, rows = _compression_rows(compression)
-        acc = ", ".join(f"{stage} {100 * v:.2f}%" for stage, v in compression["accuracy"].items())
+        mode = compression["mode"]
         text = (f"Deep Compression of `{compression['model']}` (P: pruned, Q: quantized with "
-                f"{compression['config']['bits']}-bit shared weights, H: Huffman). Test accuracy: {acc}.")
-        png = _plot_compression(compression, out / "compression.png")
+                f"{compression['config']['bits']}-bit shared weights, H: Huffman), "
+                f"{'retrained' if mode == 'retrained' else 'one-shot (no training)'}, on {compression['data']}. ")
+        if compression["accuracy"]:
+            text += "Test accuracy: " + ", ".join(f"{stage} {100 * v:.2f}%"
+                                                  for stage, v in compression["accuracy"].items()) + "."
+        else:
+            text += compression["accuracy_note"][0].upper() + compression["accuracy_note"][1:] + "."
+        drift = compression["output_drift"]
+        if drift:
+            text += (f" The compressed model's outputs against the float model's on {drift['samples']:,} samples: "
+                     f"relative RMS error {100 * drift['relative_rms_error']:.2f}%, top-1 agreement "
+                     f"{100 * drift['top1_agreement']:.2f}%.")
+        pngs = [_plot_compression(compression, out / "compression.png")]
+        scan = compression.get("sensitivity")
+        if scan:
+            chosen = ", ".join(f"{name} {100 * v:.0f} %" for name, v in scan["chosen"].items())
+            text += (f" Sparsities chosen by a sensitivity scan (each layer alone, pruned without retraining, on "
+                     f"{scan['validation_samples']} validation samples held out of the training split; the highest "
+                     f"sparsity up to which every point stays within {scan['max_drop']:g} points of the unpruned "
+                     f"{100 * scan['baseline']:.2f}%): {chosen}; then the whole model was pruned to them and "
+                     f"{'retrained' if mode == 'retrained' else 'shared without retraining'}.")
+            pngs.append(_plot_sensitivity(scan, out / "sensitivity.png"))
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
         raise InputError(f"{path}: not a compression report this sparq reads ({type(error).__name__} {error})",
                          "run `sparq compress` again") from None
     return ("Compression", text + "\n\n" + _markdown_table(header, rows),
-            f"<p>{html.escape(text)}</p>" + _html_table(header, rows), [png])
+            f"<p>{html.escape(text)}</p>" + _html_table(header, rows), pngs)
 
 
 def write_report(workspace, out_dir=None):
@@ -270,13 +320,16 @@ def write_report(workspace, out_dir=None):
     the path of the HTML page."""
     out = check_output(Path(out_dir) if out_dir else Path(workspace) / "report", "report")
     data = collect(workspace)
-    compression, runs = data["compression"], data["runs"]
+    compression, runs, lowerings = data["compression"], data["runs"], data["lowerings"]
     with writing(out, "report") as transaction:
         staging = transaction.staging
         sections = []  # (title, markdown text, html text, [png paths])
         if compression:
             sections.append(_compression_section(compression, Path(workspace) / COMPRESSION, staging))
             transaction.step("wrote compression.png")
+        for target in TARGETS:
+            if target in lowerings:
+                sections += target.lowering_sections(lowerings[target], staging)
         if runs:
             header, rows = _comparison_rows(runs)
             findings = _findings(runs)

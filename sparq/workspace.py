@@ -6,8 +6,8 @@ Directories and their records
 -----------------------------
 Every directory sparq writes holds a record, ``sparq.json`` (:data:`RECORD`), of one kind (:data:`KINDS`):
 
-* ``compressed``, a workspace's top directory: ``compressed.npz`` and ``compression.json`` (``sparq compress``), and
-  ``demo.json`` (``sparq demo``);
+* ``compressed``, a workspace's top directory: ``compressed.npz`` and ``compression.json`` (``sparq compress``),
+  ``compressed.onnx`` (``sparq compress --onnx`` or ``sparq export``) and ``demo.json`` (``sparq demo``);
 * ``lowered``, one directory per lowering (``sparq lower``): an EIE image or systolic programs and their listings,
   and the ``simulation-<backend>.json`` files of ``sparq simulate`` (:func:`simulation_path`);
 * ``report``: ``index.html``, ``report.md`` and the plots (``sparq report``).
@@ -15,7 +15,8 @@ Every directory sparq writes holds a record, ``sparq.json`` (:data:`RECORD`), of
 The record is a JSON object::
 
     {"format": "sparq-workspace", "version": 2, "kind": "lowered",
-     "meta": {...what the kind adds: for a lowering its target, model file and that file's SHA-256, configuration},
+     "meta": {...what the kind adds: for a compression its model file and that file's SHA-256 and the data; for a
+              lowering its target, model file and SHA-256, configuration, data and calibration},
      "files": {"manifest.json": {"sha256": "...", "bytes": 1503}, ...every file sparq wrote there...},
      "sha256": "...of the canonical JSON of the other five keys..."}
 
@@ -66,12 +67,12 @@ from pathlib import Path
 
 from .errors import InputError, WorkspaceBusy
 
-__all__ = ["DEFAULT_WORKSPACE", "COMPRESSED", "COMPRESSION", "DEMO", "RECORD", "KINDS", "Record", "sha256",
-           "require_file", "load_compressed", "load_float", "json_text", "simulation_path", "record_checksum",
+__all__ = ["DEFAULT_WORKSPACE", "COMPRESSED", "COMPRESSION", "ONNX", "DEMO", "RECORD", "KINDS", "Record", "sha256",
+           "require_file", "load_compressed", "load_float", "atomic_file", "json_text", "simulation_path", "record_checksum",
            "read_record", "written_by_sparq", "check_output", "opened", "source_file", "writing", "Transaction"]
 
 DEFAULT_WORKSPACE = Path("build/sparq")
-COMPRESSED, COMPRESSION, DEMO = "compressed.npz", "compression.json", "demo.json"
+COMPRESSED, COMPRESSION, ONNX, DEMO = "compressed.npz", "compression.json", "compressed.onnx", "demo.json"
 """The files of a workspace's top directory (kind ``compressed``)."""
 RECORD = "sparq.json"
 RECORD_FORMAT = "sparq-workspace"
@@ -146,6 +147,23 @@ def load_float(path):
         except ModelFormatError:
             pass  # a plain .npz model, read below
     return load_model(path)
+
+
+def atomic_file(path, writer):
+    """Write the file ``path``, outside any workspace directory, with ``writer(temporary path)`` (a hidden file next
+    to it, with the same suffix), then rename it into place: a reader sees the old file or the whole new one."""
+    import tempfile
+    path = Path(path)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        writer(Path(temporary))
+        _fsync(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return path
 
 
 def json_text(data):
@@ -475,7 +493,7 @@ def source_file(path):
     ``compressed.npz``) in a directory sparq has written but whose record is gone is refused."""
     path = Path(path)
     with opened(path.parent) as (record,):
-        if record is None and path.name in (COMPRESSED, COMPRESSION) and written_by_sparq(path.parent):
+        if record is None and path.name in (COMPRESSED, COMPRESSION, ONNX) and written_by_sparq(path.parent):
             raise InputError(f"{path}: in a directory sparq writes, but no {RECORD} there lists it (the record is "
                              f"missing)", f"run `sparq compress` again to rewrite {path.parent}")
         yield record if record is not None and path.name in record.files else None

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data import load
 from ..errors import InputError
 from ..progress import Progress, follow, status
 from ..results import Measurement
@@ -73,27 +74,31 @@ class SystolicTarget(Target):
 
     def _compile(self, model, config, data, name, batch=None):
         from sparq.compiler.systolic import compile_network
-        return compile_network(model, data.x_train, config, name=name, batch=batch, winograd=config.winograd)
+        x, _ = data.calibration()
+        if x is None:
+            raise InputError("the systolic array runs int8, whose scales are calibrated on data, and this model has "
+                             "none", "give the data to calibrate on with --data FILE.npz (x alone will do)")
+        return compile_network(model, x, config, name=name, batch=batch, winograd=config.winograd)
 
     def lower(self, source, params, data, *, batch=None):
         if batch is not None and batch < 1:
             raise InputError(f"--batch {batch} is not a number of images", "give --batch 1 or more")
         with source_file(source):
             model = load_float(source)
-            data.check_input(model, source)
+            used = load(data, model, source)
             config = self.config_class(**params)
             name = Path(source).stem
-            network = self._compile(model, config, data, name)
+            network = self._compile(model, config, used, name)
             if batch is not None and batch < network.batch:
-                network = self._compile(model, config, data, name, batch=batch)
+                network = self._compile(model, config, used, name, batch=batch)
             programs = []
             for step in _device_steps(network):
                 rows = network.batch * step.rows_per_image
                 stem = f"{len(programs):02d}_" + re.sub(r"[^A-Za-z0-9_-]", "_", step.name)
                 programs.append({"step": step.name, "program": f"{stem}.npz", "listing": f"{stem}.lst",
                                  "instructions": len(step.program(rows).instructions), "rows": rows})
-            return self.lowered(source, config, model, network, batch=network.batch, programs=programs,
-                                summary=network.summary())
+            return self.lowered(source, config, model, network, used, used.calibration()[1], batch=network.batch,
+                                programs=programs, summary=network.summary())
 
     def save(self, lowered, out):
         from sparq.formats.systolic import save_program
@@ -128,11 +133,13 @@ class SystolicTarget(Target):
             programs.append(program)
         return programs
 
-    def load(self, record, data):
+    def load(self, record):
         programs = self.read_image(record)
         model = self.model_file(record, load_float)
         config = programs[0].config
-        network = self._compile(model, config, data, Path(record.meta["model"]).stem, batch=record.meta["batch"])
+        lowered = Lowered(self, record.directory, record.meta, config, model, None, record)
+        network = self._compile(model, config, self.data_of(lowered), Path(record.meta["model"]).stem,
+                                batch=record.meta["batch"])
         steps, entries = _device_steps(network), self._entries(record)
         if [s.name for s in steps] != [e["step"] for e in entries] or any(
                 e["rows"] != network.batch * s.rows_per_image for s, e in zip(steps, entries)):
@@ -140,10 +147,11 @@ class SystolicTarget(Target):
                              f" ({', '.join(s.name for s in steps)}, {network.batch} images per call)", record.redo())
         for step, entry, program in zip(steps, entries, programs):
             step._programs = {entry["rows"]: program}  # the step's program cache: it runs the program from disk
-        return Lowered(self, record.directory, record.meta, config, model, network, record)
+        lowered.compiled = network
+        return lowered
 
     def describe(self, lowered):
-        return [lowered.meta["summary"]] + [
+        return [lowered.meta["summary"], f"  {lowered.meta['calibration']}"] + [
             f"  {program['program']}: {program['instructions']} instructions for {program['rows']} rows "
             f"(listing {program['listing']})" for program in lowered.meta["programs"]]
 
@@ -193,7 +201,8 @@ class SystolicTarget(Target):
         dense, nonzero = layer_macs(network, len(x))
         lanes = config.lanes
         return Measurement(
-            predictions=[int(v) for v in logits[:len(x)].argmax(1)], cycles=counters["cycles"],
+            predictions=[int(v) for v in logits[:len(x)].argmax(1)],
+            outputs=logits[:len(x)].astype(np.float64) * network.output_scale, cycles=counters["cycles"],
             compute_cycles=counters["cycles"] - counters["stall_cycles"],
             model_cycles=int(sum(e.cycles for e in estimates)), counter_source=counter_source,
             activity=activity, macs_performed=activity["mac_slots"], useful_macs=nonzero,

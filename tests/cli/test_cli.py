@@ -12,7 +12,7 @@ from sparq_cli import reseal, run
 from sparq.cli import main
 from sparq.errors import EXIT_CAPACITY, EXIT_INPUT, EXIT_MISMATCH, explain
 
-SUBCOMMANDS = ["compress", "lower", "simulate", "synth", "report", "demo"]
+SUBCOMMANDS = ["compress", "export", "lower", "simulate", "synth", "report", "demo"]
 
 
 @pytest.mark.parametrize("argv", [[]] + [[name] for name in SUBCOMMANDS])
@@ -169,9 +169,10 @@ def test_golden_end_to_end(golden_workspace):
     assert systolic["macs_performed"] == systolic["counters"]["mac_busy"] * rows * cols
     assert systolic["useful_macs"] <= systolic["dense_macs"] <= systolic["macs_performed"]
     markdown = (golden_workspace / "report" / "report.md").read_text()
-    for heading in ("## Compression", "## EIE against systolic", "## Roofline", "## EIE load balance"):
+    for heading in ("## Compression", "## EIE image storage", "## EIE against systolic", "## Roofline",
+                    "## EIE load balance"):
         assert heading in markdown
-    for png in ("compression", "eie_vs_systolic", "energy", "roofline", "eie_load_balance"):
+    for png in ("compression", "eie_storage", "eie_vs_systolic", "energy", "roofline", "eie_load_balance"):
         assert (golden_workspace / "report" / f"{png}.png").stat().st_size > 10_000
 
 
@@ -195,7 +196,7 @@ def test_report_in_headless_chromium(golden_workspace):
     page = inspect_page(golden_workspace / "report" / "index.html")
     assert page["errors"] == []
     pngs = sorted((golden_workspace / "report").glob("*.png"))
-    assert len(page["images"]) == len(pngs) == 5
+    assert len(page["images"]) == len(pngs) == 6
     for image in page["images"]:
         assert image["complete"] and image["width"] > 100 and image["height"] > 100, image
 

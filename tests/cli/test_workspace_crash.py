@@ -54,13 +54,13 @@ def test_compress_killed_at_every_step(tiny, tmp_path, monkeypatch):
     """The new run compresses another model; compress itself is the part under test, so its retraining is done
     once, here (the children inherit the patched function)."""
     import sparq.compiler.pipeline as pipeline
-    from sparq.data import digits
+    from sparq.compiler.datasets import load_digits_split
     with writing(tiny, "compressed", keep=True) as transaction:  # a demo summary, which the new run must delete
         transaction.write_text("demo.json", "{}\n")
     model = tiny_mlp(tmp_path / "other.npz", hidden=12, seed=7)
     config = pipeline.DeepCompressionConfig(sparsity={"fc1": 0.7, "fc2": 0.7}, prune_steps=1, prune_epochs=1,
                                             finetune_epochs=1)
-    result = pipeline.compress(load_float(model), digits().split, config, name="other", progress=False)
+    result = pipeline.compress(load_float(model), load_digits_split(), config, name="other", progress=False)
     monkeypatch.setattr(pipeline, "compress", lambda *args, **kwargs: result)
     _crash_every_step(tiny, ["compress", model, "--sparsity", "0.7", "--out", tiny],
                       lambda d: load_compressed(d / "compressed.npz"), tmp_path, expect_steps=["deleted demo.json"])

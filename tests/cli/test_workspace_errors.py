@@ -114,12 +114,12 @@ def test_a_lowering_killed_after_the_image_save_leaves_the_old_lowering(capsys, 
 def _other_compression(directory):
     """A compression of another small model, made once (quickly: one epoch per stage)."""
     import sparq.compiler.pipeline as pipeline
-    from sparq.data import digits
+    from sparq.compiler.datasets import load_digits_split
     from sparq.workspace import load_float
     model = tiny_mlp(Path(directory) / "other.npz", hidden=12, seed=9)
     config = pipeline.DeepCompressionConfig(sparsity={"fc1": 0.8, "fc2": 0.8}, prune_steps=1, prune_epochs=1,
                                             finetune_epochs=1)
-    return model, pipeline.compress(load_float(model), digits().split, config, name="other", progress=False)
+    return model, pipeline.compress(load_float(model), load_digits_split(), config, name="other", progress=False)
 
 
 @pytest.mark.parametrize("step, survivor", [(1, "old"), (4, "new"), (5, "new")])
