@@ -1,11 +1,16 @@
-"""The EIE memory image, format version 1: what ``sparq.compiler.eie`` writes and ``hw`` and ``sparq.sim.eie`` read.
+"""The EIE memory image, format version 1: what ``sparq.compiler.eie`` writes and ``hw`` and ``sparq.sim.eie`` read;
+and the words of the EIE's host ports, which ``sparq.hw.eie`` builds its layouts from and ``sparq.sim`` and
+``sparq.fpga`` pack here.
 
 Pure Python and numpy; imports neither ``compiler`` nor ``hw``.
 
 Numbers (every one a two's-complement integer; "Qm.f" has f fraction bits)
 -------------------------------------------------------------------------
 * Activation: ``ACT_BITS`` = 16 bits, Q8.8 (``ACT_FRAC`` = 8): real value ``a / 256``, range [-128, 128).
-  A float input is converted by :func:`to_fixed` (round to nearest, ties to even, then saturate).
+  A float input is converted by :func:`to_fixed` (round to nearest, ties to even, then saturate); an image's
+  :meth:`EieImage.inputs` first divides it by the image's ``input_scale`` and refuses a value that would saturate,
+  and :meth:`EieImage.outputs` multiplies the outputs by its ``output_scale``. The compiler chooses both (powers of
+  two, 1 when the data fits Q8.8) by calibration, so that inputs in the hundreds fit too.
 * Codebook: ``CODEBOOK_SIZE`` = 16 entries of ``WEIGHT_BITS`` = 16 bits per layer, real value ``c / 2**f`` where
   ``f`` is the layer's ``w_frac`` (0..15) in the layer table. Entry 0 is 0: padding entries add nothing.
 * Bias: one per output row, 16 bits in the activation format Q8.8. Deviation from the paper (which has no bias):
@@ -42,10 +47,25 @@ Storage, for ``N = n_pe`` PEs
 * Layer table: one ``LAYER_BITS``-bit word per layer, fields :data:`LAYER_FIELDS` packed from the least
   significant bit. Layer ``l + 1``'s ``in_len`` is layer ``l``'s ``out_len``.
 
+Host ports (:class:`sparq.hw.eie.EIE`)
+-------------------------------------
+* Load port: one word per memory word, fields :func:`load_fields` packed from the least significant bit:
+  ``target`` (a :class:`LoadTarget`), ``pe`` (``ceil(log2(n_pe))`` bits), ``addr`` (:data:`ADDR_BITS`, enough for
+  any memory the layer table can address) and ``data`` (:data:`LOAD_DATA_BITS`, the widest memory word; a
+  narrower memory takes the low bits, two's complement for codebook, bias and activation words).
+  :func:`load_word` packs one; :func:`image_words`, :func:`spmat_words` and :func:`input_words` pack an image, one
+  PE's sparse matrix and an input vector.
+* Read port: a request for the activation at local address ``addr`` of PE ``pe`` (vector element
+  ``addr * n_pe + pe``), fields :func:`read_fields`; :func:`read_requests` asks for a whole vector.
+* Counters: :data:`COUNTER_BITS`-bit counters of the last run, named :data:`COUNTERS` (the whole array) and
+  :data:`PE_COUNTERS` (one per PE, only in builds with per-PE counters); the CCU's docstring
+  (:class:`sparq.hw.eie.CentralControlUnit`) defines what each one counts.
+
 Files (:meth:`EieImage.save`)
 -----------------------------
 A directory with ``manifest.json`` (format name and version, the constants above, the hardware configuration, the
-layer count and, per file, its memory, width, depth and SHA-256) and one ``$readmemh`` file per memory:
+layer count, the input and output scales -- absent in images written before they existed, which then read as 1 --
+and, per file, its memory, width, depth and SHA-256) and one ``$readmemh`` file per memory:
 ``layers.hex``, ``codebook.hex`` and, per PE ``k``, ``pe{k:03d}_ptr_even.hex``, ``pe{k:03d}_ptr_odd.hex``,
 ``pe{k:03d}_spmat.hex``, ``pe{k:03d}_bias.hex``. A ``.hex`` file is a ``//`` comment line, then one word per line
 in fixed-width lower-case hex (two's complement for signed memories), address 0 first, and no more words than the
@@ -53,18 +73,23 @@ memory's depth: Verilog ``$readmemh`` reads it as is, and :func:`read_hex` gives
 ``Memory(init=...)``.
 """
 
+import enum
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .common import check_positive_ints, pack_fields, unpack_fields
+
 __all__ = [
     "FORMAT_NAME", "FORMAT_VERSION", "ACT_BITS", "ACT_FRAC", "WEIGHT_BITS", "W_FRAC_MAX", "ACC_BITS", "CODE_BITS",
     "ZERO_BITS", "MAX_ZEROS", "ENTRY_BITS", "ENTRIES_PER_WORD", "WORD_BITS", "CODEBOOK_SIZE", "LAYER_FIELDS",
-    "LAYER_BITS", "ImageError", "ImageFormatError", "CapacityError", "EieConfig", "LayerEntry", "EieImage",
-    "to_fixed", "finish", "pack_entries", "unpack_entries", "write_hex", "read_hex",
+    "LAYER_BITS", "CONFIG_LIMITS", "ImageError", "ImageFormatError", "CapacityError", "EieConfig", "LayerEntry",
+    "EieImage", "to_fixed", "finish", "pack_entries", "unpack_entries", "write_hex", "read_hex",
+    "LoadTarget", "ADDR_BITS", "LOAD_DATA_BITS", "COUNTER_BITS", "COUNTERS", "PE_COUNTERS", "load_fields",
+    "read_fields", "load_word", "image_words", "spmat_words", "input_words", "read_requests",
 ]
 
 FORMAT_NAME = "sparq-eie-image"
@@ -87,6 +112,50 @@ LAYER_FIELDS = (("in_len", 16), ("out_len", 16), ("ptr_base", 20), ("spmat_base"
                 ("w_frac", 4), ("relu", 1))
 """Layer-table word fields, ``(name, bits)``, packed from the least significant bit."""
 LAYER_BITS = sum(bits for _, bits in LAYER_FIELDS)
+
+ADDR_BITS = max(bits for name, bits in LAYER_FIELDS if name.endswith("_base"))
+"""Bits of a load-port address: enough for any memory the layer table can address."""
+LOAD_DATA_BITS = max(WORD_BITS, LAYER_BITS)
+"""Bits of a load-port word's data: the widest memory word (a sparse-matrix or layer-table word)."""
+
+COUNTER_BITS = 32
+"""Width of every EIE performance counter."""
+COUNTERS = ("cycles", "compute_cycles")
+"""The counters of the whole array, in the order a board reports them."""
+PE_COUNTERS = ("busy_cycles", "starve_cycles", "stall_cycles")
+"""The counters kept per PE, in the order a board reports them (each for PE 0 .. N - 1)."""
+
+
+class LoadTarget(enum.IntEnum):
+    """Which memory a load-port word writes (field ``target`` of :func:`load_fields`)."""
+    LAYER = 0     #: layer-table word ``addr`` (the layer index)
+    CODEBOOK = 1  #: codebook word ``addr`` = ``16 * layer + code`` (of every PE: each keeps a copy)
+    PTR = 2       #: pointer ``addr`` = ``g`` of PE ``pe`` (the bank is ``g``'s parity)
+    SPMAT = 3     #: sparse-matrix word ``addr`` of PE ``pe``
+    BIAS = 4      #: bias word ``addr`` of PE ``pe``
+    ACT = 5       #: input activation at local address ``addr`` of PE ``pe`` (layer 0's source registers)
+
+
+def _index_bits(n):
+    """Bits of an index in ``range(n)``."""
+    return (n - 1).bit_length()
+
+
+def load_fields(n_pe):
+    """The fields of a load-port word for ``n_pe`` PEs, ``(name, bits)``, least significant first."""
+    return (("target", max(LoadTarget).bit_length()), ("pe", _index_bits(n_pe)), ("addr", ADDR_BITS),
+            ("data", LOAD_DATA_BITS))
+
+
+def read_fields(n_pe, act_depth):
+    """The fields of a read-port request, ``(name, bits)``, least significant first."""
+    return (("pe", _index_bits(n_pe)), ("addr", _index_bits(act_depth)))
+
+
+CONFIG_LIMITS = {"n_pe": 1024, "fifo_depth": 1 << 16, "act_depth": 1 << 16, "max_layers": 1024}
+"""Upper bounds of the :class:`EieConfig` fields the layer table does not bound (it bounds ``ptr_depth``,
+``spmat_depth`` and ``bias_depth``): far beyond any build, and small enough that a configuration read from a file is
+checked before anything is allocated for it."""
 
 _CONSTANTS = {name: globals()[name] for name in (
     "ACT_BITS", "ACT_FRAC", "WEIGHT_BITS", "W_FRAC_MAX", "ACC_BITS", "CODE_BITS", "ZERO_BITS", "ENTRIES_PER_WORD",
@@ -127,17 +196,16 @@ class EieConfig:
     max_layers: int = 16
 
     def __post_init__(self):
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ImageError(f"EieConfig.{f.name} must be a positive integer, got {value!r}")
-            object.__setattr__(self, f.name, int(value))  # a plain int, so the manifest is JSON
+        check_positive_ints(self, ImageError)
         limits = {"ptr_depth": _field_limit("ptr_base") + 1, "spmat_depth": _field_limit("spmat_base") + 1,
                   "bias_depth": _field_limit("bias_base") + 1}
         for name, limit in limits.items():
             if getattr(self, name) > limit:
                 raise ImageError(f"EieConfig.{name}={getattr(self, name)} is more than the layer table can "
                                        f"address ({limit}); lower it")
+        for name, limit in CONFIG_LIMITS.items():
+            if getattr(self, name) > limit:
+                raise ImageError(f"EieConfig.{name}={getattr(self, name)} is over sparq's limit of {limit}; lower it")
         if self.ptr_depth % 2:
             raise ImageError(f"EieConfig.ptr_depth={self.ptr_depth} must be even (two banks of equal depth)")
 
@@ -173,19 +241,12 @@ class LayerEntry:
 
     def pack(self):
         """The layer-table word (an int of :data:`LAYER_BITS` bits)."""
-        word, shift = 0, 0
-        for name, bits in LAYER_FIELDS:
-            word |= int(getattr(self, name)) << shift
-            shift += bits
-        return word
+        return pack_fields(LAYER_FIELDS, self, what="layer-table")
 
     @classmethod
     def unpack(cls, word):
         """The entry held in a layer-table word."""
-        values, shift = {}, 0
-        for name, bits in LAYER_FIELDS:
-            values[name] = (word >> shift) & ((1 << bits) - 1)
-            shift += bits
+        values = unpack_fields(LAYER_FIELDS, word)
         values["relu"] = bool(values["relu"])
         return cls(**values)
 
@@ -267,6 +328,12 @@ def _signed(words, bits):
     return words - ((words >> (bits - 1)) & 1) * (1 << bits)
 
 
+_MANIFEST_BYTES = 1 << 22
+"""Bytes a ``manifest.json`` may take (one of :data:`CONFIG_LIMITS`' 1,024 PEs takes about 0.7 MB)."""
+_HEX_HEADER_BYTES = 256
+"""Bytes a ``.hex`` file may take besides its words: the comment line."""
+
+
 def _sha256(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
@@ -277,8 +344,9 @@ class EieImage:
 
     ``layers``: the layer table (tuple of :class:`LayerEntry`). ``codebooks``: (layers, 16) int64, Q.w_frac.
     ``ptr``: (n_pe, pointers) int64, both banks merged (index ``g`` as in the module docstring).
-    ``spmat``: (n_pe, words) uint64. ``bias``: (n_pe, biases) int64, Q8.8. Building one checks it is consistent
-    (shapes, chaining, ranges, codebook entry 0 = 0), not that it fits ``config``: see :meth:`check_fits`.
+    ``spmat``: (n_pe, words) uint64. ``bias``: (n_pe, biases) int64, Q8.8. ``input_scale``, ``output_scale``: real
+    units of one input and one output activation unit (see the module docstring). Building one checks it is
+    consistent (shapes, chaining, ranges, codebook entry 0 = 0), not that it fits ``config``: see :meth:`check_fits`.
     """
 
     config: EieConfig
@@ -287,8 +355,15 @@ class EieImage:
     ptr: np.ndarray
     spmat: np.ndarray
     bias: np.ndarray
+    input_scale: float = 1.0
+    output_scale: float = 1.0
 
     def __post_init__(self):
+        for name in ("input_scale", "output_scale"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float, np.floating, np.integer)) or not 0 < float(value) < np.inf:
+                raise ImageFormatError(f"image {name} must be a positive finite number, got {value!r}")
+            setattr(self, name, float(value))
         self.layers = tuple(self.layers)
         self.codebooks = np.asarray(self.codebooks, dtype=np.int64)
         self.ptr = np.asarray(self.ptr, dtype=np.int64)
@@ -329,6 +404,26 @@ class EieImage:
     def output_len(self):
         """Length of the network's output vector."""
         return self.layers[-1].out_len
+
+    def inputs(self, x):
+        """Float inputs (a vector of :attr:`input_len` values, or a batch of them) as the Q8.8 integers the hardware
+        reads: ``x / input_scale`` rounded to nearest. A value that would saturate raises :class:`ImageError`."""
+        scaled = np.asarray(x, dtype=np.float64) / self.input_scale
+        if scaled.shape[-1:] != (self.input_len,):
+            raise ImageError(f"the image takes inputs of {self.input_len} values, got an array of shape "
+                             f"{scaled.shape}")
+        fixed = np.rint(scaled * 2.0 ** ACT_FRAC)
+        bad = ~(np.abs(scaled) < np.inf) | (fixed < -(1 << (ACT_BITS - 1))) | (fixed > (1 << (ACT_BITS - 1)) - 1)
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ImageError(f"input value {np.asarray(x, dtype=np.float64)[where]:.6g} at index {where} is outside "
+                             f"the image's input range (Q8.8 [-128, 128) times its input scale {self.input_scale:g}); "
+                             f"lower the model again, calibrating on data that covers such inputs")
+        return fixed.astype(np.int64)
+
+    def outputs(self, y):
+        """The real values of Q8.8 outputs ``y`` of the last layer: ``y / 256 * output_scale``."""
+        return np.asarray(y, dtype=np.float64) / 2.0 ** ACT_FRAC * self.output_scale
 
     def pointers(self, l):
         """Layer ``l``'s pointers, (n_pe, in_len + 1), relative to its ``spmat_base``."""
@@ -389,7 +484,8 @@ class EieImage:
             entries[name] = {"memory": memory, "width": width, "depth": len(memories[name]),
                              "sha256": _sha256(directory / name)}
         manifest = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "constants": _CONSTANTS,
-                    "config": asdict(self.config), "n_layers": len(self.layers), "files": entries}
+                    "config": asdict(self.config), "n_layers": len(self.layers),
+                    "scales": {"input": self.input_scale, "output": self.output_scale}, "files": entries}
         (directory / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
         return directory
 
@@ -397,49 +493,77 @@ class EieImage:
     def load(cls, directory, config=None):
         """Read an image written by :meth:`save`; with ``config``, also check it fits that hardware.
 
-        A missing, corrupt (hash mismatch), old-version or inconsistent image raises :class:`ImageFormatError`.
+        A missing, corrupt (hash mismatch), old-version or inconsistent image raises :class:`ImageFormatError`. Every
+        count is checked before it is used: the configuration against :data:`CONFIG_LIMITS` and the layer table,
+        each file's depth against its memory's and each file's size against its depth, so that a crafted manifest
+        is refused before anything is allocated or read for it.
         """
         directory = Path(directory)
         redo = "lower the model again with sparq.compiler.eie"
+        manifest_path = directory / "manifest.json"
         try:
-            manifest = json.loads((directory / "manifest.json").read_text())
+            size = manifest_path.stat().st_size
+            manifest = json.loads(manifest_path.read_text()) if size <= _MANIFEST_BYTES else None
         except (OSError, ValueError) as exc:
             raise ImageFormatError(f"{directory}: no readable manifest.json ({exc}); {redo}") from None
+        if size > _MANIFEST_BYTES:
+            raise ImageFormatError(f"{manifest_path}: {size} bytes, more than a manifest of the largest "
+                                   f"configuration; {redo}")
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
             raise ImageFormatError(f"{directory}/manifest.json is not a {FORMAT_NAME} manifest; {redo}")
         if manifest.get("version") != FORMAT_VERSION:
-            raise ImageFormatError(f"{directory}: image format version {manifest.get('version')} but this sparq reads "
-                                   f"version {FORMAT_VERSION}; {redo}")
+            raise ImageFormatError(f"{directory}: image format version {manifest.get('version')!r} but this sparq "
+                                   f"reads version {FORMAT_VERSION!r}; {redo}")
         if manifest.get("constants") != _CONSTANTS:
             raise ImageFormatError(f"{directory}: the image's constants {manifest.get('constants')} differ from this "
                                    f"format's {_CONSTANTS}; {redo}")
         try:
             image_config = EieConfig(**manifest["config"])
-            n_layers = int(manifest["n_layers"])
-            listed = manifest["files"]
+            n_layers, listed = manifest["n_layers"], manifest["files"]
+            scales = manifest.get("scales", {"input": 1.0, "output": 1.0})  # absent before scales were recorded
+            scales = {"input_scale": float(scales["input"]), "output_scale": float(scales["output"])}
+        except ImageError as exc:
+            raise ImageFormatError(f"{directory}/manifest.json: {exc}; {redo}") from None
         except (KeyError, TypeError, ValueError) as exc:
             raise ImageFormatError(f"{directory}/manifest.json lacks or garbles a field ({exc}); {redo}") from None
+        if not isinstance(n_layers, int) or isinstance(n_layers, bool) or not 1 <= n_layers <= image_config.max_layers:
+            raise ImageFormatError(f"{directory}/manifest.json: n_layers={n_layers!r} is not a layer count of 1 to "
+                                   f"max_layers={image_config.max_layers}; {redo}")
+        if not isinstance(listed, dict):
+            raise ImageFormatError(f"{directory}/manifest.json: files is not an object; {redo}")
         words = {}
         expected = cls._expected_files(image_config)
         if set(listed) != set(expected):
             missing, extra = sorted(set(expected) - set(listed)), sorted(set(listed) - set(expected))
             raise ImageFormatError(f"{directory}: the manifest lists the wrong files for {image_config.n_pe} PEs "
                                    f"(missing {missing[:3]}, unexpected {extra[:3]}); {redo}")
+        depths = {"layers": image_config.max_layers, "codebook": CODEBOOK_SIZE * image_config.max_layers,
+                  "ptr_even": image_config.ptr_depth // 2, "ptr_odd": image_config.ptr_depth // 2,
+                  "spmat": image_config.spmat_depth, "bias": image_config.bias_depth}
         for name, (memory, width) in expected.items():
             path = directory / name
             entry = listed[name]
-            if not path.is_file():
-                raise ImageFormatError(f"{path}: missing; {redo}")
-            if _sha256(path) != entry.get("sha256"):
-                raise ImageFormatError(f"{path}: SHA-256 does not match the manifest: the file is corrupt or from "
-                                       f"another image; {redo}")
+            if not isinstance(entry, dict):
+                raise ImageFormatError(f"{directory}/manifest.json: the entry of {name} is {entry!r}, not an object; "
+                                       f"{redo}")
             if (entry.get("memory"), entry.get("width")) != (memory, width):
                 raise ImageFormatError(f"{path}: the manifest says {entry.get('memory')}/{entry.get('width')} bits, "
                                        f"the format says {memory}/{width} bits; {redo}")
+            depth = entry.get("depth")
+            if not isinstance(depth, int) or isinstance(depth, bool) or not 0 <= depth <= depths[memory]:
+                raise ImageFormatError(f"{path}: the manifest gives a depth of {depth!r} words, not 0 to the "
+                                       f"{depths[memory]} of its memory; {redo}")
+            if not path.is_file():
+                raise ImageFormatError(f"{path}: missing; {redo}")
+            if path.stat().st_size > _HEX_HEADER_BYTES + depth * (_hex_digits(width) + 1):
+                raise ImageFormatError(f"{path}: {path.stat().st_size} bytes, more than {depth} words of "
+                                       f"{width} bits take; the file is corrupt or from another image; {redo}")
+            if _sha256(path) != entry.get("sha256"):
+                raise ImageFormatError(f"{path}: SHA-256 does not match the manifest: the file is corrupt or from "
+                                       f"another image; {redo}")
             words[name] = read_hex(path, width)
-            if len(words[name]) != entry.get("depth"):
-                raise ImageFormatError(f"{path}: {len(words[name])} words but the manifest says {entry.get('depth')}; "
-                                       f"{redo}")
+            if len(words[name]) != depth:
+                raise ImageFormatError(f"{path}: {len(words[name])} words but the manifest says {depth}; {redo}")
         n = image_config.n_pe
         if len(words["layers.hex"]) != n_layers or len(words["codebook.hex"]) != n_layers * CODEBOOK_SIZE:
             raise ImageFormatError(f"{directory}: layer table or codebook length disagrees with n_layers={n_layers}; "
@@ -452,12 +576,16 @@ class EieImage:
             return rows
 
         even, odd = per_pe("ptr_even"), per_pe("ptr_odd")
+        if len(odd[0]) not in (len(even[0]) - 1, len(even[0])):
+            raise ImageFormatError(f"{directory}: the even and odd pointer banks hold {len(even[0])} and "
+                                   f"{len(odd[0])} words, which no pointer memory gives; {redo}")
         ptr = np.zeros((n, len(even[0]) + len(odd[0])), dtype=np.int64)
         ptr[:, 0::2], ptr[:, 1::2] = even, odd
         spmat = np.array(per_pe("spmat"), dtype=np.uint64).reshape(n, -1)
         bias = _signed(np.array(per_pe("bias"), dtype=np.int64).reshape(n, -1), ACT_BITS)
         codebooks = _signed(words["codebook.hex"], WEIGHT_BITS).reshape(n_layers, CODEBOOK_SIZE)
-        image = cls(image_config, [LayerEntry.unpack(w) for w in words["layers.hex"]], codebooks, ptr, spmat, bias)
+        image = cls(image_config, [LayerEntry.unpack(w) for w in words["layers.hex"]], codebooks, ptr, spmat, bias,
+                    **scales)
         if config is not None:
             image.check_fits(config)
         return image
@@ -471,3 +599,44 @@ class EieImage:
                                   ("spmat", WORD_BITS), ("bias", ACT_BITS)):
                 files[f"pe{k:03d}_{memory}.hex"] = (memory, width)
         return files
+
+
+_MASK16 = (1 << ACT_BITS) - 1
+
+
+def load_word(n_pe, target, pe, addr, data):
+    """One load-port word: write ``data`` at ``addr`` of memory ``target`` (a :class:`LoadTarget`) of PE ``pe``.
+    ``data`` is the memory word as an unsigned integer (a signed 16-bit word masked to 16 bits)."""
+    return pack_fields(load_fields(n_pe), {"target": LoadTarget(target), "pe": pe, "addr": addr, "data": int(data)},
+                       what="load-port")
+
+
+def spmat_words(image, k):
+    """Load-port words writing PE ``k``'s sparse matrix of ``image``."""
+    return [load_word(image.config.n_pe, LoadTarget.SPMAT, k, a, int(w)) for a, w in enumerate(image.spmat[k])]
+
+
+def image_words(image):
+    """Load-port words writing every memory of ``image`` (not the input), in the order layer table, codebooks,
+    then per PE its pointers, sparse matrix and biases."""
+    n = image.config.n_pe
+    words = [load_word(n, LoadTarget.LAYER, 0, l, entry.pack()) for l, entry in enumerate(image.layers)]
+    words += [load_word(n, LoadTarget.CODEBOOK, 0, i, int(w) & _MASK16)
+              for i, w in enumerate(image.codebooks.ravel())]
+    for k in range(n):
+        words += [load_word(n, LoadTarget.PTR, k, g, int(p)) for g, p in enumerate(image.ptr[k])]
+        words += spmat_words(image, k)
+        words += [load_word(n, LoadTarget.BIAS, k, a, int(b) & _MASK16) for a, b in enumerate(image.bias[k])]
+    return words
+
+
+def input_words(n_pe, x):
+    """Load-port words writing the Q8.8 input vector ``x``: element ``i`` to PE ``i % n_pe``, local address
+    ``i // n_pe`` (target ACT)."""
+    return [load_word(n_pe, LoadTarget.ACT, i % n_pe, i // n_pe, int(v) & _MASK16) for i, v in enumerate(x)]
+
+
+def read_requests(n_pe, act_depth, length):
+    """Read-port requests for elements ``0 .. length - 1`` of the current vector."""
+    fields = read_fields(n_pe, act_depth)
+    return [pack_fields(fields, {"pe": i % n_pe, "addr": i // n_pe}, what="read-port") for i in range(length)]

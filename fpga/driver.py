@@ -1,4 +1,4 @@
-"""The host side of a sparq board: a pyserial driver for the protocol of :mod:`sparq.hw.uart.protocol`.
+"""The host side of a sparq board: a pyserial driver for the protocol of :mod:`sparq.formats.uart`.
 
 ::
 
@@ -8,15 +8,15 @@
         print(board.hello())                        # Info(version=1, n_counters=4)
         outputs, counters = board.run_job(input_words, n_outputs=10)
 
-Every method runs a transaction or sequence of :mod:`sparq.hw.uart.protocol` with :func:`sparq.hw.uart.protocol.drive`; the
-cocotb link :class:`sparq.sim.uart.bfm.UARTLink` runs the very same ones in simulation, so what the board-top tests verify is
-what this driver sends.
+Every method runs a transaction or sequence of :mod:`sparq.formats.uart` with :func:`sparq.formats.uart.drive`; the
+cocotb link :class:`sparq.sim.uart.bfm.UARTLink` runs the very same ones in simulation, so what the board-top tests
+verify is what this driver sends.
 """
 
 import math
 import time
 
-from sparq.hw.uart import protocol
+from sparq.formats import uart as protocol
 
 __all__ = ["Device", "DEFAULT_BAUD", "EIE_IMAGE_PARTS", "protocol_parts", "to_protocol_words", "from_protocol_words",
            "systolic_job", "eie_job", "eie_load", "eie_spmat_load", "eie_counters"]
@@ -45,30 +45,35 @@ def from_protocol_words(words, lanes: int) -> list[int]:
 
 
 def systolic_job(program, x):
-    """A :mod:`sparq.hw.uart.protocol` sequence running ``program`` (the one baked into the board) on the int8 matrix
-    ``x``: returns ``(outputs, counters)``, the int8 output words of the run (``sparq.formats.systolic`` layout) and the
-    ``cycles``, ``mac_busy``, ``stall_cycles``, ``active_cycles`` counters."""
-    from sparq.formats.systolic import ints_to_words, pack_matrix, words_to_ints
+    """A :mod:`sparq.formats.uart` sequence running ``program`` (the one baked into the board) on the int8 matrix
+    ``x``: returns ``(outputs, counters)``, the int8 output words of the run (``sparq.formats.systolic`` layout) and
+    the counters ``sparq.formats.systolic.COUNTERS`` (``cycles``, ``mac_busy``, ``stall_cycles``,
+    ``active_cycles``). Raises :class:`sparq.formats.uart.DeviceError` if the accelerator stops on an error
+    (STATUS bit ``error``: an instruction it does not execute)."""
+    from sparq.formats.systolic import COUNTERS, ints_to_words, pack_matrix, words_to_ints
     lanes = program.config.lanes
     inputs = to_protocol_words(words_to_ints(pack_matrix(x, lanes)), lanes)
-    words, counters = yield from protocol.run_job(inputs, program.output_words * protocol_parts(lanes), n_counters=4)
-    names = ("cycles", "mac_busy", "stall_cycles", "active_cycles")
-    return ints_to_words(from_protocol_words(words, lanes), lanes), dict(zip(names, counters))
+    words, counters = yield from protocol.run_job(inputs, program.output_words * protocol_parts(lanes),
+                                                  n_counters=len(COUNTERS))
+    return ints_to_words(from_protocol_words(words, lanes), lanes), dict(zip(COUNTERS, counters))
 
 
 def eie_counters(values, n_pe: int) -> dict:
-    """An EIE board's COUNTERS as a dict: ``cycles``, ``compute_cycles`` and, if the board has them
-    (``2 + 3 * n_pe`` counters), the per-PE lists ``busy_cycles``, ``starve_cycles``, ``stall_cycles``."""
-    result = {"cycles": values[0], "compute_cycles": values[1]}
-    if len(values) == 2 + 3 * n_pe:
-        for k, name in enumerate(("busy_cycles", "starve_cycles", "stall_cycles")):
-            result[name] = list(values[2 + k * n_pe:2 + (k + 1) * n_pe])
+    """An EIE board's COUNTERS as a dict: ``sparq.formats.eie.COUNTERS`` (``cycles``, ``compute_cycles``) and, if the
+    board has them (``2 + 3 * n_pe`` counters), the per-PE lists of ``sparq.formats.eie.PE_COUNTERS``
+    (``busy_cycles``, ``starve_cycles``, ``stall_cycles``)."""
+    from sparq.formats.eie import COUNTERS, PE_COUNTERS
+    result = dict(zip(COUNTERS, values))
+    per_pe = values[len(COUNTERS):]
+    if len(per_pe) == len(PE_COUNTERS) * n_pe:
+        for k, name in enumerate(PE_COUNTERS):
+            result[name] = list(per_pe[k * n_pe:(k + 1) * n_pe])
     return result
 
 
 def eie_job(image, x):
-    """A :mod:`sparq.hw.uart.protocol` sequence running ``image`` (a ``sparq.formats.eie.EieImage``, the one on the EIE board)
-    on the input vector ``x`` (``image.input_len`` Q8.8 integers): returns ``(outputs, counters)``, the network's
+    """A :mod:`sparq.formats.uart` sequence running ``image`` (a ``sparq.formats.eie.EieImage``, the one on the EIE
+    board) on the input vector ``x`` (``image.input_len`` Q8.8 integers): returns ``(outputs, counters)``, the network's
     output as an ``np.int16`` array and :func:`eie_counters` (their number is asked with HELLO)."""
     import numpy as np
     x = np.asarray(x)
@@ -83,10 +88,10 @@ def eie_job(image, x):
 
 
 def eie_load(load_words, *, chunk: int = 256):
-    """A :mod:`sparq.hw.uart.protocol` sequence writing EIE load-port words (``sparq.sim.tb.eie.load_word``; a whole image:
-    ``sparq.sim.tb.eie.image_words(image)``) into an EIE board's image space, :data:`EIE_IMAGE_PARTS` protocol words each,
-    low part first. Only an address's low bits count on the board, so every chunk goes to address 0 and an image of
-    any size fits."""
+    """A :mod:`sparq.formats.uart` sequence writing EIE load-port words (``sparq.formats.eie.load_word``; a whole
+    image: ``sparq.formats.eie.image_words(image)``) into an EIE board's image space, :data:`EIE_IMAGE_PARTS`
+    protocol words each, low part first. Only an address's low bits count on the board, so every chunk goes to
+    address 0 and an image of any size fits."""
     if chunk % EIE_IMAGE_PARTS:
         raise ValueError(f"chunk must be a multiple of {EIE_IMAGE_PARTS}, not {chunk}")
     words = to_protocol_words(load_words, 4 * EIE_IMAGE_PARTS)  # as host words of 4 * parts bytes
@@ -99,7 +104,7 @@ def eie_spmat_load(image):
     once after power-up, before its first run: every PE's sparse-matrix words through the image space
     (:func:`eie_load`). The iCE40 SPRAM that holds them has no bitstream initialisation; every other memory of the
     image is baked in. Digits MLP on 4 PEs: 484 words, about 0.7 s at 115200 baud."""
-    from sparq.sim.tb.eie import spmat_words
+    from sparq.formats.eie import spmat_words
     yield from eie_load([word for k in range(image.config.n_pe) for word in spmat_words(image, k)])
 
 
@@ -114,7 +119,7 @@ class Device:
     baud : int
         Must match the board top's divisor (``clock_hz // baud``); sparq's board tops use :data:`DEFAULT_BAUD`.
     timeout : float
-        Seconds to wait for each reply before :class:`sparq.hw.uart.protocol.ProtocolError`.
+        Seconds to wait for each reply before :class:`sparq.formats.uart.ProtocolError`.
     """
 
     def __init__(self, port, *, baud: int = DEFAULT_BAUD, timeout: float = 2.0):
@@ -142,7 +147,7 @@ class Device:
         return self.serial.read(reply_length)
 
     def run(self, operation):
-        """Run any transaction or sequence of :mod:`sparq.hw.uart.protocol`; return its value."""
+        """Run any transaction or sequence of :mod:`sparq.formats.uart`; return its value."""
         return protocol.drive(operation, self._transact)
 
     def resync(self, *, silence: float = 0.5) -> protocol.Info:
@@ -164,7 +169,7 @@ class Device:
         return self.run(protocol.read_words(space, addr, count))
 
     def load_image(self, words) -> None:
-        """Replace the model image (a WRITE to :data:`sparq.hw.uart.protocol.SPACE_IMAGE` from address 0)."""
+        """Replace the model image (a WRITE to :data:`sparq.formats.uart.SPACE_IMAGE` from address 0)."""
         self.write(protocol.SPACE_IMAGE, 0, words)
 
     def start(self) -> None:
@@ -179,7 +184,9 @@ class Device:
         return self.run(protocol.counters(self.n_counters))
 
     def run_job(self, inputs, n_outputs: int, *, max_polls: int = 10_000):
-        """Load ``inputs``, start, wait for done, and return ``(outputs, counters)``."""
+        """Load ``inputs``, start, wait for done, and return ``(outputs, counters)``. Raises
+        :class:`sparq.formats.uart.DeviceError` if the board reports that its accelerator stopped on an error
+        (:meth:`status` shows the flag as ``error``)."""
         if self.n_counters is None:
             self.hello()
         return self.run(protocol.run_job(inputs, n_outputs, n_counters=self.n_counters, max_polls=max_polls))

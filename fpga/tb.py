@@ -7,19 +7,19 @@ import random
 
 import numpy as np
 
-from sparq.formats.eie import EieImage
-from sparq.formats.systolic import Opcode, load_program, pack_matrix
-from sparq.hw.uart import protocol
+from sparq.formats import uart as protocol
+from sparq.formats.eie import EieImage, image_words
+from sparq.formats.systolic import COUNTERS, Opcode, load_program, pack_matrix
+from sparq.formats.uart import DeviceError
 from sparq.sim.bench import Agent
 from sparq.sim.eie.golden import Golden
 from sparq.sim.scoreboard import Mismatch, assert_words_equal
 from sparq.sim.systolic.golden import run_program
-from sparq.sim.tb.eie import image_words
 from sparq.sim.uart.bfm import UARTLink
 
 from .driver import eie_job, eie_load, eie_spmat_load, systolic_job
 
-__all__ = ["systolic_board", "eie_board"]
+__all__ = ["systolic_board", "systolic_board_error", "eie_board"]
 
 
 class LevelWatch(Agent):
@@ -53,9 +53,9 @@ async def systolic_board(bench, *, program: str, inputs: str, divisor: int, seed
     runs = np.load(inputs)
     lanes = prog.config.lanes
     link, leds, info = await _board_link(bench, divisor=divisor, seed=seed)
-    if (bench.get("busy"), bench.get("done"), info.n_counters) != (0, 0, 4):
+    if (bench.get("busy"), bench.get("done"), info.n_counters) != (0, 0, len(COUNTERS)):
         raise Mismatch(f"after reset: busy {bench.get('busy')}, done {bench.get('done')}, "
-                       f"{info.n_counters} counters (expected 0, 0, 4)")
+                       f"{info.n_counters} counters (expected 0, 0, {len(COUNTERS)})")
     results = []
     for k, x in enumerate(runs):
         expected = run_program(prog.config, prog.instructions, prog.stream(pack_matrix(x, lanes)))
@@ -70,6 +70,31 @@ async def systolic_board(bench, *, program: str, inputs: str, divisor: int, seed
                            f"{bench.get('busy')}, done {bench.get('done')} (expected 0, 1)")
         results.append({**counters, "outputs": outputs.reshape(-1).tolist()})
     return results
+
+
+async def systolic_board_error(bench, *, program: str, inputs: str, divisor: int, seed: int = 0):
+    """A :class:`sparq.fpga.top.SystolicHost` whose instruction ROM holds an opcode the accelerator does not execute
+    in place of one of ``program``'s instructions: the driver's own sequence (:func:`sparq.fpga.driver.systolic_job`
+    on the first matrix in ``inputs``) must fail with :class:`sparq.formats.uart.DeviceError`; STATUS then reads
+    ``error`` and ``done``, not ``busy``, and so do the LEDs (``done`` lit). A second job stops the same way (START
+    resets the accelerator, which meets the same word again). Returns the STATUS after the first job."""
+    prog = load_program(program)
+    x = np.load(inputs)[0]
+    link, leds, _ = await _board_link(bench, divisor=divisor, seed=seed)
+    for attempt in range(2):
+        try:
+            await link.run(systolic_job(prog, x))
+        except DeviceError:
+            pass
+        else:
+            raise Mismatch(f"job {attempt}: the board ran the program to the end; expected it to stop on the bad word")
+        state = await link.run(protocol.status())
+        if not (state.error and state.done) or state.busy or (bench.get("busy"), bench.get("done")) != (0, 1):
+            raise Mismatch(f"job {attempt}: status {state}, LEDs busy {bench.get('busy')} done {bench.get('done')} "
+                           f"(expected error and done, not busy)")
+        if attempt == 0:
+            first = state
+    return {name: getattr(first, name) for name in protocol.STATUS_BITS}
 
 
 async def eie_board(bench, *, image: str, inputs, divisor: int, new_image: str | None = None, spram: bool = False,

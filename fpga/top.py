@@ -4,54 +4,61 @@
 four ports (``rx``, ``tx``, ``busy``, ``done``) that simulates as it is; :class:`BoardTop` puts any such host core on
 an ``amaranth-boards`` platform (UART pins, LEDs, the board clock, the UART divisor from the clock frequency).
 
-Host protocol (:mod:`sparq.hw.uart.protocol`), as the systolic board top defines it:
+Host protocol (:mod:`sparq.formats.uart`), as the systolic board top defines it:
 
 * a host word (one unified-buffer word, ``lanes`` int8 lanes, lane 0 in the low byte) spans ``parts`` 32-bit
   protocol words, ``parts = ceil(lanes / 4)`` rounded up to a power of two; part ``j`` of host word ``i`` is at
   protocol address ``i * parts + j`` (:func:`sparq.fpga.driver.to_protocol_words` packs, :func:`sparq.fpga.driver.systolic_job`
   runs a whole inference);
-* space :data:`~sparq.hw.uart.protocol.SPACE_INPUT`: the run-time input words of the program (write);
-* space :data:`~sparq.hw.uart.protocol.SPACE_OUTPUT`: the output words of the last run (read);
-* space :data:`~sparq.hw.uart.protocol.SPACE_IMAGE`: the weight image (write; baked in at build time, replaceable by any
+* space :data:`~sparq.formats.uart.SPACE_INPUT`: the run-time input words of the program (write);
+* space :data:`~sparq.formats.uart.SPACE_OUTPUT`: the output words of the last run (read);
+* space :data:`~sparq.formats.uart.SPACE_IMAGE`: the weight image (write; baked in at build time, replaceable by any
   image of the same program, e.g. retrained weights);
 * START resets the accelerator and runs the baked program once on the current input; ``busy`` until it halts, then
   ``done`` (and the done LED) until the next START;
-* COUNTERS: ``cycles``, ``mac_busy``, ``stall_cycles``, ``active_cycles`` of the last run
-  (:class:`sparq.hw.systolic.controller.Controller`).
+* COUNTERS: ``sparq.formats.systolic.COUNTERS`` (``cycles``, ``mac_busy``, ``stall_cycles``, ``active_cycles``) of
+  the last run (defined in :mod:`sparq.formats.systolic.timing`);
+* STATUS bit ``error``: the accelerator stopped on an instruction it does not execute (``done`` rises with it; the
+  outputs are not valid), until the next START; :func:`sparq.formats.uart.wait_done`, and so every driver
+  sequence that waits for a run, raises :class:`sparq.formats.uart.DeviceError` on it.
 
 and as the EIE board top defines it (``N`` PEs; vector element ``i`` lives in PE ``i % N`` at local address
 ``i // N``, as everywhere in :mod:`sparq.hw.eie`; :func:`sparq.fpga.driver.eie_job` runs a whole inference):
 
-* space :data:`~sparq.hw.uart.protocol.SPACE_INPUT` (write): word ``i`` is input activation ``i``, Q8.8 int16 in the low
+* space :data:`~sparq.formats.uart.SPACE_INPUT` (write): word ``i`` is input activation ``i``, Q8.8 int16 in the low
   16 bits (the high 16 are ignored); it goes straight into the EIE's activation memory (load target ACT);
 * READ, any space: word ``i`` is activation ``i`` of the EIE's current vector, sign-extended to 32 bits: the final
-  layer's output after a run (space :data:`~sparq.hw.uart.protocol.SPACE_OUTPUT` by convention), the input as written
+  layer's output after a run (space :data:`~sparq.formats.uart.SPACE_OUTPUT` by convention), the input as written
   before one; there is no output buffer, the EIE's activation memories hold both;
-* space :data:`~sparq.hw.uart.protocol.SPACE_IMAGE` (write): the baked image (every memory initialised from it) can be
+* space :data:`~sparq.formats.uart.SPACE_IMAGE` (write): the baked image (every memory initialised from it) can be
   patched or replaced by an image of the same layer count that fits the same configuration: each EIE load-port word
-  (:func:`sparq.hw.eie.layouts.load_layout`: target, pe, addr, data, least significant first) travels as four protocol
+  (:func:`sparq.formats.eie.load_fields`: target, pe, addr, data, least significant first) travels as four protocol
   words, low part first, and is written when its last part (address ``% 4 == 3``) arrives; only the address's low two
   bits count, so a host can send every chunk at address 0 (:func:`sparq.fpga.driver.eie_load`);
 * START runs all layers of the image on the current input (a START during a run is ignored); ``busy`` until it ends,
   then ``done`` until the next START. A WRITE during a run waits for its end (the host's next bytes are lost meanwhile:
   status bit ``overrun``), a READ likewise; a host polls STATUS until done first;
-* COUNTERS: ``cycles`` and ``compute_cycles`` of the last run, then, with the EIE's per-PE counters
-  (``EieHost(..., pe_counters=True)``, the EIE's default), ``busy_cycles``, ``starve_cycles`` and ``stall_cycles``
-  of PE 0 .. N - 1, in that order (``2 + 3 * N`` counters; :class:`sparq.hw.eie.EIE`).
+* COUNTERS: ``sparq.formats.eie.COUNTERS`` (``cycles``, ``compute_cycles``) of the last run, then, with the EIE's
+  per-PE counters (``EieHost(..., pe_counters=True)``, the EIE's default), ``sparq.formats.eie.PE_COUNTERS``
+  (``busy_cycles``, ``starve_cycles``, ``stall_cycles``) of PE 0 .. N - 1, in that order (``2 + 3 * N`` counters;
+  :class:`sparq.hw.eie.EIE`).
 """
 
 from amaranth import Cat, Const, Elaboratable, Module, Mux, ResetInserter, Signal
 from amaranth.lib import data, io, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from sparq.formats.eie import ACT_BITS, EieConfig, EieImage
+from sparq.formats import uart as protocol
+from sparq.formats.eie import ACT_BITS, EieConfig, EieImage, LoadTarget
+from sparq.formats.eie import COUNTERS as EIE_COUNTERS
+from sparq.formats.eie import PE_COUNTERS as EIE_PE_COUNTERS
+from sparq.formats.systolic import COUNTERS as SYSTOLIC_COUNTERS
 from sparq.formats.systolic import INSTRUCTION_BITS, Opcode, SystolicProgram, words_to_ints
 from sparq.hw.common.fifo import StreamFIFO
 from sparq.hw.eie import EIE
-from sparq.hw.eie.layouts import LoadTarget, load_layout
+from sparq.hw.eie.layouts import load_layout
 from sparq.hw.systolic.accelerator import SystolicAccelerator
-from sparq.hw.systolic.layouts import instruction_layout
-from sparq.hw.uart import protocol
+from sparq.hw.systolic.layouts import COUNT_BITS, instruction_layout
 from sparq.hw.uart.bridge import HostBridge
 
 from .driver import DEFAULT_BAUD, EIE_IMAGE_PARTS, protocol_parts
@@ -70,12 +77,13 @@ class _HostCore(wiring.Component):
         self.bridge = HostBridge(divisor=divisor, n_counters=n_counters, timeout=timeout)
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "busy": Out(1), "done": Out(1)})
 
-    def _connect_bridge(self, m, *, busy, done, counters):
+    def _connect_bridge(self, m, *, busy, done, counters, error=0):
         """Add the bridge to ``m`` on the UART lines, with ``busy`` and ``done`` on the ports (the LEDs) and in
-        STATUS, and ``counters`` (``n_counters`` values) in COUNTERS, in that order."""
+        STATUS, ``error`` (the accelerator's error flag, if it has one) in STATUS, and ``counters``
+        (``n_counters`` values) in COUNTERS, in that order."""
         m.submodules.bridge = bridge = self.bridge
         m.d.comb += [bridge.rx.eq(self.rx), self.tx.eq(bridge.tx), self.busy.eq(busy), self.done.eq(done),
-                     bridge.busy.eq(busy), bridge.done.eq(done)]
+                     bridge.busy.eq(busy), bridge.done.eq(done), bridge.error.eq(error)]
         m.d.comb += [bridge.counters[k].eq(value) for k, value in enumerate(counters)]
 
 
@@ -111,7 +119,7 @@ class SystolicHost(_HostCore):
     def __init__(self, program: SystolicProgram, *, divisor: int, timeout: int = 1 << 22):
         self.program = program
         self.config = program.config
-        super().__init__(divisor=divisor, n_counters=4, timeout=timeout)
+        super().__init__(divisor=divisor, n_counters=len(SYSTOLIC_COUNTERS), timeout=timeout)
 
     def elaborate(self, platform):
         m = Module()
@@ -129,7 +137,7 @@ class SystolicHost(_HostCore):
 
         accelerator = SystolicAccelerator(config)
         m.submodules.accelerator = ResetInserter(restart)(accelerator)
-        segments = StreamFIFO(data.StructLayout({"image": 1, "count": 24}), SEGMENT_QUEUE_DEPTH)
+        segments = StreamFIFO(data.StructLayout({"image": 1, "count": COUNT_BITS}), SEGMENT_QUEUE_DEPTH)
         m.submodules.segments = ResetInserter(restart)(segments)
 
         # Memories: the baked program, the weight image, and the host's input and output buffers.
@@ -169,7 +177,7 @@ class SystolicHost(_HostCore):
                 m.d.sync += issue_addr.eq(issue_addr + 1)
 
         # Feeder: host_in words from the image or input RAM, one segment (one READ instruction) after another.
-        left = Signal(24)
+        left = Signal(COUNT_BITS)
         from_image = Signal()
         image_addr = Signal(range(len(program.weight_words) + 1))
         input_addr = Signal(range(program.input_words + 1))
@@ -238,8 +246,8 @@ class SystolicHost(_HostCore):
             m.d.sync += pending.eq(0)
 
         self._connect_bridge(m, busy=running & ~accelerator.halted, done=running & accelerator.halted,
-                             counters=[accelerator.cycles, accelerator.mac_busy, accelerator.stall_cycles,
-                                       accelerator.active_cycles])
+                             error=accelerator.error,
+                             counters=[getattr(accelerator, name) for name in SYSTOLIC_COUNTERS])
         return m
 
 
@@ -282,8 +290,8 @@ class EieHost(_HostCore):
         if load_layout(config.n_pe).size > 32 * EIE_IMAGE_PARTS:
             raise ValueError(f"an EIE load-port word for {config.n_pe} PEs does not fit {EIE_IMAGE_PARTS} protocol "
                              f"words")
-        per_pe = 3 * config.n_pe if self.eie.pe_counters else 0
-        super().__init__(divisor=divisor, n_counters=2 + per_pe, timeout=timeout)
+        per_pe = len(EIE_PE_COUNTERS) * config.n_pe if self.eie.pe_counters else 0
+        super().__init__(divisor=divisor, n_counters=len(EIE_COUNTERS) + per_pe, timeout=timeout)
 
     def elaborate(self, platform):
         m = Module()
@@ -322,9 +330,9 @@ class EieHost(_HostCore):
             bridge.read_data.payload.eq(eie.out.payload),
         ]
 
-        counters = [eie.cycles, eie.compute_cycles]
+        counters = [getattr(eie, name) for name in EIE_COUNTERS]
         if eie.pe_counters:
-            counters += [port[k] for port in (eie.busy_cycles, eie.starve_cycles, eie.stall_cycles) for k in range(n)]
+            counters += [getattr(eie, name)[k] for name in EIE_PE_COUNTERS for k in range(n)]
         self._connect_bridge(m, busy=eie.running, done=eie.done, counters=counters)
         return m
 

@@ -34,7 +34,8 @@ from .eie.golden import Golden
 from .systolic.cycles import predict
 from .systolic.golden import run_program
 
-__all__ = ["ParallelRun", "EieCall", "run_systolic", "replay_on_rtl", "replay_eie_on_rtl", "run_eie", "scaling", "sweep_point", "sweep", "MODES"]
+__all__ = ["ParallelRun", "EieCall", "run_systolic", "replay_on_rtl", "replay_eie_on_rtl", "run_eie", "scaling",
+           "ACCELERATORS", "sweep_point", "sweep", "MODES"]
 
 DEFAULT_LINK = Link()
 """The link of :func:`run_systolic` and :func:`run_eie` when none is given."""
@@ -280,19 +281,28 @@ def scaling(runs):
 
 # --- design-space sweep on Dask ---------------------------------------------------------------------------------------
 
+def _run_eie_entry(entry, images, k, mode, link):
+    network, config = entry
+    return run_eie(network, config, images, k, mode, link)
+
+
+ACCELERATORS = {"eie": _run_eie_entry, "systolic": run_systolic}
+"""How a sweep runs each accelerator: ``accelerator name -> run(payload entry, images, k, mode, link)``, the entry
+being what the payload holds for one model (EIE: ``(network, EieConfig)``; systolic: a ``SystolicNetwork``)."""
+
+
 def sweep_point(point, payload):
-    """Evaluate one sweep point (a dict: ``accelerator`` "eie" or "systolic", ``model``, ``mode``, ``k``,
-    ``bytes_per_cycle``, ``latency``) with the shared ``payload``: ``{"images": float test images, "eie": {model:
-    (network, EieConfig)}, "systolic": {model: SystolicNetwork}}``. Returns the point with its run's numbers."""
+    """Evaluate one sweep point (a dict: ``accelerator``, a key of :data:`ACCELERATORS`, ``model``, ``mode``,
+    ``k``, ``bytes_per_cycle``, ``latency``) with the shared ``payload``: ``{"images": float test images,
+    accelerator: {model: entry}}``, e.g. ``{"eie": {model: (network, EieConfig)}, "systolic": {model:
+    SystolicNetwork}}``. Returns the point with its run's numbers."""
+    run = ACCELERATORS.get(point["accelerator"])
+    if run is None:
+        raise ValueError(f"accelerator must be one of {', '.join(map(repr, ACCELERATORS))}, got "
+                         f"{point['accelerator']!r}")
     link = Link(point["bytes_per_cycle"], point["latency"])
-    if point["accelerator"] == "eie":
-        network, config = payload["eie"][point["model"]]
-        run = run_eie(network, config, payload["images"], point["k"], point["mode"], link)
-    elif point["accelerator"] == "systolic":
-        run = run_systolic(payload["systolic"][point["model"]], payload["images"], point["k"], point["mode"], link)
-    else:
-        raise ValueError(f"accelerator must be 'eie' or 'systolic', got {point['accelerator']!r}")
-    return {**point, **run.summary()}
+    entry = payload[point["accelerator"]][point["model"]]
+    return {**point, **run(entry, payload["images"], point["k"], point["mode"], link).summary()}
 
 
 def sweep(points, payload, *, address=None, n_workers=2):

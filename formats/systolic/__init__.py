@@ -15,17 +15,19 @@ Modules
 * :mod:`.numerics` -- requantization, parameter records and the Winograd transforms (the integer semantics);
 * :mod:`.layout` -- matrices, weight tiles and host words in memory;
 * :mod:`.host` -- the ``host_in`` stream of a program;
+* :mod:`.timing` -- the drain latencies and the performance counters (the timing contract);
 * :mod:`.files` -- :class:`SystolicProgram` and its ``.npz`` file.
 
 Everything is importable from this package as well.
 """
 
-from . import config, files, host, isa, layout, numerics
+from . import config, files, host, isa, layout, numerics, timing
 from .config import *  # noqa: F403
 from .files import *  # noqa: F403
 from .host import *  # noqa: F403
 from .isa import *  # noqa: F403
 from .layout import *  # noqa: F403
 from .numerics import *  # noqa: F403
+from .timing import *  # noqa: F403
 
-__all__ = [*isa.__all__, *config.__all__, *numerics.__all__, *layout.__all__, *host.__all__, *files.__all__]
+__all__ = [*isa.__all__, *config.__all__, *numerics.__all__, *layout.__all__, *host.__all__, *timing.__all__, *files.__all__]

@@ -23,10 +23,15 @@ each ``READ_WEIGHTS`` takes the next ``count`` words of the static weight image,
 import json
 from dataclasses import asdict, dataclass, fields
 
-from .isa import FormatError
+from ..common import check_positive_ints
+from .isa import FIELDS, FormatError
 from .numerics import PARAM_WORDS
 
 __all__ = ["SystolicConfig"]
+
+_ADDRESS_BITS = {f"{name}_depth": bits for name, bits in FIELDS if name in ("acc", "ub", "wb", "tb")}
+"""The width of the instruction field that addresses each memory (the instruction and output queues, which no field
+addresses, are held to the same limit as the unified buffer)."""
 
 
 @dataclass(frozen=True)
@@ -51,15 +56,12 @@ class SystolicConfig:
     def __post_init__(self):
         if not isinstance(self.winograd, bool):
             raise FormatError(f"SystolicConfig.winograd must be True or False, not {self.winograd!r}")
+        check_positive_ints(self, FormatError, skip=("winograd",))
         for f in fields(self):
-            if f.name == "winograd":
-                continue
-            value = getattr(self, f.name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise FormatError(f"SystolicConfig.{f.name} must be a positive integer, not {value!r}")
-            limit = 16 if f.name == "tb_depth" else 24
-            if f.name.endswith("depth") and value >= 1 << limit:
-                raise FormatError(f"SystolicConfig.{f.name}={value} does not fit the {limit}-bit address fields")
+            limit = _ADDRESS_BITS.get(f.name, _ADDRESS_BITS["ub_depth"])
+            if f.name.endswith("depth") and getattr(self, f.name) >= 1 << limit:
+                raise FormatError(f"SystolicConfig.{f.name}={getattr(self, f.name)} does not fit the {limit}-bit "
+                                  f"address fields")
         if self.rows != self.cols:
             raise FormatError(f"the accelerator needs a square array (rows == cols, got {self.rows} x {self.cols}): "
                               "a unified-buffer word is one array row and an output tile is the next layer's input")

@@ -28,6 +28,10 @@ SYNC           Wait until every unit is idle and the array has drained.
 HALT           SYNC, wait for ``host_out`` to empty, then stop (the ``halted`` output goes high).
 =============  =====================================================================================================
 
+Any other opcode is an error (:func:`decode` refuses it). The hardware stops on one, or on TRANSFORM_IN /
+TRANSFORM_OUT in a build without Winograd, as on HALT and raises its sticky ``error`` output (STATUS bit ``error``
+on a board, :mod:`sparq.formats.uart`); nothing after it runs.
+
 Flags: ``BANK`` (bit 0), ``ACCUMULATE`` (bit 1), ``RELU`` (bit 2), ``FROM_TB`` (bit 3, MATMUL), ``WIDE`` (bit 4,
 LOAD_WEIGHTS).
 
@@ -42,6 +46,8 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..common import pack_fields, unpack_fields
 
 __all__ = ["FORMAT_VERSION", "FormatError", "Opcode", "Flag", "FIELDS", "INSTRUCTION_BITS", "Instruction", "encode",
            "decode", "listing", "parse_listing"]
@@ -137,22 +143,14 @@ class Instruction:
 
 def encode(instruction: Instruction) -> int:
     """The :data:`INSTRUCTION_BITS`-bit integer of ``instruction``."""
-    word, offset = 0, 0
-    for name, width in FIELDS:
-        word |= int(getattr(instruction, name)) << offset
-        offset += width
-    return word
+    return pack_fields(FIELDS, instruction, what="instruction")
 
 
 def decode(word: int) -> Instruction:
     """The :class:`Instruction` encoded in ``word``; raises :class:`FormatError` on a malformed word."""
     if not 0 <= word < (1 << INSTRUCTION_BITS):
         raise FormatError(f"instruction word {word:#x} is not a {INSTRUCTION_BITS}-bit unsigned integer")
-    values, offset = {}, 0
-    for name, width in FIELDS:
-        values[name] = (word >> offset) & ((1 << width) - 1)
-        offset += width
-    return Instruction(**values)
+    return Instruction(**unpack_fields(FIELDS, word))
 
 
 def _format_line(ins: Instruction) -> str:

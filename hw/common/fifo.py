@@ -1,4 +1,5 @@
-"""A synchronous ready/valid FIFO, EIE's activation queue."""
+"""A synchronous ready/valid FIFO between two stream ports: every queue of the designs (EIE's activation queue, the
+systolic accelerator's instruction and output queues, the board tops' queues)."""
 
 from amaranth import Module, Shape
 from amaranth.lib import fifo, stream, wiring

@@ -3,7 +3,7 @@
 from .activation import ActivationRegisters
 from .arith import ArithmeticUnit
 from .ccu import CentralControlUnit
-from .layouts import LoadTarget
+from .link import PELinkSignature
 from .lnzd import LeadingNonZeroDetector
 from .pe import ProcessingElement
 from .pointer import PointerReadUnit
@@ -12,4 +12,4 @@ from .spmat import SparseMatrixReadUnit
 from .top import EIE
 
 __all__ = ["EIE", "ProcessingElement", "CentralControlUnit", "LeadingNonZeroDetector", "ActivationQueue",
-           "PointerReadUnit", "SparseMatrixReadUnit", "ArithmeticUnit", "ActivationRegisters", "LoadTarget"]
+           "PointerReadUnit", "SparseMatrixReadUnit", "ArithmeticUnit", "ActivationRegisters", "PELinkSignature"]

@@ -4,10 +4,10 @@ from amaranth import Cat, Module, Mux, Signal, signed
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sparq.formats.eie import ACT_BITS, CODEBOOK_SIZE, WEIGHT_BITS
+from sparq.formats.eie import ACT_BITS, ADDR_BITS, CODEBOOK_SIZE, WEIGHT_BITS
 
 from ..common.memory import COLLISION_UNUSED
-from .layouts import ADDR_BITS, acc, act, au_entry_layout
+from .layouts import acc, act, au_entry_layout
 
 __all__ = ["ArithmeticUnit"]
 

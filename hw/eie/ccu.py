@@ -1,40 +1,25 @@
 """The central control unit: layer sequencing, leading non-zero detection and broadcast, performance counters."""
 
-import enum
-
-from amaranth import Module, Signal, unsigned
-from amaranth.lib import data, memory, stream, wiring
+from amaranth import Module, Mux, Signal, unsigned
+from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from sparq.formats.eie import LAYER_BITS, EieConfig
+from sparq.formats.eie import COUNTER_BITS, COUNTERS, LAYER_BITS, EieConfig
 
 from ..common.memory import COLLISION_UNUSED
 from .layouts import act, broadcast_layout, layer_layout
+from .link import PELinkSignature
 from .lnzd import LeadingNonZeroDetector
 
-__all__ = ["CentralControlUnit", "COUNTER_BITS"]
+__all__ = ["CentralControlUnit"]
 
-COUNTER_BITS = 32
-_WRITEBACK_LATENCY = 3
-
-
-class _State(enum.Enum):
-    """The CCU's states; a plain register and an if-chain rather than ``m.FSM``, whose ``case`` statements with
-    unlisted encodings Verilator's CASEINCOMPLETE lint rejects."""
-    IDLE = 0
-    CLEAR = 1
-    NEXT = 2
-    LAYER = 3
-    SCAN = 4
-    DRAIN = 5
-    WRITEBACK = 6
-    SETTLE = 7  # flush -> accumulator and bias read -> finish stage 1 -> destination write
+_WRITEBACK_LATENCY = 3  # SETTLE: flush -> accumulator and bias read -> finish stage 1 -> destination write
 
 
 class CentralControlUnit(wiring.Component):
     """Runs ``n_layers`` layers of the layer table on the PEs, one after the other.
 
-    Sequence, after ``start``:
+    Sequence (the states of its FSM), after ``start``:
 
     * CLEAR: every accumulator of every PE is flushed to 0 (``act_depth`` cycles; a reset in the middle of a run
       leaves stale sums behind).
@@ -45,28 +30,30 @@ class CentralControlUnit(wiring.Component):
       the next group is read in the cycle the group's last non-zero leaves, so a group with non-zeros costs no
       extra cycle, an all-zero group one cycle. The broadcast waits while any PE lacks room. DRAIN waits until
       every PE is idle. WRITEBACK flushes local rows ``0, 1, ...`` of all PEs at once, one per cycle, while
-      ``r * N < out_len``, then waits for the last write. ``parity`` flips for the next layer.
+      ``r * N < out_len``, then SETTLE waits for the last write. ``parity`` flips for the next layer (NEXT).
     * ``done`` rises and stays high until the next ``start``; ``parity`` then selects the bank holding the outputs.
 
-    Counters (cleared by ``start``, steady after ``done``): ``cycles`` from ``start`` to ``done``;
-    ``compute_cycles``, per layer from its first broadcast (cycle 0) to its last busy PE cycle, inclusive, summed
-    over layers (``sparq.sim.eie.cycle``'s ``total``); with ``pe_counters``, per PE ``busy_cycles`` (cycles the PE issued
-    an entry or read an empty column's pointers) and ``stall_cycles`` (cycles a broadcast waited while that PE had
-    no room). The per-PE counters cost two 32-bit counters per PE; a board build that only reports a run's cycles
-    can leave them out (``pe_counters=False``: no such ports).
+    Between runs (the paper's I/O mode) the host reads the PEs' activations through ``host_addr`` / ``host_en``.
+
+    Counters (``sparq.formats.eie.COUNTERS`` and ``PE_COUNTERS``; cleared by ``start``, steady after ``done``):
+    ``cycles`` from ``start`` to ``done``; ``compute_cycles``, per layer from its first broadcast (cycle 0) to its
+    last busy PE cycle, inclusive, summed over layers (``sparq.sim.eie.cycle``'s ``total``); with ``pe_counters``,
+    per PE ``busy_cycles`` (cycles the PE issued an entry or read an empty column's pointers) and ``stall_cycles``
+    (cycles a broadcast waited while that PE had no room). The per-PE counters cost two 32-bit counters per PE; a
+    board build that only reports a run's cycles can leave them out (``pe_counters=False``: no such ports).
+    (:class:`~.top.EIE` derives ``starve_cycles`` from them.)
 
     Ports
     -----
     start : In(1), n_layers : In(range(max_layers + 1))
         Sampled while not ``running``.
     running, done : Out(1)
-    layer : Out(layer_layout()), layer_index : Out(range(max_layers)), parity : Out(1)
-    act_addr, act_en : Out; act_data : In(ArrayLayout(act, n_pe))
-        The source-activation read of every PE (one cycle latency).
-    bcast : Out(stream.Signature(broadcast_layout()))
-        ``ready`` must be the AND of the PEs' ``room``; a transfer writes every PE's queue.
-    flush_addr, flush_en, flush_write : Out
-    pe_busy, pe_idle, pe_room : In(n_pe)
+    pes : Out(PELinkSignature(config)).array(n_pe)
+        One :class:`~.link.PELinkSignature` per PE. A broadcast goes to every PE in one cycle, in a cycle where all
+        of them have room.
+    host_addr : In(range(act_depth)), host_en : In(1)
+        While not ``running``: read every PE's source activations at local address ``host_addr`` (on the links'
+        ``act_data`` one cycle later).
     table_addr, table_data, table_en : In
         Host writes of the layer table.
     cycles, compute_cycles : Out(32); busy_cycles, stall_cycles : Out(ArrayLayout(32, n_pe))
@@ -83,24 +70,13 @@ class CentralControlUnit(wiring.Component):
             "n_layers": In(range(config.max_layers + 1)),
             "running": Out(1),
             "done": Out(1),
-            "layer": Out(layer_layout()),
-            "layer_index": Out(range(config.max_layers)),
-            "parity": Out(1),
-            "act_addr": Out(range(config.act_depth)),
-            "act_en": Out(1),
-            "act_data": In(data.ArrayLayout(act, n)),
-            "bcast": Out(stream.Signature(broadcast_layout())),
-            "flush_addr": Out(range(config.act_depth)),
-            "flush_en": Out(1),
-            "flush_write": Out(1),
-            "pe_busy": In(n),
-            "pe_idle": In(n),
-            "pe_room": In(n),
+            "pes": Out(PELinkSignature(config)).array(n),
+            "host_addr": In(range(config.act_depth)),
+            "host_en": In(1),
             "table_addr": In(range(config.max_layers)),
             "table_data": In(layer_layout()),
             "table_en": In(1),
-            "cycles": Out(COUNTER_BITS),
-            "compute_cycles": Out(COUNTER_BITS),
+            **{name: Out(COUNTER_BITS) for name in COUNTERS},
             **per_pe,
         })
 
@@ -120,15 +96,38 @@ class CentralControlUnit(wiring.Component):
         base = Signal(17)                                               # r * N or a * N
         taken = Signal(n)                                               # lanes of the group already broadcast
 
+        # The PE links: every PE gets the same control signals and broadcast.
+        layer, parity = Signal(layer_layout()), Signal()
+        scan_addr, scan_en = Signal(range(c.act_depth)), Signal()
+        flush_addr, flush_en, flush_write = Signal(range(c.act_depth)), Signal(), Signal()
+        offer, fire = Signal(), Signal()  # SCAN has a non-zero to broadcast / it goes out this cycle
+        bcast = Signal(broadcast_layout())
+        act_data = Signal(data.ArrayLayout(act, n))
+        pe_room, pe_busy, pe_idle = Signal(n), Signal(n), Signal(n)
+        for k, pe in enumerate(self.pes):
+            m.d.comb += [
+                pe.bcast.valid.eq(fire),
+                pe.bcast.payload.eq(bcast),
+                pe.layer.eq(layer),
+                pe.layer_index.eq(l),
+                pe.parity.eq(parity),
+                pe.act_addr.eq(Mux(self.running, scan_addr, self.host_addr)),
+                pe.act_en.eq(scan_en | self.host_en),
+                pe.flush_addr.eq(flush_addr),
+                pe.flush_en.eq(flush_en),
+                pe.flush_write.eq(flush_write),
+                act_data[k].eq(pe.act_data),
+                pe_room[k].eq(pe.room),
+                pe_busy[k].eq(pe.busy),
+                pe_idle[k].eq(pe.idle),
+            ]
+
         # Scan: the group at local address `step` (indices base .. base + N - 1) is on act_data.
         in_range = Signal(n)
-        m.d.comb += [in_range[k].eq(base + k < self.layer.in_len) for k in range(n)]
-        m.d.comb += [lnzd.mask[k].eq((self.act_data[k] != 0) & in_range[k] & ~taken[k]) for k in range(n)]
-        m.d.comb += [lnzd.values.eq(self.act_data),
-                     self.bcast.payload.value.eq(lnzd.value),
-                     self.bcast.payload.index.eq(base + lnzd.lane)]
-        fire = Signal()
-        m.d.comb += fire.eq(self.bcast.valid & self.bcast.ready)
+        m.d.comb += [in_range[k].eq(base + k < layer.in_len) for k in range(n)]
+        m.d.comb += [lnzd.mask[k].eq((act_data[k] != 0) & in_range[k] & ~taken[k]) for k in range(n)]
+        m.d.comb += [lnzd.values.eq(act_data), bcast.value.eq(lnzd.value), bcast.index.eq(base + lnzd.lane),
+                     fire.eq(offer & pe_room.all())]
         lane_bit = Signal(n)
         m.d.comb += lane_bit.eq(1 << lnzd.lane)
 
@@ -139,64 +138,63 @@ class CentralControlUnit(wiring.Component):
         with m.If(self.running):
             m.d.sync += self.cycles.eq(self.cycles + 1)
             for k in range(n if self.pe_counters else 0):
-                m.d.sync += self.busy_cycles[k].eq(self.busy_cycles[k] + self.pe_busy[k])
+                m.d.sync += self.busy_cycles[k].eq(self.busy_cycles[k] + pe_busy[k])
         with m.If(started | fire):
             m.d.sync += [started.eq(1), window.eq(window_now)]
-            with m.If(self.pe_busy.any()):
+            with m.If(pe_busy.any()):
                 m.d.sync += last.eq(window_now)
 
-        state = Signal(_State)
-        m.d.comb += [table_rd.addr.eq(l), table_rd.en.eq(state == _State.LAYER), self.layer.eq(table_rd.data),
-                     self.layer_index.eq(l)]
-        with m.If(state == _State.IDLE):
-            with m.If(self.start):
-                m.d.sync += [n_layers.eq(self.n_layers), l.eq(0), step.eq(0), self.parity.eq(0),
-                             self.done.eq(0), self.cycles.eq(0), self.compute_cycles.eq(0)]
-                if self.pe_counters:
-                    m.d.sync += [self.busy_cycles.eq(0), self.stall_cycles.eq(0)]
-                m.d.sync += state.eq(_State.CLEAR)
-        with m.Elif(state == _State.CLEAR):
-            m.d.comb += [self.flush_en.eq(1), self.flush_addr.eq(step)]
-            m.d.sync += step.eq(step + 1)
-            with m.If(step == c.act_depth - 1):
-                m.d.sync += step.eq(0)
-                m.d.sync += state.eq(_State.NEXT)
-        with m.Elif(state == _State.NEXT):
-            with m.If(l == n_layers):
-                m.d.sync += self.done.eq(1)
-                m.d.sync += state.eq(_State.IDLE)
-            with m.Else():
-                m.d.sync += state.eq(_State.LAYER)
-        with m.Elif(state == _State.LAYER):
-            m.d.comb += [self.act_addr.eq(0), self.act_en.eq(1)]
-            m.d.sync += [step.eq(0), base.eq(0), taken.eq(0), started.eq(0), window.eq(0), last.eq(0)]
-            m.d.sync += state.eq(_State.SCAN)
-        with m.Elif(state == _State.SCAN):
-            m.d.comb += self.bcast.valid.eq(lnzd.valid)
-            for k in range(n if self.pe_counters else 0):
-                m.d.sync += self.stall_cycles[k].eq(self.stall_cycles[k] + (lnzd.valid & ~self.pe_room[k]))
-            with m.If(~lnzd.valid | (fire & ((lnzd.mask & ~lane_bit) == 0))):
-                m.d.comb += [self.act_addr.eq(step + 1), self.act_en.eq(1)]
-                m.d.sync += [step.eq(step + 1), base.eq(base + n), taken.eq(0)]
-                with m.If(base + n >= self.layer.in_len):
-                    m.d.sync += state.eq(_State.DRAIN)
-            with m.Elif(fire):
-                m.d.sync += taken.eq(taken | lane_bit)
-        with m.Elif(state == _State.DRAIN):
-            with m.If(self.pe_idle.all()):
-                m.d.sync += [step.eq(0), base.eq(0), self.compute_cycles.eq(self.compute_cycles + last),
-                             started.eq(0)]
-                m.d.sync += state.eq(_State.WRITEBACK)
-        with m.Elif(state == _State.WRITEBACK):
-            m.d.comb += [self.flush_en.eq(1), self.flush_write.eq(1), self.flush_addr.eq(step)]
-            m.d.sync += [step.eq(step + 1), base.eq(base + n)]
-            with m.If(base + n >= self.layer.out_len):
-                m.d.sync += step.eq(0)
-                m.d.sync += state.eq(_State.SETTLE)
-        with m.Elif(state == _State.SETTLE):
-            m.d.sync += step.eq(step + 1)
-            with m.If(step == _WRITEBACK_LATENCY - 1):
-                m.d.sync += [step.eq(0), l.eq(l + 1), self.parity.eq(~self.parity)]
-                m.d.sync += state.eq(_State.NEXT)
-        m.d.comb += self.running.eq(state != _State.IDLE)
+        m.d.comb += [table_rd.addr.eq(l), layer.eq(table_rd.data)]
+        with m.FSM() as fsm:
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [n_layers.eq(self.n_layers), l.eq(0), step.eq(0), parity.eq(0),
+                                 self.done.eq(0), self.cycles.eq(0), self.compute_cycles.eq(0)]
+                    if self.pe_counters:
+                        m.d.sync += [self.busy_cycles.eq(0), self.stall_cycles.eq(0)]
+                    m.next = "CLEAR"
+            with m.State("CLEAR"):
+                m.d.comb += [flush_en.eq(1), flush_addr.eq(step)]
+                m.d.sync += step.eq(step + 1)
+                with m.If(step == c.act_depth - 1):
+                    m.d.sync += step.eq(0)
+                    m.next = "NEXT"
+            with m.State("NEXT"):
+                with m.If(l == n_layers):
+                    m.d.sync += self.done.eq(1)
+                    m.next = "IDLE"
+                with m.Else():
+                    m.next = "LAYER"
+            with m.State("LAYER"):
+                m.d.comb += [scan_addr.eq(0), scan_en.eq(1)]
+                m.d.sync += [step.eq(0), base.eq(0), taken.eq(0), started.eq(0), window.eq(0), last.eq(0)]
+                m.next = "SCAN"
+            with m.State("SCAN"):
+                m.d.comb += offer.eq(lnzd.valid)
+                for k in range(n if self.pe_counters else 0):
+                    m.d.sync += self.stall_cycles[k].eq(self.stall_cycles[k] + (lnzd.valid & ~pe_room[k]))
+                with m.If(~lnzd.valid | (fire & ((lnzd.mask & ~lane_bit) == 0))):
+                    m.d.comb += [scan_addr.eq(step + 1), scan_en.eq(1)]
+                    m.d.sync += [step.eq(step + 1), base.eq(base + n), taken.eq(0)]
+                    with m.If(base + n >= layer.in_len):
+                        m.next = "DRAIN"
+                with m.Elif(fire):
+                    m.d.sync += taken.eq(taken | lane_bit)
+            with m.State("DRAIN"):
+                with m.If(pe_idle.all()):
+                    m.d.sync += [step.eq(0), base.eq(0), self.compute_cycles.eq(self.compute_cycles + last),
+                                 started.eq(0)]
+                    m.next = "WRITEBACK"
+            with m.State("WRITEBACK"):
+                m.d.comb += [flush_en.eq(1), flush_write.eq(1), flush_addr.eq(step)]
+                m.d.sync += [step.eq(step + 1), base.eq(base + n)]
+                with m.If(base + n >= layer.out_len):
+                    m.d.sync += step.eq(0)
+                    m.next = "SETTLE"
+            with m.State("SETTLE"):
+                m.d.sync += step.eq(step + 1)
+                with m.If(step == _WRITEBACK_LATENCY - 1):
+                    m.d.sync += [step.eq(0), l.eq(l + 1), parity.eq(~parity)]
+                    m.next = "NEXT"
+        m.d.comb += [self.running.eq(~fsm.ongoing("IDLE")), table_rd.en.eq(fsm.ongoing("LAYER"))]
         return m

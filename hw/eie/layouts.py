@@ -1,6 +1,4 @@
-"""Packed-word layouts shared by the EIE blocks; every width comes from ``sparq.formats.eie``."""
-
-import enum
+"""Packed-word layouts shared by the EIE blocks; every field and width comes from ``sparq.formats.eie``."""
 
 from amaranth import signed, unsigned
 from amaranth.lib import data
@@ -14,31 +12,21 @@ from sparq.formats.eie import (
     LAYER_FIELDS,
     WORD_BITS,
     ZERO_BITS,
+    load_fields,
+    read_fields,
 )
 
-__all__ = ["LoadTarget", "INDEX_BITS", "ADDR_BITS", "entry_layout", "word_layout", "layer_layout",
+__all__ = ["INDEX_BITS", "entry_layout", "word_layout", "layer_layout",
            "broadcast_layout", "run_layout", "au_entry_layout", "load_layout", "read_layout",
            "act", "acc"]
 
 INDEX_BITS = dict(LAYER_FIELDS)["in_len"]
 """Bits of a broadcast activation index ``j`` (``in_len`` is a 16-bit layer-table field)."""
-ADDR_BITS = max(bits for name, bits in LAYER_FIELDS if name.endswith("_base"))
-"""Bits of a load-port address: enough for any memory the layer table can address."""
 
 act = signed(ACT_BITS)
 """An activation, Q8.8."""
 acc = signed(ACC_BITS)
 """An accumulator, Q.(8 + w_frac)."""
-
-
-class LoadTarget(enum.IntEnum):
-    """Which memory a load-port word writes (``load_layout().target``)."""
-    LAYER = 0     #: layer-table word ``addr`` (the layer index)
-    CODEBOOK = 1  #: codebook word ``addr`` = ``16 * layer + code`` (of every PE: each keeps a copy)
-    PTR = 2       #: pointer ``addr`` = ``g`` of PE ``pe`` (the bank is ``g``'s parity)
-    SPMAT = 3     #: sparse-matrix word ``addr`` of PE ``pe``
-    BIAS = 4      #: bias word ``addr`` of PE ``pe``
-    ACT = 5       #: input activation at local address ``addr`` of PE ``pe`` (layer 0's source registers)
 
 
 def entry_layout() -> data.StructLayout:
@@ -75,12 +63,17 @@ def au_entry_layout() -> data.StructLayout:
     return data.StructLayout({"value": act, "entry": entry_layout(), "first": 1})
 
 
+def _fields_layout(field_list) -> data.StructLayout:
+    return data.StructLayout({name: unsigned(bits) for name, bits in field_list})
+
+
 def load_layout(n_pe: int) -> data.StructLayout:
-    """A load-port word: write ``data`` at ``addr`` of memory ``target`` (of PE ``pe`` for per-PE memories)."""
-    return data.StructLayout({"target": LoadTarget, "pe": range(n_pe), "addr": unsigned(ADDR_BITS),
-                              "data": unsigned(max(WORD_BITS, LAYER_BITS))})
+    """A load-port word (``sparq.formats.eie.load_fields``): write ``data`` at ``addr`` of memory ``target`` (a
+    :class:`~sparq.formats.eie.LoadTarget`), of PE ``pe`` for per-PE memories."""
+    return _fields_layout(load_fields(n_pe))
 
 
 def read_layout(n_pe: int, act_depth: int) -> data.StructLayout:
-    """An output-port request: the activation at local address ``addr`` of PE ``pe`` (output ``addr * N + pe``)."""
-    return data.StructLayout({"pe": range(n_pe), "addr": range(act_depth)})
+    """An output-port request (``sparq.formats.eie.read_fields``): the activation at local address ``addr`` of PE
+    ``pe`` (output ``addr * N + pe``)."""
+    return _fields_layout(read_fields(n_pe, act_depth))

@@ -1,14 +1,15 @@
 """A processing element: activation queue, pointer and sparse-matrix read units, arithmetic unit, activations."""
 
 from amaranth import Module, Signal
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In
 
-from sparq.formats.eie import EieConfig
+from sparq.formats.eie import EieConfig, LoadTarget
 
 from .activation import ActivationRegisters
 from .arith import ArithmeticUnit
-from .layouts import LoadTarget, act, broadcast_layout, layer_layout, load_layout
+from .layouts import load_layout
+from .link import PELinkSignature
 from .pointer import PointerReadUnit
 from .queue import ActivationQueue
 from .spmat import SparseMatrixReadUnit
@@ -29,29 +30,21 @@ class ProcessingElement(wiring.Component):
     the column (its last entry issues), wherever they are (queue, pointer unit or read unit). It reports ``room``
     while it holds fewer than ``fifo_depth`` -- the cycle model's queue of depth D, whose slot stays taken until
     the PE is done with the activation -- and the queue is ready. (``SyncFIFOBuffered`` of depth 2 refuses a
-    write in the cycle its one-entry inner queue hands an item to its output register.)
+    write in the cycle its one-entry inner queue hands an item to its output register.) The CCU broadcasts only
+    while every PE has room, so the PE takes every broadcast (``ccu.bcast`` is always ready).
 
     Ports
     -----
-    bcast : In(stream.Signature(broadcast_layout()))
-        Written (``valid``) only while ``room``; ``ready`` is the queue's and is always high then.
-    room : Out(1)
-    layer : In(layer_layout()), layer_index : In(range(max_layers)), parity : In(1)
-        The running layer; steady during a layer.
-    act_addr, act_en : In; act_data : Out(act)
-        Read of the source activations (one cycle latency).
-    flush_addr, flush_en, flush_write : In
-        Write-back of local row ``flush_addr``: the accumulator is read and cleared, and, with ``flush_write``,
-        finished into the destination activations three cycles later (see the blocks).
+    ccu : In(PELinkSignature(config))
+        The link to the CCU (:class:`~.link.PELinkSignature`): broadcasts in, ``room``, ``busy`` and ``idle``
+        out, the running layer, the source-activation read (one cycle latency) and the write-back of local row
+        ``flush_addr`` (accumulator read and cleared, and with ``flush_write`` finished into the destination
+        activations three cycles later; see the blocks).
     load : In(load_layout(n_pe)), load_en : In(1)
         Host write into the PE's memories (``target`` CODEBOOK, PTR, SPMAT, BIAS or ACT), while no layer runs, one
         per cycle. Every PE keeps a copy of the codebooks: :class:`~.top.EIE` writes CODEBOOK words to all of them.
         With ``spram`` an SPMAT write is one halfword: ``addr`` is ``4 * word + h`` and ``data`` holds bits
         ``[16h+15 : 16h]`` of the 64-bit word (:class:`~.top.EIE` splits the host's words).
-    busy : Out(1)
-        This cycle the PE issues an entry or reads the pointers of an empty column.
-    idle : Out(1)
-        The PE holds no activation and no entry is in flight.
     """
 
     def __init__(self, config: EieConfig, init=None, *, spram: bool = False):
@@ -62,21 +55,9 @@ class ProcessingElement(wiring.Component):
         self.config, self.spram = config, spram
         self._init = init or {}
         super().__init__({
-            "bcast": In(stream.Signature(broadcast_layout())),
-            "room": Out(1),
-            "layer": In(layer_layout()),
-            "layer_index": In(range(config.max_layers)),
-            "parity": In(1),
-            "act_addr": In(range(config.act_depth)),
-            "act_en": In(1),
-            "act_data": Out(act),
-            "flush_addr": In(range(config.act_depth)),
-            "flush_en": In(1),
-            "flush_write": In(1),
+            "ccu": In(PELinkSignature(config)),
             "load": In(load_layout(config.n_pe)),
             "load_en": In(1),
-            "busy": Out(1),
-            "idle": Out(1),
         })
 
     def elaborate(self, platform):
@@ -92,43 +73,42 @@ class ProcessingElement(wiring.Component):
                                                     biases=self._init.get("bias", ()))
         m.submodules.activations = acts = ActivationRegisters(c.act_depth)
 
-        wiring.connect(m, wiring.flipped(self.bcast), queue.i)
+        link = self.ccu
+        m.d.comb += [queue.i.valid.eq(link.bcast.valid), queue.i.payload.eq(link.bcast.payload)]
         wiring.connect(m, queue.o, pointers.column)
         wiring.connect(m, pointers.run, spmat.run)
+        wiring.connect(m, spmat.entry, arith.entry)
         m.d.comb += [
-            arith.entry.valid.eq(spmat.entry.valid),
-            arith.entry.payload.eq(spmat.entry.payload),
-            spmat.entry.ready.eq(1),
-            pointers.ptr_base.eq(self.layer.ptr_base),
-            spmat.spmat_base.eq(self.layer.spmat_base),
-            arith.layer_index.eq(self.layer_index),
+            pointers.ptr_base.eq(link.layer.ptr_base),
+            spmat.spmat_base.eq(link.layer.spmat_base),
+            arith.layer_index.eq(link.layer_index),
         ]
 
         held = Signal(range(c.fifo_depth + 1))
-        m.d.sync += held.eq(held + self.bcast.valid - spmat.finished)
+        m.d.sync += held.eq(held + link.bcast.valid - spmat.finished)
         m.d.comb += [
-            self.room.eq((held < c.fifo_depth) & queue.i.ready),
-            self.busy.eq(spmat.busy),
-            self.idle.eq((held == 0) & spmat.idle & ~arith.busy),
+            link.room.eq((held < c.fifo_depth) & queue.i.ready),
+            link.busy.eq(spmat.busy),
+            link.idle.eq((held == 0) & spmat.idle & ~arith.busy),
         ]
 
         # Write-back: accumulator and bias read together (by the arithmetic unit), finished into the destination.
         flush_write_d, flush_addr_d = Signal(), Signal(range(c.act_depth))
-        m.d.sync += [flush_write_d.eq(self.flush_en & self.flush_write), flush_addr_d.eq(self.flush_addr)]
+        m.d.sync += [flush_write_d.eq(link.flush_en & link.flush_write), flush_addr_d.eq(link.flush_addr)]
         m.d.comb += [
-            arith.flush_addr.eq(self.flush_addr),
-            arith.flush_en.eq(self.flush_en),
-            arith.bias_base.eq(self.layer.bias_base),
-            acts.parity.eq(self.parity),
-            acts.read_addr.eq(self.act_addr),
-            acts.read_en.eq(self.act_en),
-            self.act_data.eq(acts.read_data),
+            arith.flush_addr.eq(link.flush_addr),
+            arith.flush_en.eq(link.flush_en),
+            arith.bias_base.eq(link.layer.bias_base),
+            acts.parity.eq(link.parity),
+            acts.read_addr.eq(link.act_addr),
+            acts.read_en.eq(link.act_en),
+            link.act_data.eq(acts.read_data),
             acts.result_addr.eq(flush_addr_d),
             acts.result_acc.eq(arith.result),
             acts.result_bias.eq(arith.bias),
             acts.result_en.eq(flush_write_d),
-            acts.w_frac.eq(self.layer.w_frac),
-            acts.relu.eq(self.layer.relu),
+            acts.w_frac.eq(link.layer.w_frac),
+            acts.relu.eq(link.layer.relu),
         ]
 
         # Host loads.

@@ -4,8 +4,10 @@ from amaranth import Module, Mux, Signal, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from sparq.formats.eie import ADDR_BITS
+
 from ..common.memory import COLLISION_UNUSED
-from .layouts import ADDR_BITS, broadcast_layout, run_layout
+from .layouts import broadcast_layout, run_layout
 
 __all__ = ["PointerReadUnit"]
 

@@ -4,10 +4,10 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sparq.formats.eie import ENTRY_BITS, WORD_BITS
+from sparq.formats.eie import ADDR_BITS, ENTRY_BITS, WORD_BITS
 
 from ..common.memory import COLLISION_UNUSED
-from .layouts import ADDR_BITS, au_entry_layout, entry_layout, run_layout
+from .layouts import au_entry_layout, entry_layout, run_layout
 
 __all__ = ["SparseMatrixReadUnit"]
 
@@ -19,10 +19,9 @@ class SparseMatrixReadUnit(wiring.Component):
     """Walks each column's run of entries and delivers one ``(value, entry, first)`` per cycle.
 
     Entry address ``e`` (relative to the layer) is entry ``e & 7`` of word ``spmat_base + (e >> 3)``. The memory
-    is read at the addressed word in every cycle the output register can take an entry, and holds its output while
-    the entry waits. (The paper reads a word once per 8 entries to save SRAM energy; on an FPGA block RAM that
-    saving is small, and the word-changed comparison it needs sat on the block RAM's enable, the PE's critical
-    path.) The first entry of a run is addressed straight from ``run.payload`` in the cycle the run is accepted, so
+    is read at the addressed word in every cycle. (The paper reads a word once per 8 entries to save SRAM energy; on
+    an FPGA block RAM that saving is small, and the word-changed comparison it needs sat on the block RAM's enable,
+    the PE's critical path.) The first entry of a run is addressed straight from ``run.payload`` in the cycle the run is accepted, so
     consecutive columns follow each other with no bubble: a run of ``n`` entries occupies the unit for ``max(1, n)``
     cycles (an empty run still takes its one cycle, as in ``sparq.sim.eie.cycle``).
 
@@ -41,8 +40,9 @@ class SparseMatrixReadUnit(wiring.Component):
     -----
     run : In(stream.Signature(run_layout(ptr_width)))
         Accepted in the cycle the previous run issues its last entry (or when idle).
-    entry : Out(stream.Signature(au_entry_layout()))
-        ``entry.valid`` depends only on internal state. Back-pressure holds the unit.
+    entry : Out(stream.Signature(au_entry_layout(), always_ready=True))
+        ``entry.valid`` depends only on internal state. There is no back-pressure: the arithmetic unit takes an entry
+        every cycle.
     spmat_base : In(ADDR_BITS)
         The current layer's first (64-bit) word.
     busy : Out(1)
@@ -50,7 +50,7 @@ class SparseMatrixReadUnit(wiring.Component):
     finished : Out(1)
         This cycle the unit is done with a column (its last entry issues, or it consumes an empty run).
     idle : Out(1)
-        No run in progress and no entry waiting on ``entry``.
+        No run in progress and no entry on ``entry``.
     write_addr, write_data, write_en : In
         Host write of memory word ``write_addr`` (a 64-bit word; with ``spram``, a halfword: ``write_data`` is
         16 bits wide), while no layer runs. One word per cycle.
@@ -69,7 +69,7 @@ class SparseMatrixReadUnit(wiring.Component):
         self._split = WORD_BITS // self._mem_bits                  # memory words per 64-bit word
         super().__init__({
             "run": In(stream.Signature(run_layout(ptr_width))),
-            "entry": Out(stream.Signature(au_entry_layout())),
+            "entry": Out(stream.Signature(au_entry_layout(), always_ready=True)),
             "spmat_base": In(ADDR_BITS),
             "busy": Out(1),
             "finished": Out(1),
@@ -98,7 +98,6 @@ class SparseMatrixReadUnit(wiring.Component):
         sel, first = Signal(sel_bits), Signal()                # the entry on self.entry
 
         remaining = Signal()
-        advance = Signal()      # the output register can take an entry this cycle
         accept = Signal()       # a run is accepted this cycle
         run_entries = Signal()  # the accepted run is not empty
         issue = Signal()
@@ -106,17 +105,15 @@ class SparseMatrixReadUnit(wiring.Component):
         word_addr = Signal.like(rd.addr)
         m.d.comb += [
             remaining.eq(left != 0),
-            advance.eq(~self.entry.valid | self.entry.ready),
-            self.run.ready.eq(~remaining & advance),
+            self.run.ready.eq(~remaining),
             accept.eq(self.run.valid & self.run.ready),
             run_entries.eq(run.start < run.end),
             length.eq(run.end - run.start),
-            issue.eq((remaining & advance) | (accept & run_entries)),
+            issue.eq(remaining | (accept & run_entries)),
             addr.eq(Mux(remaining, cur, run.start)),
             word_addr.eq(self.spmat_base * self._split + (addr >> sel_bits)),
-            rd.en.eq(advance),
             self.busy.eq(issue | (accept & ~run_entries)),
-            self.finished.eq((remaining & advance & (left == 1)) | (accept & (run.end - run.start <= 1))),
+            self.finished.eq((remaining & (left == 1)) | (accept & (run.end - run.start <= 1))),
             self.idle.eq(~remaining & ~self.entry.valid),
             self.entry.payload.value.eq(value),
             self.entry.payload.entry.eq(word[sel]),
@@ -126,7 +123,7 @@ class SparseMatrixReadUnit(wiring.Component):
             m.d.comb += [rd.addr.eq(Mux(self.write_en, self.write_addr, word_addr)), wr.addr.eq(rd.addr)]
         else:
             m.d.comb += [rd.addr.eq(word_addr), wr.addr.eq(self.write_addr)]
-        with m.If(remaining & advance):
+        with m.If(remaining):
             m.d.sync += [cur.eq(cur + 1), left.eq(left - 1)]
         with m.Elif(accept):
             m.d.sync += [cur.eq(run.start + run_entries), left.eq(Mux(run_entries, length - 1, 0))]
@@ -134,6 +131,6 @@ class SparseMatrixReadUnit(wiring.Component):
         with m.If(issue):
             m.d.sync += [self.entry.valid.eq(1), sel.eq(addr[:sel_bits]), first.eq(~remaining),
                          value.eq(Mux(remaining, value, run.value))]
-        with m.Elif(advance):
+        with m.Else():
             m.d.sync += self.entry.valid.eq(0)
         return m

@@ -1,13 +1,13 @@
 """The EIE accelerator's top level: the central control unit and N processing elements."""
 
-from amaranth import Cat, Module, Mux, Signal
+from amaranth import Array, Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sparq.formats.eie import WORD_BITS, EieConfig, EieImage
+from sparq.formats.eie import COUNTER_BITS, COUNTERS, PE_COUNTERS, WORD_BITS, EieConfig, EieImage, LoadTarget
 
-from .ccu import COUNTER_BITS, CentralControlUnit
-from .layouts import LoadTarget, act, load_layout, read_layout
+from .ccu import CentralControlUnit
+from .layouts import act, load_layout, read_layout
 from .pe import ProcessingElement
 from .spmat import HALFWORD_BITS
 
@@ -24,7 +24,7 @@ class EIE(wiring.Component):
     Ports
     -----
     load : In(stream.Signature(load_layout(n_pe)))
-        One memory word per transfer (:class:`~.layouts.LoadTarget`); ready while no run is in progress. A word
+        One memory word per transfer (:class:`sparq.formats.eie.LoadTarget`); ready while no run is in progress. A word
         takes one cycle; with ``spram`` an SPMAT word takes four: it is written as four halfwords (low first) from
         the held payload, and ``ready`` stays low for the first three.
     start : In(1), n_layers : In(range(max_layers + 1))
@@ -37,7 +37,8 @@ class EIE(wiring.Component):
     out : Out(stream.Signature(act))
         The requested activations, in order; one cycle after the request at the earliest.
     cycles, compute_cycles : Out(32); busy_cycles, starve_cycles, stall_cycles : Out(ArrayLayout(32, n_pe))
-        Performance counters of the last run (:class:`~.ccu.CentralControlUnit`); ``starve = compute - busy``.
+        Performance counters of the last run (``sparq.formats.eie.COUNTERS`` and ``PE_COUNTERS``, as
+        :class:`~.ccu.CentralControlUnit` defines them); ``starve = compute - busy``.
         The per-PE ones only with ``pe_counters`` (the default); a board build that reports only a run's cycles
         saves their logic with ``pe_counters=False``.
 
@@ -52,9 +53,7 @@ class EIE(wiring.Component):
         if image is not None:
             image.check_fits(config)
         self.config, self.image, self.pe_counters, self.spram = config, image, pe_counters, spram
-        counters = data.ArrayLayout(COUNTER_BITS, config.n_pe)
-        per_pe = {"busy_cycles": Out(counters), "starve_cycles": Out(counters),
-                  "stall_cycles": Out(counters)} if pe_counters else {}
+        per_pe = data.ArrayLayout(COUNTER_BITS, config.n_pe)
         super().__init__({
             "load": In(stream.Signature(load_layout(config.n_pe))),
             "start": In(1),
@@ -63,9 +62,8 @@ class EIE(wiring.Component):
             "done": Out(1),
             "read": In(stream.Signature(read_layout(config.n_pe, config.act_depth))),
             "out": Out(stream.Signature(act)),
-            "cycles": Out(COUNTER_BITS),
-            "compute_cycles": Out(COUNTER_BITS),
-            **per_pe,
+            **{name: Out(COUNTER_BITS) for name in COUNTERS},
+            **({name: Out(per_pe) for name in PE_COUNTERS} if pe_counters else {}),
         })
 
     def _pe_init(self, k):
@@ -116,24 +114,25 @@ class EIE(wiring.Component):
         else:
             m.d.comb += self.load.ready.eq(~ccu.running)
 
-        # Output reads share the source-activation read port with the scan.
+        # Output reads: the CCU's host read of every PE's source activations, between runs.
         read_take, read_pe = Signal(), Signal.like(self.read.payload.pe)
         m.d.comb += [
             self.read.ready.eq(~ccu.running & (~self.out.valid | self.out.ready)),
             read_take.eq(self.read.valid & self.read.ready),
+            ccu.host_addr.eq(self.read.payload.addr),
+            ccu.host_en.eq(read_take),
         ]
         with m.If(read_take):
             m.d.sync += [self.out.valid.eq(1), read_pe.eq(self.read.payload.pe)]
         with m.Elif(self.out.ready):
             m.d.sync += self.out.valid.eq(0)
-        m.d.comb += self.out.payload.eq(ccu.act_data[read_pe])
+        m.d.comb += self.out.payload.eq(Array(link.act_data for link in ccu.pes)[read_pe])
 
         m.d.comb += [
             ccu.start.eq(self.start),
             ccu.n_layers.eq(self.n_layers),
             self.running.eq(ccu.running),
             self.done.eq(ccu.done),
-            ccu.bcast.ready.eq(ccu.pe_room.all()),
             self.cycles.eq(ccu.cycles),
             self.compute_cycles.eq(ccu.compute_cycles),
         ]
@@ -142,21 +141,8 @@ class EIE(wiring.Component):
             for k in range(n):
                 m.d.comb += self.starve_cycles[k].eq(ccu.compute_cycles - ccu.busy_cycles[k])
         for k, pe in enumerate(pes):
+            wiring.connect(m, ccu.pes[k], pe.ccu)
             m.d.comb += [
-                pe.bcast.valid.eq(ccu.bcast.valid & ccu.bcast.ready),
-                pe.bcast.payload.eq(ccu.bcast.payload),
-                ccu.pe_room[k].eq(pe.room),
-                ccu.pe_busy[k].eq(pe.busy),
-                ccu.pe_idle[k].eq(pe.idle),
-                pe.layer.eq(ccu.layer),
-                pe.layer_index.eq(ccu.layer_index),
-                pe.parity.eq(ccu.parity),
-                pe.act_addr.eq(Mux(ccu.running, ccu.act_addr, self.read.payload.addr)),
-                pe.act_en.eq(ccu.act_en | read_take),
-                ccu.act_data[k].eq(pe.act_data),
-                pe.flush_addr.eq(ccu.flush_addr),
-                pe.flush_en.eq(ccu.flush_en),
-                pe.flush_write.eq(ccu.flush_write),
                 pe.load.eq(pe_load),
                 pe.load_en.eq(write & ((load.pe == k) | (load.target == LoadTarget.CODEBOOK))),
             ]

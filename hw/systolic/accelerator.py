@@ -5,7 +5,7 @@ from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sparq.formats.systolic import WINOGRAD_U_BITS, WINOGRAD_V_BITS, SystolicConfig
+from sparq.formats.systolic import COUNTER_BITS, COUNTERS, WINOGRAD_U_BITS, WINOGRAD_V_BITS, SystolicConfig
 
 from ..common.fifo import StreamFIFO
 from .accumulators import Accumulators
@@ -43,8 +43,11 @@ class SystolicAccelerator(wiring.Component):
 
     halted : Out(1)
         High once HALT has completed; the accelerator then takes no more instructions until reset.
+    error : Out(1)
+        High once the accelerator has stopped on an opcode it does not execute (as HALT: ``halted`` rises with it;
+        see :class:`~.controller.Controller`); until reset.
     cycles, mac_busy, stall_cycles, active_cycles : Out(32)
-        Performance counters (:class:`~.controller.Controller`).
+        Performance counters (``sparq.formats.systolic.COUNTERS``, defined in :mod:`sparq.formats.systolic.timing`).
     """
 
     def __init__(self, config: SystolicConfig):
@@ -55,10 +58,8 @@ class SystolicAccelerator(wiring.Component):
             "host_in": In(stream.Signature(word)),
             "host_out": Out(stream.Signature(word)),
             "halted": Out(1),
-            "cycles": Out(32),
-            "mac_busy": Out(32),
-            "stall_cycles": Out(32),
-            "active_cycles": Out(32),
+            "error": Out(1),
+            **{name: Out(COUNTER_BITS) for name in COUNTERS},
         })
 
     def elaborate(self, platform):
@@ -80,12 +81,11 @@ class SystolicAccelerator(wiring.Component):
 
         wiring.connect(m, wiring.flipped(self.instr), instr_queue.i)
         wiring.connect(m, instr_queue.o, ctl.instr)
+        wiring.connect(m, wiring.flipped(self.host_in), ctl.host_in)
         wiring.connect(m, out_queue.o, wiring.flipped(self.host_out))
         wiring.connect(m, ctl.act_cmd, activation.cmd)
         m.d.comb += [
             # Host side.
-            self.host_in.ready.eq(ctl.host_in_ready),
-            ctl.host_in_valid.eq(self.host_in.valid),
             out_queue.i.payload.eq(ub_read.data),
             out_queue.i.valid.eq(ctl.out_push),
             ctl.out_level.eq(out_queue.level),
@@ -107,12 +107,10 @@ class SystolicAccelerator(wiring.Component):
             matrix.w_bank.eq(ctl.w_bank),
             activation.acc_data.eq(accumulators.read_data),
             ctl.act_busy.eq(activation.busy),
-            # Counters.
+            # Status and counters.
             self.halted.eq(ctl.halted),
-            self.cycles.eq(ctl.cycles),
-            self.mac_busy.eq(ctl.mac_busy),
-            self.stall_cycles.eq(ctl.stall_cycles),
-            self.active_cycles.eq(ctl.active_cycles),
+            self.error.eq(ctl.error),
+            *(getattr(self, name).eq(getattr(ctl, name)) for name in COUNTERS),
         ]
         if not c.winograd:
             m.d.comb += [

@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from sparq.formats.systolic import MULTIPLIER_BITS, PARAM_WORDS, SHIFT_BITS
 
-from .layouts import activate_command_layout, param_layout, vector_layout
+from .layouts import COUNT_BITS, activate_command_layout, param_layout, vector_layout
 
 __all__ = ["Requantizer", "ActivationUnit"]
 
@@ -118,7 +118,7 @@ class ActivationUnit(wiring.Component):
         param_raw = Signal(data.ArrayLayout(data.ArrayLayout(8, PARAM_WORDS), self.cols))  # bytes as they arrive
         param_index = Signal(range(PARAM_WORDS + 1))  # next parameter word to read
         param_arriving = Signal(range(PARAM_WORDS + 1))  # 1 + index of the word on wb_data, 0 if none
-        left = Signal(range(1 << 24))  # accumulator rows still to read
+        left = Signal(COUNT_BITS)  # accumulator rows still to read
         acc_next = Signal(range(self.depths["acc_depth"]))  # the next accumulator row to read
         ub_next = Signal(range(self.depths["ub_depth"]))  # its UB destination
         loading, streaming = Signal(), Signal()

@@ -5,27 +5,19 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sparq.formats.systolic import Flag, Opcode, SystolicConfig
+from sparq.formats.systolic import (
+    COUNTER_BITS,
+    COUNTERS,
+    Opcode,
+    SystolicConfig,
+    bank_drain_cycles,
+    matrix_drain_cycles,
+)
 
-from .layouts import activate_command_layout, instruction_layout, issue_layout
+from .layouts import COUNT_BITS, activate_command_layout, instruction_layout, issue_layout, vector_layout
 from .winograd import transform_command_layout
 
-__all__ = ["Controller", "bank_drain_cycles", "matrix_drain_cycles"]
-
-
-def bank_drain_cycles(config: SystolicConfig) -> int:
-    """Cycles after the last issue with a weight bank before a LOAD_WEIGHTS may start overwriting that bank.
-
-    The last activation reaches PE ``(rows-1, cols-1)`` ``rows + cols - 1`` cycles after its issue and a load
-    changes the bank from the third cycle after its dispatch; this keeps two cycles of margin.
-    """
-    return config.rows + config.cols - 2
-
-
-def matrix_drain_cycles(config: SystolicConfig) -> int:
-    """Cycles after the last MATMUL issue until its result is in the accumulators (UB read, ``rows + cols - 1``
-    through the matrix unit, an accumulator read and an accumulator write)."""
-    return config.rows + config.cols + 1
+__all__ = ["Controller"]
 
 
 def _overlap(lo_a, count_a, lo_b, count_b):
@@ -41,11 +33,11 @@ class Controller(wiring.Component):
     of sequential execution:
 
     * LOAD_WEIGHTS into bank ``b`` waits for the weight loader, for MATMUL to stop issuing with ``b`` and for the
-      last activation tagged ``b`` to leave the array (:func:`bank_drain_cycles`);
+      last activation tagged ``b`` to leave the array (``sparq.formats.systolic.bank_drain_cycles``);
     * MATMUL waits for the previous MATMUL's last issue cycle, for a load into its bank to finish, and for a busy
       ACTIVATE whose UB destination or accumulator source overlaps its UB source or accumulator destination;
     * ACTIVATE waits for the activation unit and for every MATMUL to reach the accumulators
-      (:func:`matrix_drain_cycles`).
+      (``sparq.formats.systolic.matrix_drain_cycles``).
     * Winograd builds: TRANSFORM_IN and TRANSFORM_OUT wait for every unit to go idle and go to the transform unit
       (``xf_cmd``); nothing dispatches while it is busy (``xf_busy``). A MATMUL ``FROM_TB`` reads the transform
       buffer (``tb_read_addr``; ``vector_from_tb`` is high with its issues) and is not checked against the UB
@@ -56,20 +48,21 @@ class Controller(wiring.Component):
     Unit timing, for an instruction dispatched at cycle ``t``: LOAD_WEIGHTS reads ``WB`` at ``t+1 .. t+rows``
     (last row first) and shifts at ``t+2 .. t+rows+1`` (WIDE: reads at ``t+1 .. t+2*rows``, shifts every other
     cycle up to ``t+2*rows+1``); MATMUL reads the UB at ``t+1 .. t+count`` and presents
-    ``issue`` one cycle after each read; READ_HOST / READ_WEIGHTS take a word on each cycle from ``t+1`` on where
-    ``host_in_valid`` is high; WRITE_HOST reads the UB on each cycle from ``t+1`` on where the output queue has
+    ``issue`` one cycle after each read; READ_HOST / READ_WEIGHTS take a ``host_in`` word on each cycle from
+    ``t+1`` on where one is valid; WRITE_HOST reads the UB on each cycle from ``t+1`` on where the output queue has
     room and pushes the word one cycle later (``out_push``).
 
-    Performance counters (32 bits, counting until HALT completes):
+    An opcode this build does not execute (not in ``sparq.formats.systolic.Opcode``, or a Winograd one without
+    ``config.winograd``) stops the controller as HALT does (it waits for every unit and the output queue, then
+    ``halted`` rises) and raises ``error``, which stays high until reset: nothing after it runs.
 
-    * ``cycles``: every cycle since reset;
-    * ``mac_busy``: cycles in which a vector enters the array (each one is ``rows * cols`` MACs);
-    * ``stall_cycles``: cycles lost to the host -- a READ waiting for ``host_in``, an output word refused by
-      ``host_out``, or nothing to do because the instruction queue is empty;
-    * ``active_cycles``: cycles in which the weight loader, the matrix unit (issuing or draining), the activation
-      unit or (Winograd builds) the transform unit is busy -- the compute phase, without host transfers.
+    Performance counters: ``sparq.formats.systolic.COUNTERS`` (``cycles``, ``mac_busy``, ``stall_cycles``,
+    ``active_cycles``), defined in :mod:`sparq.formats.systolic.timing`.
 
     Ports: see the signature; memory-side ports are addresses and enables, the top level wires the data.
+    ``host_in`` is the accelerator's data stream: the controller takes a word (``ready``) when a READ_HOST or
+    READ_WEIGHTS needs one and writes it through ``ub_write_*`` / ``wb_write_*``; the top level wires its
+    payload to the memories.
     """
 
     def __init__(self, config: SystolicConfig):
@@ -84,8 +77,7 @@ class Controller(wiring.Component):
         } if c.winograd else {}
         super().__init__({**winograd,
             "instr": In(stream.Signature(instruction_layout())),
-            "host_in_valid": In(1),
-            "host_in_ready": Out(1),
+            "host_in": In(stream.Signature(vector_layout(c.lanes))),
             "out_level": In(range(c.out_depth + 1)),
             "out_blocked": In(1),
             "out_push": Out(1),
@@ -101,22 +93,20 @@ class Controller(wiring.Component):
             "act_cmd": Out(stream.Signature(activate_command_layout(c.acc_depth, c.ub_depth, c.wb_depth))),
             "act_busy": In(1),
             "halted": Out(1),
-            "cycles": Out(32),
-            "mac_busy": Out(32),
-            "stall_cycles": Out(32),
-            "active_cycles": Out(32),
+            "error": Out(1),
+            **{name: Out(COUNTER_BITS) for name in COUNTERS},
         })
 
     def elaborate(self, platform):
         m = Module()
         c = self.config
         ins = self.instr.payload
-        bank = ins.flags[0]  # Flag.BANK
-        assert Flag.BANK == 1 and Flag.ACCUMULATE == 2 and Flag.RELU == 4
+        bank = ins.flags.bank
+        host_valid = self.host_in.valid
 
         # Host-transfer unit.
         host_op = Signal(4)
-        host_left = Signal(range(1 << 24))
+        host_left = Signal(COUNT_BITS)
         host_ub = Signal(range(c.ub_depth))
         host_wb = Signal(range(c.wb_depth))
         out_reading = Signal()  # a WRITE_HOST word is on the UB read port
@@ -133,7 +123,7 @@ class Controller(wiring.Component):
         w_idle = (w_left == 0) & ~w_shift
 
         # Matrix issue.
-        m_left = Signal(range(1 << 24))
+        m_left = Signal(COUNT_BITS)
         m_ub = Signal(range(max(c.ub_depth, c.tb_depth) if c.winograd else c.ub_depth))  # UB or TB address
         m_acc = Signal(range(c.acc_depth))
         m_bank = Signal()
@@ -146,16 +136,16 @@ class Controller(wiring.Component):
         # The ranges of the ACTIVATE in the activation unit, for the MATMUL interlock.
         act_acc = Signal(range(c.acc_depth))
         act_ub = Signal(range(c.ub_depth))
-        act_count = Signal(range(1 << 24))
+        act_count = Signal(COUNT_BITS)
 
-        halted = Signal()
+        halted, error = Signal(), Signal()
         all_idle = host_idle & w_idle & drained & ~self.act_busy
         xf_idle = ~self.xf_busy if c.winograd else 1
         all_idle = all_idle & xf_idle
-        from_tb = ins.flags[3] if c.winograd else 0  # Flag.FROM_TB
-        assert Flag.FROM_TB == 8 and Flag.WIDE == 16
+        from_tb = ins.flags.from_tb if c.winograd else 0
 
         ready = Signal()
+        unknown = Signal()  # an opcode this build does not execute: it stops the controller with `error`
         with m.Switch(ins.opcode):
             with m.Case(Opcode.READ_HOST, Opcode.WRITE_HOST, Opcode.READ_WEIGHTS, Opcode.SYNC):
                 m.d.comb += ready.eq(all_idle)
@@ -175,7 +165,7 @@ class Controller(wiring.Component):
                 with m.Case(Opcode.TRANSFORM_IN, Opcode.TRANSFORM_OUT):
                     m.d.comb += ready.eq(all_idle)
             with m.Default():
-                m.d.comb += ready.eq(1)  # decode() refuses unknown opcodes; hardware skips them
+                m.d.comb += [unknown.eq(1), ready.eq(all_idle & (self.out_level == 0))]  # as HALT
         dispatch = self.instr.valid & ready & xf_idle & ~halted
         m.d.comb += self.instr.ready.eq(ready & xf_idle & ~halted)
         if c.winograd:
@@ -195,19 +185,19 @@ class Controller(wiring.Component):
             self.act_cmd.payload.ub.eq(ins.ub),
             self.act_cmd.payload.wb.eq(ins.wb),
             self.act_cmd.payload.count.eq(ins.count),
-            self.act_cmd.payload.relu.eq(ins.flags[2]),
+            self.act_cmd.payload.relu.eq(ins.flags.relu),
         ]
         # Host transfers. The UB read port is shared with MATMUL, which never runs at the same time.
         m.d.comb += [
-            self.host_in_ready.eq(reading),
+            self.host_in.ready.eq(reading),
             self.ub_write_addr.eq(host_ub),
-            self.ub_write_en.eq(reading & self.host_in_valid & (host_op == Opcode.READ_HOST)),
+            self.ub_write_en.eq(reading & host_valid & (host_op == Opcode.READ_HOST)),
             self.wb_write_addr.eq(host_wb),
-            self.wb_write_en.eq(reading & self.host_in_valid & (host_op == Opcode.READ_WEIGHTS)),
+            self.wb_write_en.eq(reading & host_valid & (host_op == Opcode.READ_WEIGHTS)),
             self.ub_read_addr.eq(Mux(writing, host_ub, m_ub)),
             self.out_push.eq(out_reading),
         ]
-        with m.If(reading & self.host_in_valid):
+        with m.If(reading & host_valid):
             m.d.sync += [host_left.eq(host_left - 1), host_ub.eq(host_ub + 1), host_wb.eq(host_wb + 1)]
         room = self.out_level + out_reading < c.out_depth - 1
         m.d.sync += out_reading.eq(writing & room)
@@ -251,21 +241,23 @@ class Controller(wiring.Component):
         op = ins.opcode
         with m.If(dispatch & ((op == Opcode.READ_HOST) | (op == Opcode.WRITE_HOST) | (op == Opcode.READ_WEIGHTS))):
             m.d.sync += [host_op.eq(op), host_left.eq(ins.count), host_ub.eq(ins.ub), host_wb.eq(ins.wb)]
-        with m.If(dispatch & (op == Opcode.HALT)):
+        with m.If(dispatch & ((op == Opcode.HALT) | unknown)):
             m.d.sync += halted.eq(1)
+        with m.If(dispatch & unknown):
+            m.d.sync += error.eq(1)
         with m.If(dispatch & (op == Opcode.LOAD_WEIGHTS)):
             m.d.sync += [w_left.eq(c.rows), w_base.eq(ins.wb), w_bank.eq(bank)]
             if c.winograd:
-                m.d.sync += [w_left.eq(Mux(ins.flags[4], 2 * c.rows, c.rows)), w_wide.eq(ins.flags[4])]
+                m.d.sync += [w_left.eq(Mux(ins.flags.wide, 2 * c.rows, c.rows)), w_wide.eq(ins.flags.wide)]
         with m.If(dispatch & (op == Opcode.MATMUL)):
             m.d.sync += [m_left.eq(ins.count), m_ub.eq(Mux(from_tb, ins.tb, ins.ub)), m_acc.eq(ins.acc),
-                         m_bank.eq(bank), m_accumulate.eq(ins.flags[1]), m_from_tb.eq(from_tb)]
+                         m_bank.eq(bank), m_accumulate.eq(ins.flags.accumulate), m_from_tb.eq(from_tb)]
         with m.If(dispatch & (op == Opcode.ACTIVATE)):
             m.d.sync += [act_acc.eq(ins.acc), act_ub.eq(ins.ub), act_count.eq(ins.count)]
 
         # Performance counters.
-        host_stall = (reading & ~self.host_in_valid) | self.out_blocked | (~self.instr.valid & all_idle)
-        m.d.comb += self.halted.eq(halted)
+        host_stall = (reading & ~host_valid) | self.out_blocked | (~self.instr.valid & all_idle)
+        m.d.comb += [self.halted.eq(halted), self.error.eq(error)]
         with m.If(~halted):
             m.d.sync += self.cycles.eq(self.cycles + 1)
             with m.If(issuing):

@@ -3,15 +3,27 @@
 from amaranth import signed, unsigned
 from amaranth.lib import data
 
-from sparq.formats.systolic import FIELDS, INSTRUCTION_BITS, MULTIPLIER_BITS, SHIFT_BITS
+from sparq.formats.systolic import FIELDS, INSTRUCTION_BITS, MULTIPLIER_BITS, SHIFT_BITS, Flag
 
-__all__ = ["instruction_layout", "issue_layout", "accumulator_write_layout", "param_layout",
-           "activate_command_layout", "vector_layout"]
+__all__ = ["COUNT_BITS", "flags_layout", "instruction_layout", "issue_layout", "accumulator_write_layout",
+           "param_layout", "activate_command_layout", "vector_layout"]
+
+COUNT_BITS = dict(FIELDS)["count"]
+"""Bits of an instruction's ``count`` field, and so of every counter of rows, words or tiles still to do."""
+
+
+def flags_layout() -> data.FlexibleLayout:
+    """An instruction's ``flags`` field: one bit per ``sparq.formats.systolic.Flag``, named in lower case (``bank``,
+    ``accumulate``, ``relu``, ``from_tb``, ``wide``), at the flag's bit."""
+    return data.FlexibleLayout(dict(FIELDS)["flags"], {
+        flag.name.lower(): data.Field(unsigned(1), flag.value.bit_length() - 1) for flag in Flag})
 
 
 def instruction_layout() -> data.StructLayout:
-    """An encoded instruction (``sparq.formats.systolic.FIELDS``, least significant first, zero-padded to 128 bits)."""
+    """An encoded instruction (``sparq.formats.systolic.FIELDS``, least significant first, zero-padded to 128 bits);
+    ``flags`` is :func:`flags_layout`."""
     fields = {name: unsigned(width) for name, width in FIELDS}
+    fields["flags"] = flags_layout()
     fields["reserved"] = unsigned(INSTRUCTION_BITS - sum(width for _, width in FIELDS))
     return data.StructLayout(fields)
 
@@ -43,4 +55,4 @@ def param_layout(acc_width: int = 32) -> data.StructLayout:
 def activate_command_layout(acc_depth: int, ub_depth: int, wb_depth: int) -> data.StructLayout:
     """An ACTIVATE instruction as the activation unit takes it."""
     return data.StructLayout({"acc": range(acc_depth), "ub": range(ub_depth), "wb": range(wb_depth),
-                              "count": range(1 << 24), "relu": 1})
+                              "count": COUNT_BITS, "relu": 1})

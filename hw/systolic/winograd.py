@@ -24,6 +24,8 @@ from amaranth.lib.wiring import In, Out
 
 from sparq.formats.systolic import WINOGRAD_AT, WINOGRAD_BT, WINOGRAD_V_BITS
 
+from .layouts import COUNT_BITS, accumulator_write_layout, vector_layout
+
 __all__ = ["terms", "exact_width", "TileTransform", "InputTransform", "OutputTransform", "transform_command_layout",
            "WinogradTransforms"]
 
@@ -143,7 +145,7 @@ class OutputTransform(TileTransform):
 def transform_command_layout(config) -> data.StructLayout:
     """A TRANSFORM_IN (``output`` = 0) or TRANSFORM_OUT (``output`` = 1) as :class:`WinogradTransforms` takes it."""
     return data.StructLayout({"output": 1, "ub": range(config.ub_depth), "tb": range(config.tb_depth),
-                              "acc": range(config.acc_depth), "count": range(1 << 24)})
+                              "acc": range(config.acc_depth), "count": COUNT_BITS})
 
 
 class WinogradTransforms(wiring.Component):
@@ -176,7 +178,6 @@ class WinogradTransforms(wiring.Component):
     """
 
     def __init__(self, config):
-        from .layouts import accumulator_write_layout, vector_layout
         self.config = c = config
         super().__init__({
             "cmd": In(stream.Signature(transform_command_layout(c))),
@@ -199,16 +200,16 @@ class WinogradTransforms(wiring.Component):
         m.submodules.input_transform = xin = InputTransform(c.lanes)
         m.submodules.output_transform = xout = OutputTransform(c.cols)
         output = Signal()
-        count = Signal(range(1 << 24))
+        count = Signal(COUNT_BITS)
         depth = max(c.ub_depth, c.tb_depth, c.acc_depth, 2)
         # Linear sequence: UB reads (in) / accumulator writes (out). Strided: TB writes (in) / accumulator reads (out).
         linear = Signal(range(depth))
-        linear_left = Signal(range(1 << 28))
+        linear_left = Signal(range(16 << COUNT_BITS))  # 16 * count
         strided_base = Signal(range(depth))
-        strided_row = Signal(range(16 * (1 << 24)))  # e * count
-        strided_tile = Signal(range(1 << 24))  # p
+        strided_row = Signal(range(16 << COUNT_BITS))  # e * count
+        strided_tile = Signal(COUNT_BITS)  # p
         strided_e = Signal(4)
-        strided_left = Signal(range(1 << 28))
+        strided_left = Signal(range(16 << COUNT_BITS))
         landing = Signal(2)  # TRANSFORM_OUT: cycles until the last accumulator write has landed
         strided = strided_base + strided_row + strided_tile
 

@@ -1,11 +1,12 @@
-"""The host bridge: the protocol of :mod:`sparq.hw.uart.protocol`, spoken over a UART, driving an accelerator's ports."""
+"""The host bridge: the protocol of :mod:`sparq.formats.uart`, spoken over a UART, driving an accelerator's ports."""
 
 from amaranth import Cat, Const, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from . import protocol
-from .protocol import Op
+from sparq.formats import uart as protocol
+from sparq.formats.uart import Op
+
 from .serial import UARTReceiver, UARTTransmitter, check_divisor
 
 __all__ = ["HostBridge", "WriteRequest", "ReadRequest"]
@@ -21,9 +22,10 @@ ReadRequest = data.StructLayout({"addr": 16, "space": 8})
 class HostBridge(wiring.Component):
     """Speaks the sparq host protocol over ``rx``/``tx`` and turns commands into accelerator port activity.
 
-    It holds a :class:`sparq.hw.uart.serial.UARTReceiver` and :class:`sparq.hw.uart.serial.UARTTransmitter` and one command at a
-    time: it reads a command's bytes, performs it on the ports below, sends the reply, and only then reads the next
-    opcode. :mod:`sparq.hw.uart.protocol` specifies the bytes; :class:`sparq.sim.uart.model.HostBridgeModel` is the reference.
+    It holds a :class:`sparq.hw.uart.serial.UARTReceiver` and :class:`sparq.hw.uart.serial.UARTTransmitter` and one
+    command at a time: it reads a command's bytes, performs it on the ports below, sends the reply, and only then
+    reads the next opcode. :mod:`sparq.formats.uart` specifies the bytes; :class:`sparq.sim.uart.model.HostBridgeModel`
+    is the reference.
 
     Parameters
     ----------
@@ -48,8 +50,8 @@ class HostBridge(wiring.Component):
         The word for each request, in order, with any latency.
     start : Out(1)
         One-cycle strobe when START is executed, before its acknowledgement is sent.
-    busy, done : In(1)
-        Read live into each STATUS reply.
+    busy, done, error : In(1)
+        Read live into each STATUS reply (``error``: the accelerator stopped on an error; 0 where it has none).
     counters : In(data.ArrayLayout(32, n_counters))
         Sampled together, in one cycle, when COUNTERS is received.
 
@@ -75,6 +77,7 @@ class HostBridge(wiring.Component):
             "start": Out(1),
             "busy": In(1),
             "done": In(1),
+            "error": In(1),
             "counters": In(data.ArrayLayout(WORD_BITS, n_counters)),
         })
 
@@ -145,7 +148,8 @@ class HostBridge(wiring.Component):
                             m.d.comb += self.start.eq(1)
                             send(Const(protocol.ACK | Op.START, 8), length=1)
                         with m.Case(Op.STATUS):
-                            send(Const(protocol.ACK | Op.STATUS, 8), self.busy, self.done, sticky, length=2)
+                            send(Const(protocol.ACK | Op.STATUS, 8), self.busy, self.done, sticky, self.error,
+                                 length=2)
                             m.d.sync += sticky.eq(Cat(receiver.frame_error, receiver.overrun, 0))
                         with m.Case(Op.COUNTERS):
                             send(Const(protocol.ACK | Op.COUNTERS, 8), self.counters,

@@ -11,7 +11,8 @@ which its interlocks allow it, given the units' state after the instructions bef
 * LOAD_WEIGHTS at ``t``: busy ``t+1 .. t+w+1`` with ``w = rows`` (``2 * rows`` when WIDE); a MATMUL on its bank
   may dispatch from ``t+w+1``.
 * MATMUL of ``n`` rows at ``t``: issues at ``t+1 .. t+n``; the next MATMUL may dispatch at ``t+n``; a LOAD_WEIGHTS
-  into its bank from ``t+n+1+bank_drain``; the matrix unit is drained from ``t+n+1+matrix_drain``.
+  into its bank from ``t+n+1+bank_drain``; the matrix unit is drained from ``t+n+1+matrix_drain`` (the drain
+  latencies of :mod:`sparq.formats.systolic.timing`, which the controller waits for too).
 * ACTIVATE of ``n`` rows at ``t``: busy ``t+1 .. t+n+11``; a MATMUL whose UB or accumulator range overlaps it
   waits for ``t+n+12``.
 * MATMUL FROM_TB: as MATMUL, but an ACTIVATE's UB range does not hold it back.
@@ -21,16 +22,15 @@ which its interlocks allow it, given the units' state after the instructions bef
 * SYNC, READ_*, WRITE_HOST and the transforms wait for every unit; HALT also for the output queue to empty.
 
 :func:`predict` returns ``cycles`` (from the first dispatch to HALT, inclusive, which is the RTL's
-``cycles - stall_cycles``), ``mac_busy`` and ``active_cycles`` as the RTL counters define them, and the dispatch
-cycle of every instruction.
+``cycles - stall_cycles``), ``mac_busy`` and ``active_cycles`` as :mod:`sparq.formats.systolic.timing` defines
+them, and the dispatch cycle of every instruction.
 """
 
 from dataclasses import dataclass
 
-from sparq.formats.systolic import Flag, Opcode, SystolicConfig
+from sparq.formats.systolic import Flag, Opcode, SystolicConfig, bank_drain_cycles, matrix_drain_cycles
 
-__all__ = ["ACTIVATE_OVERHEAD", "TRANSFORM_IN_OVERHEAD", "TRANSFORM_OUT_OVERHEAD", "bank_drain", "matrix_drain",
-           "CycleEstimate", "predict"]
+__all__ = ["ACTIVATE_OVERHEAD", "TRANSFORM_IN_OVERHEAD", "TRANSFORM_OUT_OVERHEAD", "CycleEstimate", "predict"]
 
 ACTIVATE_OVERHEAD = 11
 """Cycles an ACTIVATE is busy beyond its row count: 7 parameter reads, the accumulator read and the 3-stage
@@ -44,16 +44,6 @@ TRANSFORM_IN_OVERHEAD = 19
 TRANSFORM_OUT_OVERHEAD = 9
 """TRANSFORM_OUT of ``n`` tiles holds dispatch for ``16 n`` + this many cycles (accumulator read, 16-word fill,
 bank switch, 4 output words, accumulator write)."""
-
-
-def bank_drain(config: SystolicConfig) -> int:
-    """Same value as ``sparq.hw.systolic.controller.bank_drain_cycles`` (kept here so ``sim`` does not import ``hw``)."""
-    return config.rows + config.cols - 2
-
-
-def matrix_drain(config: SystolicConfig) -> int:
-    """Same value as ``sparq.hw.systolic.controller.matrix_drain_cycles``."""
-    return config.rows + config.cols + 1
 
 
 @dataclass
@@ -136,9 +126,9 @@ def predict(config: SystolicConfig, instructions) -> CycleEstimate:
         elif op == Opcode.MATMUL:
             mac_busy += n
             m_next = t + n
-            bank_free[bank] = t + n + 1 + bank_drain(config)
-            drained_at = t + n + 1 + matrix_drain(config)
-            busy.append((t + 1, t + n + matrix_drain(config)))
+            bank_free[bank] = t + n + 1 + bank_drain_cycles(config)
+            drained_at = t + n + 1 + matrix_drain_cycles(config)
+            busy.append((t + 1, t + n + matrix_drain_cycles(config)))
         elif op == Opcode.ACTIVATE:
             a_free = t + n + ACTIVATE_OVERHEAD + 1
             last_activate = (ins.acc, ins.ub, n, a_free)

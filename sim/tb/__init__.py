@@ -1,7 +1,10 @@
 """Testbench bodies: ``async def body(bench, **params)`` functions that run under Verilator and Amaranth alike.
 
-Each checks the design cycle by cycle against its numpy golden model in ``sparq.sim.golden`` and raises
-:class:`sparq.sim.scoreboard.Mismatch` at the first difference.
+Each drives a design through its ports and checks what comes out against a numpy model, raising
+:class:`sparq.sim.scoreboard.Mismatch` at the first difference: a block cycle by cycle against a small model (the
+shared blocks' in ``sparq.sim.golden``), an accelerator word for word against its golden model
+(``sparq.sim.eie.golden``, ``sparq.sim.systolic.golden``) once its outputs are read back, with its counters
+returned for the tests to hold against the cycle models.
 """
 
 import time

@@ -1,8 +1,9 @@
 """Testbench bodies for the EIE accelerator (:mod:`sparq.hw.eie`) against :mod:`sparq.sim.eie.golden`, and for its blocks.
 
 Images travel as directories written by :meth:`sparq.formats.eie.EieImage.save`; inputs as lists of Q8.8 integers.
-The load-port and read-port words are packed here from the field order of :mod:`sparq.hw.eie.layouts` (target, pe,
-addr, data, least significant first), so this module needs neither Amaranth nor the hardware.
+The load-port and read-port words come from :mod:`sparq.formats.eie` (:func:`~sparq.formats.eie.image_words` and
+the other packers), the same description the hardware's layouts are built from, so this module needs neither
+Amaranth nor the hardware.
 """
 
 import random
@@ -10,66 +11,32 @@ import time
 
 import numpy as np
 
-from sparq.formats.eie import ACT_BITS, LAYER_BITS, WORD_BITS, EieImage
+from sparq.formats.eie import (
+    ACT_BITS,
+    COUNTER_BITS,
+    COUNTERS,
+    PE_COUNTERS,
+    EieImage,
+    image_words,
+    input_words,
+    read_requests,
+)
 
 from ..bench import Agent, StreamSink, StreamSource
 from ..eie.golden import Golden
 from ..scoreboard import Mismatch, assert_words_equal
 
-TARGET = {"LAYER": 0, "CODEBOOK": 1, "PTR": 2, "SPMAT": 3, "BIAS": 4, "ACT": 5}
-TARGET_BITS, ADDR_BITS, DATA_BITS = 3, 20, max(WORD_BITS, LAYER_BITS)
-COUNTER_BITS = 32
-_MASK16 = (1 << ACT_BITS) - 1
-
-
-def _bits(n):
-    """Width of ``range(n)``."""
-    return (n - 1).bit_length()
-
-
-def load_word(n_pe, target, pe, addr, data):
-    """One load-port payload."""
-    pe_bits = _bits(n_pe)
-    return (TARGET[target] | pe << TARGET_BITS | addr << (TARGET_BITS + pe_bits)
-            | int(data) << (TARGET_BITS + pe_bits + ADDR_BITS))
-
-
-def spmat_words(image, k):
-    """Load-port payloads writing PE ``k``'s sparse matrix of ``image``."""
-    return [load_word(image.config.n_pe, "SPMAT", k, a, int(w)) for a, w in enumerate(image.spmat[k])]
-
-
-def image_words(image):
-    """Load-port payloads writing every memory of ``image`` (not the input)."""
-    n = image.config.n_pe
-    words = [load_word(n, "LAYER", 0, l, entry.pack()) for l, entry in enumerate(image.layers)]
-    words += [load_word(n, "CODEBOOK", 0, i, int(w) & _MASK16) for i, w in enumerate(image.codebooks.ravel())]
-    for k in range(n):
-        words += [load_word(n, "PTR", k, g, int(p)) for g, p in enumerate(image.ptr[k])]
-        words += spmat_words(image, k)
-        words += [load_word(n, "BIAS", k, a, int(b) & _MASK16) for a, b in enumerate(image.bias[k])]
-    return words
-
-
-def input_words(n_pe, x):
-    """Load-port payloads writing input vector ``x`` (element ``i`` to PE ``i % N``, address ``i // N``)."""
-    return [load_word(n_pe, "ACT", i % n_pe, i // n_pe, int(v) & _MASK16) for i, v in enumerate(x)]
-
-
-def read_requests(n_pe, act_depth, length):
-    """Read-port payloads asking for elements ``0 .. length - 1`` of the vector."""
-    return [i % n_pe | (i // n_pe) << _bits(n_pe) for i in range(length)]
-
 
 def counters(bench, n_pe):
-    """The performance counters of the last run, as a dict of ints and per-PE lists (those only if the design has
-    its per-PE counters, ``EIE(pe_counters=True)``)."""
+    """The performance counters of the last run (``sparq.formats.eie.COUNTERS``, then ``PE_COUNTERS`` if the design
+    has its per-PE counters, ``EIE(pe_counters=True)``), keyed by their names without ``_cycles``: ``cycles``,
+    ``compute``, then the per-PE lists ``busy``, ``starve``, ``stall``."""
     def split(port):
         word = bench.get(port)
         return [(word >> (COUNTER_BITS * k)) & ((1 << COUNTER_BITS) - 1) for k in range(n_pe)]
-    result = {"cycles": bench.get("cycles"), "compute": bench.get("compute_cycles")}
-    if "busy_cycles" in bench.ports:
-        result.update(busy=split("busy_cycles"), starve=split("starve_cycles"), stall=split("stall_cycles"))
+    result = {name.removesuffix("_cycles"): bench.get(name) for name in COUNTERS}
+    if PE_COUNTERS[0] in bench.ports:
+        result.update({name.removesuffix("_cycles"): split(name) for name in PE_COUNTERS})
     return result
 
 
@@ -172,11 +139,29 @@ async def pointer_unit(bench, *, seed, pointers, ptr_base, ptr_width, columns, g
     assert_words_equal(expected, sink.items, what="runs")
 
 
-async def spmat_unit(bench, *, seed, words, spmat_base, ptr_width, runs, gap_probability, stall_probability,
-                     spram=False):
-    """SparseMatrixReadUnit: runs ``(start, end)`` in, one entry per cycle out, with gaps and back-pressure;
-    returns the cycles the transfer took and the busy cycles counted. The 64-bit ``words`` are written first (as
-    halfwords, low first, for ``SparseMatrixReadUnit(spram=True)``)."""
+class _Entries(Agent):
+    """Collects the payloads of the always-ready stream port ``port`` (no ``ready`` to drive)."""
+
+    def __init__(self, port, count):
+        self.port, self.count, self.items = port, count, []
+
+    @property
+    def done(self):
+        return len(self.items) == self.count
+
+    def sample(self, bench):
+        if bench.get(f"{self.port}.valid"):
+            if self.done:
+                raise Mismatch(f"{self.port}: unexpected extra item {bench.get(f'{self.port}.payload')} after the "
+                               f"{self.count} expected")
+            self.items.append(bench.get(f"{self.port}.payload"))
+
+
+async def spmat_unit(bench, *, seed, words, spmat_base, ptr_width, runs, gap_probability, spram=False):
+    """SparseMatrixReadUnit: runs ``(start, end)`` in with random gaps, one entry per cycle out (its ``entry``
+    port is always ready: the arithmetic unit never refuses one); returns the cycles the transfer took and the busy
+    cycles counted. The 64-bit ``words`` are written first (as halfwords, low first, for
+    ``SparseMatrixReadUnit(spram=True)``)."""
     rng = random.Random(seed)
     await bench.reset()
     await _write_memory(bench, "", [int(w) >> (16 * h) & 0xFFFF for w in words for h in range(4)] if spram
@@ -187,7 +172,7 @@ async def spmat_unit(bench, *, seed, words, spmat_base, ptr_width, runs, gap_pro
                 | int(e == s) << (ACT_BITS + 8) for value, (s, t) in zip(values, runs) for e in range(s, t)]
     source = StreamSource("run", [v | s << ACT_BITS | t << (ACT_BITS + ptr_width) for v, (s, t) in zip(values, runs)],
                           rng=rng, gap_probability=gap_probability)
-    sink = StreamSink("entry", len(expected), rng=rng, stall_probability=stall_probability)
+    sink = _Entries("entry", len(expected))
 
     class Busy(Agent):
         count = 0

@@ -9,14 +9,12 @@ import random
 
 import numpy as np
 
-from sparq.formats.systolic import SystolicProgram, load_program, requantize, words_to_ints
+from sparq.formats.systolic import COUNTERS, SystolicProgram, load_program, requantize, words_to_ints
 
-from ..bench import StreamSink, StreamSource
+from ..bench import Agent, StreamSink, StreamSource
 from ..scoreboard import Mismatch, assert_words_equal
 from ..systolic.golden import run_program
 from ..systolic.stimulus import random_int32
-
-COUNTERS = ("cycles", "mac_busy", "stall_cycles", "active_cycles")
 
 
 async def _stream_program(bench, program: SystolicProgram, input_words, *, rng, gap_probability=0.0,
@@ -28,10 +26,13 @@ async def _stream_program(bench, program: SystolicProgram, input_words, *, rng, 
     host_in = StreamSource("host_in", words_to_ints(stream), rng=rng, gap_probability=gap_probability)
     host_out = StreamSink("host_out", program.output_words, rng=rng, stall_probability=stall_probability)
     agents = [instructions, host_in, host_out]
-    until = lambda: host_out.done and bench.get("halted")  # noqa: E731
+    until = lambda: bench.get("error") or (host_out.done and bench.get("halted"))  # noqa: E731
     budget = 50 * (len(stream) + program.output_words + len(program.instructions)) + 200_000 + 4 * sum(
         ins.count for ins in program.instructions)
     await bench.run(agents, until=until, max_cycles=budget)
+    if bench.get("error"):
+        raise Mismatch(f"the accelerator stopped on an error (an instruction it does not execute) with "
+                       f"{instructions.sent} of {len(program.instructions)} instructions sent")
     lanes = program.config.lanes
     raw = b"".join(int(v).to_bytes(lanes, "little") for v in host_out.items)
     return np.frombuffer(raw, dtype=np.int8).reshape(-1, lanes)
@@ -70,6 +71,35 @@ async def run_program_files(bench, *, runs: list):
         except AssertionError as error:
             raise Mismatch(f"{name}: {error}") from None
     return results
+
+
+async def stops_on_error(bench, *, instructions: list, host_words: list, consumed: int, max_cycles: int = 5000):
+    """Reset, then stream the raw instruction words ``instructions`` (one of them an opcode the build does not
+    execute) and the ``host_in`` words ``host_words`` (integers) into the accelerator, ``host_out`` always ready.
+    It must raise ``error`` together with ``halted`` (never before), having taken exactly ``consumed`` host words,
+    sent nothing on ``host_out``, and then stay stopped: ``error`` held, no host word taken, every counter
+    frozen. Returns the counters."""
+    rng = random.Random(0)
+    await bench.reset()
+    source = StreamSource("instr", instructions, rng=rng)
+    host_in = StreamSource("host_in", host_words, rng=rng)
+    host_out = StreamSink("host_out", 0, rng=rng)  # raises on any word
+
+    class Flags(Agent):
+        def sample(self, bench):
+            if bench.get("error") and not bench.get("halted"):
+                raise Mismatch(f"cycle {bench.cycle}: error without halted")
+
+    agents = [source, host_in, host_out, Flags()]
+    await bench.run(agents, until=lambda: bench.get("halted"), max_cycles=max_cycles)
+    stopped = _counters(bench)
+    end = bench.cycle + 50
+    await bench.run(agents, until=lambda: bench.cycle >= end)
+    if not bench.get("error") or host_in.sent != consumed or _counters(bench) != stopped:
+        raise Mismatch(f"after the bad instruction: error {bench.get('error')} (expected 1), {host_in.sent} host "
+                       f"words taken (expected {consumed}), counters {_counters(bench)} then {stopped} (expected "
+                       f"frozen)")
+    return stopped
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -3,8 +3,8 @@ and :class:`sparq.hw.uart.bridge.HostBridge` end to end against :class:`sparq.si
 
 import random
 
-from sparq.hw.uart import protocol
-from sparq.hw.uart.protocol import Op, Transaction
+from sparq.formats import uart as protocol
+from sparq.formats.uart import Op, Transaction
 
 from ..bench import Agent, StreamSink, StreamSource
 from ..scoreboard import Mismatch, assert_words_equal
@@ -97,7 +97,7 @@ class AcceleratorStandIn(Agent):
 
     Takes ``write`` words into ``memory`` (``{space: {addr: word}}``), answers ``read`` requests from it after a
     random latency, runs a ``job_cycles`` long job on each ``start`` strobe (``busy`` during it, ``done`` after), and
-    drives ``counters``.
+    drives ``counters`` and ``error``.
     """
 
     def __init__(self, *, rng: random.Random, stall_probability: float, n_counters: int, job_cycles: int):
@@ -106,6 +106,7 @@ class AcceleratorStandIn(Agent):
         self.counters = [0] * n_counters
         self.pending = []  # [cycles to wait, word] for accepted read requests
         self.job_left, self.done_flag, self.starts = 0, False, 0
+        self.error = False
         self._write_ready = self._read_ready = False
 
     def drive(self, bench):
@@ -118,6 +119,7 @@ class AcceleratorStandIn(Agent):
             bench.set("read_data.payload", self.pending[0][1])
         bench.set("busy", int(self.job_left > 0))
         bench.set("done", int(self.done_flag))
+        bench.set("error", int(self.error))
         bench.set("counters", sum(value << (32 * k) for k, value in enumerate(self.counters)))
 
     def sample(self, bench):
@@ -158,8 +160,9 @@ async def bridge_random(bench, *, seed: int, n_commands: int, divisor: int, n_co
                         stall_probability: float, max_gap: int):
     """Random commands through the bridge, every reply checked byte for byte against :class:`HostBridgeModel`;
     the accelerator stand-in applies random back-pressure on ``write``, ``read`` and ``read_data``. Ends by checking
-    that the hardware's memory equals the model's and that every START reached ``start`` exactly once."""
-    rng = random.Random(seed)
+    that the hardware's memory equals the model's and that every START reached ``start`` exactly once. The
+    accelerator's ``error`` flag changes at random between commands (from its own seeded generator)."""
+    rng, flags = random.Random(seed), random.Random(seed + 1)
     accelerator = AcceleratorStandIn(rng=rng, stall_probability=stall_probability, n_counters=n_counters,
                                      job_cycles=5 * divisor)
     model = HostBridgeModel(n_counters=n_counters)
@@ -169,6 +172,7 @@ async def bridge_random(bench, *, seed: int, n_commands: int, divisor: int, n_co
 
     async def checked(request, reply_length):
         accelerator.counters = model.counters = [rng.getrandbits(32) for _ in range(n_counters)]
+        accelerator.error = model.error = flags.random() < 0.3
         got = await link.transact(request, reply_length)
         expected = model.transact(request, reply_length)
         if got != expected:
@@ -204,7 +208,7 @@ async def bridge_timeout(bench, *, divisor: int, timeout: int):
 async def bridge_fifo_loopback(bench, *, seed: int, divisor: int, depth: int):
     """:class:`sparq.sim.uart.rigs.FIFOLoopback`: words written through the bridge come back in order through READ, with the
     counters and the done flag telling the same story; all through the shared sequences of
-    :mod:`sparq.hw.uart.protocol`."""
+    :mod:`sparq.formats.uart`."""
     rng = random.Random(seed)
     link = UARTLink(bench, divisor=divisor, rng=rng, max_gap=3 * divisor)
     bench.set("rx", 1)

@@ -2,7 +2,7 @@
 
 :class:`UARTSender` and :class:`UARTMonitor` are :class:`sparq.sim.bench.Agent` s: they run in lock step with the other
 agents of :meth:`sparq.sim.bench.Bench.run` (stream sources and sinks with random back-pressure, say), one clock cycle at a
-time, on both simulators. :class:`UARTLink` runs :mod:`sparq.hw.uart.protocol` transactions and sequences through them, so
+time, on both simulators. :class:`UARTLink` runs :mod:`sparq.formats.uart` transactions and sequences through them, so
 a testbench speaks to a board top with exactly the framing code the pyserial driver uses.
 """
 
@@ -111,7 +111,7 @@ class UARTMonitor(Agent):
 
 
 class UARTLink:
-    """Runs :mod:`sparq.hw.uart.protocol` transactions over a sender on ``rx`` and a monitor on ``tx``.
+    """Runs :mod:`sparq.formats.uart` transactions over a sender on ``rx`` and a monitor on ``tx``.
 
     ``agents`` run alongside (the accelerator side of the test, for instance) in every cycle the link simulates.
     ``max_cycles`` bounds each transaction.
@@ -139,6 +139,6 @@ class UARTLink:
         await self.bench.run(self.agents, until=lambda: self.bench.cycle >= end, max_cycles=cycles + 1)
 
     async def run(self, operation):
-        """Run a transaction or sequence of :mod:`sparq.hw.uart.protocol`; return its value."""
-        from sparq.hw.uart.protocol import drive_async
+        """Run a transaction or sequence of :mod:`sparq.formats.uart`; return its value."""
+        from sparq.formats.uart import drive_async
         return await drive_async(operation, self.transact)

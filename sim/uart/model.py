@@ -1,15 +1,15 @@
-"""A byte-level reference model of the device side of the sparq host protocol (:mod:`sparq.hw.uart.protocol`).
+"""A byte-level reference model of the device side of the sparq host protocol (:mod:`sparq.formats.uart`).
 
 :class:`HostBridgeModel` reads command bytes as :class:`sparq.hw.uart.bridge.HostBridge` does and answers with the reply
 bytes the hardware must send, against Python stand-ins for the accelerator: a word memory per space, a START count,
-busy/done flags and counter values the test sets. It parses the wire format on its own, byte by byte, from the
+busy/done/error flags and counter values the test sets. It parses the wire format on its own, byte by byte, from the
 specification, so checking the shared framing code against it checks two readings of the same table.
 """
 
 import struct
 
-from sparq.hw.uart import protocol
-from sparq.hw.uart.protocol import Op
+from sparq.formats import uart as protocol
+from sparq.formats.uart import Op
 
 __all__ = ["HostBridgeModel"]
 
@@ -21,7 +21,7 @@ class HostBridgeModel:
         self.n_counters = n_counters
         self.memory: dict[int, dict[int, int]] = {}
         self.counters = [0] * n_counters
-        self.busy = self.done = False
+        self.busy = self.done = self.error = False
         self.sticky = {"frame_error": False, "overrun": False, "timeout": False}
         self.starts = 0
 
@@ -35,7 +35,7 @@ class HostBridgeModel:
             self.starts += 1
             return 1, bytes([protocol.ACK | op])
         if op == Op.STATUS:
-            state = protocol.Status(self.busy, self.done, **self.sticky)
+            state = protocol.Status(self.busy, self.done, **self.sticky, error=self.error)
             self.sticky = dict.fromkeys(self.sticky, False)
             return 1, bytes([protocol.ACK | op, state.to_byte()])
         if op == Op.COUNTERS:
@@ -68,7 +68,7 @@ class HostBridgeModel:
         return replies
 
     def transact(self, request: bytes, reply_length: int) -> bytes:
-        """:meth:`feed`, as the blocking ``transact`` of :func:`sparq.hw.uart.protocol.drive`; also checks that the reply
+        """:meth:`feed`, as the blocking ``transact`` of :func:`sparq.formats.uart.drive`; also checks that the reply
         has the length the host expects."""
         replies = self.feed(request)
         assert len(replies) == reply_length, f"model replied {len(replies)} bytes, the host expects {reply_length}"

@@ -15,9 +15,14 @@ from sparq.formats.eie import (
     ImageError,
     ImageFormatError,
     LayerEntry,
+    LoadTarget,
     finish,
+    load_fields,
+    load_word,
     pack_entries,
+    read_fields,
     read_hex,
+    read_requests,
     to_fixed,
     unpack_entries,
     write_hex,
@@ -59,6 +64,14 @@ def test_config_rejects_bad_parameters():
     with pytest.raises(ImageError, match="ptr_depth=7 must be even"):
         EieConfig(ptr_depth=7)
     assert EieConfig(spmat_depth=16384).ptr_width == 18  # pointers reach 8 * 16384 = 2**17 inclusive
+
+
+def test_config_takes_numpy_integers_as_plain_ints_and_refuses_bools():
+    config = EieConfig(n_pe=np.int64(4), act_depth=np.uint16(64))
+    assert config == EieConfig(n_pe=4, act_depth=64) and type(config.n_pe) is int and type(config.act_depth) is int
+    for bad in (True, 2.0, "4", -1):
+        with pytest.raises(ImageError, match=f"EieConfig.n_pe must be a positive integer, not {bad!r}"):
+            EieConfig(n_pe=bad)
 
 
 def test_hex_files_round_trip_and_reject_bad_lines(tmp_path):
@@ -158,3 +171,19 @@ def test_loading_for_other_hardware_checks_the_fit(tmp_path):
                                             r"spmat_depth to at least"):
         EieImage.load(tmp_path, small)
     _assert_same_image(image, EieImage.load(tmp_path, EieConfig(n_pe=3, ptr_depth=40, spmat_depth=8)))
+
+
+def test_load_port_words_put_each_field_in_place_and_refuse_what_does_not_fit():
+    """Fields from the least significant bit: target (3 bits), pe (ceil(log2(n_pe))), addr (20), data (93)."""
+    assert [bits for _, bits in load_fields(5)] == [3, 3, 20, 93]
+    assert load_word(5, LoadTarget.BIAS, 3, 7, 0xFFFF) == 4 | 3 << 3 | 7 << 6 | 0xFFFF << 26
+    assert load_word(1, LoadTarget.LAYER, 0, 2, 1) == 2 << 3 | 1 << 23  # one PE: no pe bits
+    assert read_fields(4, 75) == (("pe", 2), ("addr", 7))
+    assert read_requests(4, 75, 6) == [0, 1, 2, 3, 4, 5]
+    assert read_requests(3, 75, 5) == [0, 1, 2, 4, 5]
+    with pytest.raises(ValueError, match="load-port field pe=5 does not fit its 2 bits"):
+        load_word(4, LoadTarget.PTR, 5, 0, 0)
+    with pytest.raises(ValueError, match="load-port field addr=1048576 does not fit its 20 bits"):
+        load_word(4, LoadTarget.SPMAT, 0, 1 << 20, 0)
+    with pytest.raises(ValueError, match="not a valid LoadTarget"):
+        load_word(4, 7, 0, 0, 0)

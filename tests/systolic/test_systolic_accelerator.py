@@ -1,5 +1,6 @@
 """The whole accelerator: directed programs for each instruction, random GEMM chains (sizes not multiples of the
-array) with random back-pressure on every host port, and the analytic cycle model against the RTL counters."""
+array) with random back-pressure on every host port, the analytic cycle model against the RTL counters, and the
+error stop on an opcode the build does not execute."""
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ from sparq.formats.systolic import (
     Instruction,
     Opcode,
     SystolicProgram,
+    encode,
     pack_params,
     pack_weight_tile,
     save_program,
@@ -143,3 +145,24 @@ def test_random_gemm_amaranth(tmp_path):
     config = config_for(2)
     program, words, _ = random_gemm(7, 5, [5, 3, 2], config)
     run_amaranth(SystolicAccelerator(config), BODY, seed=3, **PRESSURE, **_files(tmp_path, program, words))
+
+
+# --- an opcode the build does not execute -------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad", [
+    0,                                                           # an all-zero word
+    0xFF | 0x1F << 8 | 5 << 88,                                  # opcode 255, every flag, a count
+    encode(Instruction(Opcode.TRANSFORM_IN, ub=0, tb=0, count=1)),  # Winograd, on a build without it
+], ids=["zero", "opcode255", "winograd"])
+def test_unknown_opcode_stops_with_error_amaranth(bad):
+    """The words before the bad one run (a READ_HOST takes 2 host words), the bad one raises ``error`` and stops the
+    accelerator as HALT would; the READ_HOST and WRITE_HOST after it never run."""
+    config = config_for(2)
+    lanes = config.lanes
+    words = [encode(Instruction(Opcode.READ_HOST, ub=0, count=2)), bad,
+             encode(Instruction(Opcode.READ_HOST, ub=2, count=2)),
+             encode(Instruction(Opcode.WRITE_HOST, ub=0, count=4)), encode(Instruction(Opcode.HALT))]
+    host = [k * 0x0101 & ((1 << (8 * lanes)) - 1) for k in range(1, 5)]
+    counters = run_amaranth(SystolicAccelerator(config), "sparq.sim.tb.systolic:stops_on_error", instructions=words,
+                            host_words=host, consumed=2)
+    assert counters["mac_busy"] == 0 and counters["cycles"] > 0

@@ -89,6 +89,18 @@ def test_bad_input_is_refused_clearly(make, message):
         make()
 
 
+def test_config_takes_numpy_integers_as_plain_ints_and_refuses_bools():
+    """The same check as EieConfig's (sparq.formats.common.check_positive_ints)."""
+    config = SystolicConfig(rows=np.int64(4), cols=np.int32(4), ub_depth=np.uint16(64))
+    assert config == SystolicConfig(rows=4, cols=4, ub_depth=64) and type(config.ub_depth) is int
+    assert json.loads(config.to_json())["rows"] == 4
+    for bad in (True, 2.0, "4", -1):
+        with pytest.raises(FormatError, match=f"SystolicConfig.acc_depth must be a positive integer, not {bad!r}"):
+            SystolicConfig(acc_depth=bad)
+    with pytest.raises(FormatError, match="tb_depth=65536 does not fit the 16-bit address fields"):
+        SystolicConfig(tb_depth=1 << 16)
+
+
 def test_params_and_matrix_layouts_round_trip():
     rng = np.random.default_rng(0)
     bias, mult, shift = rng.integers(-(1 << 31), 1 << 31, 5), rng.integers(0, 1 << 16, 5), rng.integers(0, 48, 5)

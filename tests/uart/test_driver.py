@@ -2,9 +2,9 @@
 
 import pytest
 
+from sparq.formats import uart as protocol
+from sparq.formats.uart import DeviceError, ProtocolError
 from sparq.fpga.driver import Device
-from sparq.hw.uart import protocol
-from sparq.hw.uart.protocol import ProtocolError
 from sparq.sim.uart.model import HostBridgeModel
 
 
@@ -44,6 +44,16 @@ def test_driver_runs_a_job():
     assert outputs == list(range(100, 110)) and counters == [1234, 5]
     assert model.memory[protocol.SPACE_INPUT] == {k: 7 for k in range(64)} and model.starts == 1
     assert port.closed
+
+
+def test_accelerator_error_is_surfaced():
+    """A board whose accelerator stopped on an error: status() shows it and run_job raises DeviceError."""
+    model = HostBridgeModel(n_counters=4)
+    model.done = model.error = True
+    with Device(ModelPort(model)) as board:
+        assert board.status().error
+        with pytest.raises(DeviceError, match="an instruction it does not execute"):
+            board.run_job([1, 2], n_outputs=1)
 
 
 def test_silent_board_is_a_clear_error():

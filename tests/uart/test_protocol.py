@@ -1,9 +1,9 @@
-"""The shared protocol framing (sparq.hw.uart.protocol) against the device-side reference model, in pure Python."""
+"""The shared protocol framing (sparq.formats.uart) against the device-side reference model, in pure Python."""
 
 import pytest
 
-from sparq.hw.uart import protocol
-from sparq.hw.uart.protocol import ProtocolError, Status
+from sparq.formats import uart as protocol
+from sparq.formats.uart import DeviceError, ProtocolError, Status
 from sparq.sim.uart.model import HostBridgeModel
 
 
@@ -32,6 +32,19 @@ def test_run_job_sequence():
     outputs, counters = protocol.drive(protocol.run_job([5, 6, 7], 2, n_counters=2), model.transact)
     assert (outputs, counters) == ([11, 22], [9, 8])
     assert model.memory[protocol.SPACE_INPUT] == {0: 5, 1: 6, 2: 7} and model.starts == 1
+
+
+def test_status_byte_and_the_error_bit():
+    """Bit 5 is the accelerator's error (live, not cleared by a STATUS); waiting for a run raises DeviceError on it."""
+    assert Status.from_byte(0b100010) == Status(busy=False, done=True, frame_error=False, overrun=False,
+                                                timeout=False, error=True)
+    assert all(Status.from_byte(b).to_byte() == b for b in range(64))
+    model = HostBridgeModel(n_counters=1)
+    model.done = model.error = True
+    assert protocol.drive(protocol.status(), model.transact).error
+    assert protocol.drive(protocol.status(), model.transact).error, "error is live, not sticky in the bridge"
+    with pytest.raises(DeviceError, match="stopped on an error"):
+        protocol.drive(protocol.run_job([1], 1, n_counters=1), model.transact)
 
 
 def test_wire_bytes_are_the_documented_ones():

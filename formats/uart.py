@@ -1,9 +1,9 @@
 """The sparq host protocol over a UART: framing and command sequences, shared by every party that speaks it.
 
-This module is the one implementation of the protocol's framing. :class:`sparq.hw.uart.bridge.HostBridge` takes its opcodes
-from here, the host driver (:mod:`sparq.fpga.driver`, pyserial) and the simulation link (:mod:`sparq.sim.uart.bfm`, cocotb) run
-the same transactions and sequences, and :mod:`sparq.sim.uart.model` is the device-side reference. It imports nothing but
-the standard library.
+This module is the one implementation of the protocol's framing. :class:`sparq.hw.uart.bridge.HostBridge` takes its
+opcodes from here, the host driver (:mod:`sparq.fpga.driver`, pyserial) and the simulation link
+(:mod:`sparq.sim.uart.bfm`, cocotb) run the same transactions and sequences, and :mod:`sparq.sim.uart.model` is the
+device-side reference. It imports nothing but the standard library.
 
 Wire format
 -----------
@@ -26,7 +26,10 @@ other     (one byte)                               ``0xFF``
 WRITE and READ move ``count`` words at consecutive addresses from ``addr``; a count of 0 moves none. The status byte
 holds, from bit 0: ``busy``, ``done`` (live from the accelerator), then ``frame_error``, ``overrun`` and ``timeout``,
 sticky since the previous STATUS (which clears them): a UART frame arrived with a bad stop bit, a byte arrived
-before the previous one was taken, a command was abandoned because the host fell silent in the middle of it.
+before the previous one was taken, a command was abandoned because the host fell silent in the middle of it; then
+``error`` (live from the accelerator, which keeps it until its next reset): the accelerator stopped on an error,
+such as an instruction it does not execute (the systolic board top; an EIE board never sets it). Bits 6 and 7 are
+0. :func:`wait_done` raises :class:`DeviceError` when ``error`` is set.
 
 Spaces are the accelerator's to define; sparq's board tops use :data:`SPACE_INPUT`, :data:`SPACE_OUTPUT` and
 :data:`SPACE_IMAGE` (loading a new model image is a WRITE to the image space).
@@ -50,7 +53,8 @@ from enum import IntEnum
 from typing import Any
 
 __all__ = ["Op", "VERSION", "MAGIC", "ACK", "NAK", "WORD_BYTES", "MAX_COUNT", "HEADER_BYTES", "STATUS_BITS",
-           "SPACE_INPUT", "SPACE_OUTPUT", "SPACE_IMAGE", "ProtocolError", "Info", "Status", "Transaction",
+           "SPACE_INPUT", "SPACE_OUTPUT", "SPACE_IMAGE", "ProtocolError", "DeviceError", "Info", "Status",
+           "Transaction",
            "hello", "write", "read", "start", "status", "counters",
            "write_words", "read_words", "wait_done", "run_job", "drive", "drive_async"]
 
@@ -61,7 +65,7 @@ NAK = 0xFF
 WORD_BYTES = 4
 MAX_COUNT = 0xFFFF
 HEADER_BYTES = 5  # space, addr (2), count (2)
-STATUS_BITS = ("busy", "done", "frame_error", "overrun", "timeout")
+STATUS_BITS = ("busy", "done", "frame_error", "overrun", "timeout", "error")
 
 SPACE_INPUT = 0
 SPACE_OUTPUT = 1
@@ -81,6 +85,10 @@ class ProtocolError(RuntimeError):
     """The device's reply is not what the protocol allows (wrong acknowledgement, short reply, bad magic)."""
 
 
+class DeviceError(RuntimeError):
+    """The link works but the accelerator reports (status bit ``error``) that it stopped on an error."""
+
+
 @dataclass(frozen=True)
 class Info:
     version: int
@@ -94,6 +102,7 @@ class Status:
     frame_error: bool
     overrun: bool
     timeout: bool
+    error: bool = False
 
     @classmethod
     def from_byte(cls, value: int) -> "Status":
@@ -205,11 +214,15 @@ def read_words(space: int, addr: int, count: int, *, chunk: int = 256):
 
 def wait_done(*, max_polls: int = 10_000):
     """Poll STATUS until ``done``; returns the final :class:`Status`. Raises :class:`ProtocolError` on a UART error
-    flag or after ``max_polls`` polls."""
+    flag or after ``max_polls`` polls, and :class:`DeviceError` when the accelerator reports ``error``."""
     for _ in range(max_polls):
         state = yield status()
         if state.frame_error or state.overrun or state.timeout:
             raise ProtocolError(f"the device reports a link error while running: {state}")
+        if state.error:
+            raise DeviceError("the accelerator stopped on an error (status bit error): on a systolic board, an "
+                              "instruction it does not execute; its outputs are not valid. Rebuild the board from "
+                              "a program that `sparq lower` accepts")
         if state.done:
             return state
     raise ProtocolError(f"the device did not report done after {max_polls} status polls")

@@ -1,0 +1,55 @@
+"""The link between the central control unit and one processing element."""
+
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from sparq.formats.eie import EieConfig
+
+from .layouts import act, broadcast_layout, layer_layout
+
+__all__ = ["PELinkSignature"]
+
+
+class PELinkSignature(wiring.Signature):
+    """What :class:`~.ccu.CentralControlUnit` and one :class:`~.pe.ProcessingElement` exchange, from the CCU's side
+    (``Out`` members are driven by the CCU). The CCU has one link per PE (``pes``), each PE one (``ccu``), joined
+    with ``wiring.connect``.
+
+    Members
+    -------
+    bcast : Out(stream.Signature(broadcast_layout(), always_ready=True))
+        A non-zero activation and its index ``j``, sent to every PE in the same cycle. The CCU raises ``valid`` only
+        in a cycle where every PE reports ``room``, so no PE ever refuses one.
+    room : In(1)
+        The PE can take a broadcast this cycle.
+    busy : In(1)
+        This cycle the PE issues an entry or reads the pointers of an empty column (the ``busy_cycles`` counter).
+    idle : In(1)
+        The PE holds no activation and no entry is in flight.
+    layer : Out(layer_layout()), layer_index : Out(range(max_layers)), parity : Out(1)
+        The running layer's table word, its index (which codebook) and which activation bank is the source; steady
+        during a layer.
+    act_addr, act_en : Out; act_data : In(act)
+        Read of the PE's source activations, one cycle latency: the CCU's scan during a run, the host's reads
+        (:class:`~.top.EIE` ``read``) between runs.
+    flush_addr, flush_en, flush_write : Out
+        Write-back of local row ``flush_addr``: the accumulator is read and cleared and, with ``flush_write``,
+        finished into the destination activations three cycles later.
+    """
+
+    def __init__(self, config: EieConfig):
+        super().__init__({
+            "bcast": Out(stream.Signature(broadcast_layout(), always_ready=True)),
+            "room": In(1),
+            "busy": In(1),
+            "idle": In(1),
+            "layer": Out(layer_layout()),
+            "layer_index": Out(range(config.max_layers)),
+            "parity": Out(1),
+            "act_addr": Out(range(config.act_depth)),
+            "act_en": Out(1),
+            "act_data": In(act),
+            "flush_addr": Out(range(config.act_depth)),
+            "flush_en": Out(1),
+            "flush_write": Out(1),
+        })
