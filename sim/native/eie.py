@@ -14,12 +14,12 @@ import time
 
 import numpy as np
 
-from sparq.formats.eie import EieImage
+from sparq.formats.eie import EieImage, image_words, input_words, read_requests
 
 from ..eie.golden import Golden
 from ..harness import waves_requested
 from ..scoreboard import Mismatch, assert_words_equal
-from ..tb.eie import counters, image_words, input_words, read_requests
+from ..tb.eie import counters
 from .build import build_native
 from .script import Job, NativeProcess, Sink, Source, waveform_path
 

@@ -9,12 +9,11 @@ same cycles); every output byte is compared with the golden model after the call
 
 import numpy as np
 
-from sparq.formats.systolic import load_program
+from sparq.formats.systolic import COUNTERS, load_program
 
 from ..harness import waves_requested
 from ..scoreboard import Mismatch, assert_words_equal
 from ..systolic.golden import run_program
-from ..tb.systolic import COUNTERS
 from .build import build_native
 from .script import Job, NativeProcess, Sink, Source, waveform_path
 

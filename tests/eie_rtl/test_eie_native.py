@@ -3,13 +3,12 @@
 import numpy as np
 from conftest import CONFIG4, layer_image, random_codes, random_inputs
 
-from sparq.formats.eie import EieImage
+from sparq.formats.eie import EieImage, image_words
 from sparq.hw.eie import EIE
 from sparq.sim.eie import cycle
 from sparq.sim.harness import run_verilator
 from sparq.sim.native import run_native
 from sparq.sim.native.eie import Eie
-from sparq.sim.tb.eie import image_words
 
 PRESSURE = dict(gap_probability=0.3, stall_probability=0.3)
 
