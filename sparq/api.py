@@ -368,13 +368,14 @@ def lower(model, target="eie", *, out=None, data=None, config=None, batch=None, 
 
 @_front_door
 def simulate(image, x=None, backend="golden", *, labels=None, images=20, data=None, seed=0, optimize=None,
-             runner=None, progress=False):
+             runner="native", progress=False):
     """Run inputs on ``image`` (an :class:`Image` or a lowered directory) on the ``backend`` "golden" (the
     bit-exact model, cycles from the cycle model) or "rtl" (the design under Verilator, every output compared with
     the golden model's), as ``sparq simulate`` does. The inputs: ``x`` (float, of the model's input shape) with
     optional ``labels``, or the first ``images`` test inputs of ``data`` (None: the data the image was lowered
     with). ``seed`` of the RTL's random stalls, ``optimize`` the Verilator build (None: the target's default),
-    ``runner`` the RTL runner (:class:`sparq.targets.RunOptions`), ``progress`` shows progress bars. Returns a
+    ``runner`` how the RTL runs (:data:`sparq.simulation.RUNNERS`: "native", the default, or "cocotb"; the same
+    outputs and counters), ``progress`` shows progress bars. Returns a
     :class:`Simulation`."""
     import numpy as np
 

@@ -20,7 +20,7 @@ def build_parser():
 
     from .data import CALIBRATION_LIMIT, DATA_HELP
     from .flow import image_in
-    from .simulation import BACKENDS
+    from .simulation import BACKENDS, RUNNERS
     from .targets import names
     from .workspace import DEFAULT_WORKSPACE
     parser = argparse.ArgumentParser(prog="sparq", description=__doc__.splitlines()[0], epilog=_exit_codes_epilog(),
@@ -108,6 +108,10 @@ def build_parser():
     simulate.add_argument("--optimize", action=argparse.BooleanOptionalAction, default=None,
                           help="build the Verilator model at -O2 (--optimize: slower build, faster run) or -O0 "
                                "(--no-optimize); default: -O0 for EIE, -O2 for the systolic array")
+    simulate.add_argument("--runner", choices=RUNNERS, default=RUNNERS[0],
+                          help=f"how the RTL runs under Verilator: {RUNNERS[0]} (driven from compiled C++, the "
+                               "default) or cocotb (a Python testbench through VPI, many times slower); both give "
+                               "the same outputs and counters")
     simulate.set_defaults(run="run_simulate")
 
     add_synth_command(commands, image_in=image_in)
@@ -132,6 +136,8 @@ def build_parser():
     demo.add_argument("--pes", type=int, default=4, help="EIE PEs (default 4)")
     demo.add_argument("--array", type=int, default=4, help="systolic array size (default 4)")
     demo.add_argument("--seed", type=int, default=0, help="seed of the random back-pressure")
+    demo.add_argument("--runner", choices=RUNNERS, default=RUNNERS[0],
+                      help=f"how the RTL runs under Verilator (default {RUNNERS[0]}; see `sparq simulate --help`)")
     demo.add_argument("--out", help="workspace directory (default build/demo)")
     demo.set_defaults(run="run_demo")
     return parser

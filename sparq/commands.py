@@ -100,7 +100,7 @@ def run_simulate(args, console):
     with opened(args.lowered, exclusive=True):  # no other command writes the directory while this one runs
         lowered = load_lowered(args.lowered)
         result = simulate(lowered, args.backend, images=args.images, data=data_origin(args), seed=args.seed,
-                          console=console, optimize=args.optimize)
+                          console=console, optimize=args.optimize, runner=args.runner)
     console.print(f"data: {result.data}")
     console.print(simulation_table(result))
     console.print(f"wrote {simulation_path(lowered.directory, args.backend)}")

@@ -54,14 +54,15 @@ def run_demo(args, console):
     console.print(Rule(f"3. run {args.images} test images on both ({args.backend} backend)"))
     loaded = [load_lowered(workspace / target.name) for target in (EIE, SYSTOLIC)]
     if args.backend == "rtl":
-        seconds = build_rtl(loaded, console)
+        seconds = build_rtl(loaded, console, runner=args.runner)
         console.print("Verilator models built in parallel: " + ", ".join(
             f"{lowered.target.name} {s:.0f} s" for lowered, s in zip(loaded, seconds)))
         phase("verilator builds")
     results = {}
     for lowered in loaded:
         result = results[lowered.target] = simulate(lowered, args.backend, images=args.images, seed=args.seed,
-                                                    console=console, prebuilt=args.backend == "rtl")
+                                                    console=console, prebuilt=args.backend == "rtl",
+                                                    runner=args.runner)
         console.print(simulation_table(result))
         phase(f"simulate {lowered.target.name}")
 

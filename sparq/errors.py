@@ -114,8 +114,9 @@ def explain(error):
         return EXIT_INPUT, message, "fix the input named above; `sparq <command> --help` lists what each takes"
     if isinstance(error, FileNotFoundError):
         return EXIT_INPUT, message, "check the path; `sparq demo` shows the files each step writes"
+    from sparq.sim.native.script import NativeCrash
     if isinstance(error, AssertionError):
-        if "ended without a result" in message:
+        if isinstance(error, NativeCrash) or "ended without a result" in message:
             return EXIT_TOOL, message, "the simulator crashed; look at the sim.log it names, rerun with --debug"
         return (EXIT_MISMATCH, message, "the RTL and the golden model disagree: rerun with SPARQ_WAVES=1 for a "
                 "waveform and report it with the command line")

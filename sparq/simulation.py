@@ -4,8 +4,8 @@ directory, in one atomic write that adds it to the directory's record (:mod:`spa
 counters, what the design did (:mod:`sparq.activity`) and its energy (:mod:`sparq.energy`).
 
 Which inputs (the test split of ``data``, by default the data the model was lowered with, or float inputs ``x``
-given directly) and how the RTL is run (``runner``) are parameters of :func:`simulate`; the target
-(:class:`sparq.targets.Target`) does the rest.
+given directly) and how the RTL is run (``runner``, one of :data:`RUNNERS`) are parameters of :func:`simulate`; the
+target (:class:`sparq.targets.Target`) does the rest.
 """
 
 import json
@@ -20,7 +20,13 @@ from .results import BACKENDS, SimulationResult
 from .targets import RunOptions, get
 from .workspace import json_text, simulation_path, writing
 
-__all__ = ["BACKENDS", "simulate", "simulation_inputs", "read_result"]
+__all__ = ["BACKENDS", "RUNNERS", "simulate", "simulation_inputs", "read_result"]
+
+RUNNERS = ("native", "cocotb")
+"""How the RTL backend runs a design under Verilator (:data:`sparq.sim.native.RUNNERS`), the default first: the native
+runner (:mod:`sparq.sim.native`: the design driven from compiled C++, one driver call per image or device call) or
+cocotb (:func:`sparq.sim.harness.run_verilator`: a Python testbench through VPI, cycle by cycle, many times slower).
+Both run the same jobs with the same valid gaps and back-pressure and give the same outputs and counters."""
 
 
 def simulation_inputs(lowered, *, images=20, data=None, x=None, labels=None):
@@ -47,7 +53,7 @@ def simulation_inputs(lowered, *, images=20, data=None, x=None, labels=None):
 
 
 def simulate(lowered, backend, *, images=20, data=None, x=None, labels=None, seed=0, console=None, optimize=None,
-             prebuilt=False, runner=None):
+             prebuilt=False, runner="native"):
     """Run inputs (:func:`simulation_inputs`: the first ``images`` test inputs of ``data``, default the lowering's own
     data, or the float inputs ``x`` with optional ``labels``) on ``lowered``, on the golden model
     (``backend="golden"``: the bit-exact model, cycles from the cycle model) or on the RTL (``"rtl"``: every output
@@ -56,12 +62,15 @@ def simulate(lowered, backend, *, images=20, data=None, x=None, labels=None, see
 
     ``optimize`` builds the Verilator model at ``-O2`` (True) or ``-O0`` (False) instead of the target's default
     (:attr:`sparq.targets.Target.rtl_optimize`); ``prebuilt`` says :func:`sparq.builds.build_rtl` has built it
-    already (the run then skips the separate build step and its status line). ``runner`` runs the design
-    (:class:`sparq.targets.RunOptions`; default :func:`sparq.sim.harness.run_verilator`, cocotb under Verilator).
+    already (the run then skips the separate build step and its status line). ``runner`` runs the design: a name
+    in :data:`RUNNERS` (default the native runner), or a function as :class:`sparq.targets.RunOptions` describes it
+    (which builds what it runs: no separate build step).
     """
     from sparq.compiler.ir import forward
     if backend not in BACKENDS:
         raise InputError(f"unknown backend {backend!r}", "choose golden or rtl")
+    if isinstance(runner, str) and runner not in RUNNERS:
+        raise InputError(f"unknown runner {runner!r}", f"choose {' or '.join(RUNNERS)}")
     x, y, description, noun = simulation_inputs(lowered, images=images, data=data, x=x, labels=labels)
     target = lowered.target
     started = time.perf_counter()
@@ -69,10 +78,11 @@ def simulate(lowered, backend, *, images=20, data=None, x=None, labels=None, see
         optimize = target.rtl_optimize
     build_seconds = 0.0
     if backend == "rtl":
-        if runner is None:
-            from sparq.sim.harness import run_verilator as runner
-        if not prebuilt:
-            build_seconds = build(target, lowered.config, console, optimize)
+        if isinstance(runner, str):
+            if not prebuilt:
+                build_seconds = build(target, lowered.config, console, optimize, runner)
+            from sparq.sim.native import RUNNERS as run_functions
+            runner = run_functions[runner]
     measured = target.simulate(lowered, x, RunOptions(backend, seed=seed, optimize=optimize, console=console,
                                                       runner=runner))
     predictions = np.array(measured.predictions)

@@ -14,7 +14,10 @@ cycles and wall seconds):
 
 * :func:`sparq.sim.native.eie.run_network` -- :func:`sparq.sim.tb.eie.run_network`;
 * :func:`sparq.sim.native.systolic.run_program_file`, :func:`~sparq.sim.native.systolic.run_program_files`,
-  :func:`~sparq.sim.native.systolic.run_networks` -- the bodies of the same names in :mod:`sparq.sim.tb.systolic`.
+  :func:`~sparq.sim.native.systolic.run_networks` -- the bodies of the same names in :mod:`sparq.sim.tb.systolic`;
+* any cocotb body with a ``native`` attribute: the twin, a function taking the component, ``name``, ``optimize``
+  and the body's arguments (how a layer above ``sim``, such as the front door's :mod:`sparq.rtl`, gives its bodies
+  twins without ``sim`` importing it).
 
 :class:`sparq.sim.native.eie.Eie` and :class:`sparq.sim.native.systolic.Accelerator` keep one simulation (one
 process, the design's state) across calls of those methods, as a cocotb body that calls the others does: for
@@ -29,11 +32,12 @@ runner by switching the function::
 ``SPARQ_WAVES=1`` builds with FST tracing and writes ``dump.fst`` (its path is printed), as the harness does.
 """
 
-from ..harness import run_verilator
+from ..bench import resolve_body
+from ..harness import build_verilator, run_verilator
 from . import eie, systolic
 from .build import build_native
 
-__all__ = ["run_native", "native_bodies", "build_native", "NATIVE_BODIES", "RUNNERS"]
+__all__ = ["run_native", "native_bodies", "build_native", "NATIVE_BODIES", "RUNNERS", "BUILDERS"]
 
 NATIVE_BODIES = {
     "sparq.sim.tb.eie:run_network": eie.run_network,
@@ -56,15 +60,19 @@ def run_native(component, body, *, name: str | None = None, optimize: bool | Non
 
     ``name`` and ``optimize`` are :func:`sparq.sim.harness.run_verilator`'s: the build directory's prefix, and the
     design's C++ level (``None``: the default ``-O1``, ``False``: ``-O0``, ``True``: ``-O2``)."""
-    reference = body if isinstance(body, str) else f"{body.__module__}:{body.__qualname__}"
-    try:
-        twin = NATIVE_BODIES[reference]
-    except KeyError:
-        raise ValueError(f"no native runner for {reference}; it has {', '.join(native_bodies())} "
-                         "(run other bodies with sparq.sim.harness.run_verilator)") from None
+    function, reference = resolve_body(body)
+    twin = NATIVE_BODIES.get(reference) or getattr(function, "native", None)
+    if twin is None:
+        raise ValueError(f"no native runner for {reference}; it has {', '.join(native_bodies())} and the bodies "
+                         "with a `native` attribute (run other bodies with sparq.sim.harness.run_verilator)")
     return twin(component, name=name, optimize=optimize, **params)
 
 
 RUNNERS = {"native": run_native, "cocotb": run_verilator}
 """The whole-accelerator runners by name, each called as ``run(component, body, **params)`` (``--runner`` of the
 benches); ``native`` is the default wherever a choice is offered."""
+
+BUILDERS = {"native": build_native, "cocotb": build_verilator}
+"""The build each runner of :data:`RUNNERS` runs on, each called as ``build(component, name=, waves=, optimize=)``:
+building ahead of a run (with the run's ``name``, :func:`sparq.sim.harness.waves_requested` and ``optimize``) leaves
+the run a cache check."""

@@ -46,7 +46,7 @@ import numpy as np
 
 from .build import NativeBuild
 
-__all__ = ["Source", "Sink", "Job", "Reply", "NativeProcess", "NativeFailure", "Snapshot", "Items",
+__all__ = ["Source", "Sink", "Job", "Reply", "NativeProcess", "NativeFailure", "NativeCrash", "Snapshot", "Items",
            "to_words", "from_words", "waveform_path"]
 
 MAGIC = 0x31515053
@@ -57,6 +57,11 @@ _NO_PORT = 0xFFFFFFFF
 class NativeFailure(AssertionError):
     """A job failed inside the driver: a stream rule broken, a timeout, an unexpected item. The message names the
     operation (``label``), the port, the cycle and the rule."""
+
+
+class NativeCrash(NativeFailure):
+    """The driver process stopped or garbled its reply: the simulator failed, not the design (the message ends with
+    the process's last words)."""
 
 
 def to_words(values, width: int, signed: bool = False) -> np.ndarray:
@@ -283,7 +288,7 @@ class NativeProcess:
             self._process.wait()
             self._stderr.seek(0)
             tail = self._stderr.read().decode(errors="replace").splitlines()[-20:]
-            raise NativeFailure(f"{self.name}: the native model stopped (exit code {self._process.returncode}) "
+            raise NativeCrash(f"{self.name}: the native model stopped (exit code {self._process.returncode}) "
                                 f"while sending {what}" + (":\n" + "\n".join(tail) if tail else ""))
         return data
 
@@ -294,7 +299,7 @@ class NativeProcess:
     def run(self, job: Job) -> Reply:
         """Send ``job``, wait for its reply; raise :class:`NativeFailure` with the driver's message if it failed."""
         if self._process.poll() is not None:
-            raise NativeFailure(f"{self.name}: the native model is no longer running")
+            raise NativeCrash(f"{self.name}: the native model is no longer running")
         try:
             self._process.stdin.write(job.encode())
             self._process.stdin.flush()
@@ -302,7 +307,7 @@ class NativeProcess:
             self._read(1, "its reply")  # raises with the process's last words
         magic, status, x = self._words(3, "its reply")
         if magic != MAGIC:
-            raise NativeFailure(f"{self.name}: garbled reply from the native model")
+            raise NativeCrash(f"{self.name}: garbled reply from the native model")
         if status:
             (length,) = self._words(1, "the failure")
             message = self._read(int(length), "the failure").decode(errors="replace")

@@ -49,8 +49,9 @@ class RunOptions:
     counters from the RTL); ``seed`` of the random valid gaps and back-pressure; ``optimize``, the Verilator
     optimization the design was built with; ``console`` for progress bars (None: quiet).
 
-    ``runner`` runs a design with a testbench body and returns the body's result; it takes the arguments of
-    :func:`sparq.sim.harness.run_verilator` (cocotb under Verilator), the default."""
+    ``runner`` runs a design with a testbench body (named, ``"module:function"``) and returns the body's result; it
+    takes the arguments of :func:`sparq.sim.harness.run_verilator` (cocotb under Verilator) and of
+    :func:`sparq.sim.native.run_native` (the native runner, the default: the body's native twin)."""
 
     backend: str
     seed: int = 0

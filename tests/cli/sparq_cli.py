@@ -9,10 +9,12 @@ from sparq.workspace import RECORD, record_checksum, sha256
 __all__ = ["run", "error", "reseal", "EIE_RTL", "SYSTOLIC_RTL", "flags"]
 
 EIE_RTL = dict(n_pe=4, fifo_depth=8, ptr_depth=1024, spmat_depth=1024, act_depth=128, bias_depth=256, max_layers=4)
-"""``CONFIG4`` of tests/eie_rtl/conftest.py, the default suite's EIE build (at -O2): RTL runs from the command line
-and the API use it, so that they build nothing new."""
+"""``CONFIG4`` of tests/eie_rtl/conftest.py, the default suite's EIE build (at -O2, for both runners: cocotb in
+tests/eie_rtl, the native runner in tests/eie_rtl/test_eie_native.py): RTL runs from the command line and the API
+use it, so that they build nothing new."""
 SYSTOLIC_RTL = dict(rows=8, cols=8, ub_depth=4096, wb_depth=8192, acc_depth=512)
-"""``sparq.sim.systolic.stimulus.config_for(8)``, the systolic network tests' build (at -O0)."""
+"""``sparq.sim.systolic.stimulus.config_for(8)``, the systolic network tests' cocotb build (at -O0); the command's
+default native runner builds it once for the tests here."""
 
 
 def flags(fields):

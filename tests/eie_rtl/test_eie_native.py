@@ -8,7 +8,6 @@ from sparq.hw.eie import EIE
 from sparq.sim.eie import cycle
 from sparq.sim.harness import run_verilator
 from sparq.sim.native import run_native
-from sparq.sim.native.eie import Eie
 
 PRESSURE = dict(gap_probability=0.3, stall_probability=0.3)
 
@@ -25,7 +24,7 @@ def test_eie_native_equals_cocotb(tmp_path):
         images.append(image)
     params = dict(jobs=jobs, seed=7, reset_at=60, **PRESSURE)
     cocotb = run_verilator(EIE(CONFIG4), "sparq.sim.tb.eie:run_network", **params)
-    native = run_native(EIE(CONFIG4), "sparq.sim.tb.eie:run_network", **params)
+    native = run_native(EIE(CONFIG4), "sparq.sim.tb.eie:run_network", optimize=True, **params)  # -O2, as cocotb
     assert [job["outputs"] for job in native] == [job["outputs"] for job in cocotb]
     assert [job["counters"] for job in native] == [job["counters"] for job in cocotb]
     for image, spec, job in zip(images, jobs, native):
@@ -46,16 +45,12 @@ def test_eie_native_equals_cocotb(tmp_path):
 
 
 def test_eie_session_keeps_the_image(tmp_path, paper_image):
-    """One simulation across calls (the front door's per-image runs): the image loaded by the first call serves the
-    next ones (``load_image=False``), with the same outputs and counters as the cocotb body that does the same."""
+    """One simulation across calls (the front door's per-image runs, :func:`sparq.rtl.eie_images` and its native
+    twin on :class:`sparq.sim.native.eie.Eie`): the image loaded by the first call serves the next ones
+    (``load_image=False``), with the same outputs and counters on both runners."""
     _, path = paper_image
     inputs = random_inputs(np.random.default_rng(8), 8, 3)
-    cocotb = run_verilator(EIE(CONFIG4), "sparq.rtl:eie_images", image_dir=path, inputs=inputs, seed=4)
-    outputs, counters = [], []
-    with Eie(EIE(CONFIG4)) as eie:
-        for number, x in enumerate(inputs):
-            (result,) = eie.run_network(jobs=[{"image_dir": path, "inputs": [x]}], seed=4 + number,
-                                        load_image=number == 0)
-            outputs += result["outputs"]
-            counters += result["counters"]
-    assert outputs == cocotb["outputs"] and counters == cocotb["counters"]
+    body = "sparq.rtl:eie_images"
+    cocotb = run_verilator(EIE(CONFIG4), body, image_dir=path, inputs=inputs, seed=4)
+    native = run_native(EIE(CONFIG4), body, image_dir=path, inputs=inputs, seed=4, optimize=True)
+    assert native == cocotb

@@ -41,10 +41,10 @@ def test_systolic_native_equals_cocotb(tmp_path):
                          seed=case, instr_gap_probability=0.2, **PRESSURE))
     body = "sparq.sim.tb.systolic:run_program_files"
     cocotb = run_verilator(SystolicAccelerator(config), body, runs=runs, optimize=False)
-    native = run_native(SystolicAccelerator(config), body, runs=runs)
+    native = run_native(SystolicAccelerator(config), body, runs=runs, optimize=False)  # -O0, as cocotb
     assert native == cocotb
     assert all(r["stall_cycles"] > 2 for r in native)
-    single = run_native(SystolicAccelerator(config), "sparq.sim.tb.systolic:run_program_file",
+    single = run_native(SystolicAccelerator(config), "sparq.sim.tb.systolic:run_program_file", optimize=False,
                         **{k: v for k, v in runs[1].items() if k != "name"})
     assert single == {k: v for k, v in cocotb[1].items() if k != "name"}
 
