@@ -6,7 +6,7 @@ import os
 import time
 
 from sparq_cli import run
-from workspaces import exit_code, sparq_child, state
+from workspaces import exit_code, fork, sparq_child, state
 
 from sparq.errors import EXIT_BUSY
 from sparq.workspace import opened
@@ -40,7 +40,7 @@ def test_two_lowerings_at_once_never_mix(capsys, tiny, tmp_path):
 
 def _hold(directory, seconds, ready):
     """A child that holds ``directory``'s exclusive lock for ``seconds`` (it writes to ``ready`` once it has it)."""
-    pid = os.fork()
+    pid = fork()
     if pid == 0:
         try:
             with opened(directory, exclusive=True):

@@ -2,6 +2,7 @@
 ``sparq`` command run in a forked child (so that it can be killed without killing the test, and starts without
 re-importing anything), and a directory's state as the tests compare it."""
 
+import gc
 import hashlib
 import json
 import os
@@ -41,11 +42,19 @@ def tiny_cnn(path, seed=1):
     return Path(path)
 
 
+def fork():
+    """``os.fork()`` after collecting the parent's garbage: an object with threads of its own that an earlier test
+    left in a reference cycle (an onnxruntime session) would otherwise be collected in the child, where its threads
+    do not exist, and its destructor would wait for them for ever."""
+    gc.collect()
+    return os.fork()
+
+
 def sparq_child(argv, *, output=None, start=None, wait=True, **env):
     """Run ``sparq *argv`` in a forked child with ``env`` added to its environment; return its exit code, or minus
     the signal that killed it. ``output``: a file for the child's stdout and stderr; ``start``: a pipe's read end
     the child waits on before it starts; ``wait=False`` returns the child's pid at once (see :func:`exit_code`)."""
-    pid = os.fork()
+    pid = fork()
     if pid == 0:  # the child: never return into pytest
         code = 1
         try:
