@@ -8,8 +8,8 @@ address.
         futures = [client.submit(work, item, pure=False) for item in items]
 
 A local cluster has ``n_workers`` single-threaded worker processes (a Verilator build or a place-and-route takes one
-core) and no dashboard; it is started and closed by the ``with``. A remote scheduler's workers must see the same
-files as this process (a shared file system) and have sparq installed.
+core) and its dashboard on a free port (``client.dashboard_link``); it is started and closed by the ``with``. A
+remote scheduler's workers must see the same files as this process (a shared file system) and have sparq installed.
 """
 
 from contextlib import contextmanager
@@ -24,7 +24,7 @@ def dask_client(address: str | None = None, *, n_workers: int = 2):
     from dask.distributed import Client, LocalCluster
 
     if address is None:
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0")
         client = Client(cluster)
     else:
         cluster, client = None, Client(address)
