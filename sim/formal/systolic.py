@@ -14,21 +14,21 @@ from the blocks:
   cycle after (:class:`~sparq.hw.systolic.activation.ActivationUnit` reads them from ``t + 8``; the property
   asks only for ``t + 1``).
 
-Unknown opcodes: the controller's error status is being added on another branch; the property that an unknown
-opcode raises it is to be written against that port.
+:class:`UnknownOpcode` states the controller's error contract: an opcode the build does not execute raises the
+sticky ``error`` and nothing runs after it.
 """
 
-from amaranth import Module, Mux, Signal
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.hdl import Assert, Assume, Cover
 
-from sparq.formats.systolic import PARAM_WORDS, Flag, Opcode, SystolicConfig
+from sparq.formats.systolic import PARAM_WORDS, Opcode, SystolicConfig
 from sparq.hw.systolic.controller import Controller
 from sparq.hw.systolic.matrix import MatrixUnit
 
 from .prove import Property
 from .rules import all_stream_rules, delayed, free_inputs, no_reset, transfer
 
-__all__ = ["controller_config", "WeightBanks", "AccumulatorOrder"]
+__all__ = ["controller_config", "WeightBanks", "AccumulatorOrder", "UnknownOpcode"]
 
 ACC_WRITE_CYCLES = 2
 """Cycles from a result entering :class:`~sparq.hw.systolic.accumulators.Accumulators` until it is in memory."""
@@ -82,7 +82,7 @@ class _ControllerPorts:
     @property
     def bank(self):
         """The BANK flag of the instruction on ``instr``."""
-        return (self.instr.payload.flags & Flag.BANK).any()
+        return self.instr.payload.flags.bank
 
 
 def _since(m, event, limit: int, name: str) -> Signal:
@@ -170,4 +170,29 @@ class AccumulatorOrder(_ControllerProperty):
             Cover(env.dispatch(Opcode.ACTIVATE) & (since_issue == in_memory),
                   "an ACTIVATE dispatched one cycle after the last result is stored (the controller's margin)"),
             Cover(issue.valid & ctl.act_busy, "a vector issued while an ACTIVATE runs"),
+        ]
+
+
+class UnknownOpcode(_ControllerProperty):
+    """An opcode the build does not execute (outside ``Opcode``, or TRANSFORM_IN / TRANSFORM_OUT without
+    ``config.winograd``) stops the controller with its sticky ``error``: BMC from reset to ``depth`` cycles.
+
+    Guarantees: ``error`` is high exactly from the cycle after such an instruction is taken, and stays high; no
+    instruction is taken after it; ``error`` never rises otherwise (every executed opcode leaves it low).
+    """
+
+    def check(self, m, env):
+        ctl, instr = env.ctl, env.instr
+        executed = [op for op in Opcode if self.config.winograd
+                    or op not in (Opcode.TRANSFORM_IN, Opcode.TRANSFORM_OUT)]
+        known = Signal()
+        m.d.comb += known.eq(Cat(instr.payload.opcode == op for op in executed).any())
+        seen = Signal()  # an unknown opcode was taken in an earlier cycle
+        with m.If(transfer(instr) & ~known):
+            m.d.sync += seen.eq(1)
+        since_known = _since(m, transfer(instr) & known, 8, "since_known")
+        m.d.comb += [
+            Assert(ctl.error == seen, "error is not 'an unknown opcode was taken'"),
+            Assert(~seen | ~transfer(instr), "an instruction taken after an unknown opcode"),
+            Cover(ctl.error & (since_known < 8), "error soon after a known instruction ran"),
         ]
