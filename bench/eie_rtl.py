@@ -1,6 +1,7 @@
 """EIE RTL: MACs per cycle per PE, load efficiency, RTL cycles against the cycle model, simulation speed.
 
-Runs on the Verilator RTL (every output word checked against the golden model by the testbench):
+Runs on the Verilator RTL through the native runner (``sparq.sim.native``; ``--runner cocotb`` for the cocotb path),
+every output word checked against the golden model:
 
 * **Layers on 16 PEs** (FIFO depth 8, dense Q8.8 inputs): a *balanced* layer (every PE has the same number of
   entries in every column: the best case), uniform random layers at 5-50 % density (the usual case) and one with a
@@ -8,14 +9,14 @@ Runs on the Verilator RTL (every output word checked against the golden model by
   ``sparq.sim.eie.cycle``'s ``total`` and their ratio; per-PE busy cycles must equal the model's exactly; load
   efficiency ``sum(busy) / (N * compute)``; entries per cycle per PE (padding included) and useful MACs (non-zero
   weight times non-zero activation) per cycle per PE.
-* **Simulated cycles per second** of the 16-PE design under Verilator: counter cycles of the runs over the wall
-  time from ``start`` to ``done``.
+* **Simulated cycles per second** of the 16-PE design under Verilator (with the runner chosen): counter cycles of
+  the runs over the wall time from ``start`` to ``done``.
 * **Digits MLP on 4 PEs**: images per second of simulation (load input, run three layers, read ten outputs) and
   accuracy, RTL against golden.
 
 Writes ``bench/results/eie_rtl.json``.
 
-    .venv/bin/python bench/eie_rtl.py [--images 200]
+    .venv/bin/python bench/eie_rtl.py [--images 200] [--runner native|cocotb]
 """
 
 import argparse
@@ -34,7 +35,7 @@ from sparq.compiler.eie import lower_compressed  # noqa: E402
 from sparq.formats.eie import ACT_FRAC, to_fixed  # noqa: E402
 from sparq.hw.eie import EIE  # noqa: E402
 from sparq.sim.eie import Golden, cycle  # noqa: E402
-from sparq.sim.harness import run_verilator  # noqa: E402
+from sparq.sim.native import RUNNERS  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 N_PE = 16
@@ -67,10 +68,10 @@ def layers(directory, config):
     return jobs, meta
 
 
-def measure_layers(directory):
+def measure_layers(directory, run):
     config = config_for(N_PE)
     jobs, meta = layers(directory, config)
-    results = run_verilator(EIE(config), "sparq.sim.tb.eie:run_network", jobs=jobs, poll=256)
+    results = run(EIE(config), "sparq.sim.tb.eie:run_network", jobs=jobs, poll=256)
     rows, cycles, seconds = [], 0, 0.0
     for (name, image, codes, x), result in zip(meta, results):
         counters = result["counters"][0]
@@ -90,7 +91,7 @@ def measure_layers(directory):
     return rows, cycles / seconds
 
 
-def measure_digits(directory, count):
+def measure_digits(directory, count, run):
     from sparq.compiler.datasets import load_digits_split
     from sparq.compiler.pipeline import compress_digits_mlp
     compressed, _ = compress_digits_mlp(bits=4, progress=False)
@@ -98,7 +99,7 @@ def measure_digits(directory, count):
     image = lower_compressed(compressed, CONFIG4)
     path = str(image.save(Path(directory) / "mlp"))
     inputs = [[int(v) for v in to_fixed(x, ACT_FRAC)] for x in x_test[:count]]
-    result = run_verilator(EIE(CONFIG4), "sparq.sim.tb.eie:run_network", jobs=[{"image_dir": path, "inputs": inputs}])[0]
+    result = run(EIE(CONFIG4), "sparq.sim.tb.eie:run_network", jobs=[{"image_dir": path, "inputs": inputs}])[0]
     rtl = np.array([int(np.argmax(out)) for out in result["outputs"]])
     golden = Golden(image).classify(x_test[:count])
     per_image = [c["cycles"] for c in result["counters"]]
@@ -111,21 +112,23 @@ def measure_digits(directory, count):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=200, help="digits test images to run (default 200)")
+    parser.add_argument("--runner", choices=RUNNERS, default="native", help="RTL runner (default: native)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as directory:
-        rows, cycles_per_second = measure_layers(directory)
-        digits = measure_digits(directory, args.images)
+        rows, cycles_per_second = measure_layers(directory, RUNNERS[args.runner])
+        digits = measure_digits(directory, args.images, RUNNERS[args.runner])
     print(f"{'layer (16 PEs, FIFO 8)':42s} {'RTL':>7s} {'model':>7s} {'ratio':>6s} {'load eff':>8s} "
           f"{'MAC/c/PE':>8s}")
     for r in rows:
         print(f"{r['layer']:42s} {r['rtl_compute_cycles']:7d} {r['model_cycles']:7d} {r['rtl_over_model']:6.3f} "
               f"{r['load_efficiency']:8.3f} {r['macs_per_cycle_per_pe']:8.3f}")
-    print(f"Verilator, 16 PEs: {cycles_per_second:,.0f} simulated cycles/s")
+    print(f"Verilator ({args.runner} runner), 16 PEs: {cycles_per_second:,.0f} simulated cycles/s")
     print(f"digits MLP on 4 PEs: {digits['images']} images, RTL accuracy {digits['rtl_accuracy']:.4f} "
           f"(golden {digits['golden_accuracy']:.4f}, bit-exact {digits['bit_exact']}), "
           f"{digits['images_per_second']:.1f} images/s of simulation, {digits['cycles_per_image']:.0f} cycles/image")
     RESULTS.mkdir(exist_ok=True)
     out = {"n_pe": N_PE, "fifo_depth": 8, "layers": rows, "verilator_cycles_per_second_16pe": cycles_per_second,
+           "runner": args.runner,
            "digits_mlp_4pe": digits, "machine": platform.machine(), "python": platform.python_version()}
     (RESULTS / "eie_rtl.json").write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {RESULTS / 'eie_rtl.json'}")

@@ -1,7 +1,8 @@
 """Systolic accelerator: MAC utilization, RTL cycles against SCALE-Sim and the analytic model, digits accuracy.
 
 For a set of GEMM and convolution shapes on an 8x8 array, each lowered by ``sparq.compiler.systolic`` and run on the
-Verilator RTL (every output byte checked against the golden model, host always ready):
+Verilator RTL through the native runner (``--runner cocotb`` for the cocotb path; every output byte checked against
+the golden model, host always ready):
 
 * the RTL counters: all cycles, **compute-phase** cycles (``active_cycles``: weight loader, matrix unit or
   activation unit busy -- no host transfers) and MAC-busy cycles, hence MAC utilization;
@@ -19,7 +20,7 @@ first ``--images`` (bit-exact with the golden model), against float.
 
 Writes ``bench/results/systolic.json`` and ``bench/results/systolic_*.png``.
 
-    .venv/bin/python bench/systolic.py [--images 200] [--no-rtl] [--no-scalesim]
+    .venv/bin/python bench/systolic.py [--images 200] [--no-rtl] [--no-scalesim] [--runner native|cocotb]
 """
 
 import argparse
@@ -38,6 +39,7 @@ import numpy as np
 
 from sparq.compiler.systolic import GemmLayer, lower_gemm
 from sparq.formats.systolic import SystolicConfig, pack_matrix, save_program
+from sparq.sim.native import RUNNERS
 from sparq.sim.systolic.cycles import predict
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -152,13 +154,14 @@ def _patch_scalesim():
     memory.max = scalar_max
 
 
-def run_scalesim(name, kind, dims):
-    """SCALE-Sim's ws cycles for one shape: ``{"cycles": compute cycles, "cycles_with_prefetch": ...}``."""
+def run_scalesim(name, kind, dims, config=CONFIG):
+    """SCALE-Sim's ws cycles for one shape on ``config``'s array: ``{"cycles": compute cycles,
+    "cycles_with_prefetch": ...}``."""
     from scalesim.scale_sim import scalesim
     _patch_scalesim()
     folder = Path(tempfile.mkdtemp(prefix="scalesim-"))
     try:
-        (folder / "config.cfg").write_text(SCALESIM_CFG.format(rows=CONFIG.rows, cols=CONFIG.cols))
+        (folder / "config.cfg").write_text(SCALESIM_CFG.format(rows=config.rows, cols=config.cols))
         if kind == "gemm":
             m, k, n = dims
             (folder / "topology.csv").write_text(f"Layer, M, N, K,\nlayer, {m}, {n}, {k},\n")
@@ -183,25 +186,23 @@ def run_scalesim(name, kind, dims):
 
 # --- RTL --------------------------------------------------------------------------------------------------------
 
-def run_rtl(programs, folder):
+def run_rtl(programs, folder, run):
     from sparq.hw.systolic.accelerator import SystolicAccelerator
-    from sparq.sim.harness import run_verilator
     runs = []
     for name, (program, words) in programs.items():
         stem = folder / name.replace(" ", "_").replace(">", "")
         save_program(program, f"{stem}.npz")
         np.save(f"{stem}.npy", words)
         runs.append(dict(name=name, program=f"{stem}.npz", inputs=f"{stem}.npy"))
-    results = run_verilator(SystolicAccelerator(CONFIG), "sparq.sim.tb.systolic:run_program_files", runs=runs, optimize=False)
+    results = run(SystolicAccelerator(CONFIG), "sparq.sim.tb.systolic:run_program_files", runs=runs)
     return {r["name"]: r for r in results}
 
 
-def run_digits_rtl(images):
+def run_digits_rtl(images, run):
     from sparq.hw.systolic.accelerator import SystolicAccelerator
-    from sparq.sim.harness import run_verilator
     from sparq.sim.systolic.stimulus import config_for
-    return run_verilator(SystolicAccelerator(config_for(8)), "sparq.sim.tb.systolic:run_networks", optimize=False,
-                         models=["digits_mlp", "digits_cnn"], images=images, size=8)
+    return run(SystolicAccelerator(config_for(8)), "sparq.sim.tb.systolic:run_networks",
+               models=["digits_mlp", "digits_cnn"], images=images, size=8)
 
 
 def digits_golden():
@@ -234,7 +235,8 @@ def digits_golden():
 
 # --- report -----------------------------------------------------------------------------------------------------
 
-def plot(rows, path):
+def plot(rows, path, config=CONFIG):
+    """Compute-phase cycles (RTL, analytic model, SCALE-Sim) and MAC utilization per shape, for ``config``'s array."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -250,7 +252,7 @@ def plot(rows, path):
     left.set_ylabel("cycles")
     left.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
     left.legend()
-    left.set_title(f"{CONFIG.rows}x{CONFIG.cols} array: compute-phase cycles")
+    left.set_title(f"{config.rows}x{config.cols} array: compute-phase cycles")
     right.bar(x - width / 2, [100 * r["utilization_compute"] for r in rows], width, label="compute phase")
     right.bar(x + width / 2, [100 * r["utilization_total"] for r in rows], width, label="incl. host transfers")
     right.axhline(90, color="grey", linestyle="--", linewidth=1)
@@ -268,6 +270,7 @@ def main():
     parser.add_argument("--images", type=int, default=200, help="digits test images run on the RTL")
     parser.add_argument("--no-rtl", action="store_true", help="skip the Verilator runs (model and SCALE-Sim only)")
     parser.add_argument("--no-scalesim", action="store_true", help="skip SCALE-Sim")
+    parser.add_argument("--runner", choices=RUNNERS, default="native", help="RTL runner (default: native)")
     args = parser.parse_args()
 
     started = time.time()
@@ -279,7 +282,7 @@ def main():
     rtl = {}
     if not args.no_rtl:
         with tempfile.TemporaryDirectory() as folder:
-            rtl = run_rtl(programs, Path(folder))
+            rtl = run_rtl(programs, Path(folder), RUNNERS[args.runner])
     rows = []
     for name, kind, dims in SHAPES:
         m, k, n = gemm_dims(kind, dims)
@@ -343,7 +346,7 @@ def main():
 
     digits = {"golden": digits_golden()}
     if not args.no_rtl and args.images:
-        digits["rtl"] = run_digits_rtl(args.images)
+        digits["rtl"] = run_digits_rtl(args.images, RUNNERS[args.runner])
     print("\ndigits, int8 on the systolic array against float")
     for name, g in digits["golden"].items():
         line = (f"  {name}: float {100 * g['float_accuracy']:.2f} %, compiler int8 reference "
@@ -357,7 +360,8 @@ def main():
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     plot(rows, RESULTS / "systolic_cycles.png")
-    out = {"config": json.loads(CONFIG.to_json()), "scalesim_version": scalesim_version() if have_scalesim else None,
+    out = {"config": json.loads(CONFIG.to_json()), "runner": args.runner,
+           "scalesim_version": scalesim_version() if have_scalesim else None,
            "rtl_measured": bool(rtl), "shapes": rows, "large_gemm": LARGE,
            "utilization_large_gemm": {"compute_phase": large["utilization_compute"],
                                       "including_host_transfers": large["utilization_total"]},

@@ -1,8 +1,8 @@
 """Winograd F(2x2, 3x3) against im2col on the systolic accelerator's RTL: multiplies and cycles.
 
 Every convolution is lowered both ways for the same Winograd build of an 8x8 array and run on the Verilator RTL
-(host always ready, every output byte checked against the golden model; the two paths' int8 outputs are identical,
-which is checked too). From the RTL counters:
+through the native runner (``--runner cocotb`` for the cocotb path; host always ready, every output byte checked
+against the golden model; the two paths' int8 outputs are identical, which is checked too). From the RTL counters:
 
 * **multiplies** = ``mac_busy * rows * cols`` -- the multiplier slots the array used (a vector entering the array
   occupies all ``rows x cols`` PEs, padding included);
@@ -25,7 +25,7 @@ the 16 positions, so Winograd loses there.
 
 Writes ``bench/results/winograd.json``.
 
-    .venv/bin/python bench/winograd.py [--images 20]
+    .venv/bin/python bench/winograd.py [--images 20] [--runner native|cocotb]
 """
 
 import argparse
@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from sparq.formats.systolic import save_program
+from sparq.sim.native import RUNNERS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 VGG = dict(channels=64, outputs=64, height=16, width=16, padding=(1, 1, 1, 1))
@@ -91,10 +92,10 @@ def vgg_calls(cfg):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=20, help="digits test images (one device call per layer)")
+    parser.add_argument("--runner", choices=RUNNERS, default="native", help="RTL runner (default: native)")
     args = parser.parse_args()
     from sparq.formats.systolic import Opcode
     from sparq.hw.systolic.accelerator import SystolicAccelerator
-    from sparq.sim.harness import run_verilator
     from sparq.sim.systolic.cycles import TRANSFORM_IN_OVERHEAD, TRANSFORM_OUT_OVERHEAD, predict
     overhead = {Opcode.TRANSFORM_IN: TRANSFORM_IN_OVERHEAD, Opcode.TRANSFORM_OUT: TRANSFORM_OUT_OVERHEAD}
 
@@ -111,8 +112,8 @@ def main():
                     runs.append(dict(name=f"{name} {path} {i}", program=f"{stem}.npz", inputs=f"{stem}.npy"))
                     keys.append((name, path, program))
         start = time.time()
-        results = run_verilator(SystolicAccelerator(cfg), "sparq.sim.tb.systolic:run_program_files", optimize=False,
-                                runs=runs)
+        results = RUNNERS[args.runner](SystolicAccelerator(cfg), "sparq.sim.tb.systolic:run_program_files",
+                                       runs=runs)
         seconds = time.time() - start
     totals = {}
     for (name, path, program), result in zip(keys, results):

