@@ -67,9 +67,13 @@ def _eie_config(n_pe: int, fifo_depth: int) -> EieConfig:
                      max_layers=EIE_MAX_LAYERS)
 
 
-EIE_CONFIGS = {f"pe{n}-fifo{d}": _eie_config(n, d)
-               for n, d in [(1, 1), (2, 16), (3, 2), (4, 8), (5, 4), (8, 1), (12, 3), (16, 8)]}
-"""The EIE configurations of the regression (PEs and FIFO depth in the name), each built once."""
+EIE_CONFIGS = {f"pe{n}-fifo{d}": _eie_config(n, d) for n, d in [(1, 1), (2, 16), (3, 2), (5, 4), (8, 1), (12, 3),
+                                                                 (16, 8)]}
+EIE_CONFIGS["pe4-fifo8"] = EieConfig(n_pe=4, fifo_depth=8, ptr_depth=1024, spmat_depth=1024, act_depth=128,
+                                     bias_depth=256, max_layers=4)  # the EIE RTL tests' CONFIG4: their build
+EIE_CONFIGS = dict(sorted(EIE_CONFIGS.items(), key=lambda item: (item[1].n_pe, item[1].fifo_depth)))
+"""The EIE configurations of the regression (PEs and FIFO depth in the name), each built once; ``pe4-fifo8`` is the
+EIE RTL tests' configuration (``CONFIG4`` in ``tests/eie_rtl/conftest.py``), so the two share a build."""
 
 SYSTOLIC_CONFIGS = {
     "2x2": SHARED_SYSTOLIC_CONFIGS[2],

@@ -7,6 +7,7 @@ checks the cases; this module runs them, shows the progress and the summary, and
 
 import json
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 __all__ = ["regression", "run_regress", "summary_table", "DEFAULT_WORKERS"]
@@ -18,7 +19,7 @@ def regression(target, seeds, start=0, *, configs=None, address=None, workers=DE
                console=None):
     """Run cases ``start .. start + seeds - 1`` of ``target`` (``"eie"`` or ``"systolic"``) on the configurations
     ``configs`` (names of :data:`sparq.sim.regress.CONFIGS`; None: all), on the Dask scheduler at ``address`` or on
-    a ``LocalCluster`` of ``workers`` processes. Shows the builds and a progress bar on ``console`` (None: quiet).
+    a ``LocalCluster`` of ``workers`` processes (0: in this process, no Dask). Shows the builds and a progress bar on ``console`` (None: quiet).
 
     Returns the summary as a JSON-ready dict: ``target``, ``cases``, ``mismatches``, ``configurations`` (per
     configuration: its parameters, cases, mismatches, cycle checks), ``failures`` (seed, configuration, case,
@@ -35,6 +36,9 @@ def regression(target, seeds, start=0, *, configs=None, address=None, workers=DE
         raise ValueError(f"--seeds must be at least 1, got {seeds}")
     if start < 0:
         raise ValueError(f"--start must not be negative, got {start}")
+    if workers < 0:
+        raise ValueError(f"--workers must not be negative, got {workers}")
+    in_process = address is None and workers == 0
     names = cases.config_names(target, configs)  # raises on an unknown name, before anything starts
     chosen = names if configs else None
     seed_range = range(start, start + seeds)
@@ -44,11 +48,11 @@ def regression(target, seeds, start=0, *, configs=None, address=None, workers=DE
         with status(console, f"building {target} {name} for the native runner (or finding it in the cache)"):
             cases.build(target, name)
     built = time.perf_counter()
-    if batch_size is None:  # a few batches per worker and configuration, so the bar moves, at most 200 cases each
+    if batch_size is None:  # a few batches per worker and configuration, so the bar moves; at most 200 cases each
         batch_size = max(1, min(200, -(-seeds // (4 * max(1, workers) * len(groups)))))
     outcomes = []
-    with dask_client(address, n_workers=workers) as client:
-        n_workers = len(client.scheduler_info()["workers"])
+    with (nullcontext() if in_process else dask_client(address, n_workers=workers)) as client:
+        n_workers = len(client.scheduler_info()["workers"]) if client else 0
         with Progress(console, f"{target} cases", seeds) as bar:
             def done(batch):
                 outcomes.extend(batch)
@@ -67,7 +71,7 @@ def regression(target, seeds, start=0, *, configs=None, address=None, workers=DE
                  "reproduce": cases.reproduce_command(target, o.seed, chosen)} for o in outcomes if not o.ok]
     return {"target": target, "cases": len(outcomes), "mismatches": len(failures), "start": start,
             "configurations": per_config, "failures": failures, "workers": n_workers,
-            "scheduler": "given address" if address else "LocalCluster",
+            "scheduler": "given address" if address else "in process" if in_process else "LocalCluster",
             "wall_seconds": round(finished - started, 2), "build_seconds": round(built - started, 2),
             "cases_per_second": round(len(outcomes) / (finished - built), 2) if finished > built else None}
 
@@ -75,9 +79,10 @@ def regression(target, seeds, start=0, *, configs=None, address=None, workers=DE
 def summary_table(summary):
     """A rich table of a :func:`regression` summary: per configuration, cases, mismatches and cycle checks."""
     from rich.table import Table
+    where = f"{summary['workers']} Dask workers" if summary["workers"] else "in process"
     table = Table(title=f"sparq regress --target {summary['target']}: {summary['cases']} cases, "
                         f"{summary['mismatches']} mismatches, {summary['wall_seconds']:.1f} s "
-                        f"({summary['cases_per_second']} cases/s on {summary['workers']} workers)")
+                        f"({summary['cases_per_second']} cases/s, {where})")
     for column in ("configuration", "cases", "mismatches", "cycles checked", "cycle check"):
         table.add_column(column, justify="left" if column in ("configuration", "cycle check") else "right")
     for name, row in summary["configurations"].items():
