@@ -67,7 +67,9 @@ def regression(target, seeds, start=0, *, configs=None, address=None, workers=DE
                             "mismatches": sum(not o.ok for o in mine),
                             "cycle_checks": sum(o.cycles_checked for o in mine),
                             "cycle_check": cases.cycle_check(target, cases.CONFIGS[target][name])}
-    failures = [{"seed": o.seed, "configuration": o.config, "case": o.description, "message": o.message,
+    here = f"{Path.cwd()}/"  # the messages name files relative to the checkout, as everything a result keeps
+    failures = [{"seed": o.seed, "configuration": o.config, "case": o.description,
+                 "message": o.message.replace(here, ""),
                  "reproduce": cases.reproduce_command(target, o.seed, chosen)} for o in outcomes if not o.ok]
     return {"target": target, "cases": len(outcomes), "mismatches": len(failures), "start": start,
             "configurations": per_config, "failures": failures, "workers": n_workers,
@@ -100,8 +102,8 @@ def run_regress(args, console):
     console.print(summary_table(summary))
     for failure in summary["failures"]:
         console.print(f"[bold red]FAIL[/] seed {failure['seed']} ({failure['case']}): {failure['message']}",
-                      highlight=False)
-        console.print(f"  reproduce: {failure['reproduce']}", highlight=False)
+                      highlight=False, soft_wrap=True)  # one line each: grep-able, the command copy-pasteable
+        console.print(f"  reproduce: {failure['reproduce']}", highlight=False, soft_wrap=True)
     if args.json:
         path = Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
