@@ -31,7 +31,7 @@ def main(argv=None):
     parser.add_argument("--scheduler", help="a Dask scheduler address instead of a LocalCluster")
     parser.add_argument("--targets", default="eie,systolic", help="comma-separated (default eie,systolic)")
     args = parser.parse_args(argv)
-    console = Console()
+    console = Console(width=None if Console().is_terminal else 120)
     record = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     for target in args.targets.split(","):
         summary = regression(target, args.seeds, args.start, address=args.scheduler, workers=args.workers,
