@@ -22,7 +22,7 @@ def regression(target, seeds, start=0, *, configs=None, address=None, workers=DE
     a ``LocalCluster`` of ``workers`` processes (0: in this process, no Dask). Shows the builds and a progress bar on ``console`` (None: quiet).
 
     Returns the summary as a JSON-ready dict: ``target``, ``cases``, ``mismatches``, ``configurations`` (per
-    configuration: its parameters, cases, mismatches, cycle checks), ``failures`` (seed, configuration, case,
+    configuration: its parameters, cases, mismatches, cycle checks and how tight they were), ``failures`` (seed, configuration, case,
     message, the command that reproduces it), ``wall_seconds``, ``build_seconds``, ``cases_per_second`` (of the
     cases, builds excluded), ``workers``."""
     from dataclasses import asdict
@@ -66,6 +66,7 @@ def regression(target, seeds, start=0, *, configs=None, address=None, workers=DE
         per_config[name] = {"parameters": asdict(cases.CONFIGS[target][name]), "cases": len(mine),
                             "mismatches": sum(not o.ok for o in mine),
                             "cycle_checks": sum(o.cycles_checked for o in mine),
+                            **_cycle_agreement(mine),
                             "cycle_check": cases.cycle_check(target, cases.CONFIGS[target][name])}
     here = f"{Path.cwd()}/"  # the messages name files relative to the checkout, as everything a result keeps
     failures = [{"seed": o.seed, "configuration": o.config, "case": o.description,
@@ -78,19 +79,29 @@ def regression(target, seeds, start=0, *, configs=None, address=None, workers=DE
             "cases_per_second": round(len(outcomes) / (finished - built), 2) if finished > built else None}
 
 
+def _cycle_agreement(outcomes):
+    """How tight the cycle checks of ``outcomes`` were: checks whose bounds were one number (exact), checks the RTL
+    met at the lower bound (the model's count), and the most cycles it took over that bound."""
+    pairs = [(rtl, bounds) for o in outcomes for rtl, bounds in zip(o.rtl_cycles, o.model_cycles)]
+    return {"cycle_checks_exact": sum(high == low for _, (low, high) in pairs),
+            "cycles_equal_to_model": sum(rtl == low for rtl, (low, _) in pairs),
+            "max_cycles_over_model": max((rtl - low for rtl, (low, _) in pairs), default=0)}
+
+
 def summary_table(summary):
-    """A rich table of a :func:`regression` summary: per configuration, cases, mismatches and cycle checks."""
+    """A rich table of a :func:`regression` summary: per configuration, cases, mismatches, cycle checks, how many
+    of those the RTL met at the model's count, and what was checked."""
     from rich.table import Table
     where = f"{summary['workers']} Dask workers" if summary["workers"] else "in process"
     table = Table(title=f"sparq regress --target {summary['target']}: {summary['cases']} cases, "
                         f"{summary['mismatches']} mismatches, {summary['wall_seconds']:.1f} s "
                         f"({summary['cases_per_second']} cases/s, {where})")
-    for column in ("configuration", "cases", "mismatches", "cycles checked", "cycle check"):
+    for column in ("configuration", "cases", "mismatches", "cycles checked", "= model", "cycle check"):
         table.add_column(column, justify="left" if column in ("configuration", "cycle check") else "right")
     for name, row in summary["configurations"].items():
         if row["cases"]:
             table.add_row(name, f"{row['cases']:,}", f"{row['mismatches']:,}", f"{row['cycle_checks']:,}",
-                          row["cycle_check"])
+                          f"{row['cycles_equal_to_model']:,}", row["cycle_check"])
     return table
 
 
