@@ -19,12 +19,13 @@ def regression(target, seeds, start=0, *, configs=None, address=None, workers=DE
                console=None):
     """Run cases ``start .. start + seeds - 1`` of ``target`` (``"eie"`` or ``"systolic"``) on the configurations
     ``configs`` (names of :data:`sparq.sim.regress.CONFIGS`; None: all), on the Dask scheduler at ``address`` or on
-    a ``LocalCluster`` of ``workers`` processes (0: in this process, no Dask). Shows the builds and a progress bar on ``console`` (None: quiet).
+    a ``LocalCluster`` of ``workers`` processes (0: in this process, no Dask). Shows the builds and a progress bar
+    on ``console`` (None: quiet).
 
     Returns the summary as a JSON-ready dict: ``target``, ``cases``, ``mismatches``, ``configurations`` (per
-    configuration: its parameters, cases, mismatches, cycle checks and how tight they were), ``failures`` (seed, configuration, case,
-    message, the command that reproduces it), ``wall_seconds``, ``build_seconds``, ``cases_per_second`` (of the
-    cases, builds excluded), ``workers``."""
+    configuration: its parameters, cases, mismatches, cycle checks and how tight they were), ``failures`` (seed,
+    configuration, case, message, the command that reproduces it), ``wall_seconds``, ``build_seconds``,
+    ``cases_per_second`` (builds excluded, the cluster's start included), ``workers``."""
     from dataclasses import asdict
 
     from sparq.sim import regress as cases
