@@ -140,7 +140,8 @@ def build_parser():
     regress.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler (tcp://host:8786) whose "
                          "workers share this file system; default: a LocalCluster started here")
     regress.add_argument("--workers", type=int, default=2, metavar="W",
-                         help="worker processes of the LocalCluster (default 2; 0: run in this process, without Dask)")
+                         help="worker processes of the LocalCluster (default 2; 0: run in this process, without Dask, "
+                              "as a single batch of cases always does)")
     regress.add_argument("--json", metavar="FILE", help="also write the summary and the failures as JSON")
     regress.set_defaults(run="run_regress")
 

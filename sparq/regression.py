@@ -19,7 +19,7 @@ def regression(target, seeds, start=0, *, configs=None, address=None, workers=DE
                console=None):
     """Run cases ``start .. start + seeds - 1`` of ``target`` (``"eie"`` or ``"systolic"``) on the configurations
     ``configs`` (names of :data:`sparq.sim.regress.CONFIGS`; None: all), on the Dask scheduler at ``address`` or on
-    a ``LocalCluster`` of ``workers`` processes (0: in this process, no Dask). Shows the builds and a progress bar
+    a ``LocalCluster`` of ``workers`` processes (0, or a single batch of cases: in this process, no Dask). Shows the builds and a progress bar
     on ``console`` (None: quiet).
 
     Returns the summary as a JSON-ready dict: ``target``, ``cases``, ``mismatches``, ``configurations`` (per
@@ -39,7 +39,6 @@ def regression(target, seeds, start=0, *, configs=None, address=None, workers=DE
         raise ValueError(f"--start must not be negative, got {start}")
     if workers < 0:
         raise ValueError(f"--workers must not be negative, got {workers}")
-    in_process = address is None and workers == 0
     names = cases.config_names(target, configs)  # raises on an unknown name, before anything starts
     chosen = names if configs else None
     seed_range = range(start, start + seeds)
@@ -51,6 +50,9 @@ def regression(target, seeds, start=0, *, configs=None, address=None, workers=DE
     built = time.perf_counter()
     if batch_size is None:  # a few batches per worker and configuration, so the bar moves; at most 200 cases each
         batch_size = max(1, min(200, -(-seeds // (4 * max(1, workers) * len(groups)))))
+    # One batch (a case run again from its seed) gains nothing from a local cluster but its start-up time.
+    single = sum(-(-len(group) // batch_size) for group in groups.values()) == 1
+    in_process = address is None and (workers == 0 or single)
     outcomes = []
     with (nullcontext() if in_process else dask_client(address, n_workers=workers)) as client:
         n_workers = len(client.scheduler_info()["workers"]) if client else 0
