@@ -145,6 +145,29 @@ def build_parser():
     sweep.add_argument("--seed", type=int, default=0, help="seed of the RTL runs' random back-pressure")
     sweep.set_defaults(run="run_sweep_command")
 
+    regress = commands.add_parser(
+        "regress", help="seeded random cases of a whole accelerator on the RTL, on a Dask cluster",
+        description="Run N seeded random cases (EIE: random networks of 1-3 layers at 1-60 %% density with empty "
+                    "and padded columns, on 1-16 PEs and FIFO depths 1-16; systolic: random GEMM-chain programs on "
+                    "2x2 to 16x16 arrays) on the RTL (the native Verilator runner), each output checked "
+                    "bit-exactly against the golden model and its cycles against the cycle model. A fixed set of "
+                    "configurations, each built once and shared by the workers (listed in the README and in the "
+                    "summary). Each failure is printed with the command that reproduces it; any failure exits "
+                    "with the verification-failed code.")
+    regress.add_argument("--target", choices=("eie", "systolic"), required=True)
+    regress.add_argument("--seeds", type=int, required=True, metavar="N", help="number of cases")
+    regress.add_argument("--start", type=int, default=0, metavar="S", help="first seed (default 0): the cases are "
+                         "seeds S .. S+N-1")
+    regress.add_argument("--configs", action="append", metavar="NAME[,NAME...]",
+                         help="draw the configurations from these only (default: all of the target's)")
+    regress.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler (tcp://host:8786) whose "
+                         "workers share this file system; default: a LocalCluster started here")
+    regress.add_argument("--workers", type=int, default=2, metavar="W",
+                         help="worker processes of the LocalCluster (default 2; 0: run in this process, without Dask, "
+                              "as a single batch of cases always does)")
+    regress.add_argument("--json", metavar="FILE", help="also write the summary and the failures as JSON")
+    regress.set_defaults(run="run_regress")
+
     demo = commands.add_parser(
         "demo", help="the end-to-end demo on the bundled digits MLP (what `make demo` runs)",
         description="Compress the bundled digits MLP, lower it to EIE and to the systolic array, run test images on "
@@ -163,6 +186,9 @@ def build_parser():
 
 
 def _handler(name):
+    if name == "run_regress":
+        from .regression import run_regress
+        return run_regress
     if name == "run_demo":
         from .demo import run_demo
         return run_demo
