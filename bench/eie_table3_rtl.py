@@ -58,7 +58,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 CLOCK_HZ = cycle.CLOCK_HZ
 TOLERANCE = 0.02
 """The target: RTL compute cycles within 2 % of the cycle model on every layer."""
-RTL_START_LATENCY = 3
+RTL_START_LATENCY = cycle.rtl_start_latency(CONFIG.fifo_depth)
 """Cycles from a broadcast to the first cycle a PE can work on it in the RTL (the model says 1): the activation
 queue's 2 cycles through an empty FIFO and the pointer read (``hw/eie/README.md``, deviation 8)."""
 GAP_NOTE = ("The RTL's activation queue takes 2 cycles through an empty FIFO, then the pointer read, so a broadcast "

@@ -40,16 +40,16 @@ from sparq.compiler.eie import LayerSpec, lower
 from sparq.formats.eie import EieConfig
 from sparq.formats.systolic import SystolicConfig
 
-from .eie.cycle import layer_costs, simulate
+from .eie.cycle import layer_costs, rtl_start_latency, simulate
 from .eie.golden import Golden
 from .systolic.cycles import predict
 from .systolic.golden import run_program
 from .systolic.stimulus import CONFIGS as SHARED_SYSTOLIC_CONFIGS
 from .systolic.stimulus import random_layers
 
-__all__ = ["TARGETS", "EIE_CONFIGS", "SYSTOLIC_CONFIGS", "CONFIGS", "EIE_MAX_WIDTH", "RTL_START_LATENCY",
+__all__ = ["TARGETS", "EIE_CONFIGS", "SYSTOLIC_CONFIGS", "CONFIGS", "EIE_MAX_WIDTH",
            "FULL_RATE_OUT_DEPTH", "EieCase", "SystolicCase", "Outcome", "eie_case", "systolic_case", "make_case", "config_names",
-           "choose_config", "plan", "build", "run_batch", "regress", "eie_compute_bounds", "eie_start_latency",
+           "choose_config", "plan", "build", "run_batch", "regress", "eie_compute_bounds",
            "cycle_check", "reproduce_command"]
 
 EIE_MAX_WIDTH = 96
@@ -98,10 +98,6 @@ bound."""
 
 TARGETS = ("eie", "systolic")
 CONFIGS = {"eie": EIE_CONFIGS, "systolic": SYSTOLIC_CONFIGS}
-
-RTL_START_LATENCY = 3
-"""The EIE RTL's queue latency in the cycle model's terms (``hw/eie/README.md``, deviation 8), at FIFO depths
-above 1."""
 
 PRESSURES = (0.0, 0.1, 0.3, 0.5)
 """The valid-gap and back-pressure probabilities a case draws from."""
@@ -240,25 +236,18 @@ class Outcome:
     model_cycles: list = field(default_factory=list)
 
 
-def eie_start_latency(fifo_depth: int) -> int:
-    """The EIE RTL's queue latency in the cycle model's terms (``simulate(start_latency=...)``): 3 (``hw/eie/README.md``
-    deviation 8: 2 cycles through the queue's ``SyncFIFOBuffered``, 1 for the pointer read), but 2 at FIFO depth 1,
-    where ``SyncFIFOBuffered`` is its output register alone (1 cycle through)."""
-    return 2 if fifo_depth == 1 else RTL_START_LATENCY
-
-
 def eie_compute_bounds(image, trace, fifo_depth: int) -> tuple[int, int]:
     """``(lower, upper)`` of the EIE RTL's ``compute_cycles`` on the run ``trace`` (a golden :class:`Trace` of
     ``image``), summed over the layers.
 
-    Per layer, the lower bound is the cycle model with the RTL's queue latency (:func:`eie_start_latency`); the
+    Per layer, the lower bound is the cycle model with the RTL's queue latency (:func:`~sparq.sim.eie.cycle.rtl_start_latency`); the
     upper bound adds one cycle per all-zero group of ``n_pe`` activations the leading non-zero detector steps over
     between the layer's first and last non-zero (``hw/eie/README.md`` deviation 6, a cost the model does not count),
     so the two are equal, and the check exact, on an input without such a group. At FIFO depth 2 the RTL's queue
     latency shows on many activations in a way the model does not follow (measured: up to a quarter of a cycle per
     broadcast above the bound), so there the upper bound also adds one cycle per broadcast activation."""
     n = image.config.n_pe
-    latency = eie_start_latency(fifo_depth)
+    latency = rtl_start_latency(fifo_depth)
     lower_bound = upper_bound = 0
     for l in range(len(image.layers)):
         a = trace.acts[l]
@@ -279,7 +268,7 @@ def cycle_check(target: str, config) -> str:
         if config.out_depth < FULL_RATE_OUT_DEPTH:
             return "compute >= model; MAC-busy, active exact"
         return "compute, MAC-busy, active: exact"
-    latency = eie_start_latency(config.fifo_depth)
+    latency = rtl_start_latency(config.fifo_depth)
     slack = "zero groups + broadcasts" if config.fifo_depth == 2 else "zero groups"
     return f"busy exact; compute: latency-{latency} model + 0..{slack}"
 

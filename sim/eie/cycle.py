@@ -32,7 +32,7 @@ import numpy as np
 
 from .golden import Golden
 
-__all__ = ["CycleStats", "simulate", "column_costs", "layer_costs", "run", "CLOCK_HZ"]
+__all__ = ["CycleStats", "simulate", "column_costs", "layer_costs", "run", "rtl_start_latency", "CLOCK_HZ"]
 
 CLOCK_HZ = 800e6
 """EIE's clock (800 MHz), for converting cycles to time."""
@@ -58,13 +58,20 @@ class CycleStats:
         return self.total / clock_hz
 
 
+def rtl_start_latency(fifo_depth: int) -> int:
+    """sparq's EIE RTL's queue latency in :func:`simulate`'s terms (``start_latency``): 3 (``hw/eie/README.md``
+    deviation 8: 2 cycles through the queue's ``SyncFIFOBuffered``, 1 for the pointer read), but 2 at FIFO depth 1,
+    where ``SyncFIFOBuffered`` is its output register alone (found by ``sparq regress``)."""
+    return 2 if fifo_depth == 1 else 3
+
+
 def simulate(costs, fifo_depth, start_latency=1):
     """Run the broadcast model on ``costs`` (int, events x PEs: cycles each PE spends on each broadcast activation,
     in broadcast order) with FIFOs of ``fifo_depth``; return :class:`CycleStats`.
 
     ``start_latency``: an activation written in cycle ``t`` can be started from cycle ``t + start_latency`` (1 in
     the model above). sparq's RTL takes 3 (its queue takes 2 cycles through an empty FIFO, then the pointer read:
-    ``hw/eie/README.md``, deviation 8); with 3, this model gave the RTL's compute cycles exactly on all nine Table III
+    ``hw/eie/README.md``, deviation 8; :func:`rtl_start_latency`); with 3, this model gave the RTL's compute cycles exactly on all nine Table III
     layers of ``bench/eie_table3_rtl.py``, whose inputs have no all-zero group of ``N`` activations (each costs the
     RTL's leading non-zero detector a cycle that no latency here accounts for, deviation 6)."""
     costs = np.asarray(costs, dtype=np.int64)

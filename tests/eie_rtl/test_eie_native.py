@@ -31,7 +31,8 @@ def test_eie_native_equals_cocotb(tmp_path):
         # The last input is fully dense (no all-zero group for the leading non-zero detector): the cycle model with
         # the RTL's queue latency gives its compute cycles exactly.
         dense = np.array(spec["inputs"][-1])
-        model = cycle.simulate(cycle.layer_costs(image, 0, dense), CONFIG4.fifo_depth, start_latency=3)
+        model = cycle.simulate(cycle.layer_costs(image, 0, dense), CONFIG4.fifo_depth,
+                                start_latency=cycle.rtl_start_latency(CONFIG4.fifo_depth))
         assert job["counters"][-1]["compute"] == model.total
         streams = job["streams"]
         assert streams["load"]["starved"] > 0 and streams["read"]["starved"] > 0  # valid gaps
