@@ -25,6 +25,11 @@ class MACCell(wiring.Component):
         Width of the signed addend ``c`` and of the result ``y``.
     saturate : bool
         Clamp (``True``) or wrap (``False``) a result that does not fit ``acc_width`` bits.
+    pipeline : bool
+        Register the product first (a pipeline register the DSP blocks absorb): ``y <= fit(c + p)`` where ``p`` is
+        ``a * b`` of the cycle before, and ``en`` is taken with ``a`` and ``b``. The addend ``c`` is taken one
+        cycle after the operands, which is what a systolic PE whose partial sums arrive a cycle after its
+        activations needs.
 
     Ports
     -----
@@ -35,16 +40,19 @@ class MACCell(wiring.Component):
     en : In(1)
         Update ``y`` at this clock edge; otherwise ``y`` holds.
     y : Out(signed(acc_width))
-        Registered result. Latency: one cycle from ``a``, ``b``, ``c``, ``en`` to ``y``. Reset value 0.
+        Registered result. Latency: one cycle from ``a``, ``b``, ``c``, ``en`` to ``y``; with ``pipeline``, two
+        cycles from ``a``, ``b``, ``en`` and one from ``c``. Reset value 0.
     overflow : Out(1)
         Registered with ``y``: high when the last update did not fit and was clamped or wrapped.
     """
 
-    def __init__(self, *, a_width: int = 8, b_width: int = 8, acc_width: int = 32, saturate: bool = False):
+    def __init__(self, *, a_width: int = 8, b_width: int = 8, acc_width: int = 32, saturate: bool = False,
+                 pipeline: bool = False):
         for label, width in (("a_width", a_width), ("b_width", b_width), ("acc_width", acc_width)):
             if not isinstance(width, int) or width < 1:
                 raise ValueError(f"MACCell {label} must be a positive integer, not {width!r}")
         self.a_width, self.b_width, self.acc_width, self.saturate = a_width, b_width, acc_width, saturate
+        self.pipeline = pipeline
         super().__init__({
             "a": In(signed(a_width)),
             "b": In(signed(b_width)),
@@ -56,15 +64,19 @@ class MACCell(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        product, en = self.a * self.b, self.en
+        if self.pipeline:
+            product, en = Signal(signed(self.a_width + self.b_width)), Signal()
+            m.d.sync += [product.eq(self.a * self.b), en.eq(self.en)]
         full = Signal(signed(max(self.acc_width, self.a_width + self.b_width) + 1))
-        m.d.comb += full.eq(self.c + self.a * self.b)
+        m.d.comb += full.eq(self.c + product)
         lo, hi = -(1 << (self.acc_width - 1)), (1 << (self.acc_width - 1)) - 1
         too_low, too_high = full < lo, full > hi
         if self.saturate:
             fitted = Mux(too_high, hi, Mux(too_low, lo, full[:self.acc_width].as_signed()))
         else:
             fitted = full[:self.acc_width].as_signed()
-        with m.If(self.en):
+        with m.If(en):
             m.d.sync += [
                 self.y.eq(fitted),
                 self.overflow.eq(too_low | too_high),
