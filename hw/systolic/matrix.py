@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from .array import SystolicArray
 from .layouts import accumulator_write_layout, issue_layout
-from .pe import accumulator_shape, activation_lane, check_arithmetic, operand_shape
+from .pe import accumulator_shape, activation_lane, check_arithmetic, operand_shape, pe_latency
 from .skew import InputSkew, OutputDeskew
 
 __all__ = ["MatrixUnit"]
@@ -31,7 +31,8 @@ class MatrixUnit(wiring.Component):
     result : Out(accumulator_write_layout(cols, acc_depth, accumulator_shape(arithmetic, acc_width)))
         ``valid``, ``addr``, ``accumulate`` and ``data``, all :attr:`latency` cycles after the issue.
 
-    Latency: ``rows + cols - 1`` cycles. Throughput: one vector per cycle, with any mix of the two banks.
+    Latency: ``rows + cols - 2`` plus the PE latency (3 for int8, ``sparq.formats.systolic.matrix_latency``; 1 for
+    float). Throughput: one vector per cycle, with any mix of the two banks.
     """
 
     def __init__(self, rows: int, cols: int, acc_depth: int, *, acc_width: int = 32, arithmetic: str = "int8",
@@ -39,7 +40,7 @@ class MatrixUnit(wiring.Component):
         self.rows, self.cols, self.acc_depth, self.acc_width = rows, cols, acc_depth, acc_width
         self.arithmetic = check_arithmetic(arithmetic)
         self.act_width, self.weight_width = act_width, weight_width  # int8 arithmetic: wider integer operands
-        self.latency = rows + cols - 1
+        self.latency = rows + cols - 2 + pe_latency(arithmetic)
         super().__init__({
             "vector": In(data.ArrayLayout(operand_shape(arithmetic, act_width), rows)),
             "issue": In(issue_layout(acc_depth)),
