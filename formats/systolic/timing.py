@@ -89,11 +89,12 @@ ACC_READ_LATENCY = 2
 PE_LATENCY = 3
 """Cycles from an activation on a PE's input to its partial sum on the PE's output (operands, product, sum)."""
 
-ACCUMULATE_LATENCY = 3
-"""A result written to the accumulators in cycle ``w`` is seen by an accumulator read presented from ``w + 3``."""
+ACCUMULATE_LATENCY = 1
+"""A result written to the accumulators in cycle ``w`` is seen by an accumulator read presented from ``w + 1`` (the
+read-modify-write reads ahead, from the result's address known in advance)."""
 
-REQUANTIZE_LATENCY = 5
-"""Register stages of the requantizer: sum, partial products, product, shift window, round and saturate."""
+REQUANTIZE_LATENCY = 6
+"""Register stages of the requantizer: sum, partial products, product, two shift stages, round and saturate."""
 
 ACTIVATE_WRITE_LATENCY = ACC_READ_LATENCY + REQUANTIZE_LATENCY
 """Cycles from an activation unit's accumulator read to its UB write of that row."""

@@ -18,7 +18,7 @@ from ..common.fifo import StreamFIFO
 from .accumulators import Accumulators
 from .activation import ActivationUnit
 from .buffer import UnifiedBuffer
-from .controller import Controller
+from .controller import Controller, InstructionDecoder, count_bits, decoded_layout
 from .layouts import instruction_layout, vector_layout
 from .matrix import MatrixUnit
 from .winograd import WinogradTransforms
@@ -39,7 +39,8 @@ class SystolicAccelerator(wiring.Component):
     Ports
     -----
     instr : In(stream.Signature(instruction_layout()))
-        Encoded instructions (``sparq.formats.systolic.encode``), queued in an ``instr_depth``-entry FIFO.
+        Encoded instructions (``sparq.formats.systolic.encode``), decoded (:class:`~.controller.InstructionDecoder`)
+        and queued in an ``instr_depth``-entry FIFO.
     host_in : In(stream.Signature(ArrayLayout(signed(8), rows)))
         Data words for READ_HOST and READ_WEIGHTS, in program order.
     host_out : Out(stream.Signature(ArrayLayout(signed(8), rows)))
@@ -76,20 +77,23 @@ class SystolicAccelerator(wiring.Component):
         m = Module()
         c = self.config
         word = vector_layout(c.lanes)
-        m.submodules.instr_queue = instr_queue = StreamFIFO(instruction_layout(), c.instr_depth)
+        m.submodules.decoder = decoder = InstructionDecoder(c)
+        m.submodules.instr_queue = instr_queue = StreamFIFO(decoded_layout(c), c.instr_depth)
         m.submodules.out_queue = out_queue = StreamFIFO(word, c.out_depth)
         m.submodules.controller = ctl = Controller(c)
         widths = dict(act_width=WINOGRAD_V_BITS, weight_width=WINOGRAD_U_BITS) if c.winograd else {}
-        m.submodules.matrix = matrix = MatrixUnit(c.rows, c.cols, c.acc_depth, **widths)
+        m.submodules.matrix = matrix = MatrixUnit(c.rows, c.cols, c.acc_depth, lookahead=Accumulators.PREFETCH,
+                                                  **widths)
         m.submodules.accumulators = accumulators = Accumulators(c.cols, c.acc_depth)
         m.submodules.activation = activation = ActivationUnit(c.cols, c.acc_depth, c.ub_depth, c.wb_depth,
-                                                              max_wait=matrix_drain_cycles(c))
+                                                              max_wait=matrix_drain_cycles(c), count_bits=count_bits(c))
         m.submodules.unified_buffer = unified_buffer = UnifiedBuffer(c.lanes, c.ub_depth)
         m.submodules.weight_buffer = weight_buffer = memory.Memory(shape=word, depth=c.wb_depth, init=[])
         wb_write, wb_weights, wb_params = (weight_buffer.write_port(), weight_buffer.read_port(),
                                            weight_buffer.read_port())
 
-        wiring.connect(m, wiring.flipped(self.instr), instr_queue.i)
+        wiring.connect(m, wiring.flipped(self.instr), decoder.i)
+        wiring.connect(m, decoder.o, instr_queue.i)
         wiring.connect(m, instr_queue.o, ctl.instr)
         wiring.connect(m, wiring.flipped(self.host_in), ctl.host_in)
         wiring.connect(m, out_queue.o, wiring.flipped(self.host_out))
@@ -121,6 +125,7 @@ class SystolicAccelerator(wiring.Component):
             activation.wb_data.eq(wb_params.data),
             # Matrix unit and accumulators.
             matrix.issue.eq(ctl.issue),
+            accumulators.upcoming.eq(matrix.upcoming),
             matrix.w_shift.eq(ctl.w_shift),
             matrix.w_bank.eq(ctl.w_bank),
             activation.acc_data.eq(accumulators.read_data),

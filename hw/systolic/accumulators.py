@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from sparq.formats.systolic import ACC_READ_LATENCY, ACCUMULATE_LATENCY
 
-from .layouts import accumulator_write_layout
+from .layouts import accumulator_tag_layout, accumulator_write_layout
 
 __all__ = ["Accumulators"]
 
@@ -14,22 +14,27 @@ __all__ = ["Accumulators"]
 class Accumulators(wiring.Component):
     """``depth`` words of ``cols`` int32 lanes: ``ACC[addr] <- (accumulate ? ACC[addr] : 0) + data``, int32 wrap.
 
-    The read-modify-write is pipelined so that the memory's read data and the adder each have a cycle of their own:
-    a write taken in cycle ``w`` reads its old word at ``w`` (the memory's registered read), registers it at ``w + 1``,
-    adds and writes at ``w + 2``. The two writes before it are not in that old word yet; their sums are forwarded
-    from registers (address matches compared a cycle early), so back-to-back writes to the same address accumulate
-    correctly.
+    The read-modify-write reads the old word early: ``upcoming`` gives the address of each accumulating write
+    ``PREFETCH`` = 2 cycles before the write itself, so the memory's registered read and a register after it are done
+    when the data arrives, and the add and the store take the write's own cycle. The two writes just before it are
+    not in that old word; their sums are forwarded from registers (the address matches compared a cycle early), so
+    back-to-back writes to the same address accumulate correctly.
 
     Ports
     -----
+    upcoming : In(accumulator_tag_layout(depth))
+        ``valid``, ``accumulate`` and ``addr`` of the write ``PREFETCH`` cycles later; only what an accumulating
+        write's ``upcoming`` says matters.
     write : In(accumulator_write_layout(cols, depth))
         One result vector per cycle when ``valid``; an accumulator read presented from ``w + ACCUMULATE_LATENCY``
-        (``sparq.formats.systolic.ACCUMULATE_LATENCY`` = 3) on sees it.
+        (``sparq.formats.systolic.ACCUMULATE_LATENCY`` = 1) on sees the write of cycle ``w``.
     read_addr : In(range(depth))
     read_data : Out(ArrayLayout(signed(acc_width), cols))
         The word at ``read_addr`` ``ACC_READ_LATENCY`` = 2 cycles earlier (the memory's read, then a register), for
         the activation unit and the output transform.
     """
+
+    PREFETCH = 2
 
     def __init__(self, cols: int, depth: int, *, acc_width: int = 32):
         if not isinstance(depth, int) or depth < 1:
@@ -37,6 +42,7 @@ class Accumulators(wiring.Component):
         self.cols, self.depth, self.acc_width = cols, depth, acc_width
         layout = accumulator_write_layout(cols, depth, acc_width)
         super().__init__({
+            "upcoming": In(accumulator_tag_layout(depth)),
             "write": In(layout),
             "read_addr": In(range(depth)),
             "read_data": Out(layout["data"].shape),
@@ -49,39 +55,38 @@ class Accumulators(wiring.Component):
         write_port = storage.write_port()
         rmw_port = storage.read_port()
         read_port = storage.read_port()
-        assert ACCUMULATE_LATENCY == 3 and ACC_READ_LATENCY == 2  # the stages below
+        assert ACCUMULATE_LATENCY == 1 and ACC_READ_LATENCY == 2 and self.PREFETCH == 2  # the stages below
 
-        request = self.write.shape()
-        taken = Signal(request)  # the write taken a cycle ago, its old word now on rmw_port.data
-        adding = Signal(request)  # the write being added and stored now
-        old = Signal(word)  # its old word, registered
-        m.d.sync += [taken.eq(self.write), adding.eq(taken), old.eq(rmw_port.data)]
+        # The old word of the write two cycles ahead: read now, registered next cycle.
+        old = Signal(word)
+        m.d.sync += old.eq(rmw_port.data)
+        ahead = [self.upcoming, Signal.like(self.upcoming, name="upcoming1")]  # [k]: the write 2 - k cycles ahead
+        m.d.sync += ahead[1].eq(ahead[0])
 
-        # The sums written one and two cycles ago, and whether `adding` accumulates onto one of them.
+        # The sums written one and two cycles ago, and whether the write accumulates onto one of them (compared
+        # one cycle early: then the write one cycle ago is on `write` and the write two cycles ago in last[0]).
         last = [Signal(word, name=f"sum{k}") for k in (1, 2)]
         last_addr = [Signal.like(self.write.addr, name=f"sum{k}_addr") for k in (1, 2)]
         last_valid = [Signal(name=f"sum{k}_valid") for k in (1, 2)]
         forward = [Signal(name=f"forward{k}") for k in (1, 2)]
         total = Signal(word)
         m.d.sync += [
-            last[0].eq(total), last_addr[0].eq(adding.addr), last_valid[0].eq(adding.valid),
+            last[0].eq(total), last_addr[0].eq(self.write.addr), last_valid[0].eq(self.write.valid),
             last[1].eq(last[0]), last_addr[1].eq(last_addr[0]), last_valid[1].eq(last_valid[0]),
-            # Compared while `taken` is one stage short of `adding`: then `adding` and last[0] hold what are now
-            # `adding`'s and last[0]'s predecessors in the pipeline.
-            forward[0].eq(adding.valid & (adding.addr == taken.addr)),
-            forward[1].eq(last_valid[0] & (last_addr[0] == taken.addr)),
+            forward[0].eq(self.write.valid & (self.write.addr == ahead[1].addr)),
+            forward[1].eq(last_valid[0] & (last_addr[0] == ahead[1].addr)),
         ]
         for lane in range(self.cols):
             base = Mux(forward[0], last[0][lane], Mux(forward[1], last[1][lane], old[lane]))
-            m.d.comb += total[lane].eq(adding.data[lane] + Mux(adding.accumulate, base, 0))
+            m.d.comb += total[lane].eq(self.write.data[lane] + Mux(self.write.accumulate, base, 0))
 
         read_data = Signal(word)
         m.d.sync += read_data.eq(read_port.data)
         m.d.comb += [
-            rmw_port.addr.eq(self.write.addr),
-            write_port.addr.eq(adding.addr),
+            rmw_port.addr.eq(self.upcoming.addr),
+            write_port.addr.eq(self.write.addr),
             write_port.data.eq(total),
-            write_port.en.eq(adding.valid),
+            write_port.en.eq(self.write.valid),
             read_port.addr.eq(self.read_addr),
             self.read_data.eq(read_data),
         ]

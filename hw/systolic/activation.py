@@ -25,18 +25,17 @@ class Requantizer(wiring.Component):
     2**(shift-1)) >> shift`` (round to nearest, ties toward +inf; no rounding term when ``shift == 0``), then ReLU
     when ``relu``, then saturation to int8.
 
-    Pipelined in :attr:`LATENCY` = ``sparq.formats.systolic.REQUANTIZE_LATENCY`` = 5 register stages, one result a
-    cycle, each stage one adder or one mux tree deep:
+    Pipelined in :attr:`LATENCY` = ``sparq.formats.systolic.REQUANTIZE_LATENCY`` = 6 register stages, one result a
+    cycle, each stage one adder or a few multiplexer levels deep:
 
     1. ``x = acc + bias``;
     2. the partial products ``x[0:16] * multiplier`` and ``x[16:32] * multiplier`` (16 x 16 unsigned: one DSP block
        each) and the sign ``x[32]``;
-    3. the product ``x * multiplier = lo + (mid << 16) - (sign ? multiplier << 32 : 0)``, and the overflow mask of
-       the shift;
-    4. with ``u = floor(product / 2**(shift-1))`` (``2 * product`` when ``shift == 0``): its low 10 bits (a window of
-       ``2 * product`` at ``shift``) and whether ``u`` leaves ``[-512, 512)`` (a bit of ``2 * product`` at or above
-       ``shift + 9`` differs from the sign: the mask);
-    5. ``u`` saturated to 10 bits, rounded (``(u + 1) >> 1``; saturating first leaves the int8 result unchanged),
+    3. the product ``x * multiplier = lo + (mid << 16) - (sign ? multiplier << 32 : 0)``;
+    4. with ``u = floor(product / 2**(shift-1))`` (``2 * product`` when ``shift == 0``): ``2 * product`` shifted by
+       the high bits of ``shift`` (32, 16, 8), 17 bits kept (:func:`shift_right`);
+    5. then by the low bits (4, 2, 1): the low 10 bits of ``u`` and whether ``u`` leaves ``[-512, 512)``;
+    6. ``u`` saturated to 10 bits, rounded (``(u + 1) >> 1``; saturating first leaves the int8 result unchanged),
        ReLU, saturation to int8.
 
     ``multiplier``, ``shift`` and ``relu`` travel along with their operand, so every input may change every cycle.
@@ -63,12 +62,12 @@ class Requantizer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        assert self.LATENCY == 5  # the stages below
+        assert self.LATENCY == 6  # the stages below
         half = MULTIPLIER_BITS
         x_width = self.acc_width + 1
         width = x_width + MULTIPLIER_BITS  # |x * multiplier| < 2**(acc_width + MULTIPLIER_BITS)
-        shift = _delayed(m, self.params.shift, 3, "shift")  # [k]: the shift of the operand in stage k + 1
-        relu = _delayed(m, self.relu, 4, "relu")
+        shift = _delayed(m, self.params.shift, 4, "shift")  # [k]: the shift of the operand in stage k + 1
+        relu = _delayed(m, self.relu, 5, "relu")
         multiplier = _delayed(m, self.params.multiplier, 2, "multiplier")
 
         # Stage 1: the exact sum.
@@ -82,29 +81,49 @@ class Requantizer(wiring.Component):
         m.d.sync += [p.eq(piece * multiplier[1]) for p, piece in zip(partial, pieces)]
         m.d.sync += negative.eq(x[-1])
 
-        # Stage 3: the product, and the mask of the bits of 2 * product that must all equal its sign.
+        # Stage 3: the product.
         product = Signal(signed(width))
         total = sum(p << (k * half) for k, p in enumerate(partial))
         m.d.sync += product.eq(total - Mux(negative, multiplier[2] << (x_width - 1), 0))
-        doubled_width = width + 1
-        mask = Signal(doubled_width)
-        m.d.sync += mask.eq(Const((1 << doubled_width) - 1, doubled_width) << (shift[2] + 9))
 
-        # Stage 4: the 10-bit window of u and whether u overflows it.
-        doubled = Cat(Const(0, 1), product).as_signed()
-        window, overflow, sign = Signal(10), Signal(), Signal()
-        m.d.sync += [
-            window.eq((doubled >> shift[3])[:10]),
-            overflow.eq(((doubled.as_unsigned() ^ product[-1].replicate(doubled_width)) & mask).any()),
-            sign.eq(product[-1]),
-        ]
+        # Stages 4 and 5: the 10-bit window of u = 2 * product >> shift and whether u overflows it.
+        sign = _delayed(m, product[-1], 2, "sign")
+        high_shift, low_shift = shift[3][SHIFT_BITS // 2:], shift[4][:SHIFT_BITS // 2]
+        steps = lambda value: [(1 << k, value[k]) for k in reversed(range(len(value)))]  # noqa: E731
+        low_bits = 10 + (1 << (SHIFT_BITS // 2)) - 1
+        coarse, coarse_overflow = Signal(low_bits), Signal()
+        kept, dropped = shift_right([Const(0, 1), *product], sign[0],
+                                    [(step << SHIFT_BITS // 2, bit) for step, bit in steps(high_shift)], low_bits)
+        m.d.sync += [coarse.eq(Cat(*kept)), coarse_overflow.eq(dropped)]
+        window, overflow = Signal(10), Signal()
+        kept, dropped = shift_right(list(coarse), sign[1], steps(low_shift), 10)
+        m.d.sync += [window.eq(Cat(*kept)), overflow.eq(coarse_overflow | dropped | (kept[9] ^ sign[1]))]
 
-        # Stage 5: saturate u to 10 bits, round, ReLU, saturate to int8.
+        # Stage 6: saturate u to 10 bits, round, ReLU, saturate to int8.
         u10, rounded = Signal(signed(10)), Signal(signed(10))
-        m.d.comb += [u10.eq(Mux(overflow, Mux(sign, -512, 511), window.as_signed())), rounded.eq((u10 + 1) >> 1)]
+        m.d.comb += [u10.eq(Mux(overflow, Mux(sign[2], -512, 511), window.as_signed())),
+                     rounded.eq((u10 + 1) >> 1)]
         clipped = Mux(rounded > 127, 127, Mux(rounded < -128, -128, rounded))
-        m.d.sync += self.y.eq(Mux(relu[4] & rounded[-1], 0, clipped))
+        m.d.sync += self.y.eq(Mux(relu[5] & rounded[-1], 0, clipped))
         return m
+
+
+def shift_right(bits: list, sign, stages, keep: int):
+    """Part of a barrel shifter ``u = value >> shift`` (arithmetic) whose result is only needed in its low bits:
+    ``bits`` (least significant first, sign-extended with ``sign`` beyond them) shifted by the ``stages``
+    (``(step, enable)``, largest step first), keeping ``keep`` bits. After each stage only the bits the later stages
+    can still bring into the ``keep`` low bits are kept (``keep`` plus the later steps), so a stage of ``2**k`` costs
+    ``keep + 2**k - 1`` 2:1 multiplexers instead of a full width. A dropped bit would land at or above ``keep``;
+    returns ``(kept bits, whether a dropped bit differs from the sign)``."""
+    current = list(bits)
+    dropped = []
+    for k, (step, enable) in enumerate(stages):
+        width = keep + sum(later for later, _ in stages[k + 1:])
+        current += [sign] * max(0, width + step - len(current))
+        # Without this shift, current[width:] is dropped; with it, those bits move into the kept range.
+        dropped.append(~enable & Cat(*[b ^ sign for b in current[width:]]).any())
+        current = [Mux(enable, current[j + step], current[j]) for j in range(width)]
+    return current, Cat(*dropped).any()
 
 
 def _delayed(m: Module, value, cycles: int, name: str) -> list:
@@ -138,16 +157,17 @@ class ActivationUnit(wiring.Component):
 
     Timing (``sparq.formats.systolic.timing``): a command accepted at cycle ``t`` reads parameters at ``t+1 ..
     t+PARAM_WORDS``; it reads the accumulators at ``r .. r+count-1`` from the first ``r >= t + 1 +
-    max(PARAM_WORDS - 1, wait)`` whose UB write, ``ACTIVATE_WRITE_LATENCY`` = 7 cycles later (the read, then the
-    :attr:`Requantizer.LATENCY` = 5 stage requantizers), is in the B slot; ``busy`` until the last UB write.
+    max(PARAM_WORDS - 1, wait)`` whose UB write, ``ACTIVATE_WRITE_LATENCY`` = 8 cycles later (the read, then the
+    :attr:`Requantizer.LATENCY` = 6 stage requantizers), is in the B slot; ``busy`` until the last UB write.
     """
 
-    def __init__(self, cols: int, acc_depth: int, ub_depth: int, wb_depth: int, *, max_wait: int, acc_width: int = 32):
+    def __init__(self, cols: int, acc_depth: int, ub_depth: int, wb_depth: int, *, max_wait: int,
+                 count_bits: int = COUNT_BITS, acc_width: int = 32):
         self.cols, self.acc_width = cols, acc_width
         self.depths = dict(acc_depth=acc_depth, ub_depth=ub_depth, wb_depth=wb_depth)
         self.max_wait = max(max_wait, PARAM_WORDS - 1)
         super().__init__({
-            "cmd": In(stream.Signature(activate_command_layout(acc_depth, ub_depth, wb_depth, max_wait))),
+            "cmd": In(stream.Signature(activate_command_layout(acc_depth, ub_depth, wb_depth, max_wait, count_bits))),
             "busy": Out(1),
             "wrote": Out(1),
             "phase": In(1),
@@ -170,7 +190,7 @@ class ActivationUnit(wiring.Component):
         param_index = Signal(range(PARAM_WORDS + 1))  # next parameter word to read
         param_arriving = Signal(range(PARAM_WORDS + 1))  # 1 + index of the word on wb_data, 0 if none
         hold = Signal(range(self.max_wait + 1))  # cycles until the rows have landed and the parameters are in
-        left = Signal(COUNT_BITS)  # accumulator rows still to read
+        left = Signal.like(self.cmd.payload.count)  # accumulator rows still to read
         acc_next = Signal(range(self.depths["acc_depth"]))  # the next accumulator row to read
         ub_next = Signal(range(self.depths["ub_depth"]))  # its UB destination
         loading, pending, streaming = Signal(), Signal(), Signal()

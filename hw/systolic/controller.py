@@ -16,7 +16,7 @@ from sparq.formats.systolic import (
     matrix_drain_cycles,
 )
 
-from .layouts import COUNT_BITS, activate_command_layout, instruction_layout, issue_layout, vector_layout
+from .layouts import activate_command_layout, instruction_layout, issue_layout, vector_layout
 from .winograd import transform_command_layout
 
 __all__ = ["Controller"]
@@ -30,6 +30,84 @@ def _overlap(lo_a, hi_a, lo_b, hi_b):
     return (lo_a < hi_b) & (lo_b < hi_a)
 
 
+KINDS = ("read_host", "read_weights", "write_host", "load", "matmul", "activate", "sync", "halt", "transform", "bad")
+"""The opcode classes of a decoded instruction, one bit each (``bad``: an opcode this build does not execute)."""
+
+
+def count_bits(config: SystolicConfig) -> int:
+    """Width of a decoded count: it holds the deepest memory's depth, the largest count of a program whose ranges
+    stay within its memories (a larger count saturates, as the range ends do)."""
+    depths = [config.ub_depth, config.wb_depth, config.acc_depth] + ([config.tb_depth] if config.winograd else [])
+    return max(depths).bit_length()
+
+
+def decoded_layout(config: SystolicConfig) -> data.StructLayout:
+    """An instruction as the controller takes it (:class:`InstructionDecoder`): its opcode class (:data:`KINDS`),
+    flags, count (:func:`count_bits`) and its UB, WB and accumulator ranges as start and end addresses (ends one
+    bit wider, saturated: a range past its memory ends at the all-ones address), the TB address in Winograd
+    builds."""
+    c = config
+    ub_bits, wb_bits, acc_bits = (_address_bits(d) for d in (c.ub_depth, c.wb_depth, c.acc_depth))
+    return data.StructLayout({
+        **{kind: 1 for kind in KINDS},
+        "transform_out": 1, "bank": 1, "accumulate": 1, "relu": 1, "from_tb": 1, "wide": 1,
+        "count": count_bits(c), "ub": ub_bits, "ub_end": ub_bits + 1, "wb": wb_bits, "wb_end": wb_bits + 1,
+        "acc": acc_bits, "acc_end": acc_bits + 1, "tb": range(c.tb_depth) if c.winograd else 1,
+    })
+
+
+class InstructionDecoder(wiring.Component):
+    """Decodes encoded instructions (``sparq.formats.systolic.encode``) into :func:`decoded_layout`, in front of the
+    instruction queue, so that the queue holds compact entries and the controller's dispatch logic starts from
+    registers: ``o`` is ``i`` with the payload decoded (no latency, ``i.ready == o.ready``).
+
+    The range ends are ``start + length`` (LOAD_WEIGHTS: ``rows`` or ``2 * rows`` WB words, ACTIVATE:
+    ``PARAM_WORDS`` WB words; otherwise ``count``), saturated; READ's ``src`` is the host's business and is dropped.
+    """
+
+    def __init__(self, config: SystolicConfig):
+        self.config = config
+        super().__init__({"i": In(stream.Signature(instruction_layout())),
+                          "o": Out(stream.Signature(decoded_layout(config)))})
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self.config
+        ins, decoded = self.i.payload, self.o.payload
+        op = ins.opcode
+        is_ = {name: op == code for name, code in (
+            ("read_host", Opcode.READ_HOST), ("read_weights", Opcode.READ_WEIGHTS), ("write_host", Opcode.WRITE_HOST),
+            ("load", Opcode.LOAD_WEIGHTS), ("matmul", Opcode.MATMUL), ("activate", Opcode.ACTIVATE),
+            ("sync", Opcode.SYNC), ("halt", Opcode.HALT))}
+        transform = (op == Opcode.TRANSFORM_IN) | (op == Opcode.TRANSFORM_OUT)
+        known = Cat(*is_.values()).any() | (transform if c.winograd else 0)
+        bits = count_bits(c)
+        m.d.comb += [self.o.valid.eq(self.i.valid), self.i.ready.eq(self.o.ready)]
+        m.d.comb += [getattr(decoded, name).eq(value) for name, value in is_.items()]
+        m.d.comb += [
+            decoded.transform.eq(transform if c.winograd else 0),
+            decoded.transform_out.eq(op == Opcode.TRANSFORM_OUT),
+            decoded.bad.eq(~known),
+            decoded.bank.eq(ins.flags.bank),
+            decoded.accumulate.eq(ins.flags.accumulate),
+            decoded.relu.eq(ins.flags.relu),
+            decoded.from_tb.eq(ins.flags.from_tb if c.winograd else 0),
+            decoded.wide.eq(ins.flags.wide if c.winograd else 0),
+            decoded.count.eq(Mux(ins.count[bits:] != 0, Const(-1, bits), ins.count[:bits])),
+        ]
+        if c.winograd:
+            m.d.comb += decoded.tb.eq(ins.tb)
+        words = Mux(decoded.wide, 2 * c.rows, c.rows)
+        wb_length = Mux(is_["load"], words, Mux(is_["activate"], PARAM_WORDS, ins.count))
+        for name, start, length in (("ub", ins.ub, ins.count), ("wb", ins.wb, wb_length), ("acc", ins.acc, ins.count)):
+            width = len(getattr(decoded, name))
+            end = getattr(decoded, f"{name}_end")
+            saturate = (start[width:] != 0) | (length[width:] != 0)
+            m.d.comb += [getattr(decoded, name).eq(start[:width]),
+                         end.eq(Mux(saturate, Const(-1, len(end)), start[:width] + length[:width]))]
+        return m
+
+
 class Controller(wiring.Component):
     """Executes ``sparq.formats.systolic`` instructions with the timing of :mod:`sparq.formats.systolic.timing`,
     whose :class:`~sparq.formats.systolic.timing.Timeline` is the cycle-exact model of this block (with the units it
@@ -38,10 +116,10 @@ class Controller(wiring.Component):
     (ACTIVATE, ``act_cmd``) and, in Winograd builds, the transform unit (``xf_cmd``), with interlocks on the UB, WB
     and accumulator ranges each busy unit still touches.
 
-    Front end: the instruction stream goes into a two-entry decode buffer that precomputes each instruction's
-    address ranges (ends saturated to the address width, which a program within its memories never reaches) and
-    opcode class; ``instr.ready`` depends on that buffer alone, and the dispatch decision on registers alone (plus
-    ``host_in.valid`` for back-to-back READs), so that no memory output or wide adder is on the dispatch path.
+    Front end: ``instr`` carries decoded instructions (:class:`InstructionDecoder`, in front of the instruction
+    queue: address ranges with precomputed, saturated ends, the opcode class, a count as wide as the deepest
+    memory), from the queue's output register, so that the dispatch decision depends on registers alone (plus
+    ``host_in.valid`` for back-to-back READs): no memory output or wide adder is on the dispatch path.
 
     Unified buffer slots (``phase``, counted from the first dispatch): MATMUL reads and READ_HOST writes use the A
     slot (``ub_a_*``, address parity = ``phase``), WRITE_HOST reads and the activation unit's writes the B slot
@@ -81,7 +159,7 @@ class Controller(wiring.Component):
             "w_capture": Out(1),
         } if c.winograd else {}
         super().__init__({**winograd,
-            "instr": In(stream.Signature(instruction_layout())),
+            "instr": In(stream.Signature(decoded_layout(c))),
             "host_in": In(stream.Signature(vector_layout(c.lanes))),
             "out_level": In(range(c.out_depth + 1)),
             "out_blocked": In(1),
@@ -98,58 +176,13 @@ class Controller(wiring.Component):
             "w_bank": Out(1),
             "issue": Out(issue_layout(c.acc_depth)),
             "act_cmd": Out(stream.Signature(activate_command_layout(c.acc_depth, c.ub_depth, c.wb_depth,
-                                                                    self.drain))),
+                                                                    self.drain, count_bits(c)))),
             "act_busy": In(1),
             "act_wrote": In(1),
             "halted": Out(1),
             "error": Out(1),
             **{name: Out(COUNTER_BITS) for name in COUNTERS},
         })
-
-    def _decoded_layout(self):
-        c = self.config
-        ub_bits, wb_bits, acc_bits = (_address_bits(d) for d in (c.ub_depth, c.wb_depth, c.acc_depth))
-        kinds = ["read_host", "read_weights", "write_host", "load", "matmul", "activate", "sync", "halt", "transform",
-                 "bad"]
-        return data.StructLayout({
-            **{kind: 1 for kind in kinds},
-            "transform_out": 1, "bank": 1, "accumulate": 1, "relu": 1, "from_tb": 1, "wide": 1,
-            "count": COUNT_BITS, "ub": ub_bits, "ub_end": ub_bits + 1, "wb": wb_bits, "wb_end": wb_bits + 1,
-            "acc": acc_bits, "acc_end": acc_bits + 1, "tb": range(c.tb_depth) if c.winograd else 1,
-        })
-
-    def _decode(self, m, ins, decoded):
-        """Drive ``decoded`` (:meth:`_decoded_layout`) from the raw instruction ``ins``."""
-        c = self.config
-        op = ins.opcode
-        is_ = {name: op == code for name, code in (
-            ("read_host", Opcode.READ_HOST), ("read_weights", Opcode.READ_WEIGHTS), ("write_host", Opcode.WRITE_HOST),
-            ("load", Opcode.LOAD_WEIGHTS), ("matmul", Opcode.MATMUL), ("activate", Opcode.ACTIVATE),
-            ("sync", Opcode.SYNC), ("halt", Opcode.HALT))}
-        transform = (op == Opcode.TRANSFORM_IN) | (op == Opcode.TRANSFORM_OUT)
-        known = Cat(*is_.values()).any() | (transform if c.winograd else 0)
-        m.d.comb += [getattr(decoded, name).eq(value) for name, value in is_.items()]
-        m.d.comb += [
-            decoded.transform.eq(transform if c.winograd else 0),
-            decoded.transform_out.eq(op == Opcode.TRANSFORM_OUT),
-            decoded.bad.eq(~known),
-            decoded.bank.eq(ins.flags.bank),
-            decoded.accumulate.eq(ins.flags.accumulate),
-            decoded.relu.eq(ins.flags.relu),
-            decoded.from_tb.eq(ins.flags.from_tb if c.winograd else 0),
-            decoded.wide.eq(ins.flags.wide if c.winograd else 0),
-            decoded.count.eq(ins.count),
-        ]
-        if c.winograd:
-            m.d.comb += decoded.tb.eq(ins.tb)
-        words = Mux(decoded.wide, 2 * c.rows, c.rows)
-        wb_length = Mux(is_["load"], words, Mux(is_["activate"], PARAM_WORDS, ins.count))
-        for name, start, length in (("ub", ins.ub, ins.count), ("wb", ins.wb, wb_length), ("acc", ins.acc, ins.count)):
-            bits = len(getattr(decoded, name))
-            end = getattr(decoded, f"{name}_end")
-            saturate = (start[bits:] != 0) | (length[bits:] != 0)
-            m.d.comb += [getattr(decoded, name).eq(start[:bits]),
-                         end.eq(Mux(saturate, Const(-1, len(end)), start[:bits] + length[:bits]))]
 
     def elaborate(self, platform):
         m = Module()
@@ -162,33 +195,13 @@ class Controller(wiring.Component):
         started = Signal()
         phase = self.phase
 
-        # Front end: a two-entry decode buffer.
-        layout = self._decoded_layout()
-        incoming = Signal(layout)
-        self._decode(m, self.instr.payload, incoming)
-        head, second = Signal(layout), Signal(layout)
-        head_valid, second_valid = Signal(), Signal()
+        # The decoded instruction at the head of the queue (the queue's output register).
+        d, head_valid = self.instr.payload, self.instr.valid
         dispatch = Signal()
-        d = head
-        m.d.comb += self.instr.ready.eq(~second_valid)
-        take = self.instr.valid & self.instr.ready
-        with m.If(dispatch):
-            with m.If(second_valid):
-                m.d.sync += [head.eq(second), second_valid.eq(take)]
-                with m.If(take):
-                    m.d.sync += second.eq(incoming)
-            with m.Else():
-                m.d.sync += head_valid.eq(take)
-                with m.If(take):
-                    m.d.sync += head.eq(incoming)
-        with m.Elif(take):
-            with m.If(head_valid):
-                m.d.sync += [second.eq(incoming), second_valid.eq(1)]
-            with m.Else():
-                m.d.sync += [head.eq(incoming), head_valid.eq(1)]
+        cw = count_bits(c)
 
         # Host input unit: READ_HOST (to the UB, A slot) and READ_WEIGHTS (to the WB).
-        hi_left = Signal(COUNT_BITS)
+        hi_left = Signal(cw)
         hi_addr = Signal(max(len(d.ub), len(d.wb)))
         hi_to_ub = Signal()
         hi_lo, hi_hi = Signal(len(hi_addr)), Signal(len(hi_addr) + 1)
@@ -198,7 +211,7 @@ class Controller(wiring.Component):
         hi_free = (hi_left == 0) | ((hi_left == 1) & hi_take)
 
         # Host output unit: WRITE_HOST (UB, B slot) into the output queue.
-        ho_left = Signal(COUNT_BITS)
+        ho_left = Signal(cw)
         ho_addr = Signal(len(d.ub))
         ho_lo, ho_hi = Signal(len(d.ub)), Signal(len(d.ub) + 1)
         ho_inflight = [Signal(name=f"ho_inflight{k}") for k in range(1, UB_READ_LATENCY + 1)]  # reads k cycles ago
@@ -217,7 +230,7 @@ class Controller(wiring.Component):
         w_idle = (w_left == 0) & ~w_shift
 
         # Matrix issue.
-        m_left = Signal(COUNT_BITS)
+        m_left = Signal(cw)
         m_addr = Signal(max(len(d.ub), len(d.tb)) if c.winograd else len(d.ub))  # UB or TB address
         m_acc = Signal(len(d.acc))
         m_bank, m_accumulate, m_from_tb = Signal(), Signal(), Signal()
@@ -265,7 +278,7 @@ class Controller(wiring.Component):
             | (d.activate & ~act_busy & ~wb_hi & ~ub_hi & ~ub_ho & ~ub_mm & (act_chase | m_free))
             | ((d.sync | d.transform) & all_idle)
             | ((d.halt | d.bad) & all_idle & (self.out_level == 0)))
-        m.d.comb += dispatch.eq(head_valid & ready & xf_idle & ~halted)
+        m.d.comb += [dispatch.eq(head_valid & ready & xf_idle & ~halted), self.instr.ready.eq(ready & xf_idle & ~halted)]
         with m.If(dispatch | started):
             m.d.sync += [started.eq(1), phase.eq(~phase)]
 

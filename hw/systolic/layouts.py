@@ -5,8 +5,8 @@ from amaranth.lib import data
 
 from sparq.formats.systolic import FIELDS, INSTRUCTION_BITS, MULTIPLIER_BITS, SHARED_FIELDS, SHIFT_BITS, Flag
 
-__all__ = ["COUNT_BITS", "flags_layout", "instruction_layout", "issue_layout", "accumulator_write_layout",
-           "param_layout", "activate_command_layout", "vector_layout"]
+__all__ = ["COUNT_BITS", "flags_layout", "instruction_layout", "issue_layout", "accumulator_tag_layout",
+           "accumulator_write_layout", "param_layout", "activate_command_layout", "vector_layout"]
 
 COUNT_BITS = dict(FIELDS)["count"]
 """Bits of an instruction's ``count`` field, and so of every counter of rows, words or tiles still to do."""
@@ -42,6 +42,11 @@ def issue_layout(acc_depth: int) -> data.StructLayout:
     return data.StructLayout({"valid": 1, "bank": 1, "accumulate": 1, "addr": range(acc_depth)})
 
 
+def accumulator_tag_layout(acc_depth: int) -> data.StructLayout:
+    """Where a result vector goes in the accumulators (the fields of :func:`accumulator_write_layout` but the data)."""
+    return data.StructLayout({"valid": 1, "accumulate": 1, "addr": range(acc_depth)})
+
+
 def accumulator_write_layout(cols: int, acc_depth: int, acc_width=32) -> data.StructLayout:
     """A result vector leaving the matrix unit for the accumulators; ``acc_width`` is a signed width or a shape
     (``unsigned(32)`` for the fp32 bit patterns of a float matrix unit)."""
@@ -56,8 +61,9 @@ def param_layout(acc_width: int = 32) -> data.StructLayout:
                               "shift": unsigned(SHIFT_BITS)})
 
 
-def activate_command_layout(acc_depth: int, ub_depth: int, wb_depth: int, max_wait: int) -> data.StructLayout:
+def activate_command_layout(acc_depth: int, ub_depth: int, wb_depth: int, max_wait: int,
+                            count_bits: int = COUNT_BITS) -> data.StructLayout:
     """An ACTIVATE instruction as the activation unit takes it, with ``wait``: the cycles (at most ``max_wait``)
     from the cycle after it is taken until its accumulator rows have landed."""
     return data.StructLayout({"acc": range(acc_depth), "ub": range(ub_depth), "wb": range(wb_depth),
-                              "count": COUNT_BITS, "relu": 1, "wait": range(max_wait + 1)})
+                              "count": count_bits, "relu": 1, "wait": range(max_wait + 1)})

@@ -215,14 +215,24 @@ async def random_delays(bench, *, seed: int, n: int, lanes: int, width: int, rev
 
 async def random_accumulators(bench, *, seed: int, n: int, cols: int, depth: int, prefix: str = ""):
     """``n`` cycles of random writes (overwrite or accumulate, often to the address just written, int32 wrap) to
-    the Accumulators, with a read of a random address (often the one just written) every cycle: each read must
-    see exactly the writes taken ``ACCUMULATE_LATENCY`` or more cycles before it, ``ACC_READ_LATENCY`` cycles
+    the Accumulators, each accumulating write announced on ``upcoming`` ``PREFETCH`` cycles ahead (``upcoming`` is
+    random before the others), with a read of a random address (often the one just written) every cycle: each read
+    must see exactly the writes made ``ACCUMULATE_LATENCY`` or more cycles before it, ``ACC_READ_LATENCY`` cycles
     later. Then every word is read back and compared with the model."""
     bench = _Prefixed(bench, prefix)
     from sparq.formats.systolic import ACC_READ_LATENCY, ACCUMULATE_LATENCY
-    from sparq.hw.systolic.layouts import accumulator_write_layout
-    layout = _offsets(accumulator_write_layout(cols, depth))
+    from sparq.hw.systolic.accumulators import Accumulators
+    from sparq.hw.systolic.layouts import accumulator_tag_layout, accumulator_write_layout
+    layout, tag = _offsets(accumulator_write_layout(cols, depth)), _offsets(accumulator_tag_layout(depth))
+    ahead = Accumulators.PREFETCH
     rng = random.Random(seed)
+    writes, last = [], 0
+    for _ in range(n):
+        valid, accumulate = int(rng.random() < 0.8), int(rng.random() < 0.7)
+        addr = last if rng.random() < 0.4 else rng.randrange(depth)
+        writes.append((valid, accumulate, addr, [random_int32(rng) for _ in range(cols)]))
+        last = addr if valid else last
+    writes += [(0, 0, 0, [0] * cols)] * ahead
     model = np.zeros((depth, cols), dtype=np.int64)
     await bench.reset()
     for i in range(depth):  # start from a known state
@@ -232,11 +242,12 @@ async def random_accumulators(bench, *, seed: int, n: int, cols: int, depth: int
     await bench.tick(ACCUMULATE_LATENCY)
     states = [model.copy()] * ACCUMULATE_LATENCY  # the model after each of the last writes, oldest first
     reads = [None] * (ACC_READ_LATENCY - 1)  # (cycle, address, expected word) of the reads in flight
-    last = 0
-    for cycle in range(n):
-        valid, accumulate = int(rng.random() < 0.8), int(rng.random() < 0.7)
-        addr = last if rng.random() < 0.4 else rng.randrange(depth)
-        data = [random_int32(rng) for _ in range(cols)]
+    for cycle in range(n + ahead):
+        valid, accumulate, addr, data = writes[cycle - ahead] if cycle >= ahead else (0, 0, 0, [0] * cols)
+        if cycle < n:
+            future = writes[cycle]
+            bench.set("upcoming", _pack(tag, valid=future[0], accumulate=future[1], addr=future[2]) if future[1]
+                      else rng.getrandbits(sum(width for _, width in tag.values())))
         read = last if rng.random() < 0.5 else rng.randrange(depth)
         bench.set("write", _pack(layout, valid=valid, accumulate=accumulate, addr=addr, data=_join(data, 32)))
         bench.set("read_addr", read)
