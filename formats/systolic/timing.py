@@ -93,8 +93,9 @@ ACCUMULATE_LATENCY = 1
 """A result written to the accumulators in cycle ``w`` is seen by an accumulator read presented from ``w + 1`` (the
 read-modify-write reads ahead, from the result's address known in advance)."""
 
-REQUANTIZE_LATENCY = 6
-"""Register stages of the requantizer: sum, partial products, product, two shift stages, round and saturate."""
+REQUANTIZE_LATENCY = 7
+"""Register stages of the requantizer: sum, partial products (operand and product registers of a DSP block),
+product, two shift stages, round and saturate."""
 
 ACTIVATE_WRITE_LATENCY = ACC_READ_LATENCY + REQUANTIZE_LATENCY
 """Cycles from an activation unit's accumulator read to its UB write of that row."""

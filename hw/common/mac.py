@@ -4,6 +4,8 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from .dsp import RegisteredMultiplier
+
 __all__ = ["MACCell"]
 
 
@@ -26,10 +28,10 @@ class MACCell(wiring.Component):
     saturate : bool
         Clamp (``True``) or wrap (``False``) a result that does not fit ``acc_width`` bits.
     pipeline : bool
-        Register the product first (a pipeline register the DSP blocks absorb): ``y <= fit(c + p)`` where ``p`` is
-        ``a * b`` of the cycle before, and ``en`` is taken with ``a`` and ``b``. The addend ``c`` is taken one
-        cycle after the operands, which is what a systolic PE whose partial sums arrive a cycle after its
-        activations needs.
+        Multiply in a :class:`~sparq.hw.common.dsp.RegisteredMultiplier` (operands and product registered, in the DSP
+        block's own registers): ``y <= fit(c + p)`` where ``p`` is ``a * b`` of two cycles before, ``en`` taken
+        with ``a`` and ``b``. The addend ``c`` is taken two cycles after the operands, which is what a systolic PE
+        whose partial sums arrive two cycles after its activations needs.
 
     Ports
     -----
@@ -40,7 +42,7 @@ class MACCell(wiring.Component):
     en : In(1)
         Update ``y`` at this clock edge; otherwise ``y`` holds.
     y : Out(signed(acc_width))
-        Registered result. Latency: one cycle from ``a``, ``b``, ``c``, ``en`` to ``y``; with ``pipeline``, two
+        Registered result. Latency: one cycle from ``a``, ``b``, ``c``, ``en`` to ``y``; with ``pipeline``, three
         cycles from ``a``, ``b``, ``en`` and one from ``c``. Reset value 0.
     overflow : Out(1)
         Registered with ``y``: high when the last update did not fit and was clamped or wrapped.
@@ -66,8 +68,13 @@ class MACCell(wiring.Component):
         m = Module()
         product, en = self.a * self.b, self.en
         if self.pipeline:
-            product, en = Signal(signed(self.a_width + self.b_width)), Signal()
-            m.d.sync += [product.eq(self.a * self.b), en.eq(self.en)]
+            m.submodules.multiplier = multiplier = RegisteredMultiplier(signed(self.a_width), signed(self.b_width))
+            en = Signal()
+            en_taken = Signal()  # en of the operands in the multiplier's input registers
+            m.d.comb += [multiplier.a.eq(self.a), multiplier.b.eq(self.b)]
+            m.d.sync += [en_taken.eq(self.en), en.eq(en_taken)]
+            product = multiplier.p
+            assert RegisteredMultiplier.LATENCY == 2
         full = Signal(signed(max(self.acc_width, self.a_width + self.b_width) + 1))
         m.d.comb += full.eq(self.c + product)
         lo, hi = -(1 << (self.acc_width - 1)), (1 << (self.acc_width - 1)) - 1

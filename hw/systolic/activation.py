@@ -2,7 +2,7 @@
 
 import math
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -15,6 +15,7 @@ from sparq.formats.systolic import (
     SHIFT_BITS,
 )
 
+from ..common.dsp import RegisteredMultiplier
 from .layouts import COUNT_BITS, activate_command_layout, param_layout, vector_layout
 
 __all__ = ["Requantizer", "ActivationUnit"]
@@ -25,17 +26,17 @@ class Requantizer(wiring.Component):
     2**(shift-1)) >> shift`` (round to nearest, ties toward +inf; no rounding term when ``shift == 0``), then ReLU
     when ``relu``, then saturation to int8.
 
-    Pipelined in :attr:`LATENCY` = ``sparq.formats.systolic.REQUANTIZE_LATENCY`` = 6 register stages, one result a
+    Pipelined in :attr:`LATENCY` = ``sparq.formats.systolic.REQUANTIZE_LATENCY`` = 7 register stages, one result a
     cycle, each stage one adder or a few multiplexer levels deep:
 
     1. ``x = acc + bias``;
-    2. the partial products ``x[0:16] * multiplier`` and ``x[16:32] * multiplier`` (16 x 16 unsigned: one DSP block
-       each) and the sign ``x[32]``;
-    3. the product ``x * multiplier = lo + (mid << 16) - (sign ? multiplier << 32 : 0)``;
-    4. with ``u = floor(product / 2**(shift-1))`` (``2 * product`` when ``shift == 0``): ``2 * product`` shifted by
+    2. and 3. the partial products ``x[0:16] * multiplier`` and ``x[16:32] * multiplier`` (16 x 16 unsigned, each a
+       :class:`~sparq.hw.common.dsp.RegisteredMultiplier`: one DSP block with its operand and product registers);
+    4. the product ``x * multiplier = lo + (mid << 16) - (x[32] ? multiplier << 32 : 0)``;
+    5. with ``u = floor(product / 2**(shift-1))`` (``2 * product`` when ``shift == 0``): ``2 * product`` shifted by
        the high bits of ``shift`` (32, 16, 8), 17 bits kept (:func:`shift_right`);
-    5. then by the low bits (4, 2, 1): the low 10 bits of ``u`` and whether ``u`` leaves ``[-512, 512)``;
-    6. ``u`` saturated to 10 bits, rounded (``(u + 1) >> 1``; saturating first leaves the int8 result unchanged),
+    6. then by the low bits (4, 2, 1): the low 10 bits of ``u`` and whether ``u`` leaves ``[-512, 512)``;
+    7. ``u`` saturated to 10 bits, rounded (``(u + 1) >> 1``; saturating first leaves the int8 result unchanged),
        ReLU, saturation to int8.
 
     ``multiplier``, ``shift`` and ``relu`` travel along with their operand, so every input may change every cycle.
@@ -62,33 +63,35 @@ class Requantizer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        assert self.LATENCY == 6  # the stages below
+        assert self.LATENCY == 7 and RegisteredMultiplier.LATENCY == 2  # the stages below
         half = MULTIPLIER_BITS
         x_width = self.acc_width + 1
         width = x_width + MULTIPLIER_BITS  # |x * multiplier| < 2**(acc_width + MULTIPLIER_BITS)
-        shift = _delayed(m, self.params.shift, 4, "shift")  # [k]: the shift of the operand in stage k + 1
-        relu = _delayed(m, self.relu, 5, "relu")
-        multiplier = _delayed(m, self.params.multiplier, 2, "multiplier")
+        shift = _delayed(m, self.params.shift, 5, "shift")  # [k]: the shift of the operand in stage k + 1
+        relu = _delayed(m, self.relu, 6, "relu")
+        multiplier = _delayed(m, self.params.multiplier, 3, "multiplier")
 
         # Stage 1: the exact sum.
         x = Signal(signed(x_width))
         m.d.sync += x.eq(self.acc + self.params.bias)
 
-        # Stage 2: partial products of the unsigned 16-bit pieces of x; the sign bit weighs -2**(2 * half).
-        pieces = [x[k * half:(k + 1) * half] for k in range(math.ceil((x_width - 1) / half))]
-        partial = [Signal(2 * half, name=f"partial{k}") for k in range(len(pieces))]
-        negative = Signal()
-        m.d.sync += [p.eq(piece * multiplier[1]) for p, piece in zip(partial, pieces)]
-        m.d.sync += negative.eq(x[-1])
+        # Stages 2 and 3: partial products of the unsigned 16-bit pieces of x; the sign bit weighs -2**(2 * half).
+        partial = []
+        for k in range(math.ceil((x_width - 1) / half)):
+            product_k = RegisteredMultiplier(unsigned(half), unsigned(MULTIPLIER_BITS))
+            m.submodules[f"partial{k}"] = product_k
+            m.d.comb += [product_k.a.eq(x[k * half:(k + 1) * half]), product_k.b.eq(multiplier[1])]
+            partial.append(product_k.p)
+        negative = _delayed(m, x[-1], 2, "negative")[-1]
 
-        # Stage 3: the product.
+        # Stage 4: the product.
         product = Signal(signed(width))
         total = sum(p << (k * half) for k, p in enumerate(partial))
-        m.d.sync += product.eq(total - Mux(negative, multiplier[2] << (x_width - 1), 0))
+        m.d.sync += product.eq(total - Mux(negative, multiplier[3] << (x_width - 1), 0))
 
-        # Stages 4 and 5: the 10-bit window of u = 2 * product >> shift and whether u overflows it.
+        # Stages 5 and 6: the 10-bit window of u = 2 * product >> shift and whether u overflows it.
         sign = _delayed(m, product[-1], 2, "sign")
-        high_shift, low_shift = shift[3][SHIFT_BITS // 2:], shift[4][:SHIFT_BITS // 2]
+        high_shift, low_shift = shift[4][SHIFT_BITS // 2:], shift[5][:SHIFT_BITS // 2]
         steps = lambda value: [(1 << k, value[k]) for k in reversed(range(len(value)))]  # noqa: E731
         low_bits = 10 + (1 << (SHIFT_BITS // 2)) - 1
         coarse, coarse_overflow = Signal(low_bits), Signal()
@@ -99,12 +102,12 @@ class Requantizer(wiring.Component):
         kept, dropped = shift_right(list(coarse), sign[1], steps(low_shift), 10)
         m.d.sync += [window.eq(Cat(*kept)), overflow.eq(coarse_overflow | dropped | (kept[9] ^ sign[1]))]
 
-        # Stage 6: saturate u to 10 bits, round, ReLU, saturate to int8.
+        # Stage 7: saturate u to 10 bits, round, ReLU, saturate to int8.
         u10, rounded = Signal(signed(10)), Signal(signed(10))
         m.d.comb += [u10.eq(Mux(overflow, Mux(sign[2], -512, 511), window.as_signed())),
                      rounded.eq((u10 + 1) >> 1)]
         clipped = Mux(rounded > 127, 127, Mux(rounded < -128, -128, rounded))
-        m.d.sync += self.y.eq(Mux(relu[5] & rounded[-1], 0, clipped))
+        m.d.sync += self.y.eq(Mux(relu[6] & rounded[-1], 0, clipped))
         return m
 
 
@@ -157,8 +160,8 @@ class ActivationUnit(wiring.Component):
 
     Timing (``sparq.formats.systolic.timing``): a command accepted at cycle ``t`` reads parameters at ``t+1 ..
     t+PARAM_WORDS``; it reads the accumulators at ``r .. r+count-1`` from the first ``r >= t + 1 +
-    max(PARAM_WORDS - 1, wait)`` whose UB write, ``ACTIVATE_WRITE_LATENCY`` = 8 cycles later (the read, then the
-    :attr:`Requantizer.LATENCY` = 6 stage requantizers), is in the B slot; ``busy`` until the last UB write.
+    max(PARAM_WORDS - 1, wait)`` whose UB write, ``ACTIVATE_WRITE_LATENCY`` = 9 cycles later (the read, then the
+    :attr:`Requantizer.LATENCY` = 7 stage requantizers), is in the B slot; ``busy`` until the last UB write.
     """
 
     def __init__(self, cols: int, acc_depth: int, ub_depth: int, wb_depth: int, *, max_wait: int,

@@ -190,83 +190,131 @@ class Controller(wiring.Component):
         drain, bank_drain_init = self.drain, bank_drain_cycles(c)
         halted, error = Signal(), Signal()
         host_valid = self.host_in.valid
+        layout = decoded_layout(c)
+        cw = count_bits(c)
+        d = Signal(layout)  # the head instruction, the next to dispatch
+        d_valid = Signal()
+        nxt = self.instr.payload  # the one behind it (the queue's output register)
+        ub_bits, wb_bits, acc_bits = len(d.ub), len(d.wb), len(d.acc)
+        dispatch = Signal()
 
         # Bank slot phase: 0 until the first dispatch, then alternating.
         started = Signal()
         phase = self.phase
 
-        # The decoded instruction at the head of the queue (the queue's output register).
-        d, head_valid = self.instr.payload, self.instr.valid
-        dispatch = Signal()
-        cw = count_bits(c)
+        def counter(name, width):
+            """A count of words or rows still to do, with registered ``== 0`` and ``== 1`` flags (so that no wide
+            compare is on the dispatch path): returns ``(value, zero, one, step, load)``; ``step`` counts one down
+            (the flags from the value's own compares), ``load(count, count_is_one)`` restarts it (overriding)."""
+            value = Signal(width, name=name)
+            zero, one = Signal(name=f"{name}_zero", init=1), Signal(name=f"{name}_one")
+
+            def step(m, enable):
+                with m.If(enable):
+                    m.d.sync += [value.eq(value - 1), zero.eq(one), one.eq(value == 2)]
+
+            def load(m, enable, count, count_is_one):
+                with m.If(enable):
+                    m.d.sync += [value.eq(count), zero.eq(count == 0), one.eq(count_is_one)]
+            return value, zero, one, step, load
 
         # Host input unit: READ_HOST (to the UB, A slot) and READ_WEIGHTS (to the WB).
-        hi_left = Signal(cw)
-        hi_addr = Signal(max(len(d.ub), len(d.wb)))
+        hi_left, hi_zero, hi_one, hi_step, hi_load = counter("hi_left", cw)
+        hi_addr = Signal(max(ub_bits, wb_bits))
         hi_to_ub = Signal()
         hi_lo, hi_hi = Signal(len(hi_addr)), Signal(len(hi_addr) + 1)
         hi_slot = ~hi_to_ub | (hi_addr[0] == phase)
-        hi_take = (hi_left != 0) & host_valid & hi_slot
-        hi_busy = hi_left != 0
-        hi_free = (hi_left == 0) | ((hi_left == 1) & hi_take)
+        hi_take = ~hi_zero & host_valid & hi_slot
+        hi_busy = ~hi_zero
+        hi_free = hi_zero | (hi_one & hi_take)
 
         # Host output unit: WRITE_HOST (UB, B slot) into the output queue.
-        ho_left = Signal(cw)
-        ho_addr = Signal(len(d.ub))
-        ho_lo, ho_hi = Signal(len(d.ub)), Signal(len(d.ub) + 1)
+        ho_left, ho_zero, ho_one, ho_step, ho_load = counter("ho_left", cw)
+        ho_addr = Signal(ub_bits)
+        ho_lo, ho_hi = Signal(ub_bits), Signal(ub_bits + 1)
         ho_inflight = [Signal(name=f"ho_inflight{k}") for k in range(1, UB_READ_LATENCY + 1)]  # reads k cycles ago
         room = self.out_level + sum(ho_inflight) < c.out_depth - 1
-        ho_read = (ho_left != 0) & (ho_addr[0] != phase) & room
-        ho_busy = ho_left != 0
-        ho_free = (ho_left == 0) | ((ho_left == 1) & ho_read)
-        ho_idle = (ho_left == 0) & ~Cat(*ho_inflight).any()
+        ho_read = ~ho_zero & (ho_addr[0] != phase) & room
+        ho_busy = ~ho_zero
+        ho_free = ho_zero | (ho_one & ho_read)
+        ho_idle = ho_zero & ~Cat(*ho_inflight).any()
 
         # Weight loader.
         w_left = Signal(range(2 * c.rows + 1))
-        w_addr = Signal(len(d.wb))
+        w_addr = Signal(wb_bits)
         w_wide, w_bank, w_shift = Signal(), Signal(), Signal()
-        w_lo, w_hi = Signal(len(d.wb)), Signal(len(d.wb) + 1)
-        w_busy = w_left != 0
-        w_idle = (w_left == 0) & ~w_shift
+        w_lo, w_hi = Signal(wb_bits), Signal(wb_bits + 1)
+        w_zero, w_many = Signal(init=1), Signal()  # w_left == 0, w_left > 2
+        w_busy = ~w_zero
+        w_idle = w_zero & ~w_shift
 
         # Matrix issue.
-        m_left = Signal(cw)
-        m_addr = Signal(max(len(d.ub), len(d.tb)) if c.winograd else len(d.ub))  # UB or TB address
-        m_acc = Signal(len(d.acc))
+        m_left, m_zero, m_one, m_step, m_load = counter("m_left", cw)
+        m_addr = Signal(max(ub_bits, len(d.tb)) if c.winograd else ub_bits)  # UB or TB address
+        m_acc = Signal(acc_bits)
         m_bank, m_accumulate, m_from_tb = Signal(), Signal(), Signal()
-        m_lo, m_hi = Signal(len(d.ub)), Signal(len(d.ub) + 1)
-        run_lo = Signal(len(d.acc))  # the first accumulator row of the latest run
-        ma_lo, ma_hi = Signal(len(d.acc)), Signal(len(d.acc) + 1)  # the latest MATMUL's accumulator rows
+        m_lo, m_hi = Signal(ub_bits), Signal(ub_bits + 1)
+        run_lo = Signal(acc_bits)  # the first accumulator row of the latest run
+        ma_lo, ma_hi = Signal(acc_bits), Signal(acc_bits + 1)  # the latest MATMUL's accumulator rows
         m_lead = Signal(range(drain + 2))  # cycles until the latest MATMUL's first row has landed
         m_drain = Signal(range(drain + 1))  # cycles until every issued row has landed
         bank_drain = [Signal(range(bank_drain_init + 1), name=f"bank{b}_drain") for b in range(2)]
-        m_issue = (m_left != 0) & (m_from_tb | (m_addr[0] == phase))
-        m_busy = m_left != 0
-        m_free = (m_left == 0) | ((m_left == 1) & m_issue)
-        drained = (m_left == 0) & (m_drain == 0)
+        m_issue = ~m_zero & (m_from_tb | (m_addr[0] == phase))
+        m_busy = ~m_zero
+        m_free = m_zero | (m_one & m_issue)
+        drained = m_zero & (m_drain == 0)
 
         # The ranges of the busy ACTIVATE.
-        a_lo, a_hi = Signal(len(d.ub)), Signal(len(d.ub) + 1)
-        aa_lo, aa_hi = Signal(len(d.acc)), Signal(len(d.acc) + 1)
-        ap_lo, ap_hi = Signal(len(d.wb)), Signal(len(d.wb) + 1)
+        a_lo, a_hi = Signal(ub_bits), Signal(ub_bits + 1)
+        aa_lo, aa_hi = Signal(acc_bits), Signal(acc_bits + 1)
+        ap_lo, ap_hi = Signal(wb_bits), Signal(wb_bits + 1)
         act_busy = self.act_busy
 
         xf_idle = ~self.xf_busy if c.winograd else 1
         all_idle = ~hi_busy & ho_idle & w_idle & drained & ~act_busy & xf_idle
 
-        # Interlocks: the decoded instruction's ranges against each busy unit's.
-        ub_hi = hi_busy & hi_to_ub & _overlap(d.ub, d.ub_end, hi_lo, hi_hi)
-        wb_hi = hi_busy & ~hi_to_ub & _overlap(d.wb, d.wb_end, hi_lo, hi_hi)
-        ub_ho = ho_busy & _overlap(d.ub, d.ub_end, ho_lo, ho_hi)
-        ub_mm = m_busy & ~m_from_tb & _overlap(d.ub, d.ub_end, m_lo, m_hi)
-        ub_act = act_busy & _overlap(d.ub, d.ub_end, a_lo, a_hi)
-        acc_act = act_busy & _overlap(d.acc, d.acc_end, aa_lo, aa_hi)
-        wb_act = act_busy & _overlap(d.wb, d.wb_end, ap_lo, ap_hi)
-        wb_ld = w_busy & _overlap(d.wb, d.wb_end, w_lo, w_hi)
-        write_chase = (d.ub == a_lo) & (d.ub_end <= a_hi) & self.act_wrote
-        act_chase = (d.acc == run_lo) & (d.acc_end <= ma_hi)
-        busy_bank = Mux(d.bank, (bank_drain[1] != 0), (bank_drain[0] != 0)) | (m_busy & (m_bank == d.bank))
-        loading_bank = (w_left > 2) & (w_bank == d.bank)
+        # The head instruction's range relations to the units, registered when it becomes the head (the units'
+        # ranges only change when an instruction dispatches, and then only the unit the old head goes to, whose
+        # new ranges are the old head's: those relations are compared pairwise).
+        relations = data.StructLayout({name: 1 for name in (
+            "ub_hi", "wb_hi", "ub_ho", "ub_mm", "ub_act", "acc_act", "wb_act", "wb_ld", "write_chase", "act_chase",
+            "extends")})
+        rel, new_rel = Signal(relations), Signal(relations)
+        n_ub, n_wb, n_acc = (nxt.ub, nxt.ub_end), (nxt.wb, nxt.wb_end), (nxt.acc, nxt.acc_end)
+        pair_ub, pair_wb, pair_acc = (_overlap(*n_ub, d.ub, d.ub_end), _overlap(*n_wb, d.wb, d.wb_end),
+                                      _overlap(*n_acc, d.acc, d.acc_end))
+        goes = {kind: dispatch & getattr(d, kind) for kind in ("read_host", "read_weights", "write_host", "load",
+                                                               "matmul", "activate")}
+        to_host_in = goes["read_host"] | goes["read_weights"]
+        head_run = Mux(rel.extends, run_lo, d.acc)  # run_lo once the head (a MATMUL) has dispatched
+        m.d.comb += [
+            new_rel.ub_hi.eq(Mux(to_host_in, d.read_host & pair_ub, hi_to_ub & _overlap(*n_ub, hi_lo, hi_hi))),
+            new_rel.wb_hi.eq(Mux(to_host_in, d.read_weights & pair_wb, ~hi_to_ub & _overlap(*n_wb, hi_lo, hi_hi))),
+            new_rel.ub_ho.eq(Mux(goes["write_host"], pair_ub, _overlap(*n_ub, ho_lo, ho_hi))),
+            new_rel.ub_mm.eq(Mux(goes["matmul"], ~d.from_tb & pair_ub, ~m_from_tb & _overlap(*n_ub, m_lo, m_hi))),
+            new_rel.ub_act.eq(Mux(goes["activate"], pair_ub, _overlap(*n_ub, a_lo, a_hi))),
+            new_rel.acc_act.eq(Mux(goes["activate"], pair_acc, _overlap(*n_acc, aa_lo, aa_hi))),
+            new_rel.wb_act.eq(Mux(goes["activate"], pair_wb, _overlap(*n_wb, ap_lo, ap_hi))),
+            new_rel.wb_ld.eq(Mux(goes["load"], pair_wb, _overlap(*n_wb, w_lo, w_hi))),
+            new_rel.write_chase.eq(Mux(goes["activate"], (nxt.ub == d.ub) & (nxt.ub_end <= d.ub_end),
+                                       (nxt.ub == a_lo) & (nxt.ub_end <= a_hi))),
+            new_rel.act_chase.eq(Mux(goes["matmul"], (nxt.acc == head_run) & (nxt.acc_end <= d.acc_end),
+                                     (nxt.acc == run_lo) & (nxt.acc_end <= ma_hi))),
+            new_rel.extends.eq(Mux(goes["matmul"], nxt.acc == d.acc_end, nxt.acc == ma_hi)),
+        ]
+        advance = ~d_valid | dispatch
+        m.d.comb += self.instr.ready.eq(advance)
+        with m.If(advance):
+            m.d.sync += [d.eq(nxt), d_valid.eq(self.instr.valid), rel.eq(new_rel)]
+
+        # Interlocks of the head instruction.
+        write_chase = rel.write_chase & self.act_wrote
+        busy_bank = Mux(d.bank, bank_drain[1] != 0, bank_drain[0] != 0) | (m_busy & (m_bank == d.bank))
+        loading_bank = w_many & (w_bank == d.bank)
+        ub_hi, wb_hi = hi_busy & rel.ub_hi, hi_busy & rel.wb_hi
+        ub_ho, ub_mm = ho_busy & rel.ub_ho, m_busy & rel.ub_mm
+        ub_act, acc_act, wb_act = act_busy & rel.ub_act, act_busy & rel.acc_act, act_busy & rel.wb_act
+        wb_ld = w_busy & rel.wb_ld
 
         ready = Signal()
         m.d.comb += ready.eq(
@@ -275,10 +323,10 @@ class Controller(wiring.Component):
             | (d.write_host & ho_free & ~ub_hi & (~ub_act | write_chase))
             | (d.load & w_idle & ~busy_bank & ~wb_hi)
             | (d.matmul & m_free & ~loading_bank & ~acc_act & (d.from_tb | (~ub_hi & ~ub_act)))
-            | (d.activate & ~act_busy & ~wb_hi & ~ub_hi & ~ub_ho & ~ub_mm & (act_chase | m_free))
+            | (d.activate & ~act_busy & ~wb_hi & ~ub_hi & ~ub_ho & ~ub_mm & (rel.act_chase | m_free))
             | ((d.sync | d.transform) & all_idle)
             | ((d.halt | d.bad) & all_idle & (self.out_level == 0)))
-        m.d.comb += [dispatch.eq(head_valid & ready & xf_idle & ~halted), self.instr.ready.eq(ready & xf_idle & ~halted)]
+        m.d.comb += dispatch.eq(d_valid & ready & xf_idle & ~halted)
         with m.If(dispatch | started):
             m.d.sync += [started.eq(1), phase.eq(~phase)]
 
@@ -295,7 +343,7 @@ class Controller(wiring.Component):
         # row has landed then, or (no chase, every MATMUL issued) the last issued row.
         wait_drain = Mux(m_issue, drain - 1, Mux(m_drain != 0, m_drain - 1, 0))
         # Chasing a run, row 0 may be read `offset` cycles before the latest MATMUL's first row has landed.
-        offset = Signal(len(d.acc))
+        offset = Signal(acc_bits)
         m.d.comb += offset.eq(ma_lo - run_lo)
         wait_chase = Mux(m_lead > offset, m_lead - 1 - offset, 0)
         m.d.comb += [
@@ -305,37 +353,39 @@ class Controller(wiring.Component):
             self.act_cmd.payload.wb.eq(d.wb),
             self.act_cmd.payload.count.eq(d.count),
             self.act_cmd.payload.relu.eq(d.relu),
-            self.act_cmd.payload.wait.eq(Mux(act_chase, wait_chase, wait_drain)),
+            self.act_cmd.payload.wait.eq(Mux(rel.act_chase, wait_chase, wait_drain)),
         ]
 
         # Host input.
         m.d.comb += [
-            self.host_in.ready.eq((hi_left != 0) & hi_slot),
+            self.host_in.ready.eq(~hi_zero & hi_slot),
             self.ub_write_addr.eq(hi_addr),
             self.ub_write_en.eq(hi_take & hi_to_ub),
             self.wb_write_addr.eq(hi_addr),
             self.wb_write_en.eq(hi_take & ~hi_to_ub),
         ]
+        hi_step(m, hi_take)
         with m.If(hi_take):
-            m.d.sync += [hi_left.eq(hi_left - 1), hi_addr.eq(hi_addr + 1)]
+            m.d.sync += hi_addr.eq(hi_addr + 1)
 
         # Host output.
         m.d.sync += [ho_inflight[0].eq(ho_read)] + [ho_inflight[k].eq(ho_inflight[k - 1])
                                                      for k in range(1, len(ho_inflight))]
         m.d.comb += [self.ub_b_read_addr.eq(ho_addr), self.out_push.eq(ho_inflight[-1])]
+        ho_step(m, ho_read)
         with m.If(ho_read):
-            m.d.sync += [ho_left.eq(ho_left - 1), ho_addr.eq(ho_addr + 1)]
+            m.d.sync += ho_addr.eq(ho_addr + 1)
 
         # Weight loading: read the tile's rows last to first; shift each one cycle later, as it arrives.
         m.d.comb += [self.wb_read_addr.eq(w_addr), self.w_shift.eq(w_shift), self.w_bank.eq(w_bank)]
         if c.winograd:  # WIDE: the high word of a row comes first (odd address), the low word shifts the pair in
             m.d.comb += self.w_wide.eq(w_wide)
-            m.d.sync += [w_shift.eq((w_left != 0) & (~w_wide | w_left[0])),
-                         self.w_capture.eq((w_left != 0) & w_wide & ~w_left[0])]
+            m.d.sync += [w_shift.eq(w_busy & (~w_wide | w_left[0])),
+                         self.w_capture.eq(w_busy & w_wide & ~w_left[0])]
         else:
-            m.d.sync += w_shift.eq(w_left != 0)
-        with m.If(w_left != 0):
-            m.d.sync += [w_left.eq(w_left - 1), w_addr.eq(w_addr - 1)]
+            m.d.sync += w_shift.eq(w_busy)
+        with m.If(w_busy):
+            m.d.sync += [w_left.eq(w_left - 1), w_addr.eq(w_addr - 1), w_zero.eq(w_left == 1), w_many.eq(w_left > 3)]
 
         # Matrix issue: one UB read a cycle in its slot; the tag is delayed to meet the registered read data.
         tag = Signal(issue_layout(c.acc_depth))
@@ -349,48 +399,52 @@ class Controller(wiring.Component):
         m.d.comb += self.issue.eq(tag)
         if c.winograd:
             m.d.comb += [self.tb_read_addr.eq(m_addr), self.vector_from_tb.eq(from_tb)]
+        m_step(m, m_issue)
         with m.If(m_issue):
-            m.d.sync += [m_left.eq(m_left - 1), m_addr.eq(m_addr + 1), m_acc.eq(m_acc + 1), m_drain.eq(drain - 1)]
+            m.d.sync += [m_addr.eq(m_addr + 1), m_acc.eq(m_acc + 1), m_drain.eq(drain - 1)]
         with m.Elif(m_drain != 0):
             m.d.sync += m_drain.eq(m_drain - 1)
         with m.If(m_lead != 0):
             m.d.sync += m_lead.eq(m_lead - 1)
-        for b, counter in enumerate(bank_drain):
+        for b, counter_b in enumerate(bank_drain):
             with m.If(m_issue & (m_bank == b)):
-                m.d.sync += counter.eq(bank_drain_init)
-            with m.Elif(counter != 0):
-                m.d.sync += counter.eq(counter - 1)
+                m.d.sync += counter_b.eq(bank_drain_init)
+            with m.Elif(counter_b != 0):
+                m.d.sync += counter_b.eq(counter_b - 1)
 
         # Dispatch, last so that a unit's new instruction overrides its sequencer's final step.
-        with m.If(dispatch & (d.read_host | d.read_weights)):
-            m.d.sync += [hi_left.eq(d.count), hi_to_ub.eq(d.read_host),
-                         hi_addr.eq(Mux(d.read_host, d.ub, d.wb)),
+        count_is_one = d.count == 1
+        hi_load(m, to_host_in, d.count, count_is_one)
+        with m.If(to_host_in):
+            m.d.sync += [hi_to_ub.eq(d.read_host), hi_addr.eq(Mux(d.read_host, d.ub, d.wb)),
                          hi_lo.eq(Mux(d.read_host, d.ub, d.wb)), hi_hi.eq(Mux(d.read_host, d.ub_end, d.wb_end))]
-        with m.If(dispatch & d.write_host):
-            m.d.sync += [ho_left.eq(d.count), ho_addr.eq(d.ub), ho_lo.eq(d.ub), ho_hi.eq(d.ub_end)]
+        ho_load(m, goes["write_host"], d.count, count_is_one)
+        with m.If(goes["write_host"]):
+            m.d.sync += [ho_addr.eq(d.ub), ho_lo.eq(d.ub), ho_hi.eq(d.ub_end)]
         with m.If(dispatch & (d.halt | d.bad)):
             m.d.sync += halted.eq(1)
         with m.If(dispatch & d.bad):
             m.d.sync += error.eq(1)
-        with m.If(dispatch & d.load):
-            m.d.sync += [w_left.eq(Mux(d.wide, 2 * c.rows, c.rows)), w_addr.eq(d.wb_end - 1), w_bank.eq(d.bank),
-                         w_wide.eq(d.wide), w_lo.eq(d.wb), w_hi.eq(d.wb_end)]
-        with m.If(dispatch & d.matmul):
+        with m.If(goes["load"]):
+            words = Mux(d.wide, 2 * c.rows, c.rows)
+            m.d.sync += [w_left.eq(words), w_addr.eq(d.wb_end - 1), w_bank.eq(d.bank), w_wide.eq(d.wide),
+                         w_lo.eq(d.wb), w_hi.eq(d.wb_end), w_zero.eq(0), w_many.eq(words > 2)]
+        m_load(m, goes["matmul"], d.count, count_is_one)
+        with m.If(goes["matmul"]):
             # The first issue is the next cycle if its address is in the A slot then (phase flips), else the one
             # after. It extends the run if its rows continue the latest MATMUL's.
             late = ~d.from_tb & (d.ub[0] == phase)
-            m.d.sync += [m_left.eq(d.count), m_addr.eq(Mux(d.from_tb, d.tb, d.ub)), m_acc.eq(d.acc),
-                         m_bank.eq(d.bank), m_accumulate.eq(d.accumulate), m_from_tb.eq(d.from_tb),
-                         m_lo.eq(d.ub), m_hi.eq(d.ub_end), ma_lo.eq(d.acc), ma_hi.eq(d.acc_end),
-                         m_lead.eq(drain + late)]
-            with m.If(d.acc != ma_hi):
+            m.d.sync += [m_addr.eq(Mux(d.from_tb, d.tb, d.ub)), m_acc.eq(d.acc), m_bank.eq(d.bank),
+                         m_accumulate.eq(d.accumulate), m_from_tb.eq(d.from_tb), m_lo.eq(d.ub), m_hi.eq(d.ub_end),
+                         ma_lo.eq(d.acc), ma_hi.eq(d.acc_end), m_lead.eq(drain + late)]
+            with m.If(~rel.extends):
                 m.d.sync += run_lo.eq(d.acc)
-        with m.If(dispatch & d.activate):
+        with m.If(goes["activate"]):
             m.d.sync += [a_lo.eq(d.ub), a_hi.eq(d.ub_end), aa_lo.eq(d.acc), aa_hi.eq(d.acc_end),
                          ap_lo.eq(d.wb), ap_hi.eq(d.wb_end)]
 
         # Performance counters.
-        host_stall = ((hi_left != 0) & hi_slot & ~host_valid) | self.out_blocked | (~head_valid & all_idle)
+        host_stall = (~hi_zero & hi_slot & ~host_valid) | self.out_blocked | (~d_valid & all_idle)
         m.d.comb += [self.halted.eq(halted), self.error.eq(error)]
         with m.If(~halted):
             m.d.sync += self.cycles.eq(self.cycles + 1)

@@ -66,10 +66,11 @@ class WeightStationaryPE(wiring.Component):
     activation, and ``act_out <= act_in``.
 
     ``arithmetic="int8"``: pipelined in :data:`sparq.formats.systolic.PE_LATENCY` = 3 register stages, so that the
-    multiplier runs register to register: (1) ``act_out`` and the weight of the activation's bank, (2) their product
-    (``sparq.hw.common.mac.MACCell`` with ``pipeline``: ``act_width`` x ``weight_width`` into ``acc_width`` bits,
-    wrap-around, or clamped with ``saturate``), (3) ``psum_out <= psum_in + product``, taking ``psum_in`` two cycles
-    after the activation -- which is when the PE above, one cycle ahead on the same wavefront, delivers it.
+    multiplier runs register to register, in the DSP block's own registers (``sparq.hw.common.mac.MACCell`` with
+    ``pipeline``: ``act_width`` x ``weight_width`` into ``acc_width`` bits, wrap-around, or clamped with
+    ``saturate``): (1) the activation and the weight of its bank, (2) their product, (3) ``psum_out <= psum_in +
+    product``, taking ``psum_in`` two cycles after the activation -- which is when the PE above, one cycle ahead on
+    the same wavefront, delivers it.
     ``arithmetic="fp16"`` or ``"bf16"``: a :class:`~sparq.hw.common.fp.FloatMultiplier` then an
     :class:`~sparq.hw.common.fp.FP32Adder`, both combinational, so
     ``psum_out <= round_fp32(psum_in + round_fp32(act.value * weight))`` in the same single cycle (latency 1); the
@@ -122,15 +123,13 @@ class WeightStationaryPE(wiring.Component):
         weight = Mux(self.act_in.bank, weights[1], weights[0])
         m.d.comb += self.w_out.eq(Mux(self.w_bank, weights[1], weights[0]))
         if self.arithmetic == "int8":
-            selected = Signal.like(self.w_in, name="selected")  # the weight of act_out's bank, sampled with it
-            m.d.sync += selected.eq(weight)
             m.submodules.mac = mac = MACCell(a_width=self.act_width, b_width=self.weight_width,
                                              acc_width=self.acc_width, saturate=self.saturate, pipeline=True)
             m.d.comb += [
-                mac.a.eq(self.act_out.value),
-                mac.b.eq(selected),
+                mac.a.eq(self.act_in.value),
+                mac.b.eq(weight),
                 mac.c.eq(self.psum_in),
-                mac.en.eq(self.act_out.valid),
+                mac.en.eq(self.act_in.valid),
                 self.psum_out.eq(mac.y),
             ]
         else:
