@@ -4,7 +4,7 @@ import numpy as np
 
 from .errors import ConfigError, ShapeError, WeightError
 
-__all__ = ["weight_array", "fraction"]
+__all__ = ["weight_array", "finite_float32", "fraction"]
 
 
 def weight_array(array, what, ndim=None):
@@ -12,17 +12,26 @@ def weight_array(array, what, ndim=None):
 
     ``what`` names the array in the error message, e.g. ``"layer 'fc1': weight"``.
     """
-    array = np.ascontiguousarray(array, dtype=np.float32)
+    array = np.asarray(array)
     if ndim is not None and array.ndim != ndim:
         raise ShapeError(f"{what} must have {ndim} dimensions, got shape {array.shape}")
     if array.size == 0:
         raise WeightError(f"{what} is empty (shape {array.shape}); a layer needs at least one weight -- remove the "
                           f"layer or fix the model")
+    return finite_float32(array, what, WeightError, "retrain or fix the model (a diverged training run is the usual "
+                                                    "cause)")
+
+
+def finite_float32(array, what, error, remedy):
+    """``array`` as C-contiguous float32, or ``error`` naming ``what``, the count and the first index of its NaN,
+    infinite or beyond-float32 values, and ``remedy``; no numpy warning escapes the cast."""
+    with np.errstate(over="ignore", invalid="ignore"):  # a value beyond float32 becomes inf, reported below
+        array = np.ascontiguousarray(array, dtype=np.float32)
     bad = ~np.isfinite(array)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise WeightError(f"{what} has {int(bad.sum())} NaN or Inf value(s), the first at index {where}; retrain or "
-                          f"fix the model (a diverged training run is the usual cause)")
+        raise error(f"{what} has {int(bad.sum())} NaN, infinite or beyond-float32 value(s), the first at index "
+                    f"{where}; {remedy}")
     return array
 
 

@@ -4,7 +4,8 @@ Every error is a :class:`CompileError`, itself a :class:`ValueError`, and its me
 out. Callers catch :class:`CompileError` to report one line instead of a traceback from deep inside numpy or onnx.
 """
 
-__all__ = ["CompileError", "ModelFormatError", "UnsupportedError", "WeightError", "ConfigError", "ShapeError"]
+__all__ = ["CompileError", "ModelFormatError", "UnsupportedError", "WeightError", "ConfigError", "ShapeError",
+           "DataError", "RangeError"]
 
 
 class CompileError(ValueError):
@@ -29,3 +30,11 @@ class ConfigError(CompileError):
 
 class ShapeError(CompileError):
     """An array does not have the shape a layer or a model expects."""
+
+
+class DataError(CompileError):
+    """A data file is unreadable, or its arrays are unusable: missing or unknown keys, labels out of range, NaN."""
+
+
+class RangeError(CompileError):
+    """Weights or inputs whose values the accelerators' fixed point or the training cannot represent."""

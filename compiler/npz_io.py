@@ -1,8 +1,9 @@
 """``.npz`` files of named weight arrays plus a layer list, to the layer IR and back.
 
 A layer list is a list of dicts, one per layer in execution order: ``op`` (an IR class name: Dense, Conv, Relu,
-Flatten, Reshape, MaxPool, AvgPool), ``name``, and the class's other fields (``stride``, ``padding``, ``kernel``,
-``shape``, ``count_include_pad``). A weighted layer reads its arrays from ``<name>.weight`` and ``<name>.bias``, or
+Flatten, Reshape, MaxPool, AvgPool, Residual), ``name``, and the class's other fields (``stride``, ``padding``,
+``dilation``, ``kernel``, ``ceil_mode``, ``shape``, ``count_include_pad``; a Residual's ``layers`` is its body's layer
+list). A weighted layer reads its arrays from ``<name>.weight`` and ``<name>.bias``, or
 from the array names given as ``weight`` and ``bias`` in its dict; a missing bias is zero. For example::
 
     {"input_shape": [64], "layers": [{"op": "Dense", "name": "fc1", "weight": "W1", "bias": "b1"},
@@ -15,32 +16,36 @@ for a file of bare arrays, pass the layer list and input shape to :func:`read_np
 import dataclasses
 import json
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from .errors import CompileError, ModelFormatError, UnsupportedError
-from .ir import WEIGHTED, AvgPool, Conv, Dense, Flatten, MaxPool, Model, Relu, Reshape
+from .ir import WEIGHTED, AvgPool, Conv, Dense, Flatten, MaxPool, Model, Relu, Reshape, Residual
 
-__all__ = ["read_npz", "write_npz", "model_arrays", "model_from_arrays", "load_arrays", "MODEL_KEY"]
+__all__ = ["read_npz", "write_npz", "model_arrays", "model_from_arrays", "read_archive", "load_arrays", "MODEL_KEY"]
 
 MODEL_KEY = "__model__"
-_LAYER_TYPES = {cls.__name__: cls for cls in (Dense, Conv, Relu, Flatten, Reshape, MaxPool, AvgPool)}
+_LAYER_TYPES = {cls.__name__: cls for cls in (Dense, Conv, Relu, Flatten, Reshape, MaxPool, AvgPool, Residual)}
 
 
 def _layer_spec(layer):
-    """The layer-list dict of one IR layer (its arrays go elsewhere)."""
+    """The layer-list dict of one IR layer (its arrays go elsewhere; a residual block's body is its ``layers``)."""
     spec = {"op": type(layer).__name__}
     for f in dataclasses.fields(layer):
         value = getattr(layer, f.name)
-        if f.name not in ("weight", "bias"):
+        if f.name == "layers":
+            spec[f.name] = [_layer_spec(inner) for inner in value]
+        elif f.name not in ("weight", "bias"):
             spec[f.name] = list(value) if isinstance(value, tuple) else value
     return spec
 
 
 def model_arrays(model):
     """``{array name: array}`` describing ``model``: its weights and biases plus the JSON layer list."""
-    description = {"input_shape": list(model.input_shape), "layers": [_layer_spec(lay) for lay in model.layers]}
+    description = {"input_shape": list(model.input_shape), "layers": [_layer_spec(lay) for lay in model.layers],
+                   "softmax": model.softmax}
     arrays = {MODEL_KEY: np.array(json.dumps(description))}
     for layer in model.weighted():
         arrays[f"{layer.name}.weight"] = layer.weight
@@ -53,6 +58,7 @@ def model_from_arrays(arrays, source, layers=None, input_shape=None):
 
     ``layers`` and ``input_shape`` default to the JSON description stored in ``arrays[MODEL_KEY]``.
     """
+    softmax = False
     if layers is None or input_shape is None:
         if MODEL_KEY not in arrays:
             raise ModelFormatError(f"{source}: no layer list ({MODEL_KEY!r} array) in the file; pass layers=[...] "
@@ -61,11 +67,25 @@ def model_from_arrays(arrays, source, layers=None, input_shape=None):
             description = json.loads(str(arrays[MODEL_KEY]))
             layers = description["layers"] if layers is None else layers
             input_shape = description["input_shape"] if input_shape is None else input_shape
+            softmax = bool(description.get("softmax", False))
         except (ValueError, KeyError, TypeError) as exc:
             raise ModelFormatError(f"{source}: the layer list in {MODEL_KEY!r} is not valid ({exc}); rewrite the "
                                    f"file with write_npz") from None
+    try:
+        return Model(_build(layers, arrays, source), input_shape, softmax=softmax)
+    except CompileError as exc:
+        raise type(exc)(exc if str(exc).startswith(f"{source}:") else f"{source}: {exc}") from None
+
+
+def _build(specs, arrays, source):
+    """The IR layers of the layer-list ``specs`` (a residual block's ``layers`` recursively)."""
+    if not isinstance(specs, list):
+        raise ModelFormatError(f"{source}: a layer list must be a list of dicts, got {type(specs).__name__}")
     built = []
-    for position, spec in enumerate(layers):
+    for position, spec in enumerate(specs):
+        if not isinstance(spec, dict):
+            raise ModelFormatError(f"{source}: layer {position} of the layer list is {spec!r}, not a dict with 'op' "
+                                   f"and 'name'")
         spec = dict(spec)
         op, name = spec.pop("op", None), spec.get("name", f"layer {position}")
         if op not in _LAYER_TYPES:
@@ -79,29 +99,63 @@ def model_from_arrays(arrays, source, layers=None, input_shape=None):
                 raise ModelFormatError(f"{source}: layer {name!r} needs the weight array {weight_key!r}, which the "
                                        f"file does not hold; its arrays are {sorted(k for k in arrays if k != MODEL_KEY)}")
             spec["weight"] = arrays[weight_key]
-            spec["bias"] = arrays[bias_key] if bias_key in arrays else np.zeros(len(spec["weight"]), np.float32)
+            spec["bias"] = arrays.get(bias_key)  # None: a zero bias
+        if cls is Residual:
+            spec["layers"] = _build(spec.get("layers"), arrays, source)
         try:
             built.append(cls(**spec))
         except TypeError as exc:
             raise ModelFormatError(f"{source}: layer {name!r} ({op}) has a bad field ({exc}); its fields are "
                                    f"{[f.name for f in dataclasses.fields(cls)]}") from None
+    return built
+
+
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip archive with members, an empty one
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def read_archive(path, error=ModelFormatError):
+    """All arrays of the ``.npz`` archive at ``path`` as a dict, read without unpickling anything.
+
+    A missing file, a file that is not an ``.npz`` (a single ``.npy``, an ONNX model renamed, text), a corrupt
+    archive or an array of Python objects raises ``error`` with one line saying which and how to write the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: no such .npz file; check the path")
+    with path.open("rb") as file:
+        head = file.read(len(_NPY_MAGIC))
+    if head.startswith(_NPY_MAGIC):
+        raise error(f"{path}: a single .npy array, not an .npz archive of named arrays; write it with "
+                    f"numpy.savez(path, name=array, ...)")
+    if not head.startswith(_ZIP_MAGIC):
+        raise error(f"{path}: not an .npz archive (a zip of .npy arrays) -- it starts with {head[:4]!r}, so it is "
+                    f"another kind of file (an ONNX model or text renamed, say); write it with numpy.savez")
+    arrays = {}
     try:
-        return Model(built, input_shape)
-    except CompileError as exc:
-        raise type(exc)(f"{source}: {exc}") from None
+        with np.load(path, allow_pickle=False) as data:
+            for key in data.files:
+                try:
+                    arrays[key] = data[key]
+                except ValueError as exc:
+                    if "pickle" not in str(exc) and "Object arrays" not in str(exc):
+                        raise
+                    raise error(f"{path}: array {key!r} holds Python objects (pickled data), which sparq never "
+                                f"loads; save plain numeric arrays (numpy.savez(path, {key}=array.astype("
+                                f"numpy.float32)))") from None
+    except CompileError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError, KeyError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = type(exc).__name__ if "pickle" in reason else reason
+        raise error(f"{path}: not a readable .npz archive ({reason}); the file is corrupt or truncated -- write it "
+                    f"again") from None
+    return arrays
 
 
 def load_arrays(path):
-    """All arrays in the ``.npz`` file at ``path`` as a dict, or a :class:`ModelFormatError` saying why not."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFormatError(f"{path}: no such .npz file; check the path")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {key: data[key] for key in data.files}
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise ModelFormatError(f"{path}: not a readable .npz file ({exc}); the file is corrupt or truncated -- "
-                               f"rewrite it") from None
+    """All arrays in the model ``.npz`` file at ``path`` (:func:`read_archive`), or a :class:`ModelFormatError`."""
+    return read_archive(path, ModelFormatError)
 
 
 def read_npz(path, layers=None, input_shape=None):

@@ -40,9 +40,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from sparq.formats.eie import ACT_BITS, ENTRIES_PER_WORD, EieImage, LayerEntry
+from sparq.formats.eie import ENTRIES_PER_WORD, EieImage, LayerEntry
 from sparq.formats.systolic import pack_matrix, unpack_matrix
 
+from .eie import image_storage
 from .errors import ConfigError
 from .quantize import quantize_activation
 from .systolic import GemmLayer, HostStep, SystolicNetwork, lower_gemm
@@ -112,7 +113,8 @@ def split_eie_rows(wide_image, k):
     """Deal the PEs of ``wide_image`` (lowered for ``K * n`` PEs) round-robin to ``k`` instances of ``n`` PEs.
 
     Returns ``images[l][i]``: instance ``i``'s single-layer image of layer ``l`` (its rows ``≡ i mod K``; the full
-    input vector in). An instance that gets no row of a layer (``out_len < K``) has ``None`` there.
+    input vector in). An instance that gets no row of a layer (``out_len < K``) has ``None`` there. The first
+    layer's images keep the wide image's input scale and the last layer's its output scale.
     """
     k = _check_k(k)
     total = wide_image.config.n_pe
@@ -135,16 +137,17 @@ def split_eie_rows(wide_image, k):
             rows = config.rows_per_pe(out_len)
             bias = wide_image.bias[pes, entry.bias_base:entry.bias_base + rows]
             layer = LayerEntry(entry.in_len, out_len, 0, 0, 0, entry.w_frac, entry.relu)
-            per_instance.append(EieImage(config, [layer], wide_image.codebooks[l:l + 1], ptr, spmat, bias))
+            scales = (wide_image.input_scale if l == 0 else 1.0,  # the hidden layers' scales are in their codebooks
+                      wide_image.output_scale if l == len(wide_image.layers) - 1 else 1.0)
+            per_instance.append(EieImage(config, [layer], wide_image.codebooks[l:l + 1], ptr, spmat, bias, *scales))
         images.append(per_instance)
     return images
 
 
 def eie_image_bytes(image):
-    """Bytes an image loads into its instance: entries (8 per 64-bit word), pointers, biases, codebooks."""
-    pointer_bits = image.config.ptr_width
-    return int(image.spmat.size * 8 + math.ceil(image.ptr.size * pointer_bits / 8)
-               + (image.bias.size + image.codebooks.size) * ACT_BITS // 8 + len(image.layers) * 16)
+    """Bytes an image loads into its instance: entries (8 per 64-bit word), pointers, biases, codebooks and the
+    layer table (:func:`sparq.compiler.eie.image_storage`)."""
+    return math.ceil(image_storage(image)["total_bits"] / 8)
 
 
 # --- systolic --------------------------------------------------------------------------------------------------------
@@ -208,9 +211,10 @@ class SystolicModelParallel:
         """Rounds of calls for a run on float ``images``; returns the int8 logits."""
         lanes = self.network.config.lanes
         x = quantize_activation(images, self.network.input_scale)
+        kept = {}
         for s, step in enumerate(self.network.steps):
             if isinstance(step, HostStep):
-                x = step.apply(x)
+                x = step.host(x, kept)
                 continue
             rows = step.batch * step.rows_per_image
             chunks = []

@@ -11,17 +11,19 @@ from .checks import fraction, weight_array
 from .errors import ConfigError
 from .train import FreeWeight, fit
 
-__all__ = ["magnitude_mask", "quality_sparsity", "MaskedWeight", "sparsity_schedule", "prune_and_retrain"]
+__all__ = ["magnitude_mask", "quality_sparsity", "MaskedWeight", "sparsity_schedule", "prune_one_shot",
+           "prune_and_retrain"]
 
 
 def magnitude_mask(weight, sparsity):
     """Mask keeping all but the ``round(sparsity * size)`` smallest-magnitude weights (ties broken by position).
 
-    ``sparsity`` is the fraction removed, in [0, 1). Exactly that many weights are pruned.
+    ``sparsity`` is the fraction removed, in [0, 1). Exactly that many weights are pruned, but never all of them:
+    a layer keeps at least its largest weight.
     """
     weight = weight_array(weight, "weight to prune")
     sparsity = fraction(sparsity, "sparsity")
-    n_pruned = int(round(sparsity * weight.size))
+    n_pruned = min(int(round(sparsity * weight.size)), weight.size - 1)
     mask = np.ones(weight.size, dtype=bool)
     if n_pruned:
         mask[np.argpartition(np.abs(weight).ravel(), n_pruned - 1)[:n_pruned]] = False
@@ -70,6 +72,33 @@ def sparsity_schedule(target, steps):
     return [target * (1.0 - (1.0 - t / steps) ** 3) for t in range(1, steps + 1)]
 
 
+def _check_names(model, names):
+    """A :class:`ConfigError` unless every one of ``names`` is a weighted layer of ``model``."""
+    weighted = {layer.name for layer in model.weighted()}
+    unknown = set(names) - weighted
+    if unknown:
+        raise ConfigError(f"no weighted layer called {sorted(unknown)}; weighted layers are {sorted(weighted)}")
+
+
+def _targets(model, sparsity):
+    """``sparsity`` checked against ``model``'s weighted layers: ``{name: fraction in [0, 1)}``."""
+    _check_names(model, sparsity)
+    return {n: fraction(s, f"sparsity of layer {n!r}") for n, s in sparsity.items()}
+
+
+def prune_one_shot(model, sparsity):
+    """Magnitude pruning in one step, without retraining: a copy of ``model`` with each layer named in
+    ``sparsity={layer name: fraction}`` pruned to that fraction, and ``{name: mask}``."""
+    import copy
+
+    targets = _targets(model, sparsity)
+    model = copy.deepcopy(model)
+    masks = {name: magnitude_mask(model.layer(name).weight, s) for name, s in targets.items()}
+    for name, mask in masks.items():
+        model.layer(name).weight = np.where(mask, model.layer(name).weight, 0.0).astype(np.float32)
+    return model, masks
+
+
 def prune_and_retrain(model, x, y, sparsity=None, quality=None, *, steps=3, epochs=4, lr=5e-4, batch_size=32, seed=0,
                       weight_decay=0.0, progress=None):
     """Iterative magnitude pruning: ``steps`` rounds of prune-then-retrain; return ``(model, masks)``.
@@ -82,14 +111,10 @@ def prune_and_retrain(model, x, y, sparsity=None, quality=None, *, steps=3, epoc
     if (sparsity is None) == (quality is None):
         raise ConfigError("give the pruning targets either as sparsity={layer: fraction} or as quality={layer: q}, "
                           "exactly one of the two")
-    names = {layer.name for layer in model.weighted()}
-    targets = sparsity if sparsity is not None else {n: q for n, q in quality.items()}
-    unknown = set(targets) - names
-    if unknown:
-        raise ConfigError(f"no weighted layer called {sorted(unknown)}; weighted layers are {sorted(names)}")
+    _check_names(model, sparsity if sparsity is not None else quality)
     if quality is not None:
-        targets = {n: quality_sparsity(model.layer(n).weight, q) for n, q in quality.items()}
-    targets = {n: fraction(s, f"sparsity of layer {n!r}") for n, s in targets.items()}
+        sparsity = {n: quality_sparsity(model.layer(n).weight, q) for n, q in quality.items()}
+    targets = _targets(model, sparsity)
     schedules = {n: sparsity_schedule(s, steps) for n, s in targets.items()}
     masks = {n: np.ones(model.layer(n).weight.shape, dtype=bool) for n in targets}
     for step in range(steps):

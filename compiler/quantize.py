@@ -18,16 +18,17 @@ which is ``floor(acc * multiplier / 2**shift + 1/2)``: round half up, so 2.5 -> 
 ``multiplier_bits``-bit unsigned multiplier (its top bit set). This is what the systolic array executes.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .checks import weight_array
 from .errors import ConfigError, UnsupportedError
-from .ir import WEIGHTED, AvgPool, Conv, Dense, Relu, conv2d, im2col, trace
+from .ir import WEIGHTED, AvgPool, Conv, Dense, Relu, Residual, conv2d, trace, trace_layers
 
 __all__ = ["round_half_up", "quantize_per_channel", "calibrate_scale", "quantize_activation", "requant_params",
-           "requantize", "Int8Layer", "Int8Model", "quantize_model", "forward_int8", "CALIBRATIONS"]
+           "requantize", "avgpool_int8", "Int8Layer", "Int8Residual", "Int8Model", "residual_params", "residual_add_int8",
+           "quantize_model", "forward_int8", "CALIBRATIONS"]
 
 CALIBRATIONS = ("minmax", "percentile")
 MAX_SHIFT = 62
@@ -125,12 +126,100 @@ class Int8Layer:
 
 
 @dataclass(eq=False)
+class Int8Residual:
+    """The int8 add of a residual block: ``y = clip((x * skip_multiplier + b * body_multiplier + 2**(shift-1)) >>
+    shift, -128, 127)``, the skip ``x`` in ``skip_scale``, the body's output ``b`` in ``body_scale`` and ``y`` in
+    ``output_scale`` (:func:`residual_params`, :func:`residual_add_int8`)."""
+
+    skip_scale: float
+    body_scale: float
+    output_scale: float
+    skip_multiplier: int
+    body_multiplier: int
+    shift: int
+
+
+@dataclass(eq=False)
 class Int8Model:
-    """An IR ``model`` (for its layer geometry) with the :class:`Int8Layer` of each weighted layer."""
+    """An IR ``model`` (for its layer geometry) with the :class:`Int8Layer` of each weighted layer and the
+    :class:`Int8Residual` of each residual block."""
 
     model: object
     layers: dict
     input_scale: float
+    residuals: dict = field(default_factory=dict)
+
+
+RESIDUAL_PRECISION = 30
+"""Bits the two multipliers of a residual add may differ by; the smaller term loses precision beyond that, which
+keeps ``int8 * multiplier`` inside int64."""
+
+
+def residual_params(skip_scale, body_scale, output_scale, multiplier_bits=16):
+    """The :class:`Int8Residual` adding int8 tensors of ``skip_scale`` and ``body_scale`` into ``output_scale``: each
+    ratio becomes a ``multiplier_bits``-bit multiplier (:func:`requant_params`) brought to one shift."""
+    (m_skip, s_skip), (m_body, s_body) = (
+        (int(m), int(sh)) for m, sh in (requant_params(ratio / output_scale, multiplier_bits)
+                                        for ratio in (skip_scale, body_scale)))
+    shift = min(max(s_skip, s_body), min(s_skip, s_body) + RESIDUAL_PRECISION)
+
+    def at(multiplier, own):  # the multiplier for ``shift`` instead of ``own``
+        return multiplier << (shift - own) if own <= shift else int(round_half_up(multiplier / 2 ** (own - shift)))
+
+    return Int8Residual(float(skip_scale), float(body_scale), float(output_scale), at(m_skip, s_skip),
+                        at(m_body, s_body), shift)
+
+
+def residual_add_int8(skip, body, residual):
+    """The int8 output of a residual add (:class:`Int8Residual`) of int8 tensors ``skip`` and ``body``."""
+    acc = (np.asarray(skip, dtype=np.int64) * residual.skip_multiplier +
+           np.asarray(body, dtype=np.int64) * residual.body_multiplier)
+    return requantize(acc, 1, residual.shift)
+
+
+class _Calibration:
+    """The walk of :func:`quantize_model`: follows the scale of the running tensor through a list of layers."""
+
+    def __init__(self, method, percentile, multiplier_bits, last):
+        self.method, self.percentile, self.multiplier_bits, self.last = method, percentile, multiplier_bits, last
+        self.layers, self.residuals, self.input_scale = {}, {}, None
+
+    def scale_of(self, value):
+        return calibrate_scale(value, self.method, self.percentile)
+
+    def start(self, scale, value):
+        """The running scale, calibrated on ``value`` (the model's input scale) if not known yet."""
+        if scale is None:
+            scale = self.input_scale = self.scale_of(value)
+        return scale
+
+    def chain(self, layers, values, scale):
+        """Quantize ``layers`` run on ``values = trace_layers(layers, x)``, ``x`` in ``scale`` (None: not known
+        yet); returns the scale of their output."""
+        for i, layer in enumerate(layers):
+            if isinstance(layer, WEIGHTED):
+                scale = self.start(scale, values[i])
+                written = values[i + 2] if i + 1 < len(layers) and isinstance(layers[i + 1], Relu) else values[i + 1]
+                out = None if layer is self.last else self.scale_of(written)
+                self.layers[layer.name] = self.weighted(layer, scale, out)
+                scale = out
+            elif isinstance(layer, Residual):
+                scale = self.start(scale, values[i])
+                body = self.chain(layer.layers, trace_layers(layer.layers, values[i]), scale)
+                out = self.scale_of(values[i + 1])
+                self.residuals[layer.name] = residual_params(scale, body, out, self.multiplier_bits)
+                scale = out
+        return scale
+
+    def weighted(self, layer, input_scale, output_scale):
+        q, weight_scale = quantize_per_channel(layer.weight)
+        accumulator_scale = input_scale * weight_scale.astype(np.float64)
+        bias = np.clip(round_half_up(layer.bias / accumulator_scale), -2 ** 31, 2 ** 31 - 1).astype(np.int32)
+        int8 = Int8Layer(q, bias, weight_scale, input_scale)
+        if output_scale is not None:
+            int8.output_scale = output_scale
+            int8.multiplier, int8.shift = requant_params(accumulator_scale / output_scale, self.multiplier_bits)
+        return int8
 
 
 def quantize_model(model, calibration_x, method="minmax", percentile=99.99, multiplier_bits=16):
@@ -139,27 +228,17 @@ def quantize_model(model, calibration_x, method="minmax", percentile=99.99, mult
     The first weighted layer's input scale is calibrated on its float input. Every other weighted layer's
     accumulators are requantized into the scale calibrated on the tensor it writes: its output, after the ReLU
     that directly follows it if there is one. Pools, flatten and reshape keep that scale, so it is also the input
-    scale of the next weighted layer. The model must end with a weighted layer (the logits).
+    scale of the next weighted layer. A residual block's add requantizes its skip and its body's output into the
+    scale calibrated on the block's output (:func:`residual_params`). The model must end with a weighted layer (the
+    logits).
     """
     weighted = model.weighted()
-    if model.layers[-1] is not weighted[-1]:
+    if not weighted or model.layers[-1] is not weighted[-1]:
         raise UnsupportedError(f"int8 quantization needs a model that ends with a Dense or Conv layer (the logits); "
                                f"this one ends with {model.layers[-1].name!r}")
-    values = trace(model, calibration_x)
-    positions = [i for i, layer in enumerate(model.layers) if isinstance(layer, WEIGHTED)]
-    written = [i + 2 if isinstance(model.layers[i + 1], Relu) else i + 1 for i in positions[:-1]]
-    scales = [calibrate_scale(values[i], method, percentile) for i in (positions[0], *written)]
-    layers = {}
-    for i, layer in enumerate(weighted):
-        q, weight_scale = quantize_per_channel(layer.weight)
-        accumulator_scale = scales[i] * weight_scale.astype(np.float64)
-        bias = np.clip(round_half_up(layer.bias / accumulator_scale), -2 ** 31, 2 ** 31 - 1).astype(np.int32)
-        int8 = Int8Layer(q, bias, weight_scale, scales[i])
-        if i + 1 < len(weighted):
-            int8.output_scale = scales[i + 1]
-            int8.multiplier, int8.shift = requant_params(accumulator_scale / scales[i + 1], multiplier_bits)
-        layers[layer.name] = int8
-    return Int8Model(model, layers, scales[0])
+    walk = _Calibration(method, percentile, multiplier_bits, weighted[-1])
+    walk.chain(model.layers, trace(model, calibration_x), None)
+    return Int8Model(model, walk.layers, walk.input_scale, walk.residuals)
 
 
 def _accumulate(layer, q, x):
@@ -168,29 +247,49 @@ def _accumulate(layer, q, x):
     if isinstance(layer, Dense):
         acc = x @ weight.T + bias
     else:
-        acc = conv2d(x, weight, bias, layer.stride, layer.padding)
+        acc = conv2d(x, weight, bias, layer.stride, layer.padding, layer.dilation)
     return np.rint(acc).astype(np.int64)  # float64 sums of these integers are exact below 2**53
+
+
+def avgpool_int8(layer, x, multiplier_bits=16):
+    """Average pooling of int8 values (NCHW): exact window sums requantized by ``1 / count`` (:func:`requantize`),
+    so the output keeps the input's scale."""
+    sums = np.rint(layer.windows(np.asarray(x, dtype=np.float64), 0.0).sum(axis=(4, 5))).astype(np.int64)
+    return requantize(sums, *requant_params(1.0 / layer.divisor(x.shape[2:]), multiplier_bits))
+
+
+def _channel(layer, acc):
+    """The index that broadcasts a per-output-channel array against ``layer``'s accumulators."""
+    return (slice(None),) + (None,) * (acc.ndim - 2) if isinstance(layer, Conv) else slice(None)
+
+
+def _int8_layers(qmodel, layers, x, multiplier_bits):
+    """``layers`` on the int8 values ``x`` (held as float64); every weighted layer among them requantizes."""
+    for layer in layers:
+        if isinstance(layer, WEIGHTED):
+            q = qmodel.layers[layer.name]
+            acc = _accumulate(layer, q, x)
+            x = requantize(acc, q.multiplier[_channel(layer, acc)], q.shift[_channel(layer, acc)]).astype(np.float64)
+        elif isinstance(layer, AvgPool):
+            x = avgpool_int8(layer, x, multiplier_bits).astype(np.float64)
+        elif isinstance(layer, Residual):
+            body = _int8_layers(qmodel, layer.layers, x, multiplier_bits)
+            x = residual_add_int8(x, body, qmodel.residuals[layer.name]).astype(np.float64)
+        else:
+            x = layer.forward(x)
+    return x
 
 
 def forward_int8(qmodel, x, multiplier_bits=16):
     """Integer inference of an :class:`Int8Model` on a float batch ``x``; returns float32 logits.
 
     The input is quantized with the first layer's scale; every weighted layer accumulates exactly and requantizes
-    to int8 with :func:`requantize`; ReLU, max-pool, flatten and reshape act on the int8 values, and an average pool
-    requantizes its sums by ``1 / count``. The last layer's accumulators are dequantized (``acc * s_in * s_w[c]``).
+    to int8 with :func:`requantize`; ReLU, max-pool, flatten and reshape act on the int8 values, an average pool
+    requantizes its sums by ``1 / count`` and a residual block's add is :func:`residual_add_int8`. The last layer's
+    accumulators are dequantized (``acc * s_in * s_w[c]``).
     """
-    x = quantize_activation(x, qmodel.input_scale).astype(np.float64)
-    for layer in qmodel.model.layers:
-        if isinstance(layer, WEIGHTED):
-            q = qmodel.layers[layer.name]
-            acc = _accumulate(layer, q, x)
-            channel = (slice(None),) + (None,) * (acc.ndim - 2) if isinstance(layer, Conv) else slice(None)
-            if q.multiplier is None:
-                return (acc * (q.input_scale * q.weight_scale.astype(np.float64))[channel]).astype(np.float32)
-            x = requantize(acc, q.multiplier[channel], q.shift[channel]).astype(np.float64)
-        elif isinstance(layer, AvgPool):
-            sums = im2col(x, layer.kernel, layer.stride, layer.padding).sum(axis=(4, 5)).astype(np.int64)
-            x = requantize(sums, *requant_params(1.0 / layer.divisor(x.shape[2:]), multiplier_bits)).astype(np.float64)
-        else:
-            x = layer.forward(x)
-    raise UnsupportedError("the int8 model has no weighted layer to produce logits")
+    *layers, last = qmodel.model.layers
+    x = _int8_layers(qmodel, layers, quantize_activation(x, qmodel.input_scale).astype(np.float64), multiplier_bits)
+    q = qmodel.layers[last.name]
+    acc = _accumulate(last, q, x)
+    return (acc * (q.input_scale * q.weight_scale.astype(np.float64))[_channel(last, acc)]).astype(np.float32)

@@ -100,7 +100,20 @@ def print_report(report, console=None):
                       *(f"{row['ratio'][f]:.1f}x" for f in FORMATS[1:]), end_section=row is report["layers"][-1])
     console.print(table)
     accuracy = report["accuracy"]
-    console.print("test accuracy: " + ", ".join(f"{stage} {100 * value:.2f}%" for stage, value in accuracy.items()))
+    if accuracy:
+        console.print(f"test accuracy ({report.get('mode', 'retrained')}): " +
+                      ", ".join(f"{stage} {100 * value:.2f}%" for stage, value in accuracy.items()))
+    else:
+        console.print(report.get("accuracy_note", "accuracy was not measured"))
+    scan = report.get("sensitivity")
+    if scan:
+        console.print(f"sparsity chosen per layer by the sensitivity scan (each layer within {scan['max_drop']:g} "
+                      f"points of {100 * scan['baseline']:.2f}% on {scan['validation_samples']} validation samples): "
+                      + ", ".join(f"{name} {100 * value:.0f}%" for name, value in scan["chosen"].items()))
+    drift = report.get("output_drift")
+    if drift:
+        console.print(f"outputs against the float model on {drift['samples']:,} samples: relative RMS error "
+                      f"{100 * drift['relative_rms_error']:.2f}%, top-1 agreement {100 * drift['top1_agreement']:.2f}%")
     console.print(f"biases are stored as float32 in every format; weights alone compress "
                   f"{report['total']['ratio_weights_only']:.1f}x")
 

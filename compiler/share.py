@@ -122,7 +122,8 @@ def share_weights(weight, bits, init="linear", keep_zero=True, max_iter=100, see
     With ``keep_zero``, zero (pruned) weights get code 0 and value exactly 0.0, and the non-zero weights are
     clustered into the other 2**bits - 1 entries. ``init``, ``max_iter`` and ``seed`` go to :func:`kmeans_1d`.
     Every weight gets the code of its nearest centroid (among the non-zero entries, for a non-zero weight with
-    ``keep_zero``).
+    ``keep_zero``). Weights with no more distinct values than clusters (a small layer pruned hard) keep them
+    exactly, one entry each; the codebook's unused entries are 0.0.
     """
     if not (isinstance(bits, (int, np.integer)) and 1 <= bits <= 8):
         raise ConfigError(f"weight sharing needs 1 to 8 bits per code (uint8 codes), got {bits!r}")
@@ -133,14 +134,26 @@ def share_weights(weight, bits, init="linear", keep_zero=True, max_iter=100, see
             raise ConfigError("keep_zero with 1 bit leaves one cluster for every non-zero weight; use bits >= 2")
         nonzero = weight != 0
         values = weight[nonzero]
-        centroids = kmeans_1d(values, k - 1, init, max_iter, seed)
-        codebook = np.concatenate([[0.0], centroids]).astype(np.float32)
+        centroids = _centroids(values, k - 1, init, max_iter, seed)
+        codebook = np.zeros(k, dtype=np.float32)
+        codebook[1:1 + len(centroids)] = centroids
         codes = np.zeros(weight.shape, dtype=np.uint8)
-        codes[nonzero] = nearest_codes(values, codebook[1:]) + 1
+        codes[nonzero] = nearest_codes(values, codebook[1:1 + len(centroids)]) + 1
     else:
-        codebook = kmeans_1d(weight, k, init, max_iter, seed).astype(np.float32)
-        codes = nearest_codes(weight, codebook)
+        centroids = _centroids(weight, k, init, max_iter, seed)
+        codebook = np.zeros(k, dtype=np.float32)
+        codebook[:len(centroids)] = centroids
+        codes = nearest_codes(weight, codebook[:len(centroids)])
     return SharedWeights(codes, codebook, keep_zero)
+
+
+def _centroids(values, k, init, max_iter, seed):
+    """At most ``k`` ascending float32 centroids for ``values``: the distinct values themselves when there are no
+    more than ``k`` of them, else :func:`kmeans_1d`'s."""
+    distinct = np.unique(np.asarray(values, dtype=np.float32))
+    if 0 < len(distinct) <= k:
+        return distinct
+    return kmeans_1d(values, k, init, max_iter, seed).astype(np.float32)
 
 
 def centroid_gradients(codes, grad_weight, k):

@@ -13,7 +13,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .errors import ConfigError, ShapeError
-from .ir import AvgPool, Conv, Dense, Flatten, MaxPool, Relu, Reshape, forward, im2col, trace
+from .ir import AvgPool, Conv, Dense, Flatten, MaxPool, Relu, Reshape, Residual, forward, im2col, trace, trace_layers
 
 __all__ = ["FreeWeight", "Adam", "backward", "gradients", "fit", "accuracy", "softmax_cross_entropy",
            "single_threaded_blas"]
@@ -72,15 +72,20 @@ def softmax_cross_entropy(logits, y):
     return float(-log_p[np.arange(n), y].mean()), grad / n
 
 
-def _col2im(dcols, x_shape, layer_kernel, stride, padding):
-    """Sum the gradients of sliding windows (n, c, oh, ow, kh, kw) back onto the (n, c, h, w) input."""
+def _col2im(dcols, x_shape, stride, padding, dilation=(1, 1)):
+    """Sum the gradients of sliding windows (n, c, oh, ow, kh, kw) back onto the (n, c, h, w) input.
+
+    ``padding`` is every row and column the windows saw around the input (a pool's ceil-mode overhang included).
+    """
     n, c, h, w = x_shape
     top, left, bottom, right = padding
-    dx = np.zeros((n, c, h + top + bottom, w + left + right), dtype=np.float32)
-    oh, ow = dcols.shape[2:4]
-    for i in range(layer_kernel[0]):
-        for j in range(layer_kernel[1]):
-            dx[:, :, i:i + stride[0] * oh:stride[0], j:j + stride[1] * ow:stride[1]] += dcols[..., i, j]
+    oh, ow, kh, kw = dcols.shape[2:]
+    dx = np.zeros((n, c, max(h + top + bottom, (oh - 1) * stride[0] + (kh - 1) * dilation[0] + 1),
+                   max(w + left + right, (ow - 1) * stride[1] + (kw - 1) * dilation[1] + 1)), dtype=np.float32)
+    for i in range(kh):
+        for j in range(kw):
+            y0, x0 = i * dilation[0], j * dilation[1]
+            dx[:, :, y0:y0 + stride[0] * oh:stride[0], x0:x0 + stride[1] * ow:stride[1]] += dcols[..., i, j]
     return dx[:, :, top:top + h, left:left + w]
 
 
@@ -100,13 +105,13 @@ def _(layer: Dense, x, dy):
 
 @backward.register
 def _(layer: Conv, x, dy):
-    cols = im2col(x, layer.kernel, layer.stride, layer.padding)
+    cols = im2col(x, layer.kernel, layer.stride, layer.padding, dilation=layer.dilation)
     n, c, oh, ow, kh, kw = cols.shape
     cols = cols.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, -1)
     dy2 = dy.transpose(0, 2, 3, 1).reshape(n * oh * ow, -1)
     grad_weight = (dy2.T @ cols).reshape(layer.weight.shape)
     dcols = (dy2 @ layer.weight.reshape(len(layer.weight), -1)).reshape(n, oh, ow, c, kh, kw)
-    dx = _col2im(dcols.transpose(0, 3, 1, 2, 4, 5), x.shape, layer.kernel, layer.stride, layer.padding)
+    dx = _col2im(dcols.transpose(0, 3, 1, 2, 4, 5), x.shape, layer.stride, layer.padding, layer.dilation)
     return dx, grad_weight, dy2.sum(axis=0)
 
 
@@ -123,18 +128,19 @@ def _(layer, x, dy):
 
 @backward.register
 def _(layer: MaxPool, x, dy):
-    windows = im2col(x, layer.kernel, layer.stride, layer.padding, fill=-np.inf)
+    windows = layer.windows(x, -np.inf)
     n, c, oh, ow, kh, kw = windows.shape
     winner = windows.reshape(n, c, oh, ow, kh * kw).argmax(axis=4)
     dcols = (winner[..., None] == np.arange(kh * kw)).reshape(windows.shape) * dy[..., None, None]
-    return _col2im(dcols.astype(np.float32), x.shape, layer.kernel, layer.stride, layer.padding), None, None
+    return _col2im(dcols.astype(np.float32), x.shape, layer.stride, layer.full_padding(x.shape[2:]),
+                   layer.dilation), None, None
 
 
 @backward.register
 def _(layer: AvgPool, x, dy):
     share = (dy / layer.divisor(x.shape[2:]))[..., None, None]
     dcols = np.broadcast_to(share, (*dy.shape, *layer.kernel))
-    return _col2im(dcols, x.shape, layer.kernel, layer.stride, layer.padding), None, None
+    return _col2im(dcols, x.shape, layer.stride, layer.full_padding(x.shape[2:]), layer.dilation), None, None
 
 
 def gradients(model, x, y, loss=softmax_cross_entropy):
@@ -146,11 +152,22 @@ def gradients(model, x, y, loss=softmax_cross_entropy):
     values = trace(model, x)
     value, dy = loss(values[-1], y)
     grads = {}
-    for layer, layer_input in zip(reversed(model.layers), reversed(values[:-1])):
+    _backprop(model.layers, values, dy, grads)
+    return value, grads
+
+
+def _backprop(layers, values, dy, grads):
+    """The gradient at the input of ``layers`` (run on ``values = trace_layers(layers, x)``) for output gradient
+    ``dy``; the weighted layers' gradients go into ``grads``. A residual block passes ``dy`` through its skip and
+    adds its body's input gradient."""
+    for layer, layer_input in zip(reversed(layers), reversed(values[:-1])):
+        if isinstance(layer, Residual):
+            dy = dy + _backprop(layer.layers, trace_layers(layer.layers, layer_input), dy, grads)
+            continue
         dy, grad_weight, grad_bias = backward(layer, layer_input, dy)
         if grad_weight is not None:
             grads[layer.name] = (grad_weight, grad_bias)
-    return value, grads
+    return dy
 
 
 def accuracy(model, x, y, batch_size=1024):

@@ -7,7 +7,10 @@ Pure Python and numpy; imports neither ``compiler`` nor ``hw``.
 Numbers (every one a two's-complement integer; "Qm.f" has f fraction bits)
 -------------------------------------------------------------------------
 * Activation: ``ACT_BITS`` = 16 bits, Q8.8 (``ACT_FRAC`` = 8): real value ``a / 256``, range [-128, 128).
-  A float input is converted by :func:`to_fixed` (round to nearest, ties to even, then saturate).
+  A float input is converted by :func:`to_fixed` (round to nearest, ties to even, then saturate); an image's
+  :meth:`EieImage.inputs` first divides it by the image's ``input_scale`` and refuses a value that would saturate,
+  and :meth:`EieImage.outputs` multiplies the outputs by its ``output_scale``. The compiler chooses both (powers of
+  two, 1 when the data fits Q8.8) by calibration, so that inputs in the hundreds fit too.
 * Codebook: ``CODEBOOK_SIZE`` = 16 entries of ``WEIGHT_BITS`` = 16 bits per layer, real value ``c / 2**f`` where
   ``f`` is the layer's ``w_frac`` (0..15) in the layer table. Entry 0 is 0: padding entries add nothing.
 * Bias: one per output row, 16 bits in the activation format Q8.8. Deviation from the paper (which has no bias):
@@ -61,7 +64,8 @@ Host ports (:class:`sparq.hw.eie.EIE`)
 Files (:meth:`EieImage.save`)
 -----------------------------
 A directory with ``manifest.json`` (format name and version, the constants above, the hardware configuration, the
-layer count and, per file, its memory, width, depth and SHA-256) and one ``$readmemh`` file per memory:
+layer count, the input and output scales -- absent in images written before they existed, which then read as 1 --
+and, per file, its memory, width, depth and SHA-256) and one ``$readmemh`` file per memory:
 ``layers.hex``, ``codebook.hex`` and, per PE ``k``, ``pe{k:03d}_ptr_even.hex``, ``pe{k:03d}_ptr_odd.hex``,
 ``pe{k:03d}_spmat.hex``, ``pe{k:03d}_bias.hex``. A ``.hex`` file is a ``//`` comment line, then one word per line
 in fixed-width lower-case hex (two's complement for signed memories), address 0 first, and no more words than the
@@ -82,8 +86,8 @@ from .common import check_positive_ints, pack_fields, unpack_fields
 __all__ = [
     "FORMAT_NAME", "FORMAT_VERSION", "ACT_BITS", "ACT_FRAC", "WEIGHT_BITS", "W_FRAC_MAX", "ACC_BITS", "CODE_BITS",
     "ZERO_BITS", "MAX_ZEROS", "ENTRY_BITS", "ENTRIES_PER_WORD", "WORD_BITS", "CODEBOOK_SIZE", "LAYER_FIELDS",
-    "LAYER_BITS", "ImageError", "ImageFormatError", "CapacityError", "EieConfig", "LayerEntry", "EieImage",
-    "to_fixed", "finish", "pack_entries", "unpack_entries", "write_hex", "read_hex",
+    "LAYER_BITS", "CONFIG_LIMITS", "ImageError", "ImageFormatError", "CapacityError", "EieConfig", "LayerEntry",
+    "EieImage", "to_fixed", "finish", "pack_entries", "unpack_entries", "write_hex", "read_hex",
     "LoadTarget", "ADDR_BITS", "LOAD_DATA_BITS", "COUNTER_BITS", "COUNTERS", "PE_COUNTERS", "load_fields",
     "read_fields", "load_word", "image_words", "spmat_words", "input_words", "read_requests",
 ]
@@ -148,6 +152,11 @@ def read_fields(n_pe, act_depth):
     return (("pe", _index_bits(n_pe)), ("addr", _index_bits(act_depth)))
 
 
+CONFIG_LIMITS = {"n_pe": 1024, "fifo_depth": 1 << 16, "act_depth": 1 << 16, "max_layers": 1024}
+"""Upper bounds of the :class:`EieConfig` fields the layer table does not bound (it bounds ``ptr_depth``,
+``spmat_depth`` and ``bias_depth``): far beyond any build, and small enough that a configuration read from a file is
+checked before anything is allocated for it."""
+
 _CONSTANTS = {name: globals()[name] for name in (
     "ACT_BITS", "ACT_FRAC", "WEIGHT_BITS", "W_FRAC_MAX", "ACC_BITS", "CODE_BITS", "ZERO_BITS", "ENTRIES_PER_WORD",
     "CODEBOOK_SIZE", "LAYER_BITS")}
@@ -194,6 +203,9 @@ class EieConfig:
             if getattr(self, name) > limit:
                 raise ImageError(f"EieConfig.{name}={getattr(self, name)} is more than the layer table can "
                                        f"address ({limit}); lower it")
+        for name, limit in CONFIG_LIMITS.items():
+            if getattr(self, name) > limit:
+                raise ImageError(f"EieConfig.{name}={getattr(self, name)} is over sparq's limit of {limit}; lower it")
         if self.ptr_depth % 2:
             raise ImageError(f"EieConfig.ptr_depth={self.ptr_depth} must be even (two banks of equal depth)")
 
@@ -316,6 +328,12 @@ def _signed(words, bits):
     return words - ((words >> (bits - 1)) & 1) * (1 << bits)
 
 
+_MANIFEST_BYTES = 1 << 22
+"""Bytes a ``manifest.json`` may take (one of :data:`CONFIG_LIMITS`' 1,024 PEs takes about 0.7 MB)."""
+_HEX_HEADER_BYTES = 256
+"""Bytes a ``.hex`` file may take besides its words: the comment line."""
+
+
 def _sha256(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
@@ -326,8 +344,9 @@ class EieImage:
 
     ``layers``: the layer table (tuple of :class:`LayerEntry`). ``codebooks``: (layers, 16) int64, Q.w_frac.
     ``ptr``: (n_pe, pointers) int64, both banks merged (index ``g`` as in the module docstring).
-    ``spmat``: (n_pe, words) uint64. ``bias``: (n_pe, biases) int64, Q8.8. Building one checks it is consistent
-    (shapes, chaining, ranges, codebook entry 0 = 0), not that it fits ``config``: see :meth:`check_fits`.
+    ``spmat``: (n_pe, words) uint64. ``bias``: (n_pe, biases) int64, Q8.8. ``input_scale``, ``output_scale``: real
+    units of one input and one output activation unit (see the module docstring). Building one checks it is
+    consistent (shapes, chaining, ranges, codebook entry 0 = 0), not that it fits ``config``: see :meth:`check_fits`.
     """
 
     config: EieConfig
@@ -336,8 +355,15 @@ class EieImage:
     ptr: np.ndarray
     spmat: np.ndarray
     bias: np.ndarray
+    input_scale: float = 1.0
+    output_scale: float = 1.0
 
     def __post_init__(self):
+        for name in ("input_scale", "output_scale"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float, np.floating, np.integer)) or not 0 < float(value) < np.inf:
+                raise ImageFormatError(f"image {name} must be a positive finite number, got {value!r}")
+            setattr(self, name, float(value))
         self.layers = tuple(self.layers)
         self.codebooks = np.asarray(self.codebooks, dtype=np.int64)
         self.ptr = np.asarray(self.ptr, dtype=np.int64)
@@ -378,6 +404,26 @@ class EieImage:
     def output_len(self):
         """Length of the network's output vector."""
         return self.layers[-1].out_len
+
+    def inputs(self, x):
+        """Float inputs (a vector of :attr:`input_len` values, or a batch of them) as the Q8.8 integers the hardware
+        reads: ``x / input_scale`` rounded to nearest. A value that would saturate raises :class:`ImageError`."""
+        scaled = np.asarray(x, dtype=np.float64) / self.input_scale
+        if scaled.shape[-1:] != (self.input_len,):
+            raise ImageError(f"the image takes inputs of {self.input_len} values, got an array of shape "
+                             f"{scaled.shape}")
+        fixed = np.rint(scaled * 2.0 ** ACT_FRAC)
+        bad = ~(np.abs(scaled) < np.inf) | (fixed < -(1 << (ACT_BITS - 1))) | (fixed > (1 << (ACT_BITS - 1)) - 1)
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ImageError(f"input value {np.asarray(x, dtype=np.float64)[where]:.6g} at index {where} is outside "
+                             f"the image's input range (Q8.8 [-128, 128) times its input scale {self.input_scale:g}); "
+                             f"lower the model again, calibrating on data that covers such inputs")
+        return fixed.astype(np.int64)
+
+    def outputs(self, y):
+        """The real values of Q8.8 outputs ``y`` of the last layer: ``y / 256 * output_scale``."""
+        return np.asarray(y, dtype=np.float64) / 2.0 ** ACT_FRAC * self.output_scale
 
     def pointers(self, l):
         """Layer ``l``'s pointers, (n_pe, in_len + 1), relative to its ``spmat_base``."""
@@ -438,7 +484,8 @@ class EieImage:
             entries[name] = {"memory": memory, "width": width, "depth": len(memories[name]),
                              "sha256": _sha256(directory / name)}
         manifest = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "constants": _CONSTANTS,
-                    "config": asdict(self.config), "n_layers": len(self.layers), "files": entries}
+                    "config": asdict(self.config), "n_layers": len(self.layers),
+                    "scales": {"input": self.input_scale, "output": self.output_scale}, "files": entries}
         (directory / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
         return directory
 
@@ -446,49 +493,77 @@ class EieImage:
     def load(cls, directory, config=None):
         """Read an image written by :meth:`save`; with ``config``, also check it fits that hardware.
 
-        A missing, corrupt (hash mismatch), old-version or inconsistent image raises :class:`ImageFormatError`.
+        A missing, corrupt (hash mismatch), old-version or inconsistent image raises :class:`ImageFormatError`. Every
+        count is checked before it is used: the configuration against :data:`CONFIG_LIMITS` and the layer table,
+        each file's depth against its memory's and each file's size against its depth, so that a crafted manifest
+        is refused before anything is allocated or read for it.
         """
         directory = Path(directory)
         redo = "lower the model again with sparq.compiler.eie"
+        manifest_path = directory / "manifest.json"
         try:
-            manifest = json.loads((directory / "manifest.json").read_text())
+            size = manifest_path.stat().st_size
+            manifest = json.loads(manifest_path.read_text()) if size <= _MANIFEST_BYTES else None
         except (OSError, ValueError) as exc:
             raise ImageFormatError(f"{directory}: no readable manifest.json ({exc}); {redo}") from None
+        if size > _MANIFEST_BYTES:
+            raise ImageFormatError(f"{manifest_path}: {size} bytes, more than a manifest of the largest "
+                                   f"configuration; {redo}")
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
             raise ImageFormatError(f"{directory}/manifest.json is not a {FORMAT_NAME} manifest; {redo}")
         if manifest.get("version") != FORMAT_VERSION:
-            raise ImageFormatError(f"{directory}: image format version {manifest.get('version')} but this sparq reads "
-                                   f"version {FORMAT_VERSION}; {redo}")
+            raise ImageFormatError(f"{directory}: image format version {manifest.get('version')!r} but this sparq "
+                                   f"reads version {FORMAT_VERSION!r}; {redo}")
         if manifest.get("constants") != _CONSTANTS:
             raise ImageFormatError(f"{directory}: the image's constants {manifest.get('constants')} differ from this "
                                    f"format's {_CONSTANTS}; {redo}")
         try:
             image_config = EieConfig(**manifest["config"])
-            n_layers = int(manifest["n_layers"])
-            listed = manifest["files"]
+            n_layers, listed = manifest["n_layers"], manifest["files"]
+            scales = manifest.get("scales", {"input": 1.0, "output": 1.0})  # absent before scales were recorded
+            scales = {"input_scale": float(scales["input"]), "output_scale": float(scales["output"])}
+        except ImageError as exc:
+            raise ImageFormatError(f"{directory}/manifest.json: {exc}; {redo}") from None
         except (KeyError, TypeError, ValueError) as exc:
             raise ImageFormatError(f"{directory}/manifest.json lacks or garbles a field ({exc}); {redo}") from None
+        if not isinstance(n_layers, int) or isinstance(n_layers, bool) or not 1 <= n_layers <= image_config.max_layers:
+            raise ImageFormatError(f"{directory}/manifest.json: n_layers={n_layers!r} is not a layer count of 1 to "
+                                   f"max_layers={image_config.max_layers}; {redo}")
+        if not isinstance(listed, dict):
+            raise ImageFormatError(f"{directory}/manifest.json: files is not an object; {redo}")
         words = {}
         expected = cls._expected_files(image_config)
         if set(listed) != set(expected):
             missing, extra = sorted(set(expected) - set(listed)), sorted(set(listed) - set(expected))
             raise ImageFormatError(f"{directory}: the manifest lists the wrong files for {image_config.n_pe} PEs "
                                    f"(missing {missing[:3]}, unexpected {extra[:3]}); {redo}")
+        depths = {"layers": image_config.max_layers, "codebook": CODEBOOK_SIZE * image_config.max_layers,
+                  "ptr_even": image_config.ptr_depth // 2, "ptr_odd": image_config.ptr_depth // 2,
+                  "spmat": image_config.spmat_depth, "bias": image_config.bias_depth}
         for name, (memory, width) in expected.items():
             path = directory / name
             entry = listed[name]
-            if not path.is_file():
-                raise ImageFormatError(f"{path}: missing; {redo}")
-            if _sha256(path) != entry.get("sha256"):
-                raise ImageFormatError(f"{path}: SHA-256 does not match the manifest: the file is corrupt or from "
-                                       f"another image; {redo}")
+            if not isinstance(entry, dict):
+                raise ImageFormatError(f"{directory}/manifest.json: the entry of {name} is {entry!r}, not an object; "
+                                       f"{redo}")
             if (entry.get("memory"), entry.get("width")) != (memory, width):
                 raise ImageFormatError(f"{path}: the manifest says {entry.get('memory')}/{entry.get('width')} bits, "
                                        f"the format says {memory}/{width} bits; {redo}")
+            depth = entry.get("depth")
+            if not isinstance(depth, int) or isinstance(depth, bool) or not 0 <= depth <= depths[memory]:
+                raise ImageFormatError(f"{path}: the manifest gives a depth of {depth!r} words, not 0 to the "
+                                       f"{depths[memory]} of its memory; {redo}")
+            if not path.is_file():
+                raise ImageFormatError(f"{path}: missing; {redo}")
+            if path.stat().st_size > _HEX_HEADER_BYTES + depth * (_hex_digits(width) + 1):
+                raise ImageFormatError(f"{path}: {path.stat().st_size} bytes, more than {depth} words of "
+                                       f"{width} bits take; the file is corrupt or from another image; {redo}")
+            if _sha256(path) != entry.get("sha256"):
+                raise ImageFormatError(f"{path}: SHA-256 does not match the manifest: the file is corrupt or from "
+                                       f"another image; {redo}")
             words[name] = read_hex(path, width)
-            if len(words[name]) != entry.get("depth"):
-                raise ImageFormatError(f"{path}: {len(words[name])} words but the manifest says {entry.get('depth')}; "
-                                       f"{redo}")
+            if len(words[name]) != depth:
+                raise ImageFormatError(f"{path}: {len(words[name])} words but the manifest says {depth}; {redo}")
         n = image_config.n_pe
         if len(words["layers.hex"]) != n_layers or len(words["codebook.hex"]) != n_layers * CODEBOOK_SIZE:
             raise ImageFormatError(f"{directory}: layer table or codebook length disagrees with n_layers={n_layers}; "
@@ -501,12 +576,16 @@ class EieImage:
             return rows
 
         even, odd = per_pe("ptr_even"), per_pe("ptr_odd")
+        if len(odd[0]) not in (len(even[0]) - 1, len(even[0])):
+            raise ImageFormatError(f"{directory}: the even and odd pointer banks hold {len(even[0])} and "
+                                   f"{len(odd[0])} words, which no pointer memory gives; {redo}")
         ptr = np.zeros((n, len(even[0]) + len(odd[0])), dtype=np.int64)
         ptr[:, 0::2], ptr[:, 1::2] = even, odd
         spmat = np.array(per_pe("spmat"), dtype=np.uint64).reshape(n, -1)
         bias = _signed(np.array(per_pe("bias"), dtype=np.int64).reshape(n, -1), ACT_BITS)
         codebooks = _signed(words["codebook.hex"], WEIGHT_BITS).reshape(n_layers, CODEBOOK_SIZE)
-        image = cls(image_config, [LayerEntry.unpack(w) for w in words["layers.hex"]], codebooks, ptr, spmat, bias)
+        image = cls(image_config, [LayerEntry.unpack(w) for w in words["layers.hex"]], codebooks, ptr, spmat, bias,
+                    **scales)
         if config is not None:
             image.check_fits(config)
         return image

@@ -12,6 +12,7 @@
 """
 
 import argparse
+from contextlib import nullcontext
 
 __all__ = ["add_synth_command"]
 
@@ -35,7 +36,9 @@ def _synth(args) -> int:
     params = dict(parse_param(p) for p in args.param)
     if args.image is not None:
         params["image"] = args.image
-    design, params = make_design(args.design, **params)
+    image = params.get("image")
+    with args.image_in(image) if isinstance(image, str) and image not in ("digits", "none") else nullcontext():
+        design, params = make_design(args.design, **params)
     with console.status(f"synthesizing {args.design} for {args.board} (Yosys, nextpnr)..."):
         report = synthesize(design, args.board, dsp=not args.no_dsp, name=args.design, params=params)
     console.print(report.table())
@@ -47,8 +50,12 @@ def _synth(args) -> int:
     return 0
 
 
-def add_synth_command(subparsers) -> argparse.ArgumentParser:
-    """Register ``synth`` on ``subparsers`` (from ``parser.add_subparsers()``); return its parser."""
+def add_synth_command(subparsers, image_in=None) -> argparse.ArgumentParser:
+    """Register ``synth`` on ``subparsers`` (from ``parser.add_subparsers()``); return its parser.
+
+    ``image_in(path)`` is a context manager the design is built in when it bakes in an image from disk: the front
+    door's :func:`sparq.flow.image_in` checks a lowered directory's image against its record there, under its lock.
+    """
     parser = subparsers.add_parser(
         "synth", help="synthesize, place and route a design for an FPGA board",
         description="Synthesize, place and route a design with Yosys and nextpnr (YoWASP, from PyPI) and print its "
@@ -59,11 +66,12 @@ def add_synth_command(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                         help="design parameter, repeatable (for example -p depth=1024)")
     parser.add_argument("--image", metavar="PATH", help="model image baked into a board top: a program saved with "
-                        "sparq.formats.systolic.save_program (default: the shipped digits MLP)")
+                        "sparq.formats.systolic.save_program, an EIE image directory (default: the shipped digits "
+                        "MLP); one written by `sparq lower` is checked against its directory's sparq.json")
     parser.add_argument("--no-dsp", action="store_true", help="build multipliers from LUTs, not DSP blocks")
     parser.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH")
     parser.add_argument("--program", action="store_true",
                         help="program the board with the bitstream of a board top (needs iceprog or openFPGALoader)")
     parser.add_argument("--list", action="store_true", help="list the designs, their parameters and the boards")
-    parser.set_defaults(run=_synth)
+    parser.set_defaults(run=_synth, image_in=image_in or (lambda path: nullcontext()))
     return parser

@@ -18,6 +18,8 @@ def _exit_codes_epilog():
 def build_parser():
     from sparq.fpga.cli import add_synth_command
 
+    from .data import CALIBRATION_LIMIT, DATA_HELP
+    from .flow import image_in
     from .simulation import BACKENDS
     from .targets import names
     from .workspace import DEFAULT_WORKSPACE
@@ -26,64 +28,96 @@ def build_parser():
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    data_help = (f"the data: {DATA_HELP} (default: what the step before recorded, else the bundled data set of a "
+                 "shipped model, else digits)")
     compress = commands.add_parser(
         "compress", help="prune, share weights, quantize and Huffman-code a model (Deep Compression)",
-        description="Deep Compression on the bundled digits data: prune and retrain, k-means weight sharing with "
-                    "centroid fine-tuning, Huffman coding; prints the per-layer table and writes "
-                    "compressed.npz and compression.json.")
-    compress.add_argument("model", nargs="?", help="an .onnx or .npz model taking the digits' 64 pixels (default: "
-                          "the bundled digits MLP)")
+        description="Deep Compression of any model sparq reads on your data (--data): prune and retrain, k-means "
+                    "weight sharing with centroid fine-tuning, Huffman coding; without labels or with --no-retrain, "
+                    "one-shot (pruning and sharing, no training; the output drift against the float model is "
+                    "printed); --sparsity auto chooses each layer's sparsity by a sensitivity scan within --max-drop "
+                    "accuracy points. Prints the per-layer table and writes compressed.npz and compression.json "
+                    "(and compressed.onnx with --onnx).")
+    compress.add_argument("model", nargs="?", help="an .onnx or .npz model (default: the bundled digits MLP)")
+    compress.add_argument("--data", metavar="FILE.npz|NAME", help=data_help)
     compress.add_argument("--bits", type=int, default=4, help="bits per shared-weight code (default 4; EIE takes "
                           "at most 4)")
-    compress.add_argument("--sparsity", action="append", default=[], metavar="[LAYER=]FRACTION",
-                          help="pruned fraction, for every layer or per layer (repeatable); the bundled MLP has "
-                               "defaults")
+    compress.add_argument("--sparsity", action="append", default=[], metavar="[LAYER=]FRACTION|auto",
+                          help="pruned fraction, for every layer or per layer (repeatable), or auto (a sensitivity "
+                               "scan on a validation split); the bundled models have defaults")
+    compress.add_argument("--max-drop", type=float, metavar="POINTS", help="with --sparsity auto: the accuracy "
+                          "each layer may lose in the scan, in percentage points (default 0.5)")
+    compress.add_argument("--retrain", action=argparse.BooleanOptionalAction, default=True,
+                          help="retrain after pruning and fine-tune the centroids (default; --no-retrain: one-shot)")
+    compress.add_argument("--onnx", action="store_true", help="also write compressed.onnx (as `sparq export`)")
     compress.add_argument("--out", help=f"workspace directory (default {DEFAULT_WORKSPACE})")
     compress.add_argument("--progress", action="store_true", help="show the retraining progress bars")
     compress.set_defaults(run="run_compress")
 
+    export = commands.add_parser(
+        "export", help="write a compressed model as a standard ONNX file",
+        description="Write a compressed model as standard ONNX (opset 17) that any runtime runs: the decoded "
+                    "shared weights as dense float32 initializers, the float biases, the source's trailing "
+                    "Softmax; metadata_props record each layer's kept fraction and code bits and the accuracies.")
+    export.add_argument("model", nargs="?", help=f"compressed model (default {DEFAULT_WORKSPACE}/compressed.npz)")
+    export.add_argument("--out", help="the .onnx file (default compressed.onnx in the model's workspace)")
+    export.add_argument("--softmax", action=argparse.BooleanOptionalAction, default=None,
+                        help="end the graph with a Softmax (default: as the source model did)")
+    export.set_defaults(run="run_export")
+
     lower = commands.add_parser(
         "lower", help="lower a model to an EIE image or a systolic program",
-        description="Lower a model for one accelerator. Hardware parameters come from a TOML file (--config, one "
-                    "[eie] or [systolic] table of EieConfig / SystolicConfig fields) and flags, which win. EIE "
-                    "memory depths not given are sized to the image.",
+        description="Lower a model for one accelerator, calibrating its fixed-point scales on the data. Hardware "
+                    "parameters come from a TOML file (--config, one [eie] or [systolic] table of EieConfig / "
+                    "SystolicConfig fields) and flags, which win. EIE memory depths not given are sized to the "
+                    "image; EIE runs the trailing fully connected layers, and the host runs any layers before them "
+                    "(a CNN's convolutions). EIE prints the image's size by memory against float32 and the Deep "
+                    "Compression figures.",
         epilog="example config:\n  [eie]\n  n_pe = 8\n  fifo_depth = 16\n\n  [systolic]\n  rows = 8\n  cols = 8\n",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     lower.add_argument("model", nargs="?", help=f"compressed model (default {DEFAULT_WORKSPACE}/compressed.npz); "
                        "systolic also takes a float .onnx / .npz")
     lower.add_argument("--target", required=True, choices=names(), help="the accelerator")
+    lower.add_argument("--data", metavar="FILE.npz|NAME", help="the data to calibrate on (the training split, at "
+                       f"most {CALIBRATION_LIMIT:,} samples): {DATA_HELP} (default: the compression's data)")
     lower.add_argument("--config", metavar="TOML", help="hardware parameters file")
     lower.add_argument("--pes", type=int, help="EIE: number of PEs (default 4)")
     lower.add_argument("--fifo-depth", type=int, help="EIE: activation FIFO depth (default 8)")
     lower.add_argument("--array", type=int, metavar="N", help="systolic: N x N array (default 4)")
     lower.add_argument("--winograd", action="store_true", help="systolic: a Winograd build; 3x3 stride-1 "
                        "convolutions are lowered by Winograd F(2x2, 3x3), the others by im2col")
+    lower.add_argument("--batch", type=int, metavar="N", help="systolic: at most N images per device call, the "
+                       "program's batch (default: as many as fit); a run of fewer images pads the call")
     lower.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                        help="any configuration field, repeatable (for example -p spmat_depth=4096)")
     lower.add_argument("--out", help="output directory (default: <model's directory>/<target>)")
     lower.set_defaults(run="run_lower")
 
     simulate = commands.add_parser(
-        "simulate", help="run test images on the golden model or on the RTL under Verilator",
-        description="Run digits test images on a lowered model. golden: the bit-exact numpy model, cycles from the "
-                    "cycle model. rtl: the Amaranth design under Verilator, every output checked against the golden "
-                    "model; prints the cycles and the performance counters. Writes simulation-<backend>.json.")
+        "simulate", help="run test inputs on the golden model or on the RTL under Verilator",
+        description="Run test inputs (the test split of the data the model was lowered with, or of --data) on a "
+                    "lowered model. golden: the bit-exact numpy model, cycles from the cycle model. rtl: the "
+                    "Amaranth design under Verilator, every output checked against the golden model; prints the "
+                    "cycles and the performance counters. Writes simulation-<backend>.json.")
     simulate.add_argument("lowered", help="directory written by `sparq lower`")
+    simulate.add_argument("--data", metavar="FILE.npz|NAME", help=f"the data whose test inputs to run: {DATA_HELP} "
+                          "(x alone: its first inputs, accuracy not measured; default: the lowering's data)")
     simulate.add_argument("--backend", choices=BACKENDS, default="golden", help="default golden")
-    simulate.add_argument("--images", type=int, default=20, help="number of test images (default 20)")
+    simulate.add_argument("--images", type=int, default=20, help="number of test inputs (default 20)")
     simulate.add_argument("--seed", type=int, default=0, help="seed of the random valid gaps / back-pressure")
     simulate.add_argument("--optimize", action=argparse.BooleanOptionalAction, default=None,
                           help="build the Verilator model at -O2 (--optimize: slower build, faster run) or -O0 "
                                "(--no-optimize); default: -O0 for EIE, -O2 for the systolic array")
     simulate.set_defaults(run="run_simulate")
 
-    add_synth_command(commands)
+    add_synth_command(commands, image_in=image_in)
 
     report = commands.add_parser(
         "report", help="write the HTML + Markdown report of a workspace",
-        description="Build index.html (plots embedded) and report.md from a workspace's compression.json and "
-                    "simulation results: compression table, EIE against systolic (cycles, MACs, memory, energy), "
-                    "roofline, EIE load balance.")
+        description="Build index.html (plots embedded) and report.md from a workspace's compression.json, "
+                    "lowerings and simulation results: compression table (mode, data, the sensitivity scan's "
+                    "curves), the EIE image's storage against Deep Compression's, EIE against systolic (cycles, "
+                    "MACs, memory, energy), roofline, EIE load balance.")
     report.add_argument("workspace", nargs="?", help=f"workspace directory (default {DEFAULT_WORKSPACE})")
     report.add_argument("--out", help="report directory (default <workspace>/report)")
     report.set_defaults(run="run_report")
@@ -116,14 +150,19 @@ def main(argv=None) -> int:
 
     from amaranth.hdl import UnusedElaboratable
     from rich.console import Console
-    # Components built only to check their parameters (sparq.hw.systolic.array does) are never elaborated: not news.
-    warnings.filterwarnings("ignore", category=UnusedElaboratable)
     args = build_parser().parse_args(argv)
     console = Console(width=None if Console().is_terminal else 120)
     try:
-        if callable(args.run):  # sparq synth (sparq.fpga.cli) takes only the arguments
-            return args.run(args)
-        return _handler(args.run)(args, console)
+        with warnings.catch_warnings():
+            # Components built only to check their parameters (sparq.hw.systolic.array does) are never elaborated:
+            # not news. A numpy RuntimeWarning (overflow, invalid value) that a step did not turn into an error of
+            # its own is not shown either, unless --debug: a warning from deep inside numpy is not a message.
+            warnings.filterwarnings("ignore", category=UnusedElaboratable)
+            if not args.debug:
+                warnings.simplefilter("ignore", RuntimeWarning)
+            if callable(args.run):  # sparq synth (sparq.fpga.cli) takes only the arguments
+                return args.run(args)
+            return _handler(args.run)(args, console)
     except (Exception, KeyboardInterrupt) as error:
         if args.debug:
             raise

@@ -1,7 +1,8 @@
 """``sparq demo`` (``make demo``): the whole flow on the bundled digits MLP, with no download.
 
 1. compress it (prune, share 4-bit weights, Huffman);
-2. lower it to EIE (4 PEs) and to the systolic array (4x4);
+2. lower it to EIE (4 PEs) and to the systolic array (4x4, a program for the run's images in one call where they
+   fit);
 3. run a batch of digits test images on both RTLs under Verilator, every output checked bit-exactly against the
    golden models;
 4. print accuracy, compression ratio, cycles and utilization;
@@ -18,7 +19,7 @@ from .hwconfig import parameters
 from .report import write_report
 from .simulation import simulate
 from .targets import EIE, SYSTOLIC
-from .workspace import write_json
+from .workspace import DEMO, json_text, writing
 
 __all__ = ["run_demo", "DEMO_WORKSPACE"]
 
@@ -37,14 +38,16 @@ def run_demo(args, console):
 
     workspace = Path(args.out or DEMO_WORKSPACE)
     console.print(Rule("1. compress the bundled digits MLP"))
-    _, report, paths = compress_model(None, workspace, progress=False)
+    done = compress_model(None, workspace, progress=False)
+    report, paths = done.report, done.paths
     from sparq.compiler.report import print_report
     print_report(report, console)
     phase("compress")
 
     console.print(Rule("2. lower it to EIE (4 PEs) and to the systolic array (4x4)"))
-    for target, params in ((EIE, parameters(EIE, pes=args.pes)), (SYSTOLIC, parameters(SYSTOLIC, array=args.array))):
-        lowered = lower_model(paths["model"], target, params, workspace / target.name)
+    for target, params, batch in ((EIE, parameters(EIE, pes=args.pes), None),
+                                  (SYSTOLIC, parameters(SYSTOLIC, array=args.array), args.images)):
+        lowered = lower_model(paths["model"], target, params, workspace / target.name, batch=batch)
         console.print(f"{target.name}: {lowered.config}")
     phase("lower")
 
@@ -104,5 +107,6 @@ def run_demo(args, console):
                                                              "useful_macs", "utilization", "macs_per_cycle", "config")}
                         | {"energy_nj_per_image": r.energy["total_pj"] / r.images / 1000}
                         for t, r in results.items()}}
-    write_json(workspace / "demo.json", summary)
+    with writing(workspace, "compressed", keep=True) as transaction:
+        transaction.write_text(DEMO, json_text(summary))
     return 0

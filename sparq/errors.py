@@ -12,14 +12,16 @@ Exit codes (:data:`EXIT_CODES`):
       needs more of the FPGA than the board has
 5     verification failed: the RTL's output differs from the golden model's
 6     tool failure: Verilator, Yosys or nextpnr failed, or a simulation ended without a result
+7     busy: another sparq command is using the workspace directory (``SPARQ_LOCK_TIMEOUT`` ran out)
 130   interrupted (Ctrl-C)
 ====  ===========================================================================================================
 """
 
-__all__ = ["EXIT_CODES", "SparqError", "InputError", "explain"]
+__all__ = ["EXIT_CODES", "SparqError", "InputError", "DoesNotFit", "VerificationFailed", "ToolFailed",
+           "WorkspaceBusy", "InternalError", "explain", "as_sparq_error"]
 
-EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INPUT, EXIT_CAPACITY, EXIT_MISMATCH, EXIT_TOOL, EXIT_INTERRUPTED = (
-    0, 1, 2, 3, 4, 5, 6, 130)
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INPUT, EXIT_CAPACITY, EXIT_MISMATCH, EXIT_TOOL, EXIT_BUSY = range(8)
+EXIT_INTERRUPTED = 130
 
 EXIT_CODES = {
     EXIT_OK: "success",
@@ -29,6 +31,7 @@ EXIT_CODES = {
     EXIT_CAPACITY: "does not fit: the model in the hardware configuration, or the design in the FPGA",
     EXIT_MISMATCH: "verification failed (RTL differs from the golden model)",
     EXIT_TOOL: "a tool failed (Verilator, Yosys, nextpnr)",
+    EXIT_BUSY: "busy (another sparq command is using the workspace)",
     EXIT_INTERRUPTED: "interrupted",
 }
 
@@ -45,6 +48,37 @@ class SparqError(Exception):
 
 class InputError(SparqError):
     """A missing or wrong input: file, setting, model."""
+
+
+class DoesNotFit(SparqError):
+    """The model or image needs more memory than the hardware configuration has, or the design more of the FPGA."""
+
+    code = EXIT_CAPACITY
+
+
+class VerificationFailed(SparqError):
+    """The RTL's output differs from the golden model's."""
+
+    code = EXIT_MISMATCH
+
+
+class ToolFailed(SparqError):
+    """Verilator, Yosys or nextpnr failed, or a simulation ended without a result."""
+
+    code = EXIT_TOOL
+
+
+class WorkspaceBusy(SparqError):
+    """Another sparq command holds the lock of a workspace directory (:mod:`sparq.workspace`) for longer than
+    ``SPARQ_LOCK_TIMEOUT`` allows."""
+
+    code = EXIT_BUSY
+
+
+class InternalError(SparqError):
+    """A bug in sparq."""
+
+    code = EXIT_INTERNAL
 
 
 def _one_line(text, limit=600):
@@ -94,3 +128,20 @@ def explain(error):
         return EXIT_INPUT, message, "fix the value named above; see the command's --help"
     return EXIT_INTERNAL, f"internal error: {type(error).__name__}: {message}", \
         "this is a bug in sparq: rerun with --debug and report the traceback"
+
+
+_BY_CODE = {cls.code: cls for cls in (InputError, DoesNotFit, VerificationFailed, ToolFailed, WorkspaceBusy,
+                                      InternalError)}
+
+
+def as_sparq_error(error):
+    """A new :class:`SparqError` saying what the command line says of ``error``: of the class of its exit code
+    (:class:`InputError` for exit code 3, ...; a SparqError keeps its class), with the one-line message and the hint
+    (also added as a note, so a traceback shows it) and the original exception as ``original``. Raised with ``from
+    None`` by :mod:`sparq.api`, its traceback ends where the API was called, not deep inside numpy."""
+    code, message, hint = explain(error)
+    converted = (type(error) if isinstance(error, SparqError) else _BY_CODE.get(code, InternalError))(message, hint)
+    converted.code = code
+    converted.original = error
+    converted.add_note(f"hint: {hint}")
+    return converted

@@ -49,6 +49,10 @@ def _read_toml(path, target):
         document = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise InputError(f"{path}: no such config file", "check the path of --config") from None
+    except (OSError, UnicodeDecodeError) as error:
+        what = "a directory" if path.is_dir() else f"unreadable ({getattr(error, 'strerror', None) or error})"
+        raise InputError(f"{path}: {what}, not a TOML config file", "give --config the path of a .toml file") \
+            from None
     except tomllib.TOMLDecodeError as error:
         raise InputError(f"{path}: not valid TOML ({error})", "fix the syntax; see `sparq lower --help`") from None
     unknown = sorted(set(document) - set(names()))
@@ -60,10 +64,11 @@ def _read_toml(path, target):
     return table
 
 
-def parameters(target, config_path=None, *, pes=None, fifo_depth=None, array=None, winograd=False, assignments=()):
+def parameters(target, config_path=None, *, pes=None, fifo_depth=None, array=None, winograd=False, assignments=(),
+               fields=None):
     """The parameters for ``target`` (a :class:`sparq.targets.Target` or its name) as a dict of field name to int:
-    the target's defaults, then the TOML ``config_path``'s table, then the flags. Unknown names and non-integers are
-    :class:`InputError`."""
+    the target's defaults, then the TOML ``config_path``'s table, then the flags, then ``fields`` (``{name: value}``,
+    what :func:`sparq.api.lower` takes as keywords). Unknown names and non-integers are :class:`InputError`."""
     target = get(target)
     values = dict(target.defaults)
     if config_path:
@@ -71,6 +76,7 @@ def parameters(target, config_path=None, *, pes=None, fifo_depth=None, array=Non
     flags = target.flag_parameters(pes=pes, fifo_depth=fifo_depth, array=array, winograd=winograd)
     flags.update(dict(parse_assignment(a) for a in assignments))
     values.update(flags)
+    values.update(fields or {})
     defaults = {f.name: f.default for f in dataclasses.fields(target.config_class)}
     for name, value in values.items():
         if name not in defaults:

@@ -1,10 +1,16 @@
 """The report a person opens: a self-contained HTML page (PNG plots embedded as data URIs, also written alongside)
-and a Markdown summary, built from the files the flow left in a workspace (:mod:`sparq.workspace`):
+and a Markdown summary, built from the files the flow left in a workspace (:mod:`sparq.workspace`), each read under
+its directory's lock and checked against its record:
 
-* ``compression.json``: the Deep Compression table and the per-layer breakdown;
+* ``compression.json``: the Deep Compression table and the per-layer breakdown, how it was compressed (retrained or
+  one-shot, on which data; the output drift of a one-shot compression) and the curves of a sensitivity scan;
+* each lowered directory's record: what each target adds about its lowering
+  (:meth:`sparq.targets.Target.lowering_sections`: the EIE image's storage by memory against Deep Compression's);
 * each lowered directory's ``simulation-rtl.json`` (or, without one, ``simulation-golden.json``): the targets against
   each other on the same model (cycles, MACs, memory words, energy), the roofline, and each target's own sections
   (:meth:`sparq.targets.Target.report_sections`: EIE's load balance).
+
+The report directory (default ``<workspace>/report``) is written in one atomic write with its own record.
 """
 
 import base64
@@ -17,35 +23,59 @@ import numpy as np
 from .errors import InputError
 from .plots import figure, save
 from .simulation import read_result
-from .targets import EIE, SYSTOLIC, TARGETS
-from .workspace import MARKER, simulation_path
+from .targets import EIE, SYSTOLIC, TARGETS, get
+from .workspace import COMPRESSION, RECORD, check_output, opened, read_record, simulation_path, writing
 
 __all__ = ["collect", "write_report"]
 
 
+def _kind(directory):
+    """The kind of a directory's record, read before its lock is taken (None if the record is unreadable, which
+    opening the directory then reports): which subdirectories of a workspace hold lowerings."""
+    try:
+        return read_record(directory).kind
+    except InputError:
+        return None
+
+
 def collect(workspace):
-    """``{"compression": report or None, "runs": {Target: SimulationResult}}`` from ``workspace``; RTL runs win over
-    golden ones."""
+    """``{"compression": report or None, "runs": {Target: SimulationResult}, "lowerings": {Target: record meta}}``
+    from ``workspace``; RTL runs win over golden ones, and a target's lowering is the one its run came from (else
+    the first). Only files that the directories' records list are read."""
     workspace = Path(workspace)
     if not workspace.is_dir():
         raise InputError(f"{workspace}: no such workspace directory", "run `sparq demo`, or compress, lower and "
                          "simulate into it first")
-    compression = workspace / "compression.json"
-    runs = {}
-    for marker in sorted(workspace.glob(f"*/{MARKER}")):
-        for backend in ("rtl", "golden"):
-            path = simulation_path(marker.parent, backend)
-            if path.is_file():
-                result = read_result(path)
-                current = runs.get(result.target)
-                if current is None or (current.backend == "golden" and backend == "rtl"):
-                    runs[result.target] = result
-                break
-    data = {"compression": json.loads(compression.read_text()) if compression.is_file() else None, "runs": runs}
-    if data["compression"] is None and not runs:
+    lowered = sorted(p.parent for p in workspace.glob(f"*/{RECORD}") if _kind(p.parent) in ("lowered", None))
+    runs, lowerings = {}, {}
+    with opened(workspace, *lowered, kinds=[None] + ["lowered"] * len(lowered)) as (top, *records):
+        if top is not None and top.kind != "compressed":
+            raise InputError(f"{workspace} holds the output of one step, not a workspace",
+                             f"give the directory above it: sparq report {workspace.parent}")
+        compression = None
+        if top is not None and COMPRESSION in top.files:
+            compression = json.loads((workspace / COMPRESSION).read_text())
+        elif (workspace / COMPRESSION).exists():
+            raise InputError(f"{workspace / COMPRESSION}: no {RECORD} in {workspace} lists it (sparq did not write "
+                             "it, an older sparq did, or the record is missing)", "run `sparq compress` into "
+                             f"{workspace} again")
+        for record in records:
+            target = get(record.meta.get("target"))
+            target.check_meta(record)
+            lowerings.setdefault(target, record.meta)
+            for backend in ("rtl", "golden"):
+                path = simulation_path(record.directory, backend)
+                if path.name in record.files:
+                    result = read_result(path, record)
+                    current = runs.get(result.target)
+                    if current is None or (current.backend == "golden" and backend == "rtl"):
+                        runs[result.target] = result
+                        lowerings[target] = record.meta
+                    break
+    if compression is None and not runs:
         raise InputError(f"{workspace}: nothing to report (no compression.json, no simulation-*.json under it)",
                          "run `sparq compress`, `sparq lower` and `sparq simulate` with this workspace first")
-    return data
+    return {"compression": compression, "runs": runs, "lowerings": lowerings}
 
 
 # --- plots --------------------------------------------------------------------------------------------------------
@@ -70,6 +100,27 @@ def _plot_compression(report, path):
     ax.set_ylabel("storage (KiB, log)")
     ax.set_title(f"Compression per layer: {report['model']} ({report['total']['ratio']['huffman']:.1f}x in total)")
     ax.legend(fontsize=8)
+    return save(fig, path)
+
+
+def _plot_sensitivity(scan, path):
+    """The sensitivity scan's curves: validation accuracy against each layer's sparsity, the budget and the choices."""
+    fig, ax = figure(7.5, 4.0)
+    grid = np.array(scan["grid"])
+    for name, curve in scan["curves"].items():
+        line, = ax.plot(100 * grid, 100 * np.array(curve), "o-", markersize=3, label=f"{name} (chose "
+                        f"{100 * scan['chosen'][name]:.0f} %)")
+        chosen = scan["chosen"][name]
+        if chosen in scan["grid"]:
+            ax.plot(100 * chosen, 100 * curve[scan["grid"].index(chosen)], "*", markersize=12, color=line.get_color())
+    ax.axhline(100 * scan["baseline"], color="grey", linewidth=0.8, label="unpruned")
+    ax.axhline(100 * scan["baseline"] - scan["max_drop"], color="grey", linestyle=":",
+               label=f"budget: {scan['max_drop']:g} points")
+    ax.set_xlabel("sparsity of the one layer pruned (%)")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_title(f"Sensitivity scan: one layer at a time, no retraining ({scan['validation_samples']} validation "
+                 "samples)", fontsize=9)
+    ax.legend(fontsize=7)
     return save(fig, path)
 
 
@@ -163,7 +214,8 @@ def _comparison_rows(runs):
         ["simulated on"] + [f"{runs[t].backend} ({runs[t].counter_source})" for t in targets],
         line("test images", lambda r: r.images),
         ["accuracy (float reference)"]
-        + [f"{100 * runs[t].accuracy:.1f}% ({100 * runs[t].float_accuracy:.1f}%)" for t in targets],
+        + [f"{100 * runs[t].accuracy:.1f}% ({100 * runs[t].float_accuracy:.1f}%)" if runs[t].accuracy is not None
+           else f"not measured; {100 * runs[t].float_agreement:.1f}% agree with float" for t in targets],
         line("cycles", lambda r: r.cycles / r.images),
         line("MACs performed", lambda r: r.macs_performed / r.images),
         line("useful MACs (non-zero weight)", lambda r: r.useful_macs / r.images),
@@ -227,46 +279,86 @@ ROOFLINE_NOTE = ("Roofline: ops = 2 x MACs performed by the hardware; bytes = we
                  "configuration; bandwidth = {}.")
 
 
+def _compression_section(compression, path, out):
+    """The report's compression section; a ``compression.json`` without the keys it reads is an
+    :class:`InputError` (sparq checked its SHA-256, so it is sparq's: of another version)."""
+    try:
+        header, rows = _compression_rows(compression)
+        mode = compression["mode"]
+        text = (f"Deep Compression of `{compression['model']}` (P: pruned, Q: quantized with "
+                f"{compression['config']['bits']}-bit shared weights, H: Huffman), "
+                f"{'retrained' if mode == 'retrained' else 'one-shot (no training)'}, on {compression['data']}. ")
+        if compression["accuracy"]:
+            text += "Test accuracy: " + ", ".join(f"{stage} {100 * v:.2f}%"
+                                                  for stage, v in compression["accuracy"].items()) + "."
+        else:
+            text += compression["accuracy_note"][0].upper() + compression["accuracy_note"][1:] + "."
+        drift = compression["output_drift"]
+        if drift:
+            text += (f" The compressed model's outputs against the float model's on {drift['samples']:,} samples: "
+                     f"relative RMS error {100 * drift['relative_rms_error']:.2f}%, top-1 agreement "
+                     f"{100 * drift['top1_agreement']:.2f}%.")
+        pngs = [_plot_compression(compression, out / "compression.png")]
+        scan = compression.get("sensitivity")
+        if scan:
+            chosen = ", ".join(f"{name} {100 * v:.0f} %" for name, v in scan["chosen"].items())
+            text += (f" Sparsities chosen by a sensitivity scan (each layer alone, pruned without retraining, on "
+                     f"{scan['validation_samples']} validation samples held out of the training split; the highest "
+                     f"sparsity up to which every point stays within {scan['max_drop']:g} points of the unpruned "
+                     f"{100 * scan['baseline']:.2f}%): {chosen}; then the whole model was pruned to them and "
+                     f"{'retrained' if mode == 'retrained' else 'shared without retraining'}.")
+            pngs.append(_plot_sensitivity(scan, out / "sensitivity.png"))
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+        raise InputError(f"{path}: not a compression report this sparq reads ({type(error).__name__} {error})",
+                         "run `sparq compress` again") from None
+    return ("Compression", text + "\n\n" + _markdown_table(header, rows),
+            f"<p>{html.escape(text)}</p>" + _html_table(header, rows), pngs)
+
+
 def write_report(workspace, out_dir=None):
     """Write ``index.html``, ``report.md`` and the PNGs into ``out_dir`` (default ``<workspace>/report``); return
     the path of the HTML page."""
+    out = check_output(Path(out_dir) if out_dir else Path(workspace) / "report", "report")
     data = collect(workspace)
-    out = Path(out_dir) if out_dir else Path(workspace) / "report"
-    out.mkdir(parents=True, exist_ok=True)
-    compression, runs = data["compression"], data["runs"]
-    sections = []  # (title, markdown text, html text, [png paths])
-    if compression:
-        header, rows = _compression_rows(compression)
-        acc = ", ".join(f"{stage} {100 * v:.2f}%" for stage, v in compression["accuracy"].items())
-        text = (f"Deep Compression of `{compression['model']}` (P: pruned, Q: quantized with "
-                f"{compression['config']['bits']}-bit shared weights, H: Huffman). Test accuracy: {acc}.")
-        png = _plot_compression(compression, out / "compression.png")
-        sections.append(("Compression", text + "\n\n" + _markdown_table(header, rows),
-                         f"<p>{html.escape(text)}</p>" + _html_table(header, rows), [png]))
-    if runs:
-        header, rows = _comparison_rows(runs)
-        findings = _findings(runs)
-        versus = "_vs_".join(t.name for t in TARGETS)
-        pngs = [_plot_comparison(runs, out / f"{versus}.png"), _plot_energy(runs, out / "energy.png")]
-        md = _markdown_table(header, rows) + "\n\n" + "\n".join(f"- {f}" for f in findings) + "\n\n" + ENERGY_NOTE
-        page = _html_table(header, rows) + "<ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in findings) + \
-            f"</ul><p class='note'>{html.escape(ENERGY_NOTE)}</p>"
-        sections.append((" against ".join(t.short_label for t in TARGETS) + " on the same model", md, page, pngs))
-        basis = "; ".join(f"{t.label}: {r.bandwidth_basis}" for t, r in runs.items())
-        note = ROOFLINE_NOTE.format(basis)
-        sections.append(("Roofline", note, f"<p class='note'>{html.escape(note)}</p>",
-                         [_plot_roofline(runs, out / "roofline.png")]))
-        for target in _targets(runs):
-            sections += target.report_sections(runs[target], out)
-    markdown = ["# sparq report", ""]
-    body = []
-    for title, md, page, pngs in sections:
-        markdown += [f"## {title}", "", md, ""] + [f"![{title}]({p.name})" for p in pngs] + [""]
-        images = "".join(f"<figure><img alt='{html.escape(p.stem)}' src='data:image/png;base64,"
-                         f"{base64.b64encode(p.read_bytes()).decode()}'></figure>" for p in pngs)
-        body.append(f"<section><h2>{html.escape(title)}</h2>{page}{images}</section>")
-    (out / "report.md").write_text("\n".join(markdown))
-    page = f"""<!DOCTYPE html>
+    compression, runs, lowerings = data["compression"], data["runs"], data["lowerings"]
+    with writing(out, "report") as transaction:
+        staging = transaction.staging
+        sections = []  # (title, markdown text, html text, [png paths])
+        if compression:
+            sections.append(_compression_section(compression, Path(workspace) / COMPRESSION, staging))
+            transaction.step("wrote compression.png")
+        for target in TARGETS:
+            if target in lowerings:
+                sections += target.lowering_sections(lowerings[target], staging)
+        if runs:
+            header, rows = _comparison_rows(runs)
+            findings = _findings(runs)
+            versus = "_vs_".join(t.name for t in TARGETS)
+            pngs = [_plot_comparison(runs, staging / f"{versus}.png"), _plot_energy(runs, staging / "energy.png")]
+            md = _markdown_table(header, rows) + "\n\n" + "\n".join(f"- {f}" for f in findings) + "\n\n" + ENERGY_NOTE
+            page = _html_table(header, rows) + "<ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in findings) + \
+                f"</ul><p class='note'>{html.escape(ENERGY_NOTE)}</p>"
+            sections.append((" against ".join(t.short_label for t in TARGETS) + " on the same model", md, page, pngs))
+            basis = "; ".join(f"{t.label}: {r.bandwidth_basis}" for t, r in runs.items())
+            note = ROOFLINE_NOTE.format(basis)
+            sections.append(("Roofline", note, f"<p class='note'>{html.escape(note)}</p>",
+                             [_plot_roofline(runs, staging / "roofline.png")]))
+            for target in _targets(runs):
+                sections += target.report_sections(runs[target], staging)
+            transaction.step("wrote the plots")
+        markdown = ["# sparq report", ""]
+        body = []
+        for title, md, page, pngs in sections:
+            markdown += [f"## {title}", "", md, ""] + [f"![{title}]({p.name})" for p in pngs] + [""]
+            images = "".join(f"<figure><img alt='{html.escape(p.stem)}' src='data:image/png;base64,"
+                             f"{base64.b64encode(p.read_bytes()).decode()}'></figure>" for p in pngs)
+            body.append(f"<section><h2>{html.escape(title)}</h2>{page}{images}</section>")
+        transaction.write_text("report.md", "\n".join(markdown))
+        transaction.write_text("index.html", _PAGE.format(body="".join(body)))
+    return out / "index.html"
+
+
+_PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>sparq report</title>
 <style>
 body {{ font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }}
@@ -276,9 +368,6 @@ th:first-child, td:first-child {{ text-align: left; }}
 figure {{ margin: 1em 0; }} img {{ max-width: 100%; }} .note {{ color: #555; font-size: 0.85em; }}
 </style></head>
 <body><h1>sparq report</h1>
-{''.join(body)}
+{body}
 </body></html>
 """
-    index = out / "index.html"
-    index.write_text(page)
-    return index

@@ -7,14 +7,19 @@ back.
 
 from dataclasses import asdict, dataclass, fields
 
-__all__ = ["Measurement", "SimulationResult"]
+__all__ = ["BACKENDS", "Measurement", "SimulationResult"]
+
+BACKENDS = ("golden", "rtl")
+"""What a simulation runs on: the golden model (bit-exact numpy, cycles from a cycle model) or the RTL."""
 
 
 @dataclass
 class Measurement:
     """The numbers of one target's run on a batch of images.
 
-    ``predictions`` are the predicted classes; ``cycles`` the total cycles and ``compute_cycles`` those not spent
+    ``predictions`` are the predicted classes (the arg-max of each output) and ``outputs`` the outputs themselves,
+    in real units (float64, one row per input: the accelerator's fixed-point outputs times its output scale; not
+    stored in the JSON, and None in a result read back); ``cycles`` the total cycles and ``compute_cycles`` those not spent
     waiting on the host; ``model_cycles`` what the target's cycle model predicts; ``counter_source`` where the
     cycles came from (the RTL's performance counters or a cycle model). ``activity`` counts what the design did
     (:mod:`sparq.activity`), ``macs_performed`` and ``useful_macs`` (non-zero weight) the MACs among it; ``energy``
@@ -24,6 +29,7 @@ class Measurement:
     """
 
     predictions: list[int]
+    outputs: object
     cycles: int
     compute_cycles: int
     model_cycles: int
@@ -42,18 +48,24 @@ class Measurement:
 @dataclass
 class SimulationResult(Measurement):
     """A :class:`Measurement` and the run it came from: the :class:`sparq.targets.Target` ``target``, the
-    ``backend`` ("golden" or "rtl"), the ``model`` file, the hardware ``config`` (as in ``sparq.json``), the number of
-    ``images`` and their ``labels``, the ``accuracy`` of the predictions and ``float_accuracy`` of the float model on
-    the same images, the wall-clock ``seconds`` of the run and the ``build_seconds`` of a Verilator build within it."""
+    ``backend`` ("golden" or "rtl"), the ``model`` file, the hardware ``config`` (as in ``sparq.json``), the
+    ``data`` the inputs came from (one line) and what they are (``inputs``: "digits test images", "test samples of
+    x.npz"), the number of inputs (``images``) and their ``labels``, the
+    ``accuracy`` of the predictions and ``float_accuracy`` of the float model on the same inputs (``labels`` and both
+    accuracies None for data without labels), ``float_agreement``, the share of inputs whose prediction is the float
+    model's, the wall-clock ``seconds`` of the run and the ``build_seconds`` of a Verilator build within it."""
 
     target: object
     backend: str
     model: str
     config: dict
+    data: str
+    inputs: str
     images: int
-    labels: list[int]
-    accuracy: float
-    float_accuracy: float
+    labels: list[int] | None
+    accuracy: float | None
+    float_accuracy: float | None
+    float_agreement: float
     seconds: float
     build_seconds: float
 
@@ -74,13 +86,13 @@ class SimulationResult(Measurement):
         return self.macs_per_cycle / self.peak_macs_per_cycle
 
     def to_json(self):
-        """The JSON object of ``simulation-<backend>.json``: every field, the details' fields among them, the target
-        by name, and the derived ``macs_per_cycle`` and ``utilization``."""
+        """The JSON object of ``simulation-<backend>.json``: every field but the outputs, the details' fields among
+        them, the target by name, and the derived ``macs_per_cycle`` and ``utilization``."""
         data = {}
         for f in fields(self):
             if f.name == "details":
                 data.update(asdict(self.details))
-            else:
+            elif f.name != "outputs":
                 data[f.name] = getattr(self, f.name)
         data.update(target=self.target.name, macs_per_cycle=self.macs_per_cycle, utilization=self.utilization)
         return data
@@ -88,6 +100,6 @@ class SimulationResult(Measurement):
     @classmethod
     def from_json(cls, data, target):
         """The result in ``data`` (from :meth:`to_json`) of ``target``; a missing key raises ``KeyError``."""
-        own = {f.name: data[f.name] for f in fields(cls) if f.name not in ("details", "target")}
+        own = {f.name: data[f.name] for f in fields(cls) if f.name not in ("details", "target", "outputs")}
         details = target.details(**{f.name: data[f.name] for f in fields(target.details)})
-        return cls(**own, details=details, target=target)
+        return cls(**own, details=details, target=target, outputs=None)

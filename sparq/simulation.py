@@ -1,10 +1,11 @@
-"""``sparq simulate``'s step: run test images on a lowered model, on the golden model or on the RTL under Verilator,
-and write what was measured (:class:`sparq.results.SimulationResult`) to ``simulation-<backend>.json`` in the lowered
-directory: accuracy, cycles, counters, what the design did (:mod:`sparq.activity`) and its energy
-(:mod:`sparq.energy`).
+"""``sparq simulate``'s step: run inputs on a lowered model, on the golden model or on the RTL under Verilator, and
+write what was measured (:class:`sparq.results.SimulationResult`) to ``simulation-<backend>.json`` in the lowered
+directory, in one atomic write that adds it to the directory's record (:mod:`sparq.workspace`): accuracy, cycles,
+counters, what the design did (:mod:`sparq.activity`) and its energy (:mod:`sparq.energy`).
 
-Which images (``data``, a :class:`sparq.data.Dataset`, and how many of its test split) and how the RTL is run
-(``runner``) are parameters of :func:`simulate`; the target (:class:`sparq.targets.Target`) does the rest.
+Which inputs (the test split of ``data``, by default the data the model was lowered with, or float inputs ``x``
+given directly) and how the RTL is run (``runner``) are parameters of :func:`simulate`; the target
+(:class:`sparq.targets.Target`) does the rest.
 """
 
 import json
@@ -13,22 +14,44 @@ import time
 import numpy as np
 
 from .builds import build
-from .data import digits
+from .data import load
 from .errors import InputError
-from .results import SimulationResult
+from .results import BACKENDS, SimulationResult
 from .targets import RunOptions, get
-from .workspace import simulation_path, write_json
+from .workspace import json_text, simulation_path, writing
 
-__all__ = ["BACKENDS", "simulate", "read_result"]
-
-BACKENDS = ("golden", "rtl")
+__all__ = ["BACKENDS", "simulate", "simulation_inputs", "read_result"]
 
 
-def simulate(lowered, backend, *, images=20, data=None, seed=0, console=None, optimize=None, prebuilt=False,
-             runner=None):
-    """Run the first ``images`` test images of ``data`` (default the digits split) on ``lowered``, on the golden
-    model (``backend="golden"``: the bit-exact model, cycles from the cycle model) or on the RTL (``"rtl"``: every
-    output checked against the golden model, cycles and counters from the RTL). Writes and returns the
+def simulation_inputs(lowered, *, images=20, data=None, x=None, labels=None):
+    """``(x, y, data line, inputs noun)``: the inputs a simulation of ``lowered`` runs. ``x`` (float, of the
+    model's input shape or reshaped to it where that is unambiguous) with optional ``labels``; else the first
+    ``images`` test inputs of ``data`` (an :class:`sparq.data.Origin`; None: the data ``lowered`` was lowered with)."""
+    from sparq.compiler.data import check_labels, fit_inputs
+    from sparq.compiler.errors import DataError, ShapeError
+    model = lowered.model
+    if x is not None:
+        try:
+            x, _ = fit_inputs(x, model.input_shape)
+            y = None if labels is None else check_labels(labels, len(x), int(np.prod(model.output_shape)), "labels",
+                                                         "the labels given")
+        except (DataError, ShapeError, ValueError) as error:
+            raise InputError(f"the inputs given: {error}", "give x as an array of shape (n, "
+                             f"{', '.join(map(str, model.input_shape))}) and one label per row") from None
+        if len(x) == 0:
+            raise InputError("no inputs given (x has no rows)", "give at least one input")
+        return x, y, f"{len(x):,} inputs given in memory", "inputs given"
+    used = load(data, model, lowered.meta["model"]) if data is not None else lowered.target.data_of(lowered)
+    x, y = used.test(images)
+    return x, y, used.description, used.test_noun
+
+
+def simulate(lowered, backend, *, images=20, data=None, x=None, labels=None, seed=0, console=None, optimize=None,
+             prebuilt=False, runner=None):
+    """Run inputs (:func:`simulation_inputs`: the first ``images`` test inputs of ``data``, default the lowering's own
+    data, or the float inputs ``x`` with optional ``labels``) on ``lowered``, on the golden model
+    (``backend="golden"``: the bit-exact model, cycles from the cycle model) or on the RTL (``"rtl"``: every output
+    checked against the golden model, cycles and counters from the RTL). Writes and returns the
     :class:`sparq.results.SimulationResult`.
 
     ``optimize`` builds the Verilator model at ``-O2`` (True) or ``-O0`` (False) instead of the target's default
@@ -39,7 +62,7 @@ def simulate(lowered, backend, *, images=20, data=None, seed=0, console=None, op
     from sparq.compiler.ir import forward
     if backend not in BACKENDS:
         raise InputError(f"unknown backend {backend!r}", "choose golden or rtl")
-    x, y = (data or digits()).test(images)
+    x, y, description, noun = simulation_inputs(lowered, images=images, data=data, x=x, labels=labels)
     target = lowered.target
     started = time.perf_counter()
     if optimize is None:
@@ -52,22 +75,34 @@ def simulate(lowered, backend, *, images=20, data=None, seed=0, console=None, op
             build_seconds = build(target, lowered.config, console, optimize)
     measured = target.simulate(lowered, x, RunOptions(backend, seed=seed, optimize=optimize, console=console,
                                                       runner=runner))
+    predictions = np.array(measured.predictions)
     float_predictions = forward(lowered.model, x).argmax(1)
     result = SimulationResult.of(
         measured, target=target, backend=backend, model=lowered.meta["model"],
-        config=json.loads(json.dumps(lowered.meta["config"])), images=images, labels=y.tolist(),
-        accuracy=float(np.mean(np.array(measured.predictions) == y)),
-        float_accuracy=float(np.mean(float_predictions == y)), seconds=time.perf_counter() - started,
+        config=json.loads(json.dumps(lowered.meta["config"])), data=description, inputs=noun, images=len(x),
+        labels=None if y is None else y.tolist(),
+        accuracy=None if y is None else float(np.mean(predictions == y)),
+        float_accuracy=None if y is None else float(np.mean(float_predictions == y)),
+        float_agreement=float(np.mean(predictions == float_predictions)), seconds=time.perf_counter() - started,
         build_seconds=build_seconds)
-    write_json(simulation_path(lowered.directory, backend), result.to_json())
+    with writing(lowered.directory, "lowered", keep=True, expect=lowered.record) as transaction:
+        transaction.write_text(simulation_path(lowered.directory, backend).name, json_text(result.to_json()))
+    lowered.record = transaction.record
     return result
 
 
-def read_result(path):
-    """The :class:`sparq.results.SimulationResult` that :func:`simulate` wrote to ``path``."""
+def read_result(path, record):
+    """The :class:`sparq.results.SimulationResult` that :func:`simulate` wrote to ``path``, in the lowered directory
+    of ``record`` (a verified :class:`sparq.workspace.Record`): it must describe that lowering."""
     try:
         data = json.loads(path.read_text())
-        return SimulationResult.from_json(data, get(data["target"]))
+        result = SimulationResult.from_json(data, get(data["target"]))
     except (ValueError, KeyError, TypeError, InputError) as error:
         raise InputError(f"{path}: unreadable simulation result ({error})", "run `sparq simulate` on its lowered "
                          "directory again") from None
+    meta = record.meta
+    if (result.target.name, result.model, result.config) != (meta.get("target"), meta.get("model"),
+                                                            meta.get("config")):
+        raise InputError(f"{path}: a simulation of {result.target.name} {result.config} from {result.model}, not of "
+                         f"the lowering in {record.directory}", "run `sparq simulate` on the directory again")
+    return result

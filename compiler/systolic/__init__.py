@@ -26,8 +26,9 @@ into steps:
   matrix. The last layer is requantized to int8 too, with a scale calibrated on the float logits.
 * **host** steps, in numpy on int8 values: reshape, flatten, **im2col** (rows ``(image, out_y, out_x)``, columns
   ``(in_channel, ky, kx)``, zero padding -- zero is the quantized 0), back to NCHW after a convolution, and
-  **max pooling** (exact on int8, since requantization is monotonic; padding is -128). Pooling and flatten are on
-  the host side, not in the activation unit. Average pooling is not supported.
+  **max pooling** (exact on int8, since requantization is monotonic; padding is -128) and **average pooling**
+  (exact window sums requantized by ``1 / count``, as :func:`sparq.compiler.quantize.forward_int8`). Pooling and
+  flatten are on the host side, not in the activation unit.
 
 Each device step runs in chunks of at most ``batch`` images, ``batch`` being the largest that fits the unified
 buffer (:func:`max_batch`).

@@ -74,13 +74,16 @@ def transform_weights(weight) -> np.ndarray:
     return u.reshape(16, weight.shape[1], weight.shape[0])
 
 
-def winograd_refusal(kernel, stride) -> str:
-    """Why a conv layer with ``kernel`` and ``stride`` cannot be lowered by Winograd F(2x2, 3x3), or ``""``."""
+def winograd_refusal(kernel, stride, dilation=(1, 1)) -> str:
+    """Why a conv layer with ``kernel``, ``stride`` and ``dilation`` cannot be lowered by Winograd F(2x2, 3x3), or
+    ``""``."""
     reasons = []
     if tuple(kernel) != (3, 3):
         reasons.append(f"kernel {tuple(kernel)} is not 3x3")
     if tuple(stride) != (1, 1):
         reasons.append(f"stride {tuple(stride)} is not 1")
+    if tuple(dilation) != (1, 1):
+        reasons.append(f"dilation {tuple(dilation)} is not 1")
     return " and ".join(reasons)
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sparq.formats.eie import ACT_BITS, ACT_FRAC, ImageFormatError, finish, to_fixed
+from sparq.formats.eie import ACT_BITS, ACT_FRAC, ImageFormatError, finish
 
 __all__ = ["Golden", "Trace"]
 
@@ -103,7 +103,7 @@ class Golden:
         if a.shape != (self.image.input_len,) or not np.issubdtype(a.dtype, np.integer) or \
                 a.size and (a.min() < lo or a.max() > hi):
             raise ValueError(f"the input must be {self.image.input_len} 16-bit integers (Q8.8), got {a.dtype} of "
-                             f"shape {a.shape}; convert floats with sparq.formats.eie.to_fixed(x, ACT_FRAC)")
+                             f"shape {a.shape}; convert floats with the image's inputs(x) (sparq.formats.eie.EieImage.inputs)")
         trace = Trace([a.astype(np.int64)], [])
         for l in range(len(self.layers)):
             y, saturated = self.layer(l, trace.acts[-1])
@@ -112,12 +112,14 @@ class Golden:
         return trace
 
     def infer(self, x):
-        """The network's output for float input ``x``, as floats (quantized input, integer run, / 256)."""
-        return self.run(to_fixed(x, ACT_FRAC)).output / 2.0 ** ACT_FRAC
+        """The network's output for float input ``x``, as floats: the input through the image's input scale
+        (:meth:`sparq.formats.eie.EieImage.inputs`), the integer run, the output through its output scale."""
+        return self.image.outputs(self.run(self.image.inputs(x)).output)
 
     def classify(self, xs):
-        """The argmax class (first on a tie) of the output for each row of the float batch ``xs``."""
-        return np.array([int(np.argmax(self.run(to_fixed(x, ACT_FRAC)).output)) for x in xs])
+        """The argmax class (first on a tie) of the output for each row of the float batch ``xs`` (converted as in
+        :meth:`infer`)."""
+        return np.array([int(np.argmax(self.run(a).output)) for a in self.image.inputs(xs)])
 
     def error_bound(self, x, trace):
         """Per layer, the bound (float64 array, real units) on ``|golden output - float output|`` for the float

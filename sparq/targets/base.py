@@ -8,20 +8,29 @@ its golden and RTL runs and the numbers they measure (:attr:`Target.details`), a
 table and the report.
 """
 
+import re
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..workspace import sha256
+from ..data import Origin, load, recorded_origin
+from ..errors import InputError
+from ..results import BACKENDS
+from ..workspace import sha256, simulation_path, source_file
 
 __all__ = ["Target", "Lowered", "RunOptions"]
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(eq=False)
 class Lowered:
-    """A lowered model: its :class:`Target`, its ``directory``, ``meta`` (``sparq.json``), the hardware ``config``,
-    the float IR ``model`` it came from (for the float accuracy) and ``compiled``, what the target runs (an
-    :class:`sparq.formats.eie.EieImage`, a :class:`sparq.compiler.systolic.SystolicNetwork`)."""
+    """A lowered model: its :class:`Target`, its ``directory``, ``meta`` (what its record,
+    :class:`sparq.workspace.Record`, adds: target, model file, configuration, data, calibration...), the hardware
+    ``config``, the float IR ``model`` it came from (for the float accuracy), ``compiled``, what the target runs (an
+    :class:`sparq.formats.eie.EieImage`, a :class:`sparq.compiler.systolic.SystolicNetwork` running the programs
+    read from the directory), the ``record`` it was read from or written with, and ``data``, the
+    :class:`sparq.data.Data` it was lowered with (None until a step needs it: :meth:`Target.data_of`)."""
 
     target: "Target"
     directory: Path
@@ -29,6 +38,8 @@ class Lowered:
     config: object
     model: object
     compiled: object
+    record: object = None
+    data: object = None
 
 
 @dataclass(frozen=True)
@@ -93,23 +104,91 @@ class Target(ABC):
 
     # --- lowering ----------------------------------------------------------------------------------------------------
 
+    meta_fields: dict = {}
+    """The keys this target adds to a lowering's record meta, with their JSON types."""
+
     @abstractmethod
-    def lower(self, source, params, out, data):
+    def lower(self, source, params, data, *, batch=None):
         """Lower the model file ``source`` for hardware ``params`` (field values, defaults applied), calibrating on
-        the :class:`sparq.data.Dataset` ``data`` where the target needs it; write what the hardware loads into
-        ``out``; return the :class:`Lowered`, its ``meta`` made by :meth:`lowered`."""
+        the data of the :class:`sparq.data.Origin` ``data`` where the target needs it, with at most ``batch`` images
+        per device call where the target has calls (None: as many as fit); return the :class:`Lowered` (no directory
+        yet), its ``meta`` made by :meth:`lowered`."""
 
     @abstractmethod
-    def load(self, directory, meta, data):
-        """The :class:`Lowered` that :meth:`lower` wrote into ``directory`` (``meta`` is its checked ``sparq.json``,
-        ``data`` the same data as the lowering's)."""
+    def save(self, lowered, out):
+        """Write what the hardware loads for ``lowered`` into the directory ``out``."""
 
-    def lowered(self, out, source, config, model, compiled, **meta):
-        """The :class:`Lowered` of a lowering into ``out`` from the model file ``source``: its ``sparq.json`` names
-        this target, the model file and its SHA-256 and the ``config``, then what ``meta`` adds."""
+    @abstractmethod
+    def read_image(self, record):
+        """What the lowering of ``record`` (a :class:`sparq.workspace.Record`, verified) runs, read from its
+        directory and checked against the record: the same configuration, files and checksums."""
+
+    @abstractmethod
+    def load(self, record):
+        """The :class:`Lowered` in the directory of ``record``."""
+
+    def lowered(self, source, config, model, compiled, data, calibration, **meta):
+        """The :class:`Lowered` of a lowering from the model file ``source`` (read under :func:`source_file`) with
+        the :class:`sparq.data.Data` ``data``: its meta names this target, the model file and its SHA-256, the
+        ``config``, the data's origin and the ``calibration`` line, then what ``meta`` adds."""
         meta = {"target": self.name, "model": str(Path(source).resolve()), "model_sha256": sha256(source),
-                "config": self.config_json(config), **meta}
-        return Lowered(self, Path(out), meta, config, model, compiled)
+                "config": self.config_json(config), "data": data.origin.to_json(), "calibration": calibration,
+                **meta}
+        return Lowered(self, None, meta, config, model, compiled, data=data)
+
+    def data_of(self, lowered):
+        """The :class:`sparq.data.Data` ``lowered`` was lowered with, read (and its file checked) on first use."""
+        if lowered.data is None:
+            lowered.data = load(recorded_origin(lowered.record), lowered.model, lowered.meta["model"])
+        return lowered.data
+
+    def check_meta(self, record):
+        """The configuration in ``record``'s meta, every key of the meta checked (:attr:`meta_fields`); a wrong one
+        is an :class:`InputError`."""
+        meta, where = record.meta, record.path("sparq.json")
+        fields = {"target": str, "model": str, "model_sha256": str, "config": dict, "data": dict, "calibration": str,
+                  **self.meta_fields}
+        wrong = [k for k, kind in fields.items() if not isinstance(meta.get(k), kind) or isinstance(meta.get(k), bool)]
+        if wrong or set(meta) != set(fields) or meta["target"] != self.name or not _SHA256.fullmatch(
+                meta["model_sha256"]):
+            extra = sorted(set(meta) - set(fields))
+            raise InputError(f"{where}: not a record of a {self.name} lowering (keys "
+                             f"{', '.join(wrong + extra) or 'target, model_sha256'} wrong or unexpected)", record.redo())
+        Origin.from_json(meta["data"], where, record.redo())
+        try:
+            config = self.config_class(**meta["config"])
+        except (TypeError, ValueError) as error:
+            raise InputError(f"{where}: its configuration is not a {self.config_class.__name__} ({error})",
+                             record.redo()) from None
+        if self.config_json(config) != meta["config"]:
+            raise InputError(f"{where}: its configuration {meta['config']} reads back as {config}", record.redo())
+        return config
+
+    def image_files(self, record):
+        """The files of ``record`` that are not simulation results: what :meth:`save` wrote."""
+        results = {simulation_path(record.directory, backend).name for backend in BACKENDS}
+        return set(record.files) - results
+
+    def check_files(self, record, expected, what):
+        """Refuse a record whose image files (:meth:`image_files`) are not ``expected``, the files that ``what``
+        (the manifest, the program list) names."""
+        listed = self.image_files(record)
+        if listed != set(expected):
+            missing, extra = sorted(set(expected) - listed), sorted(listed - set(expected))
+            raise InputError(f"{record.directory}: {record.path('sparq.json')} and {what} disagree on the files "
+                             f"(only {what} names {missing[:3]}, only the record {extra[:3]})", record.redo())
+
+    def model_file(self, record, loader):
+        """The model a lowering came from, read with ``loader`` (its SHA-256 checked against ``record``)."""
+        path = Path(record.meta["model"])
+        if not path.is_file():
+            raise InputError(f"{record.directory} was lowered from {path}, which is missing",
+                             "lower the model again with `sparq lower`")
+        with source_file(path):
+            if sha256(path) != record.meta["model_sha256"]:
+                raise InputError(f"{record.directory} was lowered from {path}, which has changed since",
+                                 "lower the model again with `sparq lower`")
+            return loader(path)
 
     @abstractmethod
     def describe(self, lowered):
@@ -141,6 +220,11 @@ class Target(ABC):
         """Memory words read in ``result`` (on chip and from the host), from its activity counts."""
 
     def report_sections(self, result, out):
-        """Sections this target adds to the report, as ``(title, markdown, html, [png paths])``; the PNGs are written
-        into ``out``. None by default."""
+        """Sections this target adds to the report about a run ``result``, as ``(title, markdown, html, [png
+        paths])``; the PNGs are written into ``out``. None by default."""
+        return []
+
+    def lowering_sections(self, meta, out):
+        """Sections this target adds to the report about a lowering (its record's ``meta``, checked by
+        :meth:`check_meta`), as :meth:`report_sections` does. None by default."""
         return []

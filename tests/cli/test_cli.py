@@ -2,16 +2,17 @@
 end-to-end run, and the report in headless Chromium."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 from chromium import chromium_path, inspect_page
-from sparq_cli import run
+from sparq_cli import reseal, run
 
 from sparq.cli import main
 from sparq.errors import EXIT_CAPACITY, EXIT_INPUT, EXIT_MISMATCH, explain
 
-SUBCOMMANDS = ["compress", "lower", "simulate", "synth", "report", "demo"]
+SUBCOMMANDS = ["compress", "export", "lower", "simulate", "synth", "report", "demo"]
 
 
 @pytest.mark.parametrize("argv", [[]] + [[name] for name in SUBCOMMANDS])
@@ -168,9 +169,10 @@ def test_golden_end_to_end(golden_workspace):
     assert systolic["macs_performed"] == systolic["counters"]["mac_busy"] * rows * cols
     assert systolic["useful_macs"] <= systolic["dense_macs"] <= systolic["macs_performed"]
     markdown = (golden_workspace / "report" / "report.md").read_text()
-    for heading in ("## Compression", "## EIE against systolic", "## Roofline", "## EIE load balance"):
+    for heading in ("## Compression", "## EIE image storage", "## EIE against systolic", "## Roofline",
+                    "## EIE load balance"):
         assert heading in markdown
-    for png in ("compression", "eie_vs_systolic", "energy", "roofline", "eie_load_balance"):
+    for png in ("compression", "eie_storage", "eie_vs_systolic", "energy", "roofline", "eie_load_balance"):
         assert (golden_workspace / "report" / f"{png}.png").stat().st_size > 10_000
 
 
@@ -194,7 +196,7 @@ def test_report_in_headless_chromium(golden_workspace):
     page = inspect_page(golden_workspace / "report" / "index.html")
     assert page["errors"] == []
     pngs = sorted((golden_workspace / "report").glob("*.png"))
-    assert len(page["images"]) == len(pngs) == 5
+    assert len(page["images"]) == len(pngs) == 6
     for image in page["images"]:
         assert image["complete"] and image["width"] > 100 and image["height"] > 100, image
 
@@ -254,20 +256,22 @@ def test_simulation_results_read_back(golden_workspace):
     """simulation-<backend>.json reads back into the typed result, which writes the same keys and values."""
     from sparq.simulation import read_result
     from sparq.targets import TARGETS
+    from sparq.workspace import read_record
     for target in TARGETS:
         path = golden_workspace / target.name / "simulation-golden.json"
-        result = read_result(path)
+        result = read_result(path, read_record(path.parent))
         assert result.target is target and isinstance(result.details, target.details)
         assert result.to_json() == json.loads(path.read_text())
 
 
 def test_report_refuses_a_broken_simulation_result(capsys, golden_workspace, tmp_path):
+    """A result missing a key, its record made to agree (an edit alone is caught by the record's SHA-256)."""
     lowered = tmp_path / "workspace" / "eie"
-    lowered.mkdir(parents=True)
-    (lowered / "sparq.json").write_text((golden_workspace / "eie" / "sparq.json").read_text())
-    result = json.loads((golden_workspace / "eie" / "simulation-golden.json").read_text())
+    shutil.copytree(golden_workspace / "eie", lowered)
+    result = json.loads((lowered / "simulation-golden.json").read_text())
     del result["fifo_sweep"]
     (lowered / "simulation-golden.json").write_text(json.dumps(result))
+    reseal(lowered)
     code, _, err = run(capsys, "report", tmp_path / "workspace")
     assert code == EXIT_INPUT
     _one_error(err, "simulation-golden.json", "unreadable simulation result", "fifo_sweep")

@@ -21,5 +21,5 @@ def test_demo_on_both_rtls(tmp_path):
     assert abs(eie["compute_cycles"] - eie["model_cycles"]) <= 0.05 * eie["model_cycles"]
     if chromium_path() is not None:
         page = inspect_page(tmp_path / "report" / "index.html")
-        assert page["errors"] == [] and len(page["images"]) == 5
+        assert page["errors"] == [] and len(page["images"]) == 6
         assert all(image["width"] > 0 for image in page["images"])

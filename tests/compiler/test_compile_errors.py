@@ -23,7 +23,7 @@ def test_nan_or_inf_weight(bad):
     weight[2, 1] = bad
     for make in (lambda: Dense("fc7", weight, np.zeros(4)), lambda: share_weights(weight, 2),
                  lambda: magnitude_mask(weight, 0.5)):
-        with pytest.raises(WeightError, match="NaN or Inf.*\\(2, 1\\).*retrain"):
+        with pytest.raises(WeightError, match="NaN, infinite or beyond-float32.*\\(2, 1\\).*retrain"):
             make()
 
 
@@ -34,11 +34,14 @@ def test_sparsity_outside_zero_one(sparsity):
 
 
 def test_more_clusters_than_distinct_weights():
+    """k-means refuses; sharing keeps the few distinct values exactly (a small layer pruned hard)."""
     weight = np.array([0.0, 1.0, 1.0, 2.0, 2.0, 3.0])
     with pytest.raises(WeightError, match="16 clusters.*only 4 distinct.*at most 2"):
-        share_weights(weight, 4, keep_zero=False)
-    with pytest.raises(WeightError, match="15 clusters.*only 3 distinct"):
-        share_weights(weight, 4)
+        kmeans_1d(weight, 16)
+    for keep_zero in (False, True):
+        shared = share_weights(weight, 4, keep_zero=keep_zero)
+        np.testing.assert_array_equal(shared.decode(), weight)
+        assert len(shared.codebook) == 16 and shared.codebook[0] == 0.0 and shared.codes.max() == 3
 
 
 def test_empty_layer():

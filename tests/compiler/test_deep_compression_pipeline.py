@@ -124,3 +124,31 @@ def test_command_line_writes_the_report_and_the_model(tmp_path, capsys):
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["other_methods"]["ternary_mlp"]["accuracy"] > 0.95
     assert CompressedModel.load(tmp_path / "m.npz").accuracy == report["accuracy"]
+
+
+@pytest.mark.parametrize("which", ["mlp", "cnn"])
+def test_onnx_export_runs_in_onnxruntime_and_agrees_to_1e_5(which, compressed_mlp, cnn, digits, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    import onnx
+
+    from sparq.compiler.onnx_io import read_onnx
+
+    if which == "mlp":
+        compressed = compressed_mlp[0]
+    else:
+        compressed, _ = compress(cnn, digits, DeepCompressionConfig({"conv2": 0.6, "fc": 0.6}, retrain=False),
+                                 progress=False)
+    path = tmp_path / "compressed.onnx"
+    compressed.export_onnx(path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = digits[2]
+    theirs = session.run(None, {session.get_inputs()[0].name: x})[0]
+    np.testing.assert_allclose(theirs, forward(compressed.model, x), rtol=1e-5, atol=1e-5)
+    back = read_onnx(path)
+    for name, shared in compressed.shared.items():
+        np.testing.assert_array_equal(back.layer(name).weight, shared.decode())
+    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    layers = json.loads(props["sparq.compression"])
+    assert set(layers) == set(compressed.shared) and all(0 < v["kept"] <= 1 and v["bits"] == 4
+                                                         for v in layers.values())
+    assert json.loads(props["sparq.accuracy"]) == compressed.accuracy

@@ -1,15 +1,18 @@
-"""The digits split and the shipped default models."""
+"""The bundled data splits and the shipped models."""
 
 import json
 
 import numpy as np
 import pytest
 
-from sparq.compiler.datasets import load_digits_split
+from sparq.compiler.datasets import BUNDLED, load_digits_split, load_split
 from sparq.compiler.default_models import RECIPES, train_default
+from sparq.compiler.errors import DataError, ModelFormatError
 from sparq.compiler.ir import Conv, Dense
-from sparq.compiler.models import MODELS_DIR, SHIPPED, load_shipped, shipped_path
+from sparq.compiler.models import MODELS_DIR, SHIPPED, SHIPPED_DATA, load_shipped, shipped_path, shipped_split
 from sparq.compiler.train import accuracy
+
+SHAPES = {"digits": ((64,), 10), "wine": ((13,), 3), "breast_cancer": ((30,), 2)}
 
 
 def test_split_shapes_types_and_range(digits):
@@ -26,13 +29,35 @@ def test_split_is_fixed(digits):
     assert all(np.array_equal(a, b) for a, b in zip(digits, again))
 
 
+@pytest.mark.parametrize("name", BUNDLED)
+def test_tabular_splits_are_fixed_standardised_and_stratified(name):
+    x_train, y_train, x_test, y_test = load_split(name)
+    (features,), classes = SHAPES[name]
+    assert x_train.shape[1] == features and x_train.dtype == np.float32 and y_train.dtype == np.int64
+    assert set(np.unique(y_test)) == set(np.unique(y_train)) == set(range(classes))
+    assert abs(len(x_test) / (len(x_train) + len(x_test)) - 0.3) < 0.01
+    if name != "digits":
+        np.testing.assert_allclose(x_train.mean(axis=0), 0, atol=1e-5)
+        np.testing.assert_allclose(x_train.std(axis=0), 1, atol=1e-4)
+    assert all(np.array_equal(a, b) for a, b in zip(load_split(name), (x_train, y_train, x_test, y_test)))
+
+
+def test_unknown_names_are_clear():
+    with pytest.raises(DataError, match="bundled ones are digits, wine, breast_cancer"):
+        load_split("iris")
+    with pytest.raises(ModelFormatError, match="shipped models are"):
+        shipped_split("iris_mlp")
+
+
 @pytest.mark.parametrize("name", SHIPPED)
-def test_shipped_models_are_small_and_reach_their_recorded_accuracy(name, digits):
-    metadata = json.loads((MODELS_DIR / "digits_models.json").read_text())[name]
-    assert shipped_path(name).stat().st_size < 300_000
+def test_shipped_models_are_small_and_reach_their_recorded_accuracy(name):
+    metadata = json.loads((MODELS_DIR / "shipped_models.json").read_text())[name]
+    assert shipped_path(name).stat().st_size < 300_000 and metadata["data"] == SHIPPED_DATA[name]
     model = load_shipped(name)
-    assert model.input_shape == (64,) and model.output_shape == (10,)
-    assert accuracy(model, digits[2], digits[3]) == pytest.approx(metadata["test_accuracy"])
+    inputs, classes = SHAPES[SHIPPED_DATA[name]]
+    assert model.input_shape == inputs and model.output_shape == (classes,)
+    _, _, x_test, y_test = shipped_split(name)
+    assert accuracy(model, x_test, y_test) == pytest.approx(metadata["test_accuracy"])
     assert metadata["test_accuracy"] > 0.96
 
 
@@ -48,6 +73,6 @@ def test_cnn_has_two_conv_layers_and_one_fc(cnn):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", RECIPES)
 def test_retraining_reproduces_the_shipped_accuracy(name):
-    metadata = json.loads((MODELS_DIR / "digits_models.json").read_text())[name]
+    metadata = json.loads((MODELS_DIR / "shipped_models.json").read_text())[name]
     _, scores = train_default(name, progress=False)
     assert scores["test_accuracy"] == pytest.approx(metadata["test_accuracy"], abs=0.01)

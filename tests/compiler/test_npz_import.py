@@ -41,7 +41,30 @@ def test_errors_name_the_problem(tmp_path):
     with pytest.raises(ModelFormatError, match="bad field"):
         read_npz(tmp_path / "bare.npz", layers=[{"op": "Relu", "name": "r", "slope": 2}], input_shape=(2,))
     (tmp_path / "corrupt.npz").write_bytes(b"PK\x03\x04 not really a zip")
-    with pytest.raises(ModelFormatError, match="not a readable .npz"):
+    with pytest.raises(ModelFormatError, match="not a readable .npz archive.*write it again"):
         read_npz(tmp_path / "corrupt.npz")
     with pytest.raises(ModelFormatError, match="unknown model file type"):
         load_model(tmp_path / "model.h5")
+
+
+@pytest.mark.parametrize("content,words", [
+    ("onnx", "not an .npz archive.*another kind of file"), ("npy", "a single .npy array"),
+    ("objects", "array 'layers' holds Python objects.*never loads"), ("truncated", "corrupt or truncated"),
+])
+def test_unsafe_or_foreign_files_are_refused_without_suggesting_pickle(tmp_path, content, words):
+    from sparq.compiler.models import shipped_path
+
+    path = tmp_path / "model.npz"
+    if content == "onnx":
+        path.write_bytes(shipped_path("digits_mlp").read_bytes())
+    elif content == "npy":
+        np.save(tmp_path / "a.npy", np.ones(3))
+        path.write_bytes((tmp_path / "a.npy").read_bytes())
+    elif content == "objects":
+        np.savez(path, layers=np.array([{"op": "Dense"}], dtype=object))
+    else:
+        np.savez(path, W=np.ones((50, 50)))
+        path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(ModelFormatError, match=words) as info:
+        load_model(path)
+    assert "allow_pickle" not in str(info.value) and "\n" not in str(info.value)

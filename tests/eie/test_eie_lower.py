@@ -147,6 +147,8 @@ def test_lowering_a_compressed_model_reads_relu_from_the_layer_list():
     image = lower_compressed(compressed, EieConfig(n_pe=2))
     assert [layer.relu for layer in image.layers] == [True, False]
     assert image.bias[:, image.layers[1].bias_base:].tolist() == [[128, 128], [128, 0]]  # rows 0, 2 | 1, (none)
-    flat = CompressedModel(Model([Flatten("f"), dense[0]], (5,)), {"a": shared["a"]})
-    with pytest.raises(UnsupportedError, match="layer 'f' \\(Flatten\\) is not one"):
-        lower_compressed(flat, EieConfig(n_pe=2))
+    flat = CompressedModel(Model([Flatten("f"), dense[0]], (5,)), {"a": shared["a"]})  # flattens the input
+    assert lower_compressed(flat, EieConfig(n_pe=2)).input_len == 5
+    doubled = CompressedModel(Model([dense[0], Relu("r"), Relu("r2")], (5,)), {"a": shared["a"]})
+    with pytest.raises(UnsupportedError, match="layer 'r2' follows another Relu"):
+        lower_compressed(doubled, EieConfig(n_pe=2))

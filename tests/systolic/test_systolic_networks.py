@@ -6,7 +6,7 @@ import pytest
 
 from sparq.compiler.datasets import load_digits_split
 from sparq.compiler.errors import UnsupportedError
-from sparq.compiler.ir import AvgPool, Dense, Flatten, Model, Relu, forward
+from sparq.compiler.ir import Dense, Model, Relu, forward
 from sparq.compiler.models import load_shipped
 from sparq.compiler.quantize import forward_int8, quantize_model
 from sparq.compiler.systolic import CapacityError, compile_network
@@ -56,10 +56,6 @@ def test_unsupported_layer_is_refused(digits):
     model = Model([Dense("fc", rng.normal(size=(4, 64)), np.zeros(4)), Relu("r")], (64,))
     with pytest.raises(UnsupportedError):
         compile_network(model, digits[0], config_for(4))
-    pooled = Model([AvgPool("avg", 2), Flatten("flat"), Dense("fc", rng.normal(size=(4, 16)), np.zeros(4))],
-                   (1, 8, 8))
-    with pytest.raises(UnsupportedError, match="AvgPool"):
-        compile_network(pooled, digits[0][:, :64].reshape(-1, 1, 8, 8), config_for(4))
 
 
 def _rtl(images, **pressure):
