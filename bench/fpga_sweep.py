@@ -4,6 +4,7 @@
     .venv/bin/python bench/fpga_sweep.py                 # every point (tens of minutes; builds are cached)
     .venv/bin/python bench/fpga_sweep.py --only systolic --board icebreaker
     .venv/bin/python bench/fpga_sweep.py --only eie --board ulx3s-85f --n-pe 16
+    .venv/bin/python bench/fpga_sweep.py --only systolic --board ulx3s-85f --size 8
 
 Each point is one :func:`sparq.fpga.build.synthesize` (designs with ports inside the scan-chain timing harness, board
 tops as they are). A point whose multipliers overflow the device's DSP blocks is rebuilt with ``dsp=False`` (its row
@@ -101,6 +102,7 @@ def eie_macs_per_cycle_per_pe() -> float:
 def sweep_point(design: str, board: str, params: dict, throughput_cache: dict) -> dict:
     from sparq.fpga.build import DoesNotFit, synthesize
     from sparq.fpga.designs import make_design
+    from sparq.sim.toolchain import cache_root
 
     row = {"design": design, "board": board, "params": params}
     start = time.perf_counter()
@@ -120,6 +122,8 @@ def sweep_point(design: str, board: str, params: dict, throughput_cache: dict) -
     if report is None:
         return row
     row["report"] = report.to_json()
+    # The build folder relative to the build cache (the JSON names no absolute machine path).
+    row["report"]["build_dir"] = Path(report.build_dir).resolve().relative_to(cache_root().resolve()).as_posix()
     if design.startswith("systolic"):
         size = params.get("size", 8)
         if size not in throughput_cache:
@@ -184,11 +188,12 @@ def main(argv=None) -> int:
     parser.add_argument("--only", help="run only the points of this design")
     parser.add_argument("--board", help="run only the points on this board")
     parser.add_argument("--n-pe", type=int, help="run only the EIE points with this many PEs")
+    parser.add_argument("--size", type=int, help="run only the systolic points of this array size")
     args = parser.parse_args(argv)
     cache = {}
     for design, board, params in POINTS:
         if (args.only and design != args.only) or (args.board and board != args.board) or (
-                args.n_pe and params.get("n_pe") != args.n_pe):
+                args.n_pe and params.get("n_pe") != args.n_pe) or (args.size and params.get("size") != args.size):
             continue
         print(f"{design} {params} on {board}...", flush=True)
         row = sweep_point(design, board, params, cache)
