@@ -44,8 +44,9 @@ in its slot, ``t + 1`` or ``t + 2``):
   :data:`FULL_RATE_OUT_DEPTH` on), each word pushed :data:`UB_READ_LATENCY` cycles after its read; the next one
   may dispatch in the cycle of the last read; the queue is empty :data:`OUTPUT_DRAIN_CYCLES` after the last read
   when ``host_out`` is always ready.
-* LOAD_WEIGHTS of ``w`` words (``rows``, or ``2 * rows`` when WIDE): WB reads at ``t + 1 .. t + w``, shifts up to
-  ``t + w + 1``; a MATMUL on its bank may dispatch from ``t + w - 1``, the next load from ``t + w + 2``.
+* LOAD_WEIGHTS of ``w`` words (``rows``, or ``2 * rows`` when WIDE): WB reads at ``t + 1 .. t + w``, each row
+  shifted in :data:`WEIGHT_READ_LATENCY` (``L``) cycles after its read, up to ``t + w + L``; a MATMUL on its bank
+  may dispatch from ``t + w + L - 2``, the next load from ``t + w + L + 1``.
 * MATMUL: issues (UB reads) at ``f .. f + n - 1``; the next MATMUL may dispatch at ``f + n - 1``. A row issued at
   ``e`` is in the accumulators for a read at ``e + matrix_drain_cycles``.
 * ACTIVATE: parameter reads at ``t + 1 .. t + PARAM_WORDS``; accumulator reads at ``r .. r + n - 1`` from the first
@@ -69,7 +70,7 @@ from .config import SystolicConfig
 from .isa import Flag, Opcode
 from .numerics import PARAM_WORDS
 
-__all__ = ["COUNTER_BITS", "COUNTERS", "UB_READ_LATENCY", "ACC_READ_LATENCY", "PE_LATENCY", "ACCUMULATE_LATENCY",
+__all__ = ["COUNTER_BITS", "COUNTERS", "UB_READ_LATENCY", "WEIGHT_READ_LATENCY", "ACC_READ_LATENCY", "PE_LATENCY", "ACCUMULATE_LATENCY",
            "REQUANTIZE_LATENCY", "ACTIVATE_WRITE_LATENCY", "FULL_RATE_OUT_DEPTH", "OUTPUT_DRAIN_CYCLES",
            "TRANSFORM_IN_OVERHEAD", "TRANSFORM_OUT_OVERHEAD", "slot_a", "matrix_latency", "matrix_drain_cycles",
            "bank_drain_cycles", "Timeline"]
@@ -82,6 +83,10 @@ COUNTERS = ("cycles", "mac_busy", "stall_cycles", "active_cycles")
 
 UB_READ_LATENCY = 2
 """A unified-buffer or transform-buffer read presented in cycle ``t`` gives its word, registered, in ``t + 2``."""
+
+WEIGHT_READ_LATENCY = 2
+"""A weight-buffer read by the weight loader in cycle ``t`` gives its row on the array's weight input in ``t + 2``:
+the block RAM's output, then a register next to the array (the weight buffer's block RAMs sit far from the PEs)."""
 
 ACC_READ_LATENCY = 2
 """An accumulator read (activation unit, output transform) presented in cycle ``t`` gives its word in ``t + 2``."""
@@ -138,11 +143,11 @@ def bank_drain_cycles(config: SystolicConfig) -> int:
     """Cycles after the last issue with a weight bank before a LOAD_WEIGHTS into that bank may dispatch.
 
     A row issued at ``e`` is on PE ``(r, c)``'s input in cycle ``e + UB_READ_LATENCY + r + c``, whose closing edge
-    samples the weight; a load dispatched at ``t`` first shifts the bank at the edge closing ``t + 2``, which may be
-    that same edge (the sample takes the old value). The controller's bank counter is set at the issue and reaches 0
-    this many cycles later.
+    samples the weight; a load dispatched at ``t`` first shifts the bank at the edge closing ``t + 1 +
+    WEIGHT_READ_LATENCY``, which may be that same edge (the sample takes the old value). The controller's bank counter
+    is set at the issue and reaches 0 this many cycles later.
     """
-    return max(config.rows + config.cols + UB_READ_LATENCY - 5, 0)
+    return max(config.rows + config.cols + UB_READ_LATENCY - 4 - WEIGHT_READ_LATENCY, 0)
 
 
 def _overlap(lo_a, hi_a, lo_b, hi_b) -> bool:
@@ -285,9 +290,10 @@ class Timeline:
             unit.extra.update(idle=last + 1 + UB_READ_LATENCY, empty=last + OUTPUT_DRAIN_CYCLES)
         elif op == Opcode.LOAD_WEIGHTS:
             unit, words = self.loader, self._load_words(ins)
-            unit.free, unit.release, unit.wb = t + words + 2, t + words + 1, (ins.wb, ins.wb + words)
-            unit.extra.update(bank=int(flags & Flag.BANK), matmul_ok=t + words - 1)
-            self._busy(t + 1, t + words + 1)
+            last_shift = t + words + WEIGHT_READ_LATENCY
+            unit.free, unit.release, unit.wb = last_shift + 1, t + words + 1, (ins.wb, ins.wb + words)
+            unit.extra.update(bank=int(flags & Flag.BANK), matmul_ok=last_shift - 2)
+            self._busy(t + 1, last_shift)
         elif op == Opcode.MATMUL:
             unit = self.matrix
             from_tb = bool(flags & Flag.FROM_TB)

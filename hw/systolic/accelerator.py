@@ -8,6 +8,7 @@ from amaranth.lib.wiring import In, Out
 from sparq.formats.systolic import (
     COUNTER_BITS,
     COUNTERS,
+    WEIGHT_READ_LATENCY,
     WINOGRAD_U_BITS,
     WINOGRAD_V_BITS,
     SystolicConfig,
@@ -91,6 +92,10 @@ class SystolicAccelerator(wiring.Component):
         m.submodules.weight_buffer = weight_buffer = memory.Memory(shape=word, depth=c.wb_depth, init=[])
         wb_write, wb_weights, wb_params = (weight_buffer.write_port(), weight_buffer.read_port(),
                                            weight_buffer.read_port())
+        # The weight loader's rows, registered next to the array (WEIGHT_READ_LATENCY: the block RAMs are far away).
+        weights = Signal(word)
+        assert WEIGHT_READ_LATENCY == 2  # the read port's cycle, then this register
+        m.d.sync += weights.eq(wb_weights.data)
 
         wiring.connect(m, wiring.flipped(self.instr), decoder.i)
         wiring.connect(m, decoder.o, instr_queue.i)
@@ -139,7 +144,7 @@ class SystolicAccelerator(wiring.Component):
         if not c.winograd:
             m.d.comb += [
                 matrix.vector.eq(ub.a_read_data),
-                matrix.w_in.eq(wb_weights.data),
+                matrix.w_in.eq(weights),
                 accumulators.write.eq(matrix.result),
                 accumulators.read_addr.eq(activation.acc_addr),
                 ub.a_read_addr.eq(ctl.ub_a_read_addr),
@@ -156,7 +161,7 @@ class SystolicAccelerator(wiring.Component):
         wiring.connect(m, ctl.xf_cmd, xf.cmd)
         high = Signal(vector_layout(c.cols))  # the high bytes of a WIDE weight row, captured before its low bytes
         with m.If(ctl.w_capture):
-            m.d.sync += high.eq(wb_weights.data)
+            m.d.sync += high.eq(weights)
         m.d.comb += [
             ctl.xf_busy.eq(xf.busy),
             tb_write.addr.eq(xf.tb_write_addr),
@@ -173,6 +178,6 @@ class SystolicAccelerator(wiring.Component):
         for lane in range(c.lanes):
             m.d.comb += matrix.vector[lane].eq(Mux(ctl.vector_from_tb, tb_data[lane], ub.a_read_data[lane]))
         for col in range(c.cols):
-            joined = Cat(wb_weights.data[col].as_unsigned(), high[col])[:WINOGRAD_U_BITS].as_signed()
-            m.d.comb += matrix.w_in[col].eq(Mux(ctl.w_wide, joined, wb_weights.data[col]))
+            joined = Cat(weights[col].as_unsigned(), high[col])[:WINOGRAD_U_BITS].as_signed()
+            m.d.comb += matrix.w_in[col].eq(Mux(ctl.w_wide, joined, weights[col]))
         return m

@@ -10,6 +10,7 @@ from sparq.formats.systolic import (
     COUNTERS,
     PARAM_WORDS,
     UB_READ_LATENCY,
+    WEIGHT_READ_LATENCY,
     Opcode,
     SystolicConfig,
     bank_drain_cycles,
@@ -127,9 +128,10 @@ class Controller(wiring.Component):
 
     Unit timing, for an instruction dispatched at cycle ``t``: READ_HOST / READ_WEIGHTS take a ``host_in`` word in
     each cycle from ``t+1`` on where one is valid (READ_HOST: in its slot); WRITE_HOST reads the UB in each cycle
-    from ``t+1`` on in its slot where the output queue has room and pushes the word ``UB_READ_LATENCY`` cycles later
+    from ``t+1`` on in its slot where the output queue had room in the cycle before (its level, the reads in flight
+    and that cycle's read, one word short of full) and pushes the word ``UB_READ_LATENCY`` cycles later
     (``out_push``); LOAD_WEIGHTS reads ``WB`` at ``t+1 .. t+rows`` (last row first, from an address register) and
-    shifts one cycle after each read (WIDE: reads at ``t+1 .. t+2*rows``, the high word of a row first, captured
+    shifts each row in ``WEIGHT_READ_LATENCY`` cycles after its read, when the top level has it registered (WIDE: reads at ``t+1 .. t+2*rows``, the high word of a row first, captured
     with ``w_capture``, the low word shifting the pair in with ``w_wide``); MATMUL reads the UB (or, ``FROM_TB``,
     the TB) in each cycle from ``t+1`` on in its slot and presents ``issue`` (with ``vector_from_tb``)
     ``UB_READ_LATENCY`` cycles after each read, when the top level has the word registered.
@@ -233,8 +235,11 @@ class Controller(wiring.Component):
         ho_addr = Signal(ub_bits)
         ho_lo, ho_hi = Signal(ub_bits), Signal(ub_bits + 1)
         ho_inflight = [Signal(name=f"ho_inflight{k}") for k in range(1, UB_READ_LATENCY + 1)]  # reads k cycles ago
-        room = self.out_level + sum(ho_inflight) < c.out_depth - 1
+        # Room for one more read, registered so that no queue level or adder is on the dispatch path: last
+        # cycle's level, reads in flight and read bound this cycle's (a word the host took since counts next cycle).
+        room = Signal(init=1)
         ho_read = ~ho_zero & (ho_addr[0] != phase) & room
+        m.d.sync += room.eq(self.out_level + sum(ho_inflight) + ho_read < c.out_depth - 1)
         ho_busy = ~ho_zero
         ho_free = ho_zero | (ho_one & ho_read)
         ho_idle = ho_zero & ~Cat(*ho_inflight).any()
@@ -242,11 +247,17 @@ class Controller(wiring.Component):
         # Weight loader.
         w_left = Signal(range(2 * c.rows + 1))
         w_addr = Signal(wb_bits)
-        w_wide, w_bank, w_shift = Signal(), Signal(), Signal()
+        w_wide, w_bank = Signal(), Signal()
+        # [k]: a row was read k + 1 cycles ago (it shifts in when k + 1 == WEIGHT_READ_LATENCY), and the WIDE high
+        # words likewise (captured then).
+        w_shifts = [Signal(name=f"w_shift{k}") for k in range(1, WEIGHT_READ_LATENCY + 1)]
+        w_captures = [Signal(name=f"w_capture{k}") for k in range(1, WEIGHT_READ_LATENCY + 1)]
         w_lo, w_hi = Signal(wb_bits), Signal(wb_bits + 1)
-        w_zero, w_many = Signal(init=1), Signal()  # w_left == 0, w_left > 2
+        # w_left == 0; w_left > 3 - WEIGHT_READ_LATENCY (a MATMUL on the bank waits: its first vector would meet a
+        # PE before the last shift).
+        w_zero, w_many = Signal(init=1), Signal()
         w_busy = ~w_zero
-        w_idle = w_zero & ~w_shift
+        w_idle = w_zero & ~Cat(*w_shifts).any()
 
         # Matrix issue.
         m_left, m_zero, m_one, m_step, m_load = counter("m_left", cw)
@@ -376,16 +387,20 @@ class Controller(wiring.Component):
         with m.If(ho_read):
             m.d.sync += ho_addr.eq(ho_addr + 1)
 
-        # Weight loading: read the tile's rows last to first; shift each one cycle later, as it arrives.
-        m.d.comb += [self.wb_read_addr.eq(w_addr), self.w_shift.eq(w_shift), self.w_bank.eq(w_bank)]
+        # Weight loading: read the tile's rows last to first; shift each one in WEIGHT_READ_LATENCY cycles later, as
+        # it arrives on the array's weight input.
+        m.d.comb += [self.wb_read_addr.eq(w_addr), self.w_shift.eq(w_shifts[-1]), self.w_bank.eq(w_bank)]
         if c.winograd:  # WIDE: the high word of a row comes first (odd address), the low word shifts the pair in
-            m.d.comb += self.w_wide.eq(w_wide)
-            m.d.sync += [w_shift.eq(w_busy & (~w_wide | w_left[0])),
-                         self.w_capture.eq(w_busy & w_wide & ~w_left[0])]
+            m.d.comb += [self.w_wide.eq(w_wide), self.w_capture.eq(w_captures[-1])]
+            m.d.sync += [w_shifts[0].eq(w_busy & (~w_wide | w_left[0])),
+                         w_captures[0].eq(w_busy & w_wide & ~w_left[0])]
+            m.d.sync += [w_captures[k].eq(w_captures[k - 1]) for k in range(1, len(w_captures))]
         else:
-            m.d.sync += w_shift.eq(w_busy)
+            m.d.sync += w_shifts[0].eq(w_busy)
+        m.d.sync += [w_shifts[k].eq(w_shifts[k - 1]) for k in range(1, len(w_shifts))]
         with m.If(w_busy):
-            m.d.sync += [w_left.eq(w_left - 1), w_addr.eq(w_addr - 1), w_zero.eq(w_left == 1), w_many.eq(w_left > 3)]
+            m.d.sync += [w_left.eq(w_left - 1), w_addr.eq(w_addr - 1), w_zero.eq(w_left == 1),
+                         w_many.eq(w_left > 4 - WEIGHT_READ_LATENCY)]
 
         # Matrix issue: one UB read a cycle in its slot; the tag is delayed to meet the registered read data.
         tag = Signal(issue_layout(c.acc_depth))
@@ -428,7 +443,7 @@ class Controller(wiring.Component):
         with m.If(goes["load"]):
             words = Mux(d.wide, 2 * c.rows, c.rows)
             m.d.sync += [w_left.eq(words), w_addr.eq(d.wb_end - 1), w_bank.eq(d.bank), w_wide.eq(d.wide),
-                         w_lo.eq(d.wb), w_hi.eq(d.wb_end), w_zero.eq(0), w_many.eq(words > 2)]
+                         w_lo.eq(d.wb), w_hi.eq(d.wb_end), w_zero.eq(0), w_many.eq(words > 3 - WEIGHT_READ_LATENCY)]
         m_load(m, goes["matmul"], d.count, count_is_one)
         with m.If(goes["matmul"]):
             # The first issue is the next cycle if its address is in the A slot then (phase flips), else the one
