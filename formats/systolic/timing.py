@@ -105,8 +105,10 @@ product, two shift stages, round and saturate."""
 ACTIVATE_WRITE_LATENCY = ACC_READ_LATENCY + REQUANTIZE_LATENCY
 """Cycles from an activation unit's accumulator read to its UB write of that row."""
 
-FULL_RATE_OUT_DEPTH = 6
-"""The smallest output queue with which WRITE_HOST reads one word a cycle when ``host_out`` is always ready."""
+FULL_RATE_OUT_DEPTH = 7
+"""The smallest output queue with which WRITE_HOST reads one word a cycle when ``host_out`` is always ready: in the
+steady state two words are in the queue and two reads in flight, and a read needs room for one more word as seen
+the cycle before (that cycle's read included)."""
 
 OUTPUT_DRAIN_CYCLES = 5
 """Cycles from a WRITE_HOST's last UB read until the output queue is empty again (``host_out`` always ready): the
