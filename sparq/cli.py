@@ -122,6 +122,25 @@ def build_parser():
     report.add_argument("--out", help="report directory (default <workspace>/report)")
     report.set_defaults(run="run_report")
 
+    sweep = commands.add_parser(
+        "sweep", help="a design-space sweep: synthesis, place and route and RTL throughput of every point, on Dask",
+        description="Sweep a design over a grid of parameters on a board: every point is synthesized, placed and "
+                    "routed (resources, Fmax, the limiting path) and, for eie and systolic, its throughput on the "
+                    "model measured on the RTL. The points run as Dask tasks; finished points are kept in "
+                    "OUT/sweep.json and not redone. See sparq.sweep.")
+    sweep.add_argument("model", nargs="?", help=f"compressed model whose RTL throughput to measure (eie, systolic; "
+                       f"default {DEFAULT_WORKSPACE}/compressed.npz)")
+    sweep.add_argument("--design", required=True, help="a design of `sparq synth --list` (eie, systolic, ...)")
+    sweep.add_argument("--board", required=True, help="the board (see `sparq synth --list`)")
+    sweep.add_argument("--param", action="append", default=[], metavar="NAME=V1,V2,...",
+                       help="a design parameter and its values, repeatable: the sweep is the product of the lists")
+    sweep.add_argument("--images", type=int, default=4, help="test inputs run on the RTL per point (default 4)")
+    sweep.add_argument("--out", help="results directory (default sweep/<design>-<board>)")
+    sweep.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler (default: a LocalCluster here)")
+    sweep.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes (default 2)")
+    sweep.add_argument("--seed", type=int, default=0, help="seed of the RTL runs' random back-pressure")
+    sweep.set_defaults(run="run_sweep_command")
+
     demo = commands.add_parser(
         "demo", help="the end-to-end demo on the bundled digits MLP (what `make demo` runs)",
         description="Compress the bundled digits MLP, lower it to EIE and to the systolic array, run test images on "
@@ -141,6 +160,9 @@ def _handler(name):
     if name == "run_demo":
         from .demo import run_demo
         return run_demo
+    if name == "run_sweep_command":
+        from .sweep import run_sweep_command
+        return run_sweep_command
     from . import commands
     return getattr(commands, name)
 

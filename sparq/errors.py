@@ -18,7 +18,7 @@ Exit codes (:data:`EXIT_CODES`):
 """
 
 __all__ = ["EXIT_CODES", "SparqError", "InputError", "DoesNotFit", "VerificationFailed", "ToolFailed",
-           "WorkspaceBusy", "InternalError", "explain", "as_sparq_error"]
+           "WorkspaceBusy", "InternalError", "explain", "error_for_code", "as_sparq_error"]
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INPUT, EXIT_CAPACITY, EXIT_MISMATCH, EXIT_TOOL, EXIT_BUSY = range(8)
 EXIT_INTERRUPTED = 130
@@ -134,13 +134,20 @@ _BY_CODE = {cls.code: cls for cls in (InputError, DoesNotFit, VerificationFailed
                                       InternalError)}
 
 
+def error_for_code(code, message, hint=None):
+    """A :class:`SparqError` of the class of exit code ``code`` (a failure reported by a worker process, say)."""
+    error = _BY_CODE.get(code, InternalError)(message, hint)
+    error.code = code
+    return error
+
+
 def as_sparq_error(error):
     """A new :class:`SparqError` saying what the command line says of ``error``: of the class of its exit code
     (:class:`InputError` for exit code 3, ...; a SparqError keeps its class), with the one-line message and the hint
     (also added as a note, so a traceback shows it) and the original exception as ``original``. Raised with ``from
     None`` by :mod:`sparq.api`, its traceback ends where the API was called, not deep inside numpy."""
     code, message, hint = explain(error)
-    converted = (type(error) if isinstance(error, SparqError) else _BY_CODE.get(code, InternalError))(message, hint)
+    converted = type(error)(message, hint) if isinstance(error, SparqError) else error_for_code(code, message, hint)
     converted.code = code
     converted.original = error
     converted.add_note(f"hint: {hint}")

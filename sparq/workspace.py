@@ -69,7 +69,7 @@ from .errors import InputError, WorkspaceBusy
 
 __all__ = ["DEFAULT_WORKSPACE", "COMPRESSED", "COMPRESSION", "ONNX", "DEMO", "RECORD", "KINDS", "Record", "sha256",
            "require_file", "load_compressed", "load_float", "atomic_file", "json_text", "simulation_path", "record_checksum",
-           "read_record", "written_by_sparq", "check_output", "opened", "source_file", "writing", "Transaction"]
+           "read_record", "written_by_sparq", "check_output", "opened", "locked", "source_file", "writing", "Transaction"]
 
 DEFAULT_WORKSPACE = Path("build/sparq")
 COMPRESSED, COMPRESSION, ONNX, DEMO = "compressed.npz", "compression.json", "compressed.onnx", "demo.json"
@@ -484,6 +484,16 @@ def opened(*directories, exclusive=False, kinds=None):
             if record is not None:
                 record.verify()
         yield records
+
+
+@contextmanager
+def locked(directory):
+    """Hold ``directory``'s exclusive lock (the directory and its lock file made if missing) in the ``with`` block:
+    for a command that writes there outside a record (``sparq sweep``'s results). Waits for another holder, as
+    the other commands do (``SPARQ_LOCK_TIMEOUT``)."""
+    directory = _directory(directory, create=True)
+    with _locked(directory, True):
+        yield directory
 
 
 @contextmanager

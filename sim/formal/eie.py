@@ -7,7 +7,7 @@ one-cycle activation read), not against real PEs: the properties are about the C
 ports and wires them as :class:`~sparq.hw.eie.top.EIE` does (``bcast.ready`` is the AND of the PEs' ``room``).
 """
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Cat, Const, Module, Mux, Signal, Value
 from amaranth.asserts import AnySeq, Initial
 from amaranth.hdl import Assert, Assume, Cover
 from amaranth.lib import data
@@ -18,7 +18,7 @@ from sparq.hw.eie.layouts import act
 from sparq.hw.eie.lnzd import LeadingNonZeroDetector
 
 from .prove import Property
-from .rules import all_stream_rules, delayed, free_inputs, no_reset, transfer
+from .rules import delayed, free_inputs, no_reset, transfer
 
 __all__ = ["LeadingNonZero", "ccu_config", "two_layers", "LayerScan", "CCUHandshake"]
 
@@ -66,23 +66,32 @@ def two_layers(config: EieConfig) -> int:
 class _CCUPorts:
     """The CCU in an abstract EIE. Host side: in its first ``max_layers`` cycles the host writes every layer-table
     entry (any layer that fits the configuration: ``1 <= in_len, out_len <= n_pe * act_depth``, other fields
-    zero, as the CCU only sequences them), then starts runs of any ``n_layers <= max_layers`` at any time.
-    PE side: ``bcast.ready`` is the AND of the PEs' ``room`` (free, as :class:`~sparq.hw.eie.top.EIE` wires it);
-    the source activations are read from :attr:`acts` with one cycle of latency, as from the PEs' activation
-    registers; ``busy`` and ``idle`` free (a property may constrain them).
+    zero, as the CCU only sequences them), then starts runs of any ``n_layers <= max_layers`` at any time, and
+    reads activations (``host_en``) at any time between runs. PE side (the :class:`~sparq.hw.eie.link.PELinkSignature` links): ``room``, ``busy`` and ``idle`` free (a
+    property may constrain them); the source activations are read from :attr:`acts` with one cycle of latency, as
+    from the PEs' activation registers.
 
     ``acts`` (``n_pe * act_depth`` activations, index ``j`` at PE ``j % n_pe``, local address ``j // n_pe``) takes
     new free values whenever a layer begins (``start``, or ``parity`` flipping) and holds during the layer.
     (Letting the host write the table in any idle cycle instead makes BMC several times slower, for no behaviour
     of the CCU's that this misses: it reads the table only in LAYER.)
+
+    The CCU drives every link with the same control signals; :attr:`bcast`, :attr:`layer`, :attr:`layer_index`,
+    :attr:`parity` and :attr:`flush_write` are those of link 0, and a property checks that the others agree
+    (:meth:`links_agree`). :attr:`room` and :attr:`idle` gather the PEs' bits.
     """
 
     def __init__(self, m, config: EieConfig):
         self.config = c = config
         n, length = c.n_pe, c.n_pe * c.act_depth
         m.submodules.ccu = self.ccu = ccu = CentralControlUnit(c, pe_counters=False)
-        free_inputs(m, ccu, skip=["act_data", "bcast.ready", "table_en", "table_addr", "table_data"])
-        m.d.comb += ccu.bcast.ready.eq(ccu.pe_room.all())
+        free_inputs(m, ccu, skip=["table_en", "table_addr", "table_data"]
+                    + [f"pes.{k}.act_data" for k in range(n)])
+        links = ccu.pes
+        link = links[0]
+        self.bcast, self.layer, self.layer_index = link.bcast, link.layer, link.layer_index
+        self.parity, self.flush_write = link.parity, link.flush_write
+        self.room, self.idle = Cat(pe.room for pe in links), Cat(pe.idle for pe in links)
         written = Signal(range(c.max_layers + 1))
         table = ccu.table_data
         with m.If(written != c.max_layers):
@@ -92,22 +101,29 @@ class _CCUPorts:
                          Assume((table.in_len >= 1) & (table.in_len <= length) & (table.out_len >= 1)
                                 & (table.out_len <= length), "layers fit the configuration"),
                          Assume(~ccu.start, "no run before the table is written")]
-        m.d.comb += Assume(ccu.n_layers <= c.max_layers, "n_layers within the table")
+        m.d.comb += [Assume(ccu.n_layers <= c.max_layers, "n_layers within the table"),
+                     Assume(~(ccu.host_en & ccu.running), "host reads only between runs (the port contract)")]
 
         self.length = length
         self.acts = acts = Signal(data.ArrayLayout(act, length))
         self.layer_begins = Signal()
-        parity_was = delayed(m, ccu.parity, "parity_was")
-        m.d.comb += self.layer_begins.eq((ccu.start & ~ccu.running) | (ccu.parity != parity_was))
+        parity_was = delayed(m, self.parity, "parity_was")
+        m.d.comb += self.layer_begins.eq((ccu.start & ~ccu.running) | (self.parity != parity_was))
         with m.If(self.layer_begins):
             m.d.sync += acts.eq(AnySeq(len(acts.as_value())))
-        with m.If(ccu.act_en):
+        with m.If(link.act_en):
             for k in range(n):
-                m.d.sync += ccu.act_data[k].eq(acts.as_value().word_select(ccu.act_addr * n + k, act.width))
+                m.d.sync += links[k].act_data.eq(acts.as_value().word_select(link.act_addr * n + k, act.width))
 
-    @property
-    def bcast(self):
-        return self.ccu.bcast
+    def links_agree(self, m):
+        """Assert that every link carries link 0's broadcast and control signals in every cycle."""
+        link = self.ccu.pes[0]
+        names = ["layer", "layer_index", "parity", "act_addr", "act_en", "flush_addr", "flush_en", "flush_write"]
+        for k, other in enumerate(self.ccu.pes[1:], 1):
+            same = [Value.cast(getattr(other, name)) == Value.cast(getattr(link, name)) for name in names]
+            same += [other.bcast.valid == link.bcast.valid,
+                     ~link.bcast.valid | (Value.cast(other.bcast.payload) == Value.cast(link.bcast.payload))]
+            m.d.comb += Assert(Cat(same).all(), f"link {k} differs from link 0")
 
 
 class _CCUProperty(Property):
@@ -141,12 +157,12 @@ class LayerScan(_CCUProperty):
     """
 
     def check(self, m, env):
-        ccu, bcast = env.ccu, env.bcast
-        all_stream_rules(m, ccu)
+        bcast = env.bcast
+        env.links_agree(m)
         length, acts = env.length, env.acts
 
         nonzero = Signal(length)
-        m.d.comb += nonzero.eq(Cat((acts[j] != 0) & (j < ccu.layer.in_len) for j in range(length)))
+        m.d.comb += nonzero.eq(Cat((acts[j] != 0) & (j < env.layer.in_len) for j in range(length)))
         sent = Signal(length)
         index = bcast.payload.index
         one = Signal(length)  # the bit of `index`, none when out of range (an assertion below catches that)
@@ -158,7 +174,7 @@ class LayerScan(_CCUProperty):
             m.d.sync += sent.eq(sent | one)
         with m.If(bcast.valid):
             m.d.comb += [
-                Assert(index < ccu.layer.in_len, "broadcast index outside the layer"),
+                Assert(index < env.layer.in_len, "broadcast index outside the layer"),
                 Assert(bcast.payload.value.as_unsigned()
                        == Mux(index < length, acts.as_value().word_select(index, act.width), 0),
                        "broadcast value is not the activation at its index"),
@@ -166,9 +182,9 @@ class LayerScan(_CCUProperty):
                 Assert((sent & one) == 0, "an activation broadcast twice in a layer"),
                 Assert((nonzero & ~sent & below) == 0, "a lower non-zero activation not yet sent"),
             ]
-        with m.If(ccu.flush_write):
+        with m.If(env.flush_write):
             m.d.comb += Assert((nonzero & ~sent) == 0, "write-back started with a non-zero activation not sent")
-        m.d.comb += Cover(ccu.flush_write & (ccu.layer_index == 1) & (sent == nonzero) & (nonzero.all()),
+        m.d.comb += Cover(env.flush_write & (env.layer_index == 1) & (sent == nonzero) & (nonzero.all()),
                           "second layer's write-back after a dense layer")
 
 
@@ -182,17 +198,17 @@ class CCUHandshake(_CCUProperty):
     Guarantees: every broadcast (a transfer on ``bcast``) happens in a cycle where every PE has room; ``done``
     implies every PE idle (so ``done`` rises only once the last broadcast has been processed everywhere).
 
-    With today's ports the first guarantee holds by the EIE top's wiring (``bcast.ready`` is the AND of ``room``);
-    it becomes the CCU's own obligation when ``bcast`` turns ``always_ready``.
+    ``bcast`` is ``always_ready`` (a PE never refuses a broadcast), so the first guarantee is the CCU's own
+    obligation: it raises ``valid`` only when every PE has room.
     """
 
     def check(self, m, env):
-        ccu = env.ccu
-        stays_idle = delayed(m, ccu.pe_idle & ~transfer(env.bcast).replicate(self.config.n_pe), "stays_idle")
+        ccu, idle = env.ccu, env.idle
+        stays_idle = delayed(m, idle & ~transfer(env.bcast).replicate(self.config.n_pe), "stays_idle")
         m.d.comb += [
-            Assume(~Initial() | ccu.pe_idle.all(), "the PEs leave reset idle"),
-            Assume((ccu.pe_idle & stays_idle) == stays_idle, "an idle PE stays idle until a broadcast"),
-            Assert(~transfer(env.bcast) | ccu.pe_room.all(), "a broadcast while a PE has no room"),
-            Assert(~ccu.done | ccu.pe_idle.all(), "done while a PE is not idle"),
-            Cover(ccu.done & (ccu.layer_index == 1), "two layers done"),
+            Assume(~Initial() | idle.all(), "the PEs leave reset idle"),
+            Assume((idle & stays_idle) == stays_idle, "an idle PE stays idle until a broadcast"),
+            Assert(~transfer(env.bcast) | env.room.all(), "a broadcast while a PE has no room"),
+            Assert(~ccu.done | idle.all(), "done while a PE is not idle"),
+            Cover(ccu.done & (env.layer_index == 1), "two layers done"),
         ]

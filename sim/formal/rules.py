@@ -9,7 +9,7 @@ the same rules). :func:`all_stream_rules` does that for every stream port of a c
 
 from amaranth import Module, ResetSignal, Signal, Value
 from amaranth.asserts import AnySeq
-from amaranth.hdl import Assert, Assume
+from amaranth.hdl import Assert, Assume, Const
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In
 
@@ -27,11 +27,12 @@ def no_reset(m):
 
 def free_inputs(m, component: wiring.Component, *, skip=()):
     """Drive every input port of ``component`` with a free value (``AnySeq``: any value in any cycle), except the
-    ports named in ``skip`` (dotted paths such as ``"o.ready"``, or a whole port such as ``"act_data"``)."""
+    ports named in ``skip`` (dotted paths such as ``"o.ready"``, or a whole port such as ``"act_data"``) and the
+    constant members (the ``ready`` of an ``always_ready`` stream), which have no value to choose."""
     skip = set(skip)
     for path, member, value in component.signature.flatten(component):
         dotted = [".".join(map(str, path[:k])) for k in range(1, len(path) + 1)]
-        if member.flow == In and not skip.intersection(dotted):
+        if member.flow == In and not skip.intersection(dotted) and not isinstance(value, Const):
             m.d.comb += value.eq(AnySeq(len(Value.cast(value))))
 
 
@@ -52,8 +53,8 @@ def stream_ports(component: wiring.Component):
 
 
 def transfer(port) -> Value:
-    """``valid & ready`` of a stream port (``valid`` alone for an ``always_ready`` one)."""
-    return port.valid & port.ready if hasattr(port, "ready") else port.valid
+    """``valid & ready`` of a stream port (``ready`` is the constant 1 of an ``always_ready`` one)."""
+    return port.valid & port.ready
 
 
 def stream_rules(m, port, name: str, *, assume: bool):

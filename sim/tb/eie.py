@@ -40,8 +40,19 @@ def counters(bench, n_pe):
     return result
 
 
-async def _stream(bench, port, items, rng, gap):
-    await bench.run([StreamSource(port, items, rng=rng, gap_probability=gap)], max_cycles=20 * len(items) + 100)
+def _tally(pressure, agents):
+    """Add the pressure the ``agents`` saw (their gap, blocked and stall cycles) to ``pressure``, by port."""
+    for agent in agents:
+        port = pressure.setdefault(agent.port, {})
+        for name in ("gap_cycles", "blocked_cycles", "stall_cycles"):
+            if hasattr(agent, name):
+                port[name] = port.get(name, 0) + getattr(agent, name)
+
+
+async def _stream(bench, port, items, rng, gap, pressure):
+    source = StreamSource(port, items, rng=rng, gap_probability=gap)
+    await bench.run([source], max_cycles=20 * len(items) + 100)
+    _tally(pressure, [source])
 
 
 async def _wait_done(bench, poll, max_cycles):
@@ -53,10 +64,11 @@ async def _wait_done(bench, poll, max_cycles):
             raise Mismatch(f"no done after {waited} cycles")
 
 
-async def _read_output(bench, n_pe, act_depth, length, rng, gap, stall):
+async def _read_output(bench, n_pe, act_depth, length, rng, gap, stall, pressure):
     source = StreamSource("read", read_requests(n_pe, act_depth, length), rng=rng, gap_probability=gap)
     sink = StreamSink("out", length, rng=rng, stall_probability=stall)
     await bench.run([source, sink], max_cycles=20 * length + 100)
+    _tally(pressure, [source, sink])
     return sink.items
 
 
@@ -65,9 +77,11 @@ async def run_network(bench, *, jobs, seed=0, gap_probability=0.0, stall_probabi
     """For each job ``{"image_dir", "inputs"}``: load the image (unless ``load_image`` is false: it is baked in),
     then for each input load it, run, read the output back and check it against the golden model.
 
-    Returns one ``{"outputs": [...], "counters": [...], "run_seconds", "seconds"}`` per job: an output and the
-    counters per input, the wall time from ``start`` to ``done`` summed over the inputs, and the job's wall time
-    (input loads and output reads included, image load not). ``reset_at``: before the
+    Returns one ``{"outputs": [...], "counters": [...], "pressure", "run_seconds", "seconds"}`` per job: an output
+    and the counters per input, the pressure the host streams saw (by port: the sources' ``gap_cycles`` and
+    ``blocked_cycles``, the sink's ``stall_cycles``; image load included), the wall time from ``start`` to ``done``
+    summed over the inputs, and the job's wall time (input loads and output reads included, image load not).
+    Every host stream is checked against the stream rules (:class:`~sparq.sim.bench.StreamRules`). ``reset_at``: before the
     first job's first input, start a run on it and assert reset ``reset_at`` cycles in; the runs that follow must
     be unaffected (the memories keep their contents, the input is loaded again). Host streams get seeded random
     valid gaps (``gap_probability``) and output back-pressure (``stall_probability``).
@@ -80,10 +94,11 @@ async def run_network(bench, *, jobs, seed=0, gap_probability=0.0, stall_probabi
         golden = Golden(image)
         c = image.config
         bench.set("n_layers", len(image.layers))
+        pressure = {}
         if load_image:
-            await _stream(bench, "load", image_words(image), rng, gap_probability)
+            await _stream(bench, "load", image_words(image), rng, gap_probability, pressure)
         if reset_at is not None and job_number == 0:
-            await _stream(bench, "load", input_words(c.n_pe, job["inputs"][0]), rng, gap_probability)
+            await _stream(bench, "load", input_words(c.n_pe, job["inputs"][0]), rng, gap_probability, pressure)
             await _start(bench)
             await bench.tick(reset_at)
             if bench.get("done"):
@@ -91,18 +106,18 @@ async def run_network(bench, *, jobs, seed=0, gap_probability=0.0, stall_probabi
             await bench.reset()
         outputs, stats, run_seconds, job_started = [], [], 0.0, time.perf_counter()
         for number, x in enumerate(job["inputs"]):
-            await _stream(bench, "load", input_words(c.n_pe, x), rng, gap_probability)
+            await _stream(bench, "load", input_words(c.n_pe, x), rng, gap_probability, pressure)
             started = time.perf_counter()
             await _start(bench)
             await _wait_done(bench, poll, 10_000_000)
             run_seconds += time.perf_counter() - started
             got = await _read_output(bench, c.n_pe, c.act_depth, image.output_len, rng, gap_probability,
-                                     stall_probability)
+                                     stall_probability, pressure)
             expected = golden.run(np.asarray(x, dtype=np.int64)).output
             assert_words_equal(expected, got, what=f"job {job_number}, input {number}: network output")
             outputs.append(got)
             stats.append(counters(bench, c.n_pe))
-        results.append({"outputs": outputs, "counters": stats, "run_seconds": run_seconds,
+        results.append({"outputs": outputs, "counters": stats, "pressure": pressure, "run_seconds": run_seconds,
                         "seconds": time.perf_counter() - job_started})
     return results
 

@@ -41,6 +41,16 @@ def check_against_model(images, jobs, results, tolerance=0.05, min_cycles=100):
     return rows
 
 
+def assert_pressure(results, *, internal=True):
+    """The pressure a run asked for happened: valid gaps on the host inputs, back-pressure on the output, and
+    (``internal``) broadcasts that waited for a PE's full activation queue (the per-PE ``stall`` counters)."""
+    pressure = [job["pressure"] for job in results]
+    assert sum(p["load"]["gap_cycles"] for p in pressure) > 0 and sum(p["read"]["gap_cycles"] for p in pressure) > 0
+    assert sum(p["out"]["stall_cycles"] for p in pressure) > 0
+    if internal:
+        assert sum(sum(c["stall"]) for job in results for c in job["counters"]) > 0, "no broadcast ever waited"
+
+
 def test_paper_example_verilator(paper_image):
     image, path = paper_image
     rng = np.random.default_rng(3)
@@ -48,6 +58,7 @@ def test_paper_example_verilator(paper_image):
     results = run_verilator(EIE(CONFIG4), "sparq.sim.tb.eie:run_network", jobs=[{"image_dir": path, "inputs": inputs}],
                             seed=3, gap_probability=0.3, stall_probability=0.3)
     check_against_model([image], [{"inputs": inputs}], results)
+    assert_pressure(results, internal=False)  # 8 activations: the queues never fill
 
 
 def test_random_layers_verilator(tmp_path):
@@ -55,6 +66,7 @@ def test_random_layers_verilator(tmp_path):
     results = run_verilator(EIE(CONFIG4), "sparq.sim.tb.eie:run_network", jobs=jobs, seed=10, gap_probability=0.2,
                             stall_probability=0.2)
     check_against_model(images, jobs, results)
+    assert_pressure(results)
 
 
 def test_reset_in_the_middle_of_a_run(tmp_path):
@@ -62,9 +74,11 @@ def test_reset_in_the_middle_of_a_run(tmp_path):
     codes = random_codes(rng, 128, 200, 0.3)
     image, path = layer_image(tmp_path / "layer", CONFIG4, codes, seed=5)
     inputs = random_inputs(rng, 200, 2)
-    for reset_at in (40, 400):  # during the clear, during the layer
-        run_verilator(EIE(CONFIG4), "sparq.sim.tb.eie:run_network", jobs=[{"image_dir": path, "inputs": inputs}],
-                      seed=reset_at, reset_at=reset_at)
+    for reset_at in (40, 400):  # during the clear, during the layer; with host gaps and output back-pressure
+        results = run_verilator(EIE(CONFIG4), "sparq.sim.tb.eie:run_network",
+                                jobs=[{"image_dir": path, "inputs": inputs}], seed=reset_at, reset_at=reset_at,
+                                gap_probability=0.2, stall_probability=0.2)
+        assert_pressure(results)
 
 
 @pytest.mark.parametrize("n_pe", [1, 2, 3, 4, 8, 16])
@@ -75,6 +89,7 @@ def test_pe_counts_amaranth(tmp_path, n_pe):
     results = run_amaranth(EIE(config), "sparq.sim.tb.eie:run_network", jobs=jobs, seed=n_pe, gap_probability=0.3,
                            stall_probability=0.3)
     check_against_model(images, jobs, results)
+    assert_pressure(results, internal=n_pe <= 8)  # 16 PEs: one or two rows each, their queues never fill
 
 
 def test_without_per_pe_counters_amaranth(tmp_path):

@@ -25,7 +25,7 @@ def test_activation_queue_level(depth):
     assert prove(QueueLevel(ActivationQueue(depth))).verdict == "proved"
 
 
-@pytest.mark.parametrize("depth", [2, 4])
+@pytest.mark.parametrize("depth", [2, pytest.param(4, marks=SLOW)])
 def test_activation_queue_order(depth):
     prove(QueueOrder(ActivationQueue(depth)))
 
