@@ -91,6 +91,19 @@ class _ControllerPorts:
         with m.Elif(self.instr.ready):
             m.d.sync += head_valid.eq(0)
         self.issue = ctl.issue
+        # Vectors the dispatched MATMULs have still to issue (issues come in program order).
+        self.owed = owed = Signal(range(4 * max_count + 1), name="vectors_owed")
+        m.d.sync += owed.eq(owed + Mux(self.dispatch(Opcode.MATMUL), head.count, 0) - self.issue.valid)
+
+    def earlier_vectors(self, m, event, name: str) -> Signal:
+        """How many of the vectors still to issue belong to MATMULs dispatched before the last ``event`` (the
+        vector issued in the cycle of ``event`` excluded)."""
+        earlier = Signal.like(self.owed, name=name)
+        with m.If(event):
+            m.d.sync += earlier.eq(self.owed - self.issue.valid)
+        with m.Elif(self.issue.valid & (earlier != 0)):
+            m.d.sync += earlier.eq(earlier - 1)
+        return earlier
 
     @property
     def dispatched(self):
@@ -138,7 +151,8 @@ class WeightBanks(_ControllerProperty):
     that vectors in the array still use: BMC from reset to ``depth`` cycles (default 40).
 
     Guarantees, for each bank ``b``: from the dispatch of a LOAD_WEIGHTS into ``b`` until its ``rows``-th shift
-    has taken effect, no vector tagged ``b`` is issued (so every later MATMUL with ``b`` sees the whole new tile);
+    has taken effect, no vector tagged ``b`` of a MATMUL after it (in program order) is issued (so every later
+    MATMUL with ``b`` sees the whole new tile; earlier ones may still issue, on the old tile, guarded below);
     a shift into ``b`` happens only for such a LOAD_WEIGHTS (exactly ``rows`` of them) and no earlier than the
     cycle in which the last PE samples its weight for the last vector tagged ``b`` (``rows + cols - 2`` cycles
     after its issue: the sample still takes the old weight).
@@ -154,11 +168,13 @@ class WeightBanks(_ControllerProperty):
                 m.d.sync += pending.eq(rows)
             with m.Elif(shift & (pending != 0)):
                 m.d.sync += pending.eq(pending - 1)
+            loads = env.dispatch(Opcode.LOAD_WEIGHTS) & (env.bank == b)
+            earlier = env.earlier_vectors(m, loads, f"bank{b}_vectors_before_load")  # may still use the old tile
             since_issue = _since(m, issue.valid & (issue.bank == b), last_use + 1, f"bank{b}_since_issue")
             since_shift = _since(m, shift, 3, f"bank{b}_since_shift")
             m.d.comb += [
-                Assert(~(issue.valid & (issue.bank == b)) | (pending == 0),
-                       f"bank {b}: a vector issued before its LOAD_WEIGHTS finished"),
+                Assert(~(issue.valid & (issue.bank == b)) | (pending == 0) | (earlier != 0),
+                       f"bank {b}: a vector of a later MATMUL issued before its LOAD_WEIGHTS finished"),
                 Assert(~shift | (pending != 0), f"bank {b}: a weight shift with no LOAD_WEIGHTS left to do"),
                 Assert(~shift | (since_issue >= last_use), f"bank {b}: a shift while a vector in the array uses it"),
                 Cover(issue.valid & (issue.bank == b) & (since_shift == 1), f"bank {b}: a vector issued in the "
@@ -185,14 +201,7 @@ class AccumulatorOrder(_ControllerProperty):
         visible = matrix_latency(c) + ACCUMULATE_LATENCY  # after an issue, until a read sees the result
         cmd, taken = ctl.act_cmd.payload, transfer(ctl.act_cmd)
         first_read = 1 + Mux(cmd.wait > PARAM_WORDS - 1, cmd.wait, PARAM_WORDS - 1)  # cycles from the take
-        # Vectors the dispatched MATMULs have still to issue, and how many of them are the ACTIVATE's (earlier).
-        owed = Signal(range(4 * self.max_count + 1), name="vectors_owed")
-        m.d.sync += owed.eq(owed + Mux(env.dispatch(Opcode.MATMUL), env.head.count, 0) - issue.valid)
-        earlier = Signal.like(owed, name="act_earlier_vectors")
-        with m.If(taken):
-            m.d.sync += earlier.eq(owed - issue.valid)
-        with m.Elif(issue.valid & (earlier != 0)):
-            m.d.sync += earlier.eq(earlier - 1)
+        earlier = env.earlier_vectors(m, taken, "act_earlier_vectors")  # of MATMULs before the ACTIVATE
         horizon = 2 ** len(cmd.wait) + PARAM_WORDS + c.acc_depth
         chased, later = [], []
         for x in range(c.acc_depth):
