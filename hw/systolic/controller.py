@@ -131,8 +131,9 @@ class Controller(wiring.Component):
     from ``t+1`` on in its slot where the output queue had room in the cycle before (its level, the reads in flight
     and that cycle's read, one word short of full) and pushes the word ``UB_READ_LATENCY`` cycles later
     (``out_push``); LOAD_WEIGHTS reads ``WB`` at ``t+1 .. t+rows`` (last row first, from an address register) and
-    shifts each row in ``WEIGHT_READ_LATENCY`` cycles after its read, when the top level has it registered (WIDE: reads at ``t+1 .. t+2*rows``, the high word of a row first, captured
-    with ``w_capture``, the low word shifting the pair in with ``w_wide``); MATMUL reads the UB (or, ``FROM_TB``,
+    shifts each row in ``WEIGHT_READ_LATENCY`` cycles after its read, when the top level has it registered (WIDE:
+    reads at ``t+1 .. t+2*rows``, the high word of a row first, captured with ``w_capture``, the low word shifting
+    the pair in with ``w_wide``); MATMUL reads the UB (or, ``FROM_TB``,
     the TB) in each cycle from ``t+1`` on in its slot and presents ``issue`` (with ``vector_from_tb``)
     ``UB_READ_LATENCY`` cycles after each read, when the top level has the word registered.
 
