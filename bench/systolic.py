@@ -16,7 +16,9 @@ the golden model, host always ready):
   ``cycles - active``.
 
 Then the digits MLP and CNN: int8 accuracy on the golden model over all 540 test images and on the RTL over the
-first ``--images`` (bit-exact with the golden model), against float.
+first ``--images`` (bit-exact with the golden model), against float, and the MAC utilization of their batched
+device calls on the RTL (summed counters: ``mac_busy / (cycles - stall_cycles)`` including host transfers, and of
+the compute phase).
 
 Writes ``bench/results/systolic.json`` and ``bench/results/systolic_*.png``.
 
@@ -347,6 +349,9 @@ def main():
     digits = {"golden": digits_golden()}
     if not args.no_rtl and args.images:
         digits["rtl"] = run_digits_rtl(args.images, RUNNERS[args.runner])
+        for t in digits["rtl"].values():  # summed over the batched device calls, host always ready
+            t["utilization_compute"] = t["mac_busy"] / t["active_cycles"]
+            t["utilization_total"] = t["mac_busy"] / (t["cycles"] - t["stall_cycles"])
     print("\ndigits, int8 on the systolic array against float")
     for name, g in digits["golden"].items():
         line = (f"  {name}: float {100 * g['float_accuracy']:.2f} %, compiler int8 reference "
@@ -355,7 +360,9 @@ def main():
         if "rtl" in digits:
             t = digits["rtl"][name]
             line += (f"; RTL {100 * t['int8_accuracy']:.2f} % vs float {100 * t['float_accuracy']:.2f} % on "
-                     f"{t['images']} images, bit-exact with the golden model over {t['device_calls']} device calls")
+                     f"{t['images']} images, bit-exact with the golden model over {t['device_calls']} device calls; "
+                     f"MAC utilization {100 * t['utilization_total']:.1f} % including host transfers "
+                     f"({100 * t['utilization_compute']:.1f} % of the compute phase)")
         print(line)
 
     RESULTS.mkdir(parents=True, exist_ok=True)

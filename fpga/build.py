@@ -243,6 +243,7 @@ def synthesize(design: wiring.Component, board: str, *, dsp: bool = True, name: 
 
     use_yowasp_tools()
     platform = board.platform_class()()
+    platform.sparq_dsp = dsp  # hw blocks that instantiate DSP blocks themselves read it (hw.common.dsp)
     plan = platform.build(top, name="top", do_build=False, **_overrides(board.family, dsp, measuring=wrapped))
     key = hashlib.sha256(plan.digest() + _tool_versions().encode()).hexdigest()[:16]
     cached = build_dir is None

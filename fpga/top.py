@@ -92,8 +92,9 @@ class SystolicHost(_HostCore):
 
     The program's instructions live in a ROM and its weight image in a RAM initialised from the program; a START
     streams the instructions into the accelerator and, for every READ_WEIGHTS / READ_HOST it issues, feeds that many
-    words from the image RAM / the input RAM to ``host_in`` (the format's rule: each READ takes the next words of its
-    source). ``host_out`` words land in the output RAM. See the module docstring for the host's view.
+    words from the image RAM / the input RAM to ``host_in``, from word ``src`` (the format's rule: each READ copies
+    words ``src .. src + count`` of its source). ``host_out`` words land in the output RAM. See the module docstring
+    for the host's view.
 
     Parameters
     ----------
@@ -137,7 +138,8 @@ class SystolicHost(_HostCore):
 
         accelerator = SystolicAccelerator(config)
         m.submodules.accelerator = ResetInserter(restart)(accelerator)
-        segments = StreamFIFO(data.StructLayout({"image": 1, "count": COUNT_BITS}), SEGMENT_QUEUE_DEPTH)
+        segments = StreamFIFO(data.StructLayout({"image": 1, "count": COUNT_BITS, "src": COUNT_BITS}),
+                              SEGMENT_QUEUE_DEPTH)
         m.submodules.segments = ResetInserter(restart)(segments)
 
         # Memories: the baked program, the weight image, and the host's input and output buffers.
@@ -168,6 +170,7 @@ class SystolicHost(_HostCore):
             instruction_read.en.eq(issue_advance),
             segments.i.payload.image.eq(instruction.opcode == Opcode.READ_WEIGHTS),
             segments.i.payload.count.eq(instruction.count),
+            segments.i.payload.src.eq(instruction.src),
             segments.i.valid.eq(accelerator.instr.valid & accelerator.instr.ready & is_read),
         ]
         with m.If(issue_advance & running):
@@ -193,7 +196,12 @@ class SystolicHost(_HostCore):
             accelerator.host_in.valid.eq(feed_valid),
         ]
         with m.If(segments.o.valid & segments.o.ready):
-            m.d.sync += [left.eq(segments.o.payload.count), from_image.eq(segments.o.payload.image)]
+            segment = segments.o.payload
+            m.d.sync += [left.eq(segment.count), from_image.eq(segment.image)]
+            with m.If(segment.image):
+                m.d.sync += image_addr.eq(segment.src)
+            with m.Else():
+                m.d.sync += input_addr.eq(segment.src)
         with m.If(feed_advance):
             m.d.sync += [feed_valid.eq(left != 0), feed_from_image.eq(from_image)]
             with m.If(left != 0):

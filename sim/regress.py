@@ -23,7 +23,7 @@ Each case runs on the RTL and is checked (:func:`run_batch`):
   depth 2 the upper bound is loose).
 * systolic: every output byte against :func:`sparq.sim.systolic.golden.run_program`; ``cycles - stall_cycles``,
   ``mac_busy`` and ``active_cycles`` exactly against :func:`sparq.sim.systolic.cycles.predict` (the compute cycles
-  at least the model's on an output queue too shallow for full-rate WRITE_HOST, :data:`FULL_RATE_OUT_DEPTH`).
+  at least the model's on an output queue too shallow for full-rate WRITE_HOST, :data:`sparq.formats.systolic.FULL_RATE_OUT_DEPTH`).
 
 :func:`regress` runs the cases: the seeds are grouped by configuration (:func:`plan`), each configuration is built
 once (:func:`build`, or found in the build cache) before anything fans out, and the cases go to the workers in
@@ -38,7 +38,7 @@ import numpy as np
 
 from sparq.compiler.eie import LayerSpec, lower
 from sparq.formats.eie import EieConfig
-from sparq.formats.systolic import SystolicConfig
+from sparq.formats.systolic import FULL_RATE_OUT_DEPTH, SystolicConfig
 
 from .eie.cycle import layer_costs, rtl_start_latency, simulate
 from .eie.golden import Golden
@@ -48,7 +48,7 @@ from .systolic.stimulus import CONFIGS as SHARED_SYSTOLIC_CONFIGS
 from .systolic.stimulus import random_layers
 
 __all__ = ["TARGETS", "EIE_CONFIGS", "SYSTOLIC_CONFIGS", "CONFIGS", "EIE_MAX_WIDTH",
-           "FULL_RATE_OUT_DEPTH", "EieCase", "SystolicCase", "Outcome", "eie_case", "systolic_case", "make_case", "config_names",
+           "EieCase", "SystolicCase", "Outcome", "eie_case", "systolic_case", "make_case", "config_names",
            "choose_config", "plan", "build", "run_batch", "regress", "eie_compute_bounds",
            "cycle_check", "reproduce_command"]
 
@@ -82,19 +82,15 @@ SYSTOLIC_CONFIGS = {
     "3x3": SystolicConfig(rows=3, cols=3, ub_depth=1024, wb_depth=1024, acc_depth=64),
     "4x4": SHARED_SYSTOLIC_CONFIGS[4],
     "5x5": SystolicConfig(rows=5, cols=5, ub_depth=1024, wb_depth=2048, acc_depth=128, instr_depth=4, out_depth=3),
-    "6x6": SystolicConfig(rows=6, cols=6, ub_depth=1024, wb_depth=2048, acc_depth=128, instr_depth=4, out_depth=5),
+    "6x6": SystolicConfig(rows=6, cols=6, ub_depth=1024, wb_depth=2048, acc_depth=128, instr_depth=4,
+                          out_depth=FULL_RATE_OUT_DEPTH),
     "8x8": SHARED_SYSTOLIC_CONFIGS[8],
     "16x16": SHARED_SYSTOLIC_CONFIGS[16],
 }
 """The systolic configurations of the regression: the sizes the tests and benchmarks share (so their builds are
 shared too), a 3x3, and a 5x5 and a 6x6 with a 4-entry instruction queue: the 5x5 with the smallest output queue
-(3), the 6x6 with the smallest at which WRITE_HOST runs at full rate (:data:`FULL_RATE_OUT_DEPTH`)."""
+(3), the 6x6 with the smallest at which WRITE_HOST runs at full rate (:data:`sparq.formats.systolic.FULL_RATE_OUT_DEPTH`)."""
 
-FULL_RATE_OUT_DEPTH = 5
-"""The output queue depth from which WRITE_HOST streams one word a cycle, which :mod:`sparq.sim.systolic.cycles`
-assumes; below it the RTL takes longer (``hw/systolic/controller.py`` reads only while the queue has room for
-the words in flight, and the queue takes two cycles through), so the model's compute cycles are only a lower
-bound."""
 
 TARGETS = ("eie", "systolic")
 CONFIGS = {"eie": EIE_CONFIGS, "systolic": SYSTOLIC_CONFIGS}

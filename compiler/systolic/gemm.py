@@ -20,10 +20,12 @@ __all__ = ["lower_gemm", "gemm_program"]
 def lower_gemm(layers, m: int, config: SystolicConfig, *, halt: bool = True) -> SystolicProgram:
     """A program running the chain of :class:`GemmLayer` ``layers`` on ``m`` input rows.
 
-    The program reads the weights, reads the ``ceil(K0 / lanes) * m`` input words
-    (``sparq.formats.systolic.pack_matrix`` of the ``m x K0`` int8 input), runs the layers with their activations kept in
-    the unified buffer (two regions, alternated), writes the ``ceil(N_last / lanes) * m`` output words and, if
-    ``halt``, halts.
+    The program reads the weights and the ``ceil(K0 / lanes) * m`` input words (``sparq.formats.systolic.pack_matrix``
+    of the ``m x K0`` int8 input), runs the layers with their activations kept in the unified buffer (two regions,
+    alternated), writes the ``ceil(N_last / lanes) * m`` output words (in the same layout) and, if ``halt``, halts.
+    The host transfers overlap the computation (:class:`~.program.ProgramBuilder`): each weight tile, parameter
+    record and input piece is read as the computation comes to need it, each output tile written as soon as it is
+    computed.
     """
     layers = list(layers)
     if not layers:
@@ -41,12 +43,9 @@ def lower_gemm(layers, m: int, config: SystolicConfig, *, halt: bool = True) -> 
           f"two activation regions of {region[0]} and {region[1]} words for {m} rows")
     builder = ProgramBuilder(config)
     placed = [builder.place_layer(layer) for layer in layers]
-    builder.emit(Opcode.READ_HOST, f"input: {m} rows x {layers[0].k}", ub=0, count=blocks[0] * m)
     for i, layer in enumerate(layers):
         x_ub, y_ub = (0, region[0]) if i % 2 == 0 else (region[0], 0)
-        builder.gemm(layer, m, x_ub, y_ub, placed[i])
-    out_ub = region[0] if len(layers) % 2 else 0
-    builder.emit(Opcode.WRITE_HOST, f"output: {m} rows x {layers[-1].n}", ub=out_ub, count=blocks[-1] * m)
+        builder.gemm(layer, m, x_ub, y_ub, placed[i], from_host=i == 0, to_host=i == len(layers) - 1)
     if halt:
         builder.emit(Opcode.HALT)
     return builder.program(blocks[0] * m, blocks[-1] * m,

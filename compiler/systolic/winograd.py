@@ -198,36 +198,35 @@ def lower_winograd(layer: WinogradLayer, tiles: int, config: SystolicConfig, *, 
                                   c.cols) for n in range(nt) for e in range(16) for k in range(kt)]
     records = [pack_params(bias[n * c.cols:(n + 1) * c.cols], multiplier[n * c.cols:(n + 1) * c.cols],
                            shift[n * c.cols:(n + 1) * c.cols], c.lanes) for n in range(nt)]
-    base = builder.weights(np.concatenate(wide + records), f"layer {layer.name}: {nt}x16x{kt} Winograd weight tiles "
-                                                           f"(12-bit, 2 words a row), {nt} parameter records")
+    base, weights = builder.weights(np.concatenate(wide + records), f"layer {layer.name}: {nt}x16x{kt} Winograd "
+                                    f"weight tiles (12-bit, 2 words a row), {nt} parameter records")
     tile_address = {(n, e, k): base + ((n * 16 + e) * kt + k) * 2 * c.rows
                     for n in range(nt) for e in range(16) for k in range(kt)}
     param_address = base + nt * 16 * kt * 2 * c.rows
     y_ub = in_words
-    builder.emit(Opcode.READ_HOST, f"input: {tiles} tiles x 16 elements x {layer.channels} channels", ub=0,
-                 count=in_words)
+    inputs = builder.read_input(f"input: {tiles} tiles x 16 elements x {layer.channels} channels", ub=0,
+                                count=in_words, src=0)
     for p0 in range(0, tiles, chunk):
         count = min(chunk, tiles - p0)
         for k in range(kt):
             builder.emit(Opcode.TRANSFORM_IN, f"{layer.name}: V = B^T d B, tiles {p0}..{p0 + count - 1}, channel "
-                         f"block {k}", ub=k * 16 * tiles + 16 * p0, tb=k * 16 * count, count=count)
+                         f"block {k}", needs=(inputs,), ub=k * 16 * tiles + 16 * p0, tb=k * 16 * count, count=count)
         for n in range(nt):
             for e in range(16):
                 for k in range(kt):
                     bank = builder.next_bank
                     builder.next_bank ^= 1
-                    builder.emit(Opcode.LOAD_WEIGHTS, f"{layer.name}: U tile N{n} position {e} K{k} -> bank {bank}",
-                                 flags=Flag(bank) | Flag.WIDE, wb=tile_address[(n, e, k)])
+                    load = builder.load(f"{layer.name}: U tile N{n} position {e} K{k} -> bank {bank}",
+                                        needs=(weights,), flags=Flag(bank) | Flag.WIDE, wb=tile_address[(n, e, k)])
                     builder.emit(Opcode.MATMUL, f"{layer.name}: M_{e} += V_{e} @ U_{e}, K tile {k}, N tile {n}",
-                                 flags=Flag(bank) | Flag.FROM_TB | (Flag.ACCUMULATE if k else Flag(0)),
+                                 needs=(load,), flags=Flag(bank) | Flag.FROM_TB | (Flag.ACCUMULATE if k else Flag(0)),
                                  tb=k * 16 * count + e * count, acc=e * count, count=count)
             builder.emit(Opcode.TRANSFORM_OUT, f"{layer.name}: Y = A^T M A, N tile {n}", acc=0, count=count)
             builder.emit(Opcode.ACTIVATE, f"{layer.name}: N tile {n}, tiles {p0}..{p0 + count - 1}"
                          + (" + ReLU" if layer.relu else ""), flags=Flag.RELU if layer.relu else Flag(0),
                          acc=16 * count, ub=y_ub + n * 4 * tiles + 4 * p0, wb=param_address + n * PARAM_WORDS,
                          count=4 * count)
-    builder.emit(Opcode.WRITE_HOST, f"output: {tiles} tiles x 4 pixels x {layer.n} channels", ub=y_ub,
-                 count=out_words)
+    builder.write(f"output: {tiles} tiles x 4 pixels x {layer.n} channels", ub=y_ub, count=out_words)
     if halt:
         builder.emit(Opcode.HALT)
     return builder.program(in_words, out_words, meta=dict(

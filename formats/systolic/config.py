@@ -14,10 +14,14 @@ A ``rows x cols`` weight-stationary array (TPU v1 style) with three on-chip memo
 The accelerator as built requires ``rows == cols`` (one host word fits both buffers, and an output tile is the next
 layer's input tile); the array blocks themselves take any ``rows x cols``.
 
+The unified buffer is two banks, the even and the odd addresses, each with one read and one write port, so that the
+host transfers and the computation use it at the same time (:mod:`sparq.formats.systolic.timing`, bank slots);
+``ub_depth`` must therefore be at least 2.
+
 Host side: an instruction stream (128-bit words, :func:`encode`), a data stream in (``host_in``, one UB/WB word per
 transfer) and a data stream out (``host_out``). The words a program reads from ``host_in`` come in program order:
-each ``READ_WEIGHTS`` takes the next ``count`` words of the static weight image, each ``READ_HOST`` the next
-``count`` words of the run-time input (:func:`host_stream`).
+each ``READ_WEIGHTS`` takes ``count`` words of the static weight image from word ``src``, each ``READ_HOST``
+``count`` words of the run-time input from word ``src`` (:func:`host_stream`).
 """
 
 import json
@@ -39,9 +43,9 @@ class SystolicConfig:
     """Parameters of one accelerator build. Every depth is a number of words.
 
     ``instr_depth`` is the instruction queue, ``out_depth`` the host output queue (at least 3; WRITE_HOST streams
-    one word a cycle from 5 on). ``winograd`` builds the Winograd datapath (transform units, transform buffer of
-    ``tb_depth`` words, 10 x 12-bit PE operands); without it ``tb_depth`` is ignored and the Winograd instructions
-    are refused.
+    one word a cycle from :data:`~sparq.formats.systolic.timing.FULL_RATE_OUT_DEPTH` on). ``winograd`` builds the
+    Winograd datapath (transform units, transform buffer of ``tb_depth`` words, 10 x 12-bit PE operands); without
+    it ``tb_depth`` is ignored and the Winograd instructions are refused.
     """
     rows: int = 8
     cols: int = 8
@@ -65,6 +69,9 @@ class SystolicConfig:
         if self.rows != self.cols:
             raise FormatError(f"the accelerator needs a square array (rows == cols, got {self.rows} x {self.cols}): "
                               "a unified-buffer word is one array row and an output tile is the next layer's input")
+        if self.ub_depth < 2:
+            raise FormatError(f"SystolicConfig.ub_depth must be at least 2 (got {self.ub_depth}): the unified buffer "
+                              "is two banks, the even and the odd addresses")
         if self.out_depth < 3:
             raise FormatError(f"SystolicConfig.out_depth must be at least 3 (got {self.out_depth})")
         if self.wb_depth < max(self.rows, PARAM_WORDS):

@@ -17,7 +17,7 @@ __all__ = ["SystolicProgram", "save_program", "load_program", "LOAD_LIMITS"]
 @dataclass
 class SystolicProgram:
     """A compiled program: the configuration it was checked against, its instructions, the static weight image (the
-    words its READ_WEIGHTS instructions take, in order) and the number of run-time input and output words.
+    words its READ_WEIGHTS instructions copy, by ``src``) and the number of run-time input and output words.
 
     ``comments`` maps instruction indices to listing comments; ``meta`` is free JSON-able metadata.
     """

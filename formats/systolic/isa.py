@@ -1,14 +1,16 @@
 """The systolic instruction set: opcodes, flags, fields, the 128-bit encoding and the text listing.
 
-Instruction set (version 2)
+Instruction set (version 3)
 ---------------------------
 Every instruction has the fields ``opcode`` (8 bits), ``flags`` (8), ``acc``, ``ub``, ``wb`` (addresses, 24 bits
-each), ``count`` (24 bits) and ``tb`` (a transform-buffer address, 16 bits); unused fields are zero.
+each), ``count`` (24 bits) and ``tb`` (a transform-buffer address, 16 bits); unused fields are zero. ``src`` (24
+bits, READ_HOST and READ_WEIGHTS only) is a word index into the host-side data and occupies the bits of ``acc``
+(:data:`SHARED_FIELDS`), which those two do not use.
 
 =============  =====================================================================================================
-READ_HOST      ``UB[ub + i] <- host_in`` for ``i < count``.
+READ_HOST      ``UB[ub + i] <- input[src + i]`` for ``i < count``: words of the run-time input.
 WRITE_HOST     ``host_out <- UB[ub + i]`` for ``i < count``.
-READ_WEIGHTS   ``WB[wb + i] <- host_in`` for ``i < count``.
+READ_WEIGHTS   ``WB[wb + i] <- image[src + i]`` for ``i < count``: words of the static weight image.
 LOAD_WEIGHTS   Shift the tile ``WB[wb .. wb + rows)`` (word ``r`` = weight row ``r``, the K index) into weight bank
                ``BANK`` of the array. The other bank keeps computing meanwhile (double buffering). With ``WIDE``
                (Winograd builds only) the tile is ``2 * rows`` words: weight row ``r`` is
@@ -35,10 +37,22 @@ on a board, :mod:`sparq.formats.uart`); nothing after it runs.
 Flags: ``BANK`` (bit 0), ``ACCUMULATE`` (bit 1), ``RELU`` (bit 2), ``FROM_TB`` (bit 3, MATMUL), ``WIDE`` (bit 4,
 LOAD_WEIGHTS).
 
+Host streams: the accelerator's ``host_in`` port carries, in program order, the words each READ_HOST and
+READ_WEIGHTS copies (``count`` words each); the host sends them in that order (:func:`sparq.formats.systolic.host_stream`
+gathers them by ``src``). So a program may read its input in any order, in pieces, or more than once, whatever
+layout the host holds it in. ``host_out`` carries the WRITE_HOST words in program order.
+
 Ordering: the result of a program is the result of executing its instructions one after another. The hardware
-overlaps LOAD_WEIGHTS, MATMUL and ACTIVATE and enforces that ordering itself with interlocks; READ_HOST,
-WRITE_HOST, READ_WEIGHTS, TRANSFORM_IN and TRANSFORM_OUT wait for every unit to go idle first, and nothing
+dispatches them in program order, at most one a cycle, to six units that then run concurrently -- the host input
+(READ_HOST, READ_WEIGHTS), the host output (WRITE_HOST), the weight loader, the matrix unit, the activation unit
+and (Winograd builds) the transform unit -- and enforces that ordering itself with interlocks on the address
+ranges the units touch (:mod:`sparq.formats.systolic.timing`). So host transfers overlap computation: weights for
+the next tile and inputs for the next rows stream in while the array works on the current ones, and outputs
+stream out behind the activation unit. SYNC, HALT and the transforms wait for every unit to go idle, and nothing
 dispatches while a transform runs.
+
+Version 3 added ``src`` (version 2 READ_HOST and READ_WEIGHTS took the next words of their source, in order) and
+the overlapped host transfers; a version-2 file is refused with a message to recompile.
 """
 
 import enum
@@ -49,10 +63,10 @@ import numpy as np
 
 from ..common import pack_fields, unpack_fields
 
-__all__ = ["FORMAT_VERSION", "FormatError", "Opcode", "Flag", "FIELDS", "INSTRUCTION_BITS", "Instruction", "encode",
-           "decode", "listing", "parse_listing"]
+__all__ = ["FORMAT_VERSION", "FormatError", "Opcode", "Flag", "FIELDS", "SHARED_FIELDS", "INSTRUCTION_BITS",
+           "Instruction", "encode", "decode", "listing", "parse_listing"]
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Version of everything this module defines; bumped on any incompatible change."""
 
 
@@ -86,13 +100,16 @@ class Flag(enum.IntFlag):
 FIELDS = (("opcode", 8), ("flags", 8), ("acc", 24), ("ub", 24), ("wb", 24), ("count", 24), ("tb", 16))
 """Instruction fields, least significant first, with their widths in bits."""
 
+SHARED_FIELDS = {"src": "acc"}
+"""Fields that occupy the bits of another field of :data:`FIELDS`: no opcode uses both."""
+
 INSTRUCTION_BITS = 128
 """Width of an encoded instruction; the fields fill it exactly."""
 
 _USED = {  # fields each opcode uses, besides opcode and flags; the others must be zero
-    Opcode.READ_HOST: ("ub", "count"),
+    Opcode.READ_HOST: ("ub", "count", "src"),
     Opcode.WRITE_HOST: ("ub", "count"),
-    Opcode.READ_WEIGHTS: ("wb", "count"),
+    Opcode.READ_WEIGHTS: ("wb", "count", "src"),
     Opcode.LOAD_WEIGHTS: ("wb",),
     Opcode.MATMUL: ("acc", "ub", "tb", "count"),
     Opcode.ACTIVATE: ("acc", "ub", "wb", "count"),
@@ -101,6 +118,8 @@ _USED = {  # fields each opcode uses, besides opcode and flags; the others must 
     Opcode.TRANSFORM_IN: ("ub", "tb", "count"),
     Opcode.TRANSFORM_OUT: ("acc", "count"),
 }
+_WIDTHS = {**dict(FIELDS[2:]), **{alias: dict(FIELDS)[field] for alias, field in SHARED_FIELDS.items()}}
+"""Every field an instruction may set (besides opcode and flags), with its width."""
 _FLAGS = {Opcode.LOAD_WEIGHTS: Flag.BANK | Flag.WIDE, Opcode.MATMUL: Flag.BANK | Flag.ACCUMULATE | Flag.FROM_TB,
           Opcode.ACTIVATE: Flag.RELU}
 
@@ -115,6 +134,7 @@ class Instruction:
     wb: int = 0
     count: int = 0
     tb: int = 0
+    src: int = 0
 
     def __post_init__(self):
         try:
@@ -126,7 +146,7 @@ class Instruction:
         extra = self.flags & ~_FLAGS.get(self.opcode, Flag(0))
         if extra:
             raise FormatError(f"{self.opcode.name} does not take flag(s) {extra!r}")
-        for name, width in FIELDS[2:]:
+        for name, width in _WIDTHS.items():
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or not 0 <= value < (1 << width):
                 raise FormatError(f"{self.opcode.name}: field {name}={value!r} must be an integer in "
@@ -143,14 +163,25 @@ class Instruction:
 
 def encode(instruction: Instruction) -> int:
     """The :data:`INSTRUCTION_BITS`-bit integer of ``instruction``."""
-    return pack_fields(FIELDS, instruction, what="instruction")
+    values = {name: getattr(instruction, name) for name, _ in FIELDS}
+    for alias, field in SHARED_FIELDS.items():
+        values[field] |= getattr(instruction, alias)  # at most one of the two is set (Instruction checks)
+    return pack_fields(FIELDS, values, what="instruction")
 
 
 def decode(word: int) -> Instruction:
     """The :class:`Instruction` encoded in ``word``; raises :class:`FormatError` on a malformed word."""
     if not 0 <= word < (1 << INSTRUCTION_BITS):
         raise FormatError(f"instruction word {word:#x} is not a {INSTRUCTION_BITS}-bit unsigned integer")
-    return Instruction(**unpack_fields(FIELDS, word))
+    values = unpack_fields(FIELDS, word)
+    try:
+        used = _USED[Opcode(values["opcode"])]
+    except ValueError:
+        used = ()  # Instruction refuses the opcode
+    for alias, field in SHARED_FIELDS.items():
+        if alias in used:
+            values[alias], values[field] = values[field], 0
+    return Instruction(**values)
 
 
 def _format_line(ins: Instruction) -> str:
@@ -200,7 +231,7 @@ def parse_listing(text: str) -> list:
                 flags |= Flag[token.upper()]
             else:
                 raise FormatError(f"listing line {number}: cannot read {token!r} (expected field=value or a flag)")
-        unknown = set(values) - {name for name, _ in FIELDS[2:]}
+        unknown = set(values) - set(_WIDTHS)
         if unknown:
             raise FormatError(f"listing line {number}: unknown field(s) {sorted(unknown)}")
         try:

@@ -5,12 +5,21 @@ from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sparq.formats.systolic import COUNTER_BITS, COUNTERS, WINOGRAD_U_BITS, WINOGRAD_V_BITS, SystolicConfig
+from sparq.formats.systolic import (
+    COUNTER_BITS,
+    COUNTERS,
+    WEIGHT_READ_LATENCY,
+    WINOGRAD_U_BITS,
+    WINOGRAD_V_BITS,
+    SystolicConfig,
+    matrix_drain_cycles,
+)
 
 from ..common.fifo import StreamFIFO
 from .accumulators import Accumulators
 from .activation import ActivationUnit
-from .controller import Controller
+from .buffer import UnifiedBuffer
+from .controller import Controller, InstructionDecoder, count_bits, decoded_layout
 from .layouts import instruction_layout, vector_layout
 from .matrix import MatrixUnit
 from .winograd import WinogradTransforms
@@ -23,14 +32,16 @@ class SystolicAccelerator(wiring.Component):
     set and the integer semantics, and :class:`~.controller.Controller` for timing and interlocks.
 
     Memories (``amaranth.lib.memory.Memory``, sized by ``config``): the unified buffer (``ub_depth`` x ``rows``
-    int8; one read port shared by MATMUL and WRITE_HOST, one write port shared by READ_HOST and ACTIVATE), the
-    weight buffer (``wb_depth`` x ``cols`` int8; written by READ_WEIGHTS, read by the weight loader and by the
-    activation unit's parameter fetch), and the accumulators (:class:`~.accumulators.Accumulators`).
+    int8, :class:`~.buffer.UnifiedBuffer`: two banks whose slots give MATMUL and WRITE_HOST a read and READ_HOST
+    and ACTIVATE a write every cycle), the weight buffer (``wb_depth`` x ``cols`` int8; written by READ_WEIGHTS,
+    read by the weight loader and by the activation unit's parameter fetch), and the accumulators
+    (:class:`~.accumulators.Accumulators`). Timing: :mod:`sparq.formats.systolic.timing`.
 
     Ports
     -----
     instr : In(stream.Signature(instruction_layout()))
-        Encoded instructions (``sparq.formats.systolic.encode``), queued in an ``instr_depth``-entry FIFO.
+        Encoded instructions (``sparq.formats.systolic.encode``), decoded (:class:`~.controller.InstructionDecoder`)
+        and queued in an ``instr_depth``-entry FIFO.
     host_in : In(stream.Signature(ArrayLayout(signed(8), rows)))
         Data words for READ_HOST and READ_WEIGHTS, in program order.
     host_out : Out(stream.Signature(ArrayLayout(signed(8), rows)))
@@ -38,7 +49,8 @@ class SystolicAccelerator(wiring.Component):
     Winograd builds (``config.winograd``) add the transform buffer (``tb_depth`` x ``rows`` lanes of
     ``WINOGRAD_V_BITS`` bits, written by :class:`~.winograd.WinogradTransforms`, read by MATMUL ``FROM_TB``), the
     transform unit (which borrows the UB read port, the accumulators' read port and their write input while it
-    runs; nothing else runs then), and a matrix unit of ``WINOGRAD_V_BITS`` x ``WINOGRAD_U_BITS``-bit operands
+    runs, with the UB's A slot free of bank restrictions; nothing else runs then), and a matrix unit of
+    ``WINOGRAD_V_BITS`` x ``WINOGRAD_U_BITS``-bit operands
     (UB activations and int8 weights are sign-extended; WIDE weight rows are joined from two WB words).
 
     halted : Out(1)
@@ -66,34 +78,49 @@ class SystolicAccelerator(wiring.Component):
         m = Module()
         c = self.config
         word = vector_layout(c.lanes)
-        m.submodules.instr_queue = instr_queue = StreamFIFO(instruction_layout(), c.instr_depth)
+        m.submodules.decoder = decoder = InstructionDecoder(c)
+        m.submodules.instr_queue = instr_queue = StreamFIFO(decoded_layout(c), c.instr_depth)
         m.submodules.out_queue = out_queue = StreamFIFO(word, c.out_depth)
         m.submodules.controller = ctl = Controller(c)
         widths = dict(act_width=WINOGRAD_V_BITS, weight_width=WINOGRAD_U_BITS) if c.winograd else {}
-        m.submodules.matrix = matrix = MatrixUnit(c.rows, c.cols, c.acc_depth, **widths)
+        m.submodules.matrix = matrix = MatrixUnit(c.rows, c.cols, c.acc_depth, lookahead=Accumulators.PREFETCH,
+                                                  **widths)
         m.submodules.accumulators = accumulators = Accumulators(c.cols, c.acc_depth)
-        m.submodules.activation = activation = ActivationUnit(c.cols, c.acc_depth, c.ub_depth, c.wb_depth)
-        m.submodules.unified_buffer = unified_buffer = memory.Memory(shape=word, depth=c.ub_depth, init=[])
+        m.submodules.activation = activation = ActivationUnit(c.cols, c.acc_depth, c.ub_depth, c.wb_depth,
+                                                              max_wait=matrix_drain_cycles(c), count_bits=count_bits(c))
+        m.submodules.unified_buffer = unified_buffer = UnifiedBuffer(c.lanes, c.ub_depth)
         m.submodules.weight_buffer = weight_buffer = memory.Memory(shape=word, depth=c.wb_depth, init=[])
-        ub_write, ub_read = unified_buffer.write_port(), unified_buffer.read_port()
         wb_write, wb_weights, wb_params = (weight_buffer.write_port(), weight_buffer.read_port(),
                                            weight_buffer.read_port())
+        # The weight loader's rows, registered next to the array (WEIGHT_READ_LATENCY: the block RAMs are far away).
+        weights = Signal(word)
+        assert WEIGHT_READ_LATENCY == 2  # the read port's cycle, then this register
+        m.d.sync += weights.eq(wb_weights.data)
 
-        wiring.connect(m, wiring.flipped(self.instr), instr_queue.i)
+        wiring.connect(m, wiring.flipped(self.instr), decoder.i)
+        wiring.connect(m, decoder.o, instr_queue.i)
         wiring.connect(m, instr_queue.o, ctl.instr)
         wiring.connect(m, wiring.flipped(self.host_in), ctl.host_in)
         wiring.connect(m, out_queue.o, wiring.flipped(self.host_out))
         wiring.connect(m, ctl.act_cmd, activation.cmd)
+        ub = unified_buffer
         m.d.comb += [
             # Host side.
-            out_queue.i.payload.eq(ub_read.data),
+            out_queue.i.payload.eq(ub.b_read_data),
             out_queue.i.valid.eq(ctl.out_push),
             ctl.out_level.eq(out_queue.level),
             ctl.out_blocked.eq(out_queue.o.valid & ~self.host_out.ready),
-            # Unified buffer: READ_HOST and ACTIVATE never write at the same time (READ_HOST waits for idle).
-            ub_write.addr.eq(Mux(activation.ub_en, activation.ub_addr, ctl.ub_write_addr)),
-            ub_write.data.eq(Mux(activation.ub_en, activation.ub_data, self.host_in.payload)),
-            ub_write.en.eq(activation.ub_en | ctl.ub_write_en),
+            # Unified buffer: A slot = MATMUL reads and READ_HOST writes, B slot = WRITE_HOST reads and ACTIVATE
+            # writes (the controller and the activation unit keep to their slots).
+            ub.phase.eq(ctl.phase),
+            activation.phase.eq(ctl.phase),
+            ub.b_read_addr.eq(ctl.ub_b_read_addr),
+            ub.a_write_addr.eq(ctl.ub_write_addr),
+            ub.a_write_data.eq(self.host_in.payload),
+            ub.a_write_en.eq(ctl.ub_write_en),
+            ub.b_write_addr.eq(activation.ub_addr),
+            ub.b_write_data.eq(activation.ub_data),
+            ub.b_write_en.eq(activation.ub_en),
             # Weight buffer.
             wb_write.addr.eq(ctl.wb_write_addr),
             wb_write.data.eq(self.host_in.payload),
@@ -103,10 +130,12 @@ class SystolicAccelerator(wiring.Component):
             activation.wb_data.eq(wb_params.data),
             # Matrix unit and accumulators.
             matrix.issue.eq(ctl.issue),
+            accumulators.upcoming.eq(matrix.upcoming),
             matrix.w_shift.eq(ctl.w_shift),
             matrix.w_bank.eq(ctl.w_bank),
             activation.acc_data.eq(accumulators.read_data),
             ctl.act_busy.eq(activation.busy),
+            ctl.act_wrote.eq(activation.wrote),
             # Status and counters.
             self.halted.eq(ctl.halted),
             self.error.eq(ctl.error),
@@ -114,11 +143,11 @@ class SystolicAccelerator(wiring.Component):
         ]
         if not c.winograd:
             m.d.comb += [
-                matrix.vector.eq(ub_read.data),
-                matrix.w_in.eq(wb_weights.data),
+                matrix.vector.eq(ub.a_read_data),
+                matrix.w_in.eq(weights),
                 accumulators.write.eq(matrix.result),
                 accumulators.read_addr.eq(activation.acc_addr),
-                ub_read.addr.eq(ctl.ub_read_addr),
+                ub.a_read_addr.eq(ctl.ub_a_read_addr),
             ]
             return m
 
@@ -127,25 +156,28 @@ class SystolicAccelerator(wiring.Component):
         tb_word = data.ArrayLayout(xf.tb_write_data.shape().elem_shape, c.lanes)
         m.submodules.transform_buffer = transform_buffer = memory.Memory(shape=tb_word, depth=c.tb_depth, init=[])
         tb_write, tb_read = transform_buffer.write_port(), transform_buffer.read_port()
+        tb_data = Signal(tb_word)  # registered, as the UB's read data (UB_READ_LATENCY)
+        m.d.sync += tb_data.eq(tb_read.data)
         wiring.connect(m, ctl.xf_cmd, xf.cmd)
         high = Signal(vector_layout(c.cols))  # the high bytes of a WIDE weight row, captured before its low bytes
         with m.If(ctl.w_capture):
-            m.d.sync += high.eq(wb_weights.data)
+            m.d.sync += high.eq(weights)
         m.d.comb += [
             ctl.xf_busy.eq(xf.busy),
             tb_write.addr.eq(xf.tb_write_addr),
             tb_write.data.eq(xf.tb_write_data),
             tb_write.en.eq(xf.tb_write_en),
             tb_read.addr.eq(ctl.tb_read_addr),
-            ub_read.addr.eq(Mux(xf.ub_read_en, xf.ub_read_addr, ctl.ub_read_addr)),
-            xf.ub_data.eq(ub_read.data),
+            ub.any_bank.eq(xf.ub_read_en),
+            ub.a_read_addr.eq(Mux(xf.ub_read_en, xf.ub_read_addr, ctl.ub_a_read_addr)),
+            xf.ub_data.eq(ub.a_read_data),
             accumulators.read_addr.eq(Mux(xf.acc_read_en, xf.acc_read_addr, activation.acc_addr)),
             xf.acc_data.eq(accumulators.read_data),
             accumulators.write.eq(Mux(xf.acc_write.valid, xf.acc_write, matrix.result)),
         ]
         for lane in range(c.lanes):
-            m.d.comb += matrix.vector[lane].eq(Mux(ctl.vector_from_tb, tb_read.data[lane], ub_read.data[lane]))
+            m.d.comb += matrix.vector[lane].eq(Mux(ctl.vector_from_tb, tb_data[lane], ub.a_read_data[lane]))
         for col in range(c.cols):
-            joined = Cat(wb_weights.data[col].as_unsigned(), high[col])[:WINOGRAD_U_BITS].as_signed()
-            m.d.comb += matrix.w_in[col].eq(Mux(ctl.w_wide, joined, wb_weights.data[col]))
+            joined = Cat(weights[col].as_unsigned(), high[col])[:WINOGRAD_U_BITS].as_signed()
+            m.d.comb += matrix.w_in[col].eq(Mux(ctl.w_wide, joined, weights[col]))
         return m

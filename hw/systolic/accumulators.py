@@ -4,7 +4,9 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .layouts import accumulator_write_layout
+from sparq.formats.systolic import ACC_READ_LATENCY, ACCUMULATE_LATENCY
+
+from .layouts import accumulator_tag_layout, accumulator_write_layout
 
 __all__ = ["Accumulators"]
 
@@ -12,16 +14,27 @@ __all__ = ["Accumulators"]
 class Accumulators(wiring.Component):
     """``depth`` words of ``cols`` int32 lanes: ``ACC[addr] <- (accumulate ? ACC[addr] : 0) + data``, int32 wrap.
 
+    The read-modify-write reads the old word early: ``upcoming`` gives the address of each accumulating write
+    ``PREFETCH`` = 2 cycles before the write itself, so the memory's registered read and a register after it are done
+    when the data arrives, and the add and the store take the write's own cycle. The two writes just before it are
+    not in that old word; their sums are forwarded from registers (the address matches compared a cycle early), so
+    back-to-back writes to the same address accumulate correctly.
+
     Ports
     -----
+    upcoming : In(accumulator_tag_layout(depth))
+        ``valid``, ``accumulate`` and ``addr`` of the write ``PREFETCH`` cycles later; only what an accumulating
+        write's ``upcoming`` says matters.
     write : In(accumulator_write_layout(cols, depth))
-        One result vector per cycle when ``valid``; the memory holds the new value from two cycles later (a read
-        cycle and a write cycle). Back-to-back writes to the same address accumulate correctly (the read port is
-        transparent to the write port).
+        One result vector per cycle when ``valid``; an accumulator read presented from ``w + ACCUMULATE_LATENCY``
+        (``sparq.formats.systolic.ACCUMULATE_LATENCY`` = 1) on sees the write of cycle ``w``.
     read_addr : In(range(depth))
     read_data : Out(ArrayLayout(signed(acc_width), cols))
-        The word at ``read_addr`` one cycle earlier (1-cycle latency), for the activation unit.
+        The word at ``read_addr`` ``ACC_READ_LATENCY`` = 2 cycles earlier (the memory's read, then a register), for
+        the activation unit and the output transform.
     """
+
+    PREFETCH = 2
 
     def __init__(self, cols: int, depth: int, *, acc_width: int = 32):
         if not isinstance(depth, int) or depth < 1:
@@ -29,6 +42,7 @@ class Accumulators(wiring.Component):
         self.cols, self.depth, self.acc_width = cols, depth, acc_width
         layout = accumulator_write_layout(cols, depth, acc_width)
         super().__init__({
+            "upcoming": In(accumulator_tag_layout(depth)),
             "write": In(layout),
             "read_addr": In(range(depth)),
             "read_data": Out(layout["data"].shape),
@@ -39,19 +53,41 @@ class Accumulators(wiring.Component):
         word = self.read_data.shape()
         m.submodules.storage = storage = memory.Memory(shape=word, depth=self.depth, init=[])
         write_port = storage.write_port()
-        rmw_port = storage.read_port(transparent_for=(write_port,))
+        rmw_port = storage.read_port()
         read_port = storage.read_port()
-        pending = Signal(self.write.shape())  # the write in its second (add and store) cycle
-        m.d.sync += pending.eq(self.write)
+        assert ACCUMULATE_LATENCY == 1 and ACC_READ_LATENCY == 2 and self.PREFETCH == 2  # the stages below
+
+        # The old word of the write two cycles ahead: read now, registered next cycle.
+        old = Signal(word)
+        m.d.sync += old.eq(rmw_port.data)
+        ahead = [self.upcoming, Signal.like(self.upcoming, name="upcoming1")]  # [k]: the write 2 - k cycles ahead
+        m.d.sync += ahead[1].eq(ahead[0])
+
+        # The sums written one and two cycles ago, and whether the write accumulates onto one of them (compared
+        # one cycle early: then the write one cycle ago is on `write` and the write two cycles ago in last[0]).
+        last = [Signal(word, name=f"sum{k}") for k in (1, 2)]
+        last_addr = [Signal.like(self.write.addr, name=f"sum{k}_addr") for k in (1, 2)]
+        last_valid = [Signal(name=f"sum{k}_valid") for k in (1, 2)]
+        forward = [Signal(name=f"forward{k}") for k in (1, 2)]
         total = Signal(word)
+        m.d.sync += [
+            last[0].eq(total), last_addr[0].eq(self.write.addr), last_valid[0].eq(self.write.valid),
+            last[1].eq(last[0]), last_addr[1].eq(last_addr[0]), last_valid[1].eq(last_valid[0]),
+            forward[0].eq(self.write.valid & (self.write.addr == ahead[1].addr)),
+            forward[1].eq(last_valid[0] & (last_addr[0] == ahead[1].addr)),
+        ]
         for lane in range(self.cols):
-            m.d.comb += total[lane].eq(pending.data[lane] + Mux(pending.accumulate, rmw_port.data[lane], 0))
+            base = Mux(forward[0], last[0][lane], Mux(forward[1], last[1][lane], old[lane]))
+            m.d.comb += total[lane].eq(self.write.data[lane] + Mux(self.write.accumulate, base, 0))
+
+        read_data = Signal(word)
+        m.d.sync += read_data.eq(read_port.data)
         m.d.comb += [
-            rmw_port.addr.eq(self.write.addr),
-            write_port.addr.eq(pending.addr),
+            rmw_port.addr.eq(self.upcoming.addr),
+            write_port.addr.eq(self.write.addr),
             write_port.data.eq(total),
-            write_port.en.eq(pending.valid),
+            write_port.en.eq(self.write.valid),
             read_port.addr.eq(self.read_addr),
-            self.read_data.eq(read_port.data),
+            self.read_data.eq(read_data),
         ]
         return m

@@ -1,11 +1,21 @@
 """The activation unit: per-column requantization (int32 -> int8), optional ReLU and saturation."""
 
-from amaranth import Cat, Module, Mux, Signal, signed
+import math
+
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sparq.formats.systolic import MULTIPLIER_BITS, PARAM_WORDS, SHIFT_BITS
+from sparq.formats.systolic import (
+    ACC_READ_LATENCY,
+    ACTIVATE_WRITE_LATENCY,
+    MULTIPLIER_BITS,
+    PARAM_WORDS,
+    REQUANTIZE_LATENCY,
+    SHIFT_BITS,
+)
 
+from ..common.dsp import RegisteredMultiplier
 from .layouts import COUNT_BITS, activate_command_layout, param_layout, vector_layout
 
 __all__ = ["Requantizer", "ActivationUnit"]
@@ -16,8 +26,19 @@ class Requantizer(wiring.Component):
     2**(shift-1)) >> shift`` (round to nearest, ties toward +inf; no rounding term when ``shift == 0``), then ReLU
     when ``relu``, then saturation to int8.
 
-    Pipelined in :attr:`LATENCY` = 3 register stages, one result a cycle: (1) ``x = acc + bias``; (2) the product
-    ``x * multiplier`` (registered so that the DSP blocks can absorb the register); (3) round, shift, ReLU, saturation.
+    Pipelined in :attr:`LATENCY` = ``sparq.formats.systolic.REQUANTIZE_LATENCY`` = 7 register stages, one result a
+    cycle, each stage one adder or a few multiplexer levels deep:
+
+    1. ``x = acc + bias``;
+    2. and 3. the partial products ``x[0:16] * multiplier`` and ``x[16:32] * multiplier`` (16 x 16 unsigned, each a
+       :class:`~sparq.hw.common.dsp.RegisteredMultiplier`: one DSP block with its operand and product registers);
+    4. the product ``x * multiplier = lo + (mid << 16) - (x[32] ? multiplier << 32 : 0)``;
+    5. with ``u = floor(product / 2**(shift-1))`` (``2 * product`` when ``shift == 0``): ``2 * product`` shifted by
+       the high bits of ``shift`` (32, 16, 8), 17 bits kept (:func:`shift_right`);
+    6. then by the low bits (4, 2, 1): the low 10 bits of ``u`` and whether ``u`` leaves ``[-512, 512)``;
+    7. ``u`` saturated to 10 bits, rounded (``(u + 1) >> 1``; saturating first leaves the int8 result unchanged),
+       ReLU, saturation to int8.
+
     ``multiplier``, ``shift`` and ``relu`` travel along with their operand, so every input may change every cycle.
 
     Ports
@@ -29,7 +50,7 @@ class Requantizer(wiring.Component):
     y : Out(signed(8)), registered: the result for the inputs of cycle ``t`` is on ``y`` at ``t + LATENCY``.
     """
 
-    LATENCY = 3
+    LATENCY = REQUANTIZE_LATENCY
 
     def __init__(self, *, acc_width: int = 32):
         self.acc_width = acc_width
@@ -42,30 +63,70 @@ class Requantizer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        width = self.acc_width + 1 + MULTIPLIER_BITS + 1  # |x * multiplier| < 2**(acc_width + MULTIPLIER_BITS)
-        shift = _delayed(m, self.params.shift, 2, "shift")  # [k]: the shift of the operand in stage k
-        relu = _delayed(m, self.relu, 2, "relu")
+        assert self.LATENCY == 7 and RegisteredMultiplier.LATENCY == 2  # the stages below
+        half = MULTIPLIER_BITS
+        x_width = self.acc_width + 1
+        width = x_width + MULTIPLIER_BITS  # |x * multiplier| < 2**(acc_width + MULTIPLIER_BITS)
+        shift = _delayed(m, self.params.shift, 5, "shift")  # [k]: the shift of the operand in stage k + 1
+        relu = _delayed(m, self.relu, 6, "relu")
+        multiplier = _delayed(m, self.params.multiplier, 3, "multiplier")
 
         # Stage 1: the exact sum.
-        x = Signal(signed(self.acc_width + 1))
-        multiplier = Signal.like(self.params.multiplier)
-        m.d.sync += [x.eq(self.acc + self.params.bias), multiplier.eq(self.params.multiplier)]
+        x = Signal(signed(x_width))
+        m.d.sync += x.eq(self.acc + self.params.bias)
 
-        # Stage 2: the product.
+        # Stages 2 and 3: partial products of the unsigned 16-bit pieces of x; the sign bit weighs -2**(2 * half).
+        partial = []
+        for k in range(math.ceil((x_width - 1) / half)):
+            product_k = RegisteredMultiplier(unsigned(half), unsigned(MULTIPLIER_BITS))
+            m.submodules[f"partial{k}"] = product_k
+            m.d.comb += [product_k.a.eq(x[k * half:(k + 1) * half]), product_k.b.eq(multiplier[1])]
+            partial.append(product_k.p)
+        negative = _delayed(m, x[-1], 2, "negative")[-1]
+
+        # Stage 4: the product.
         product = Signal(signed(width))
-        m.d.sync += product.eq(x * multiplier)
+        total = sum(p << (k * half) for k, p in enumerate(partial))
+        m.d.sync += product.eq(total - Mux(negative, multiplier[3] << (x_width - 1), 0))
 
-        # Stage 3: round, shift, ReLU, saturate. With ``u = floor(product / 2**(shift-1))`` (``2 * product`` when
-        # ``shift == 0``) the rounded quotient is ``(u + 1) >> 1``; saturating ``u`` to 10 bits first leaves the int8
-        # result unchanged and keeps the rounding adder and the clamp narrow.
-        u = Signal(signed(width + 1))
-        m.d.comb += u.eq((product << 1) >> shift[2])
-        fits = Mux(u[-1], u[9:].all(), ~u[9:].any())  # -512 <= u < 512
+        # Stages 5 and 6: the 10-bit window of u = 2 * product >> shift and whether u overflows it.
+        sign = _delayed(m, product[-1], 2, "sign")
+        high_shift, low_shift = shift[4][SHIFT_BITS // 2:], shift[5][:SHIFT_BITS // 2]
+        steps = lambda value: [(1 << k, value[k]) for k in reversed(range(len(value)))]  # noqa: E731
+        low_bits = 10 + (1 << (SHIFT_BITS // 2)) - 1
+        coarse, coarse_overflow = Signal(low_bits), Signal()
+        kept, dropped = shift_right([Const(0, 1), *product], sign[0],
+                                    [(step << SHIFT_BITS // 2, bit) for step, bit in steps(high_shift)], low_bits)
+        m.d.sync += [coarse.eq(Cat(*kept)), coarse_overflow.eq(dropped)]
+        window, overflow = Signal(10), Signal()
+        kept, dropped = shift_right(list(coarse), sign[1], steps(low_shift), 10)
+        m.d.sync += [window.eq(Cat(*kept)), overflow.eq(coarse_overflow | dropped | (kept[9] ^ sign[1]))]
+
+        # Stage 7: saturate u to 10 bits, round, ReLU, saturate to int8.
         u10, rounded = Signal(signed(10)), Signal(signed(10))
-        m.d.comb += [u10.eq(Mux(fits, u, Mux(u[-1], -512, 511))), rounded.eq((u10 + 1) >> 1)]
+        m.d.comb += [u10.eq(Mux(overflow, Mux(sign[2], -512, 511), window.as_signed())),
+                     rounded.eq((u10 + 1) >> 1)]
         clipped = Mux(rounded > 127, 127, Mux(rounded < -128, -128, rounded))
-        m.d.sync += self.y.eq(Mux(relu[2] & rounded[-1], 0, clipped))
+        m.d.sync += self.y.eq(Mux(relu[6] & rounded[-1], 0, clipped))
         return m
+
+
+def shift_right(bits: list, sign, stages, keep: int):
+    """Part of a barrel shifter ``u = value >> shift`` (arithmetic) whose result is only needed in its low bits:
+    ``bits`` (least significant first, sign-extended with ``sign`` beyond them) shifted by the ``stages``
+    (``(step, enable)``, largest step first), keeping ``keep`` bits. After each stage only the bits the later stages
+    can still bring into the ``keep`` low bits are kept (``keep`` plus the later steps), so a stage of ``2**k`` costs
+    ``keep + 2**k - 1`` 2:1 multiplexers instead of a full width. A dropped bit would land at or above ``keep``;
+    returns ``(kept bits, whether a dropped bit differs from the sign)``."""
+    current = list(bits)
+    dropped = []
+    for k, (step, enable) in enumerate(stages):
+        width = keep + sum(later for later, _ in stages[k + 1:])
+        current += [sign] * max(0, width + step - len(current))
+        # Without this shift, current[width:] is dropped; with it, those bits move into the kept range.
+        dropped.append(~enable & Cat(*[b ^ sign for b in current[width:]]).any())
+        current = [Mux(enable, current[j + step], current[j]) for j in range(width)]
+    return current, Cat(*dropped).any()
 
 
 def _delayed(m: Module, value, cycles: int, name: str) -> list:
@@ -83,25 +144,36 @@ class ActivationUnit(wiring.Component):
 
     Ports
     -----
-    cmd : In(stream.Signature(activate_command_layout(...)))
-        Accepted when the unit is idle (``cmd.ready == ~busy``).
+    cmd : In(stream.Signature(activate_command_layout(..., max_wait)))
+        Accepted when the unit is idle (``cmd.ready == ~busy``). ``wait``: the rows have landed in the accumulators
+        for reads from ``wait`` cycles after the cycle after acceptance.
     busy : Out(1)
         High from the cycle after a command is accepted until its last UB write has happened.
+    wrote : Out(1)
+        High from the cycle after the command's first UB write until the next command is accepted.
+    phase : In(1)
+        The unified buffer's bank phase (``sparq.formats.systolic.timing``, bank slots): the unit writes UB address
+        ``x`` only in cycles where ``x % 2 != phase`` (the B slot).
     wb_addr : Out, wb_data : In -- a weight-buffer read port (1-cycle latency).
-    acc_addr : Out, acc_data : In -- an accumulator read port (1-cycle latency).
+    acc_addr : Out, acc_data : In -- an accumulator read port (``ACC_READ_LATENCY`` = 2 cycles).
     ub_addr, ub_data, ub_en : Out -- a unified-buffer write port.
 
-    Timing: a command accepted at cycle ``t`` reads parameters at ``t+1 .. t+7``, accumulators at ``t+8 ..
-    t+7+count``, and, through the :attr:`Requantizer.LATENCY` = 3 stage requantizers, writes the UB at ``t+12 ..
-    t+11+count``; ``busy`` is high for ``count + 11`` cycles.
+    Timing (``sparq.formats.systolic.timing``): a command accepted at cycle ``t`` reads parameters at ``t+1 ..
+    t+PARAM_WORDS``; it reads the accumulators at ``r .. r+count-1`` from the first ``r >= t + 1 +
+    max(PARAM_WORDS - 1, wait)`` whose UB write, ``ACTIVATE_WRITE_LATENCY`` = 9 cycles later (the read, then the
+    :attr:`Requantizer.LATENCY` = 7 stage requantizers), is in the B slot; ``busy`` until the last UB write.
     """
 
-    def __init__(self, cols: int, acc_depth: int, ub_depth: int, wb_depth: int, *, acc_width: int = 32):
+    def __init__(self, cols: int, acc_depth: int, ub_depth: int, wb_depth: int, *, max_wait: int,
+                 count_bits: int = COUNT_BITS, acc_width: int = 32):
         self.cols, self.acc_width = cols, acc_width
         self.depths = dict(acc_depth=acc_depth, ub_depth=ub_depth, wb_depth=wb_depth)
+        self.max_wait = max(max_wait, PARAM_WORDS - 1)
         super().__init__({
-            "cmd": In(stream.Signature(activate_command_layout(acc_depth, ub_depth, wb_depth))),
+            "cmd": In(stream.Signature(activate_command_layout(acc_depth, ub_depth, wb_depth, max_wait, count_bits))),
             "busy": Out(1),
+            "wrote": Out(1),
+            "phase": In(1),
             "wb_addr": Out(range(wb_depth)),
             "wb_data": In(vector_layout(cols)),
             "acc_addr": Out(range(acc_depth)),
@@ -113,28 +185,34 @@ class ActivationUnit(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        latency = ACTIVATE_WRITE_LATENCY
+        assert latency == ACC_READ_LATENCY + Requantizer.LATENCY
         command = Signal(self.cmd.payload.shape())
         params = Signal(data.ArrayLayout(param_layout(self.acc_width), self.cols))
         param_raw = Signal(data.ArrayLayout(data.ArrayLayout(8, PARAM_WORDS), self.cols))  # bytes as they arrive
         param_index = Signal(range(PARAM_WORDS + 1))  # next parameter word to read
         param_arriving = Signal(range(PARAM_WORDS + 1))  # 1 + index of the word on wb_data, 0 if none
-        left = Signal(COUNT_BITS)  # accumulator rows still to read
+        hold = Signal(range(self.max_wait + 1))  # cycles until the rows have landed and the parameters are in
+        left = Signal.like(self.cmd.payload.count)  # accumulator rows still to read
         acc_next = Signal(range(self.depths["acc_depth"]))  # the next accumulator row to read
         ub_next = Signal(range(self.depths["ub_depth"]))  # its UB destination
-        loading, streaming = Signal(), Signal()
-        # A streamed row's valid bit and UB address along the requantizers: [0] in the cycle its accumulator word
-        # arrives, [Requantizer.LATENCY] in the cycle its result is ready.
-        valid = _delayed(m, streaming, Requantizer.LATENCY + 1, "valid")[1:]
-        ub = _delayed(m, ub_next, Requantizer.LATENCY + 1, "ub")[1:]
+        loading, pending, streaming = Signal(), Signal(), Signal()
+        reading = Signal()  # an accumulator row is read in this cycle
+        # A streamed row's valid bit and UB address along the read and the requantizers: [k] k cycles after its
+        # accumulator read; [latency] in the cycle of its UB write.
+        valid = _delayed(m, reading, latency, "valid")[1:]
+        ub = _delayed(m, ub_next, latency, "ub")[1:]
 
         m.d.comb += [
-            self.busy.eq(loading | streaming | Cat(*valid).any() | (param_arriving != 0)),
+            self.busy.eq(loading | pending | streaming | Cat(*valid).any()),
             self.cmd.ready.eq(~self.busy),
         ]
         with m.If(self.cmd.valid & self.cmd.ready):
             payload = self.cmd.payload
-            m.d.sync += [command.eq(payload), loading.eq(1), param_index.eq(0), left.eq(payload.count),
-                         acc_next.eq(payload.acc), ub_next.eq(payload.ub)]
+            m.d.sync += [command.eq(payload), loading.eq(1), pending.eq(1), param_index.eq(0),
+                         left.eq(payload.count), acc_next.eq(payload.acc), ub_next.eq(payload.ub),
+                         hold.eq(Mux(payload.wait > PARAM_WORDS - 1, payload.wait, PARAM_WORDS - 1)),
+                         self.wrote.eq(0)]
 
         # Parameter phase: read PARAM_WORDS words; word k carries byte k of every column's record.
         m.d.comb += self.wb_addr.eq(command.wb + param_index)
@@ -142,7 +220,7 @@ class ActivationUnit(wiring.Component):
         with m.If(loading):
             m.d.sync += [param_index.eq(param_index + 1), param_arriving.eq(param_index + 1)]
             with m.If(param_index == PARAM_WORDS - 1):
-                m.d.sync += [loading.eq(0), streaming.eq(1)]
+                m.d.sync += loading.eq(0)
         for k in range(PARAM_WORDS):
             with m.If(param_arriving == k + 1):
                 for lane in range(self.cols):
@@ -155,12 +233,17 @@ class ActivationUnit(wiring.Component):
                 params[lane].shift.eq(raw.as_value()[48:48 + SHIFT_BITS]),
             ]
 
-        # Streaming phase: one accumulator row a cycle, requantized, written back to the UB 1 + LATENCY cycles later.
-        m.d.comb += self.acc_addr.eq(acc_next)
-        with m.If(streaming):
-            m.d.sync += [left.eq(left - 1), acc_next.eq(acc_next + 1), ub_next.eq(ub_next + 1)]
-            with m.If(left == 1):
-                m.d.sync += streaming.eq(0)
+        # Start: once the rows have landed and the parameters are in, in a cycle whose write `latency` later is in
+        # the B slot (ub_next % 2 != phase then; the phase alternates every cycle).
+        with m.If(pending & (hold != 0)):
+            m.d.sync += hold.eq(hold - 1)
+        start = pending & (hold == 0) & (ub_next[0] == (self.phase ^ (latency & 1) ^ 1))
+
+        # Streaming phase: one accumulator row a cycle, requantized, written back to the UB `latency` cycles later.
+        m.d.comb += [reading.eq(streaming | start), self.acc_addr.eq(acc_next)]
+        with m.If(reading):
+            m.d.sync += [left.eq(left - 1), acc_next.eq(acc_next + 1), ub_next.eq(ub_next + 1), pending.eq(0),
+                         streaming.eq(left != 1)]
         for lane in range(self.cols):
             requantizer = Requantizer(acc_width=self.acc_width)
             m.submodules[f"requantizer{lane}"] = requantizer
@@ -171,4 +254,6 @@ class ActivationUnit(wiring.Component):
                 self.ub_data[lane].eq(requantizer.y),
             ]
         m.d.comb += [self.ub_addr.eq(ub[-1]), self.ub_en.eq(valid[-1])]
+        with m.If(valid[-1]):
+            m.d.sync += self.wrote.eq(1)
         return m

@@ -22,9 +22,10 @@ class SystolicArray(wiring.Component):
     sums start at 0 (``+0.0`` for float arithmetic) on the top row and move one PE down per cycle; column ``c``'s
     dot product leaves at the bottom.
 
-    Timing: an activation presented on ``act_in[r]`` at cycle ``t`` is used by PE ``(r, c)`` at cycle ``t + c``; so a
-    vector whose lane ``r`` arrives at ``t + r`` (see :class:`~.skew.InputSkew`) gives ``sum_r a[r] * W[r, c]`` on
-    ``psum_out[c]`` from cycle ``t + rows + c`` on.
+    Timing: an activation presented on ``act_in[r]`` at cycle ``t`` is on PE ``(r, c)``'s input at cycle ``t + c``
+    (whose closing edge samples its weight); so a vector whose lane ``r`` arrives at ``t + r`` (see
+    :class:`~.skew.InputSkew`) gives ``sum_r a[r] * W[r, c]`` on ``psum_out[c]`` from cycle
+    ``t + rows + c + pe_latency(arithmetic) - 1`` on (:func:`.pe.pe_latency`).
 
     Weight loading: while ``w_shift`` is high, every column shifts down by one in bank ``w_bank``: row 0 takes
     ``w_in[c]``, row ``r`` takes row ``r - 1``'s value. After ``rows`` shifts the word shifted in first sits in the

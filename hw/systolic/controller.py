@@ -1,56 +1,141 @@
 """The controller: decodes the instruction stream, dispatches to the units in order with interlocks, sequences the
 host transfers, weight loads and matrix issues, and keeps the performance counters."""
 
-from amaranth import Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from sparq.formats.systolic import (
     COUNTER_BITS,
     COUNTERS,
+    PARAM_WORDS,
+    UB_READ_LATENCY,
+    WEIGHT_READ_LATENCY,
     Opcode,
     SystolicConfig,
     bank_drain_cycles,
     matrix_drain_cycles,
 )
 
-from .layouts import COUNT_BITS, activate_command_layout, instruction_layout, issue_layout, vector_layout
+from .layouts import activate_command_layout, instruction_layout, issue_layout, vector_layout
 from .winograd import transform_command_layout
 
 __all__ = ["Controller"]
 
 
-def _overlap(lo_a, count_a, lo_b, count_b):
-    return (lo_a < lo_b + count_b) & (lo_b < lo_a + count_a)
+def _address_bits(depth: int) -> int:
+    return max(1, (depth - 1).bit_length())
+
+
+def _overlap(lo_a, hi_a, lo_b, hi_b):
+    return (lo_a < hi_b) & (lo_b < hi_a)
+
+
+KINDS = ("read_host", "read_weights", "write_host", "load", "matmul", "activate", "sync", "halt", "transform", "bad")
+"""The opcode classes of a decoded instruction, one bit each (``bad``: an opcode this build does not execute)."""
+
+
+def count_bits(config: SystolicConfig) -> int:
+    """Width of a decoded count: it holds the deepest memory's depth, the largest count of a program whose ranges
+    stay within its memories (a larger count saturates, as the range ends do)."""
+    depths = [config.ub_depth, config.wb_depth, config.acc_depth] + ([config.tb_depth] if config.winograd else [])
+    return max(depths).bit_length()
+
+
+def decoded_layout(config: SystolicConfig) -> data.StructLayout:
+    """An instruction as the controller takes it (:class:`InstructionDecoder`): its opcode class (:data:`KINDS`),
+    flags, count (:func:`count_bits`) and its UB, WB and accumulator ranges as start and end addresses (ends one
+    bit wider, saturated: a range past its memory ends at the all-ones address), the TB address in Winograd
+    builds."""
+    c = config
+    ub_bits, wb_bits, acc_bits = (_address_bits(d) for d in (c.ub_depth, c.wb_depth, c.acc_depth))
+    return data.StructLayout({
+        **{kind: 1 for kind in KINDS},
+        "transform_out": 1, "bank": 1, "accumulate": 1, "relu": 1, "from_tb": 1, "wide": 1,
+        "count": count_bits(c), "ub": ub_bits, "ub_end": ub_bits + 1, "wb": wb_bits, "wb_end": wb_bits + 1,
+        "acc": acc_bits, "acc_end": acc_bits + 1, "tb": range(c.tb_depth) if c.winograd else 1,
+    })
+
+
+class InstructionDecoder(wiring.Component):
+    """Decodes encoded instructions (``sparq.formats.systolic.encode``) into :func:`decoded_layout`, in front of the
+    instruction queue, so that the queue holds compact entries and the controller's dispatch logic starts from
+    registers: ``o`` is ``i`` with the payload decoded (no latency, ``i.ready == o.ready``).
+
+    The range ends are ``start + length`` (LOAD_WEIGHTS: ``rows`` or ``2 * rows`` WB words, ACTIVATE:
+    ``PARAM_WORDS`` WB words; otherwise ``count``), saturated; READ's ``src`` is the host's business and is dropped.
+    """
+
+    def __init__(self, config: SystolicConfig):
+        self.config = config
+        super().__init__({"i": In(stream.Signature(instruction_layout())),
+                          "o": Out(stream.Signature(decoded_layout(config)))})
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self.config
+        ins, decoded = self.i.payload, self.o.payload
+        op = ins.opcode
+        is_ = {name: op == code for name, code in (
+            ("read_host", Opcode.READ_HOST), ("read_weights", Opcode.READ_WEIGHTS), ("write_host", Opcode.WRITE_HOST),
+            ("load", Opcode.LOAD_WEIGHTS), ("matmul", Opcode.MATMUL), ("activate", Opcode.ACTIVATE),
+            ("sync", Opcode.SYNC), ("halt", Opcode.HALT))}
+        transform = (op == Opcode.TRANSFORM_IN) | (op == Opcode.TRANSFORM_OUT)
+        known = Cat(*is_.values()).any() | (transform if c.winograd else 0)
+        bits = count_bits(c)
+        m.d.comb += [self.o.valid.eq(self.i.valid), self.i.ready.eq(self.o.ready)]
+        m.d.comb += [getattr(decoded, name).eq(value) for name, value in is_.items()]
+        m.d.comb += [
+            decoded.transform.eq(transform if c.winograd else 0),
+            decoded.transform_out.eq(op == Opcode.TRANSFORM_OUT),
+            decoded.bad.eq(~known),
+            decoded.bank.eq(ins.flags.bank),
+            decoded.accumulate.eq(ins.flags.accumulate),
+            decoded.relu.eq(ins.flags.relu),
+            decoded.from_tb.eq(ins.flags.from_tb if c.winograd else 0),
+            decoded.wide.eq(ins.flags.wide if c.winograd else 0),
+            decoded.count.eq(Mux(ins.count[bits:] != 0, Const(-1, bits), ins.count[:bits])),
+        ]
+        if c.winograd:
+            m.d.comb += decoded.tb.eq(ins.tb)
+        words = Mux(decoded.wide, 2 * c.rows, c.rows)
+        wb_length = Mux(is_["load"], words, Mux(is_["activate"], PARAM_WORDS, ins.count))
+        for name, start, length in (("ub", ins.ub, ins.count), ("wb", ins.wb, wb_length), ("acc", ins.acc, ins.count)):
+            width = len(getattr(decoded, name))
+            end = getattr(decoded, f"{name}_end")
+            saturate = (start[width:] != 0) | (length[width:] != 0)
+            m.d.comb += [getattr(decoded, name).eq(start[:width]),
+                         end.eq(Mux(saturate, Const(-1, len(end)), start[:width] + length[:width]))]
+        return m
 
 
 class Controller(wiring.Component):
-    """Executes ``sparq.formats.systolic`` instructions.
+    """Executes ``sparq.formats.systolic`` instructions with the timing of :mod:`sparq.formats.systolic.timing`,
+    whose :class:`~sparq.formats.systolic.timing.Timeline` is the cycle-exact model of this block (with the units it
+    drives): dispatch in program order, at most one instruction a cycle, to the host input (READ_HOST,
+    READ_WEIGHTS), host output (WRITE_HOST), weight loader (LOAD_WEIGHTS), matrix issue (MATMUL), activation unit
+    (ACTIVATE, ``act_cmd``) and, in Winograd builds, the transform unit (``xf_cmd``), with interlocks on the UB, WB
+    and accumulator ranges each busy unit still touches.
 
-    Dispatch is in program order, at most one instruction a cycle. LOAD_WEIGHTS, MATMUL and ACTIVATE go to three
-    units that then run concurrently; every other instruction waits until all units are idle and the array has
-    drained (READ_HOST, WRITE_HOST and READ_WEIGHTS are then sequenced here). Interlocks, which make the result that
-    of sequential execution:
+    Front end: ``instr`` carries decoded instructions (:class:`InstructionDecoder`, in front of the instruction
+    queue: address ranges with precomputed, saturated ends, the opcode class, a count as wide as the deepest
+    memory), from the queue's output register, so that the dispatch decision depends on registers alone (plus
+    ``host_in.valid`` for back-to-back READs): no memory output or wide adder is on the dispatch path.
 
-    * LOAD_WEIGHTS into bank ``b`` waits for the weight loader, for MATMUL to stop issuing with ``b`` and for the
-      last activation tagged ``b`` to leave the array (``sparq.formats.systolic.bank_drain_cycles``);
-    * MATMUL waits for the previous MATMUL's last issue cycle, for a load into its bank to finish, and for a busy
-      ACTIVATE whose UB destination or accumulator source overlaps its UB source or accumulator destination;
-    * ACTIVATE waits for the activation unit and for every MATMUL to reach the accumulators
-      (``sparq.formats.systolic.matrix_drain_cycles``).
-    * Winograd builds: TRANSFORM_IN and TRANSFORM_OUT wait for every unit to go idle and go to the transform unit
-      (``xf_cmd``); nothing dispatches while it is busy (``xf_busy``). A MATMUL ``FROM_TB`` reads the transform
-      buffer (``tb_read_addr``; ``vector_from_tb`` is high with its issues) and is not checked against the UB
-      range of an ACTIVATE. A WIDE LOAD_WEIGHTS reads ``2 * rows`` words, last first: each high word is captured
-      (``w_capture``, in the cycle its data arrives) and the low word after it shifts the pair in (``w_wide``
-      tells the top level to join them).
+    Unified buffer slots (``phase``, counted from the first dispatch): MATMUL reads and READ_HOST writes use the A
+    slot (``ub_a_*``, address parity = ``phase``), WRITE_HOST reads and the activation unit's writes the B slot
+    (``ub_b_read_addr``; the activation unit writes by itself). A unit waits for a cycle of its slot to start.
 
-    Unit timing, for an instruction dispatched at cycle ``t``: LOAD_WEIGHTS reads ``WB`` at ``t+1 .. t+rows``
-    (last row first) and shifts at ``t+2 .. t+rows+1`` (WIDE: reads at ``t+1 .. t+2*rows``, shifts every other
-    cycle up to ``t+2*rows+1``); MATMUL reads the UB at ``t+1 .. t+count`` and presents
-    ``issue`` one cycle after each read; READ_HOST / READ_WEIGHTS take a ``host_in`` word on each cycle from
-    ``t+1`` on where one is valid; WRITE_HOST reads the UB on each cycle from ``t+1`` on where the output queue has
-    room and pushes the word one cycle later (``out_push``).
+    Unit timing, for an instruction dispatched at cycle ``t``: READ_HOST / READ_WEIGHTS take a ``host_in`` word in
+    each cycle from ``t+1`` on where one is valid (READ_HOST: in its slot); WRITE_HOST reads the UB in each cycle
+    from ``t+1`` on in its slot where the output queue had room in the cycle before (its level, the reads in flight
+    and that cycle's read, one word short of full) and pushes the word ``UB_READ_LATENCY`` cycles later
+    (``out_push``); LOAD_WEIGHTS reads ``WB`` at ``t+1 .. t+rows`` (last row first, from an address register) and
+    shifts each row in ``WEIGHT_READ_LATENCY`` cycles after its read, when the top level has it registered (WIDE:
+    reads at ``t+1 .. t+2*rows``, the high word of a row first, captured with ``w_capture``, the low word shifting
+    the pair in with ``w_wide``); MATMUL reads the UB (or, ``FROM_TB``,
+    the TB) in each cycle from ``t+1`` on in its slot and presents ``issue`` (with ``vector_from_tb``)
+    ``UB_READ_LATENCY`` cycles after each read, when the top level has the word registered.
 
     An opcode this build does not execute (not in ``sparq.formats.systolic.Opcode``, or a Winograd one without
     ``config.winograd``) stops the controller as HALT does (it waits for every unit and the output queue, then
@@ -67,6 +152,7 @@ class Controller(wiring.Component):
 
     def __init__(self, config: SystolicConfig):
         self.config = c = config
+        self.drain = matrix_drain_cycles(c)
         winograd = {
             "xf_cmd": Out(stream.Signature(transform_command_layout(c))),
             "xf_busy": In(1),
@@ -76,12 +162,14 @@ class Controller(wiring.Component):
             "w_capture": Out(1),
         } if c.winograd else {}
         super().__init__({**winograd,
-            "instr": In(stream.Signature(instruction_layout())),
+            "instr": In(stream.Signature(decoded_layout(c))),
             "host_in": In(stream.Signature(vector_layout(c.lanes))),
             "out_level": In(range(c.out_depth + 1)),
             "out_blocked": In(1),
             "out_push": Out(1),
-            "ub_read_addr": Out(range(c.ub_depth)),
+            "phase": Out(1),
+            "ub_a_read_addr": Out(range(c.ub_depth)),
+            "ub_b_read_addr": Out(range(c.ub_depth)),
             "ub_write_addr": Out(range(c.ub_depth)),
             "ub_write_en": Out(1),
             "wb_write_addr": Out(range(c.wb_depth)),
@@ -90,8 +178,10 @@ class Controller(wiring.Component):
             "w_shift": Out(1),
             "w_bank": Out(1),
             "issue": Out(issue_layout(c.acc_depth)),
-            "act_cmd": Out(stream.Signature(activate_command_layout(c.acc_depth, c.ub_depth, c.wb_depth))),
+            "act_cmd": Out(stream.Signature(activate_command_layout(c.acc_depth, c.ub_depth, c.wb_depth,
+                                                                    self.drain, count_bits(c)))),
             "act_busy": In(1),
+            "act_wrote": In(1),
             "halted": Out(1),
             "error": Out(1),
             **{name: Out(COUNTER_BITS) for name in COUNTERS},
@@ -100,170 +190,284 @@ class Controller(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         c = self.config
-        ins = self.instr.payload
-        bank = ins.flags.bank
+        drain, bank_drain_init = self.drain, bank_drain_cycles(c)
+        halted, error = Signal(), Signal()
         host_valid = self.host_in.valid
+        layout = decoded_layout(c)
+        cw = count_bits(c)
+        d = Signal(layout)  # the head instruction, the next to dispatch
+        d_valid = Signal()
+        nxt = self.instr.payload  # the one behind it (the queue's output register)
+        ub_bits, wb_bits, acc_bits = len(d.ub), len(d.wb), len(d.acc)
+        dispatch = Signal()
 
-        # Host-transfer unit.
-        host_op = Signal(4)
-        host_left = Signal(COUNT_BITS)
-        host_ub = Signal(range(c.ub_depth))
-        host_wb = Signal(range(c.wb_depth))
-        out_reading = Signal()  # a WRITE_HOST word is on the UB read port
-        reading = (host_left != 0) & ((host_op == Opcode.READ_HOST) | (host_op == Opcode.READ_WEIGHTS))
-        writing = (host_left != 0) & (host_op == Opcode.WRITE_HOST)
-        host_idle = (host_left == 0) & ~out_reading
+        # Bank slot phase: 0 until the first dispatch, then alternating.
+        started = Signal()
+        phase = self.phase
+
+        def counter(name, width):
+            """A count of words or rows still to do, with registered ``== 0`` and ``== 1`` flags (so that no wide
+            compare is on the dispatch path): returns ``(value, zero, one, step, load)``; ``step`` counts one down
+            (the flags from the value's own compares), ``load(count, count_is_one)`` restarts it (overriding)."""
+            value = Signal(width, name=name)
+            zero, one = Signal(name=f"{name}_zero", init=1), Signal(name=f"{name}_one")
+
+            def step(m, enable):
+                with m.If(enable):
+                    m.d.sync += [value.eq(value - 1), zero.eq(one), one.eq(value == 2)]
+
+            def load(m, enable, count, count_is_one):
+                with m.If(enable):
+                    m.d.sync += [value.eq(count), zero.eq(count == 0), one.eq(count_is_one)]
+            return value, zero, one, step, load
+
+        # Host input unit: READ_HOST (to the UB, A slot) and READ_WEIGHTS (to the WB).
+        hi_left, hi_zero, hi_one, hi_step, hi_load = counter("hi_left", cw)
+        hi_addr = Signal(max(ub_bits, wb_bits))
+        hi_to_ub = Signal()
+        hi_lo, hi_hi = Signal(len(hi_addr)), Signal(len(hi_addr) + 1)
+        hi_slot = ~hi_to_ub | (hi_addr[0] == phase)
+        hi_take = ~hi_zero & host_valid & hi_slot
+        hi_busy = ~hi_zero
+        hi_free = hi_zero | (hi_one & hi_take)
+
+        # Host output unit: WRITE_HOST (UB, B slot) into the output queue.
+        ho_left, ho_zero, ho_one, ho_step, ho_load = counter("ho_left", cw)
+        ho_addr = Signal(ub_bits)
+        ho_lo, ho_hi = Signal(ub_bits), Signal(ub_bits + 1)
+        ho_inflight = [Signal(name=f"ho_inflight{k}") for k in range(1, UB_READ_LATENCY + 1)]  # reads k cycles ago
+        # Room for one more read, registered so that no queue level or adder is on the dispatch path: last
+        # cycle's level, reads in flight and read bound this cycle's (a word the host took since counts next cycle).
+        room = Signal(init=1)
+        ho_read = ~ho_zero & (ho_addr[0] != phase) & room
+        m.d.sync += room.eq(self.out_level + sum(ho_inflight) + ho_read < c.out_depth - 1)
+        ho_busy = ~ho_zero
+        ho_free = ho_zero | (ho_one & ho_read)
+        ho_idle = ho_zero & ~Cat(*ho_inflight).any()
 
         # Weight loader.
         w_left = Signal(range(2 * c.rows + 1))
-        w_wide = Signal()
-        w_base = Signal(range(c.wb_depth))
-        w_bank = Signal()
-        w_shift = Signal()
-        w_idle = (w_left == 0) & ~w_shift
+        w_addr = Signal(wb_bits)
+        w_wide, w_bank = Signal(), Signal()
+        # [k]: a row was read k + 1 cycles ago (it shifts in when k + 1 == WEIGHT_READ_LATENCY), and the WIDE high
+        # words likewise (captured then).
+        w_shifts = [Signal(name=f"w_shift{k}") for k in range(1, WEIGHT_READ_LATENCY + 1)]
+        w_captures = [Signal(name=f"w_capture{k}") for k in range(1, WEIGHT_READ_LATENCY + 1)]
+        w_lo, w_hi = Signal(wb_bits), Signal(wb_bits + 1)
+        # w_left == 0; w_left > 3 - WEIGHT_READ_LATENCY (a MATMUL on the bank waits: its first vector would meet a
+        # PE before the last shift).
+        w_zero, w_many = Signal(init=1), Signal()
+        w_busy = ~w_zero
+        w_idle = w_zero & ~Cat(*w_shifts).any()
 
         # Matrix issue.
-        m_left = Signal(COUNT_BITS)
-        m_ub = Signal(range(max(c.ub_depth, c.tb_depth) if c.winograd else c.ub_depth))  # UB or TB address
-        m_acc = Signal(range(c.acc_depth))
-        m_bank = Signal()
-        m_accumulate = Signal()
-        bank_drain = [Signal(range(bank_drain_cycles(c) + 1), name=f"bank{b}_drain") for b in range(2)]
-        m_drain = Signal(range(matrix_drain_cycles(c) + 1))
-        issuing = m_left != 0
-        drained = ~issuing & (m_drain == 0)
+        m_left, m_zero, m_one, m_step, m_load = counter("m_left", cw)
+        m_addr = Signal(max(ub_bits, len(d.tb)) if c.winograd else ub_bits)  # UB or TB address
+        m_acc = Signal(acc_bits)
+        m_bank, m_accumulate, m_from_tb = Signal(), Signal(), Signal()
+        m_lo, m_hi = Signal(ub_bits), Signal(ub_bits + 1)
+        run_lo = Signal(acc_bits)  # the first accumulator row of the latest run
+        ma_lo, ma_hi = Signal(acc_bits), Signal(acc_bits + 1)  # the latest MATMUL's accumulator rows
+        m_lead = Signal(range(drain + 2))  # cycles until the latest MATMUL's first row has landed
+        m_drain = Signal(range(drain + 1))  # cycles until every issued row has landed
+        bank_drain = [Signal(range(bank_drain_init + 1), name=f"bank{b}_drain") for b in range(2)]
+        m_issue = ~m_zero & (m_from_tb | (m_addr[0] == phase))
+        m_busy = ~m_zero
+        m_free = m_zero | (m_one & m_issue)
+        drained = m_zero & (m_drain == 0)
 
-        # The ranges of the ACTIVATE in the activation unit, for the MATMUL interlock.
-        act_acc = Signal(range(c.acc_depth))
-        act_ub = Signal(range(c.ub_depth))
-        act_count = Signal(COUNT_BITS)
+        # The ranges of the busy ACTIVATE.
+        a_lo, a_hi = Signal(ub_bits), Signal(ub_bits + 1)
+        aa_lo, aa_hi = Signal(acc_bits), Signal(acc_bits + 1)
+        ap_lo, ap_hi = Signal(wb_bits), Signal(wb_bits + 1)
+        act_busy = self.act_busy
 
-        halted, error = Signal(), Signal()
-        all_idle = host_idle & w_idle & drained & ~self.act_busy
         xf_idle = ~self.xf_busy if c.winograd else 1
-        all_idle = all_idle & xf_idle
-        from_tb = ins.flags.from_tb if c.winograd else 0
+        all_idle = ~hi_busy & ho_idle & w_idle & drained & ~act_busy & xf_idle
+
+        # The head instruction's range relations to the units, registered when it becomes the head (the units'
+        # ranges only change when an instruction dispatches, and then only the unit the old head goes to, whose
+        # new ranges are the old head's: those relations are compared pairwise).
+        relations = data.StructLayout({name: 1 for name in (
+            "ub_hi", "wb_hi", "ub_ho", "ub_mm", "ub_act", "acc_act", "wb_act", "wb_ld", "write_chase", "act_chase",
+            "extends")})
+        rel, new_rel = Signal(relations), Signal(relations)
+        n_ub, n_wb, n_acc = (nxt.ub, nxt.ub_end), (nxt.wb, nxt.wb_end), (nxt.acc, nxt.acc_end)
+        pair_ub, pair_wb, pair_acc = (_overlap(*n_ub, d.ub, d.ub_end), _overlap(*n_wb, d.wb, d.wb_end),
+                                      _overlap(*n_acc, d.acc, d.acc_end))
+        goes = {kind: dispatch & getattr(d, kind) for kind in ("read_host", "read_weights", "write_host", "load",
+                                                               "matmul", "activate")}
+        to_host_in = goes["read_host"] | goes["read_weights"]
+        head_run = Mux(rel.extends, run_lo, d.acc)  # run_lo once the head (a MATMUL) has dispatched
+        m.d.comb += [
+            new_rel.ub_hi.eq(Mux(to_host_in, d.read_host & pair_ub, hi_to_ub & _overlap(*n_ub, hi_lo, hi_hi))),
+            new_rel.wb_hi.eq(Mux(to_host_in, d.read_weights & pair_wb, ~hi_to_ub & _overlap(*n_wb, hi_lo, hi_hi))),
+            new_rel.ub_ho.eq(Mux(goes["write_host"], pair_ub, _overlap(*n_ub, ho_lo, ho_hi))),
+            new_rel.ub_mm.eq(Mux(goes["matmul"], ~d.from_tb & pair_ub, ~m_from_tb & _overlap(*n_ub, m_lo, m_hi))),
+            new_rel.ub_act.eq(Mux(goes["activate"], pair_ub, _overlap(*n_ub, a_lo, a_hi))),
+            new_rel.acc_act.eq(Mux(goes["activate"], pair_acc, _overlap(*n_acc, aa_lo, aa_hi))),
+            new_rel.wb_act.eq(Mux(goes["activate"], pair_wb, _overlap(*n_wb, ap_lo, ap_hi))),
+            new_rel.wb_ld.eq(Mux(goes["load"], pair_wb, _overlap(*n_wb, w_lo, w_hi))),
+            new_rel.write_chase.eq(Mux(goes["activate"], (nxt.ub == d.ub) & (nxt.ub_end <= d.ub_end),
+                                       (nxt.ub == a_lo) & (nxt.ub_end <= a_hi))),
+            new_rel.act_chase.eq(Mux(goes["matmul"], (nxt.acc == head_run) & (nxt.acc_end <= d.acc_end),
+                                     (nxt.acc == run_lo) & (nxt.acc_end <= ma_hi))),
+            new_rel.extends.eq(Mux(goes["matmul"], nxt.acc == d.acc_end, nxt.acc == ma_hi)),
+        ]
+        advance = ~d_valid | dispatch
+        m.d.comb += self.instr.ready.eq(advance)
+        with m.If(advance):
+            m.d.sync += [d.eq(nxt), d_valid.eq(self.instr.valid), rel.eq(new_rel)]
+
+        # Interlocks of the head instruction.
+        write_chase = rel.write_chase & self.act_wrote
+        busy_bank = Mux(d.bank, bank_drain[1] != 0, bank_drain[0] != 0) | (m_busy & (m_bank == d.bank))
+        loading_bank = w_many & (w_bank == d.bank)
+        ub_hi, wb_hi = hi_busy & rel.ub_hi, hi_busy & rel.wb_hi
+        ub_ho, ub_mm = ho_busy & rel.ub_ho, m_busy & rel.ub_mm
+        ub_act, acc_act, wb_act = act_busy & rel.ub_act, act_busy & rel.acc_act, act_busy & rel.wb_act
+        wb_ld = w_busy & rel.wb_ld
 
         ready = Signal()
-        unknown = Signal()  # an opcode this build does not execute: it stops the controller with `error`
-        with m.Switch(ins.opcode):
-            with m.Case(Opcode.READ_HOST, Opcode.WRITE_HOST, Opcode.READ_WEIGHTS, Opcode.SYNC):
-                m.d.comb += ready.eq(all_idle)
-            with m.Case(Opcode.HALT):
-                m.d.comb += ready.eq(all_idle & (self.out_level == 0))
-            with m.Case(Opcode.LOAD_WEIGHTS):
-                busy_bank = Mux(bank, bank_drain[1], bank_drain[0]) != 0
-                m.d.comb += ready.eq(host_idle & w_idle & ~busy_bank & ~(issuing & (m_bank == bank)))
-            with m.Case(Opcode.MATMUL):
-                loading_bank = (w_left != 0) & (w_bank == bank)
-                conflict = self.act_busy & ((_overlap(ins.ub, ins.count, act_ub, act_count) & ~from_tb)
-                                            | _overlap(ins.acc, ins.count, act_acc, act_count))
-                m.d.comb += ready.eq(host_idle & ((m_left == 0) | (m_left == 1)) & ~loading_bank & ~conflict)
-            with m.Case(Opcode.ACTIVATE):
-                m.d.comb += ready.eq(host_idle & drained & ~self.act_busy)
-            if c.winograd:
-                with m.Case(Opcode.TRANSFORM_IN, Opcode.TRANSFORM_OUT):
-                    m.d.comb += ready.eq(all_idle)
-            with m.Default():
-                m.d.comb += [unknown.eq(1), ready.eq(all_idle & (self.out_level == 0))]  # as HALT
-        dispatch = self.instr.valid & ready & xf_idle & ~halted
-        m.d.comb += self.instr.ready.eq(ready & xf_idle & ~halted)
+        m.d.comb += ready.eq(
+            (d.read_host & hi_free & ~ub_ho & ~ub_mm & ~ub_act)
+            | (d.read_weights & hi_free & ~wb_ld & ~wb_act)
+            | (d.write_host & ho_free & ~ub_hi & (~ub_act | write_chase))
+            | (d.load & w_idle & ~busy_bank & ~wb_hi)
+            | (d.matmul & m_free & ~loading_bank & ~acc_act & (d.from_tb | (~ub_hi & ~ub_act)))
+            | (d.activate & ~act_busy & ~wb_hi & ~ub_hi & ~ub_ho & ~ub_mm & (rel.act_chase | m_free))
+            | ((d.sync | d.transform) & all_idle)
+            | ((d.halt | d.bad) & all_idle & (self.out_level == 0)))
+        m.d.comb += dispatch.eq(d_valid & ready & xf_idle & ~halted)
+        with m.If(dispatch | started):
+            m.d.sync += [started.eq(1), phase.eq(~phase)]
+
         if c.winograd:
-            op = ins.opcode
             m.d.comb += [
-                self.xf_cmd.valid.eq(dispatch & ((op == Opcode.TRANSFORM_IN) | (op == Opcode.TRANSFORM_OUT))),
-                self.xf_cmd.payload.output.eq(op == Opcode.TRANSFORM_OUT),
-                self.xf_cmd.payload.ub.eq(ins.ub),
-                self.xf_cmd.payload.tb.eq(ins.tb),
-                self.xf_cmd.payload.acc.eq(ins.acc),
-                self.xf_cmd.payload.count.eq(ins.count),
+                self.xf_cmd.valid.eq(dispatch & d.transform),
+                self.xf_cmd.payload.output.eq(d.transform_out),
+                self.xf_cmd.payload.ub.eq(d.ub),
+                self.xf_cmd.payload.tb.eq(d.tb),
+                self.xf_cmd.payload.acc.eq(d.acc),
+                self.xf_cmd.payload.count.eq(d.count),
             ]
-
+        # The activation unit may read from `wait` cycles after the cycle after dispatch: the chased MATMUL's first
+        # row has landed then, or (no chase, every MATMUL issued) the last issued row.
+        wait_drain = Mux(m_issue, drain - 1, Mux(m_drain != 0, m_drain - 1, 0))
+        # Chasing a run, row 0 may be read `offset` cycles before the latest MATMUL's first row has landed.
+        offset = Signal(acc_bits)
+        m.d.comb += offset.eq(ma_lo - run_lo)
+        wait_chase = Mux(m_lead > offset, m_lead - 1 - offset, 0)
         m.d.comb += [
-            self.act_cmd.valid.eq(dispatch & (ins.opcode == Opcode.ACTIVATE)),
-            self.act_cmd.payload.acc.eq(ins.acc),
-            self.act_cmd.payload.ub.eq(ins.ub),
-            self.act_cmd.payload.wb.eq(ins.wb),
-            self.act_cmd.payload.count.eq(ins.count),
-            self.act_cmd.payload.relu.eq(ins.flags.relu),
+            self.act_cmd.valid.eq(dispatch & d.activate),
+            self.act_cmd.payload.acc.eq(d.acc),
+            self.act_cmd.payload.ub.eq(d.ub),
+            self.act_cmd.payload.wb.eq(d.wb),
+            self.act_cmd.payload.count.eq(d.count),
+            self.act_cmd.payload.relu.eq(d.relu),
+            self.act_cmd.payload.wait.eq(Mux(rel.act_chase, wait_chase, wait_drain)),
         ]
-        # Host transfers. The UB read port is shared with MATMUL, which never runs at the same time.
-        m.d.comb += [
-            self.host_in.ready.eq(reading),
-            self.ub_write_addr.eq(host_ub),
-            self.ub_write_en.eq(reading & host_valid & (host_op == Opcode.READ_HOST)),
-            self.wb_write_addr.eq(host_wb),
-            self.wb_write_en.eq(reading & host_valid & (host_op == Opcode.READ_WEIGHTS)),
-            self.ub_read_addr.eq(Mux(writing, host_ub, m_ub)),
-            self.out_push.eq(out_reading),
-        ]
-        with m.If(reading & host_valid):
-            m.d.sync += [host_left.eq(host_left - 1), host_ub.eq(host_ub + 1), host_wb.eq(host_wb + 1)]
-        room = self.out_level + out_reading < c.out_depth - 1
-        m.d.sync += out_reading.eq(writing & room)
-        with m.If(writing & room):
-            m.d.sync += [host_left.eq(host_left - 1), host_ub.eq(host_ub + 1)]
 
-        # Weight loading: read the tile's rows last to first; shift each one cycle later, as it arrives.
-        m.d.comb += [self.wb_read_addr.eq(w_base + w_left - 1), self.w_shift.eq(w_shift), self.w_bank.eq(w_bank)]
+        # Host input.
+        m.d.comb += [
+            self.host_in.ready.eq(~hi_zero & hi_slot),
+            self.ub_write_addr.eq(hi_addr),
+            self.ub_write_en.eq(hi_take & hi_to_ub),
+            self.wb_write_addr.eq(hi_addr),
+            self.wb_write_en.eq(hi_take & ~hi_to_ub),
+        ]
+        hi_step(m, hi_take)
+        with m.If(hi_take):
+            m.d.sync += hi_addr.eq(hi_addr + 1)
+
+        # Host output.
+        m.d.sync += [ho_inflight[0].eq(ho_read)] + [ho_inflight[k].eq(ho_inflight[k - 1])
+                                                     for k in range(1, len(ho_inflight))]
+        m.d.comb += [self.ub_b_read_addr.eq(ho_addr), self.out_push.eq(ho_inflight[-1])]
+        ho_step(m, ho_read)
+        with m.If(ho_read):
+            m.d.sync += ho_addr.eq(ho_addr + 1)
+
+        # Weight loading: read the tile's rows last to first; shift each one in WEIGHT_READ_LATENCY cycles later, as
+        # it arrives on the array's weight input.
+        m.d.comb += [self.wb_read_addr.eq(w_addr), self.w_shift.eq(w_shifts[-1]), self.w_bank.eq(w_bank)]
         if c.winograd:  # WIDE: the high word of a row comes first (odd address), the low word shifts the pair in
-            m.d.comb += self.w_wide.eq(w_wide)
-            m.d.sync += [w_shift.eq((w_left != 0) & (~w_wide | w_left[0])),
-                         self.w_capture.eq((w_left != 0) & w_wide & ~w_left[0])]
+            m.d.comb += [self.w_wide.eq(w_wide), self.w_capture.eq(w_captures[-1])]
+            m.d.sync += [w_shifts[0].eq(w_busy & (~w_wide | w_left[0])),
+                         w_captures[0].eq(w_busy & w_wide & ~w_left[0])]
+            m.d.sync += [w_captures[k].eq(w_captures[k - 1]) for k in range(1, len(w_captures))]
         else:
-            m.d.sync += w_shift.eq(w_left != 0)
-        with m.If(w_left != 0):
-            m.d.sync += w_left.eq(w_left - 1)
+            m.d.sync += w_shifts[0].eq(w_busy)
+        m.d.sync += [w_shifts[k].eq(w_shifts[k - 1]) for k in range(1, len(w_shifts))]
+        with m.If(w_busy):
+            m.d.sync += [w_left.eq(w_left - 1), w_addr.eq(w_addr - 1), w_zero.eq(w_left == 1),
+                         w_many.eq(w_left > 4 - WEIGHT_READ_LATENCY)]
 
-        # Matrix issue: one UB read a cycle; the tag is registered to meet the read data.
-        m_from_tb = Signal()
+        # Matrix issue: one UB read a cycle in its slot; the tag is delayed to meet the registered read data.
+        tag = Signal(issue_layout(c.acc_depth))
+        from_tb = m_issue & m_from_tb
+        m.d.comb += [tag.valid.eq(m_issue), tag.bank.eq(m_bank), tag.accumulate.eq(m_accumulate), tag.addr.eq(m_acc),
+                     self.ub_a_read_addr.eq(m_addr)]
+        for stage in range(UB_READ_LATENCY):
+            delayed, delayed_tb = Signal.like(tag, name=f"tag{stage}"), Signal(name=f"from_tb{stage}")
+            m.d.sync += [delayed.eq(tag), delayed_tb.eq(from_tb)]
+            tag, from_tb = delayed, delayed_tb
+        m.d.comb += self.issue.eq(tag)
         if c.winograd:
-            m.d.comb += self.tb_read_addr.eq(m_ub)
-            m.d.sync += self.vector_from_tb.eq(m_from_tb)
-        m.d.sync += [
-            self.issue.valid.eq(issuing),
-            self.issue.bank.eq(m_bank),
-            self.issue.accumulate.eq(m_accumulate),
-            self.issue.addr.eq(m_acc),
-        ]
-        with m.If(issuing):
-            m.d.sync += [m_left.eq(m_left - 1), m_ub.eq(m_ub + 1), m_acc.eq(m_acc + 1),
-                         m_drain.eq(matrix_drain_cycles(c))]
+            m.d.comb += [self.tb_read_addr.eq(m_addr), self.vector_from_tb.eq(from_tb)]
+        m_step(m, m_issue)
+        with m.If(m_issue):
+            m.d.sync += [m_addr.eq(m_addr + 1), m_acc.eq(m_acc + 1), m_drain.eq(drain - 1)]
         with m.Elif(m_drain != 0):
             m.d.sync += m_drain.eq(m_drain - 1)
-        for b, drain in enumerate(bank_drain):
-            with m.If(issuing & (m_bank == b)):
-                m.d.sync += drain.eq(bank_drain_cycles(c))
-            with m.Elif(drain != 0):
-                m.d.sync += drain.eq(drain - 1)
+        with m.If(m_lead != 0):
+            m.d.sync += m_lead.eq(m_lead - 1)
+        for b, counter_b in enumerate(bank_drain):
+            with m.If(m_issue & (m_bank == b)):
+                m.d.sync += counter_b.eq(bank_drain_init)
+            with m.Elif(counter_b != 0):
+                m.d.sync += counter_b.eq(counter_b - 1)
 
         # Dispatch, last so that a unit's new instruction overrides its sequencer's final step.
-        op = ins.opcode
-        with m.If(dispatch & ((op == Opcode.READ_HOST) | (op == Opcode.WRITE_HOST) | (op == Opcode.READ_WEIGHTS))):
-            m.d.sync += [host_op.eq(op), host_left.eq(ins.count), host_ub.eq(ins.ub), host_wb.eq(ins.wb)]
-        with m.If(dispatch & ((op == Opcode.HALT) | unknown)):
+        count_is_one = d.count == 1
+        hi_load(m, to_host_in, d.count, count_is_one)
+        with m.If(to_host_in):
+            m.d.sync += [hi_to_ub.eq(d.read_host), hi_addr.eq(Mux(d.read_host, d.ub, d.wb)),
+                         hi_lo.eq(Mux(d.read_host, d.ub, d.wb)), hi_hi.eq(Mux(d.read_host, d.ub_end, d.wb_end))]
+        ho_load(m, goes["write_host"], d.count, count_is_one)
+        with m.If(goes["write_host"]):
+            m.d.sync += [ho_addr.eq(d.ub), ho_lo.eq(d.ub), ho_hi.eq(d.ub_end)]
+        with m.If(dispatch & (d.halt | d.bad)):
             m.d.sync += halted.eq(1)
-        with m.If(dispatch & unknown):
+        with m.If(dispatch & d.bad):
             m.d.sync += error.eq(1)
-        with m.If(dispatch & (op == Opcode.LOAD_WEIGHTS)):
-            m.d.sync += [w_left.eq(c.rows), w_base.eq(ins.wb), w_bank.eq(bank)]
-            if c.winograd:
-                m.d.sync += [w_left.eq(Mux(ins.flags.wide, 2 * c.rows, c.rows)), w_wide.eq(ins.flags.wide)]
-        with m.If(dispatch & (op == Opcode.MATMUL)):
-            m.d.sync += [m_left.eq(ins.count), m_ub.eq(Mux(from_tb, ins.tb, ins.ub)), m_acc.eq(ins.acc),
-                         m_bank.eq(bank), m_accumulate.eq(ins.flags.accumulate), m_from_tb.eq(from_tb)]
-        with m.If(dispatch & (op == Opcode.ACTIVATE)):
-            m.d.sync += [act_acc.eq(ins.acc), act_ub.eq(ins.ub), act_count.eq(ins.count)]
+        with m.If(goes["load"]):
+            words = Mux(d.wide, 2 * c.rows, c.rows)
+            m.d.sync += [w_left.eq(words), w_addr.eq(d.wb_end - 1), w_bank.eq(d.bank), w_wide.eq(d.wide),
+                         w_lo.eq(d.wb), w_hi.eq(d.wb_end), w_zero.eq(0), w_many.eq(words > 3 - WEIGHT_READ_LATENCY)]
+        m_load(m, goes["matmul"], d.count, count_is_one)
+        with m.If(goes["matmul"]):
+            # The first issue is the next cycle if its address is in the A slot then (phase flips), else the one
+            # after. It extends the run if its rows continue the latest MATMUL's.
+            late = ~d.from_tb & (d.ub[0] == phase)
+            m.d.sync += [m_addr.eq(Mux(d.from_tb, d.tb, d.ub)), m_acc.eq(d.acc), m_bank.eq(d.bank),
+                         m_accumulate.eq(d.accumulate), m_from_tb.eq(d.from_tb), m_lo.eq(d.ub), m_hi.eq(d.ub_end),
+                         ma_lo.eq(d.acc), ma_hi.eq(d.acc_end), m_lead.eq(drain + late)]
+            with m.If(~rel.extends):
+                m.d.sync += run_lo.eq(d.acc)
+        with m.If(goes["activate"]):
+            m.d.sync += [a_lo.eq(d.ub), a_hi.eq(d.ub_end), aa_lo.eq(d.acc), aa_hi.eq(d.acc_end),
+                         ap_lo.eq(d.wb), ap_hi.eq(d.wb_end)]
 
         # Performance counters.
-        host_stall = (reading & ~host_valid) | self.out_blocked | (~self.instr.valid & all_idle)
+        host_stall = (~hi_zero & hi_slot & ~host_valid) | self.out_blocked | (~d_valid & all_idle)
         m.d.comb += [self.halted.eq(halted), self.error.eq(error)]
         with m.If(~halted):
             m.d.sync += self.cycles.eq(self.cycles + 1)
-            with m.If(issuing):
+            with m.If(m_issue):
                 m.d.sync += self.mac_busy.eq(self.mac_busy + 1)
             with m.If(host_stall):
                 m.d.sync += self.stall_cycles.eq(self.stall_cycles + 1)
-            with m.If(~(w_idle & drained & ~self.act_busy & xf_idle)):
+            with m.If(~(w_idle & drained & ~act_busy & xf_idle)):
                 m.d.sync += self.active_cycles.eq(self.active_cycles + 1)
         return m

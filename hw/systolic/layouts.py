@@ -3,10 +3,10 @@
 from amaranth import signed, unsigned
 from amaranth.lib import data
 
-from sparq.formats.systolic import FIELDS, INSTRUCTION_BITS, MULTIPLIER_BITS, SHIFT_BITS, Flag
+from sparq.formats.systolic import FIELDS, INSTRUCTION_BITS, MULTIPLIER_BITS, SHARED_FIELDS, SHIFT_BITS, Flag
 
-__all__ = ["COUNT_BITS", "flags_layout", "instruction_layout", "issue_layout", "accumulator_write_layout",
-           "param_layout", "activate_command_layout", "vector_layout"]
+__all__ = ["COUNT_BITS", "flags_layout", "instruction_layout", "issue_layout", "accumulator_tag_layout",
+           "accumulator_write_layout", "param_layout", "activate_command_layout", "vector_layout"]
 
 COUNT_BITS = dict(FIELDS)["count"]
 """Bits of an instruction's ``count`` field, and so of every counter of rows, words or tiles still to do."""
@@ -19,13 +19,17 @@ def flags_layout() -> data.FlexibleLayout:
         flag.name.lower(): data.Field(unsigned(1), flag.value.bit_length() - 1) for flag in Flag})
 
 
-def instruction_layout() -> data.StructLayout:
+def instruction_layout() -> data.FlexibleLayout:
     """An encoded instruction (``sparq.formats.systolic.FIELDS``, least significant first, zero-padded to 128 bits);
-    ``flags`` is :func:`flags_layout`."""
-    fields = {name: unsigned(width) for name, width in FIELDS}
-    fields["flags"] = flags_layout()
-    fields["reserved"] = unsigned(INSTRUCTION_BITS - sum(width for _, width in FIELDS))
-    return data.StructLayout(fields)
+    ``flags`` is :func:`flags_layout`, and each ``sparq.formats.systolic.SHARED_FIELDS`` alias (``src``) views the
+    bits of its field (``acc``)."""
+    fields, offset = {}, 0
+    for name, width in FIELDS:
+        fields[name] = data.Field(flags_layout() if name == "flags" else unsigned(width), offset)
+        offset += width
+    for alias, name in SHARED_FIELDS.items():
+        fields[alias] = data.Field(unsigned(dict(FIELDS)[name]), fields[name].offset)
+    return data.FlexibleLayout(INSTRUCTION_BITS, fields)
 
 
 def vector_layout(lanes: int, width: int = 8) -> data.ArrayLayout:
@@ -36,6 +40,11 @@ def vector_layout(lanes: int, width: int = 8) -> data.ArrayLayout:
 def issue_layout(acc_depth: int) -> data.StructLayout:
     """The tag of an activation vector entering the matrix unit: where its result goes in the accumulators."""
     return data.StructLayout({"valid": 1, "bank": 1, "accumulate": 1, "addr": range(acc_depth)})
+
+
+def accumulator_tag_layout(acc_depth: int) -> data.StructLayout:
+    """Where a result vector goes in the accumulators (the fields of :func:`accumulator_write_layout` but the data)."""
+    return data.StructLayout({"valid": 1, "accumulate": 1, "addr": range(acc_depth)})
 
 
 def accumulator_write_layout(cols: int, acc_depth: int, acc_width=32) -> data.StructLayout:
@@ -52,7 +61,9 @@ def param_layout(acc_width: int = 32) -> data.StructLayout:
                               "shift": unsigned(SHIFT_BITS)})
 
 
-def activate_command_layout(acc_depth: int, ub_depth: int, wb_depth: int) -> data.StructLayout:
-    """An ACTIVATE instruction as the activation unit takes it."""
+def activate_command_layout(acc_depth: int, ub_depth: int, wb_depth: int, max_wait: int,
+                            count_bits: int = COUNT_BITS) -> data.StructLayout:
+    """An ACTIVATE instruction as the activation unit takes it, with ``wait``: the cycles (at most ``max_wait``)
+    from the cycle after it is taken until its accumulator rows have landed."""
     return data.StructLayout({"acc": range(acc_depth), "ub": range(ub_depth), "wb": range(wb_depth),
-                              "count": COUNT_BITS, "relu": 1})
+                              "count": count_bits, "relu": 1, "wait": range(max_wait + 1)})

@@ -5,8 +5,8 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .array import SystolicArray
-from .layouts import accumulator_write_layout, issue_layout
-from .pe import accumulator_shape, activation_lane, check_arithmetic, operand_shape
+from .layouts import accumulator_tag_layout, accumulator_write_layout, issue_layout
+from .pe import accumulator_shape, activation_lane, check_arithmetic, operand_shape, pe_latency
 from .skew import InputSkew, OutputDeskew
 
 __all__ = ["MatrixUnit"]
@@ -30,16 +30,23 @@ class MatrixUnit(wiring.Component):
         Weight shifting, as :class:`~.array.SystolicArray`.
     result : Out(accumulator_write_layout(cols, acc_depth, accumulator_shape(arithmetic, acc_width)))
         ``valid``, ``addr``, ``accumulate`` and ``data``, all :attr:`latency` cycles after the issue.
+    upcoming : Out(accumulator_tag_layout(acc_depth))
+        ``valid``, ``addr`` and ``accumulate`` of ``result`` ``lookahead`` cycles ahead (for the accumulators'
+        early read, :attr:`~.accumulators.Accumulators.PREFETCH`).
 
-    Latency: ``rows + cols - 1`` cycles. Throughput: one vector per cycle, with any mix of the two banks.
+    Latency: ``rows + cols - 2`` plus the PE latency (3 for int8, ``sparq.formats.systolic.matrix_latency``; 1 for
+    float). Throughput: one vector per cycle, with any mix of the two banks.
     """
 
     def __init__(self, rows: int, cols: int, acc_depth: int, *, acc_width: int = 32, arithmetic: str = "int8",
-                 act_width: int = 8, weight_width: int = 8):
+                 act_width: int = 8, weight_width: int = 8, lookahead: int = 2):
         self.rows, self.cols, self.acc_depth, self.acc_width = rows, cols, acc_depth, acc_width
         self.arithmetic = check_arithmetic(arithmetic)
         self.act_width, self.weight_width = act_width, weight_width  # int8 arithmetic: wider integer operands
-        self.latency = rows + cols - 1
+        self.latency = rows + cols - 2 + pe_latency(arithmetic)
+        if not 0 < lookahead <= self.latency:
+            raise ValueError(f"MatrixUnit lookahead must be in 1 .. {self.latency} (its latency), not {lookahead!r}")
+        self.lookahead = lookahead
         super().__init__({
             "vector": In(data.ArrayLayout(operand_shape(arithmetic, act_width), rows)),
             "issue": In(issue_layout(acc_depth)),
@@ -47,6 +54,7 @@ class MatrixUnit(wiring.Component):
             "w_shift": In(1),
             "w_bank": In(1),
             "result": Out(accumulator_write_layout(cols, acc_depth, accumulator_shape(arithmetic, acc_width))),
+            "upcoming": Out(accumulator_tag_layout(acc_depth)),
         })
 
     def elaborate(self, platform):
@@ -72,6 +80,9 @@ class MatrixUnit(wiring.Component):
         ]
         tag = self.issue
         for stage in range(self.latency):
+            if stage == self.latency - self.lookahead:
+                m.d.comb += [self.upcoming.valid.eq(tag.valid), self.upcoming.accumulate.eq(tag.accumulate),
+                             self.upcoming.addr.eq(tag.addr)]
             delayed = Signal(issue_layout(self.acc_depth), name=f"tag_stage{stage}")
             m.d.sync += delayed.eq(tag)
             tag = delayed

@@ -10,11 +10,13 @@ from amaranth.hdl import Shape
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from sparq.formats.systolic import PE_LATENCY
+
 from ..common.fp import FloatMultiplier, FP32Adder
 from ..common.mac import MACCell
 
 __all__ = ["ARITHMETICS", "check_arithmetic", "check_pe_parameters", "operand_shape", "accumulator_shape",
-           "activation_lane", "WeightStationaryPE"]
+           "pe_latency", "activation_lane", "WeightStationaryPE"]
 
 ARITHMETICS = ("int8", "fp16", "bf16")
 """The PE arithmetics: integer, or 16-bit float multiplies with fp32 accumulation."""
@@ -46,6 +48,12 @@ def accumulator_shape(arithmetic: str = "int8", width: int = 32) -> Shape:
     return signed(width) if check_arithmetic(arithmetic) == "int8" else unsigned(32)
 
 
+def pe_latency(arithmetic: str = "int8") -> int:
+    """Cycles from a PE's activation input to its partial-sum output: ``sparq.formats.systolic.PE_LATENCY`` for the
+    pipelined int8 PE, 1 for the float PEs."""
+    return PE_LATENCY if check_arithmetic(arithmetic) == "int8" else 1
+
+
 def activation_lane(value=8) -> data.StructLayout:
     """One activation travelling through the array: its ``value`` (an int is a signed width, else a shape), a
     ``valid`` bit (the MAC enable) and the weight ``bank`` it must be multiplied with (so a bank switch travels with
@@ -54,13 +62,20 @@ def activation_lane(value=8) -> data.StructLayout:
 
 
 class WeightStationaryPE(wiring.Component):
-    """A systolic PE: ``psum_out <= psum_in + act.value * weight[act.bank]`` and ``act_out <= act_in``.
+    """A systolic PE: ``psum_out = psum_in + act.value * weight[act.bank]``, :attr:`latency` cycles after the
+    activation, and ``act_out <= act_in``.
 
-    ``arithmetic="int8"``: an ``sparq.hw.common.mac.MACCell`` (``act_width`` x ``weight_width`` into ``acc_width`` bits,
-    wrap-around, or clamped with ``saturate``). ``arithmetic="fp16"`` or ``"bf16"``: a
-    :class:`~sparq.hw.common.fp.FloatMultiplier` then an :class:`~sparq.hw.common.fp.FP32Adder`, both combinational, so
-    ``psum_out <= round_fp32(psum_in + round_fp32(act.value * weight))`` in the same single cycle; the widths are
-    then fixed (16-bit operands, fp32 partial sums) and the integer width parameters must stay at their defaults.
+    ``arithmetic="int8"``: pipelined in :data:`sparq.formats.systolic.PE_LATENCY` = 3 register stages, so that the
+    multiplier runs register to register, in the DSP block's own registers (``sparq.hw.common.mac.MACCell`` with
+    ``pipeline``: ``act_width`` x ``weight_width`` into ``acc_width`` bits, wrap-around, or clamped with
+    ``saturate``): (1) the activation and the weight of its bank, (2) their product, (3) ``psum_out <= psum_in +
+    product``, taking ``psum_in`` two cycles after the activation -- which is when the PE above, one cycle ahead on
+    the same wavefront, delivers it.
+    ``arithmetic="fp16"`` or ``"bf16"``: a :class:`~sparq.hw.common.fp.FloatMultiplier` then an
+    :class:`~sparq.hw.common.fp.FP32Adder`, both combinational, so
+    ``psum_out <= round_fp32(psum_in + round_fp32(act.value * weight))`` in the same single cycle (latency 1); the
+    widths are then fixed (16-bit operands, fp32 partial sums) and the integer width parameters must stay at their
+    defaults.
 
     It holds two stationary weights (banks 0 and 1). Weights are loaded by shifting down a column: when ``w_shift``
     is high, bank ``w_bank`` takes ``w_in`` at the clock edge, and ``w_out`` always shows bank ``w_bank``'s current
@@ -72,8 +87,10 @@ class WeightStationaryPE(wiring.Component):
     act_out : Out(activation_lane(operand_shape(arithmetic, act_width)))
         ``act_in`` registered: 1-cycle latency, to the PE on the right.
     psum_in : In(accumulator_shape(arithmetic, acc_width))
+        Taken ``latency - 1`` cycles after the activation it is added to.
     psum_out : Out(accumulator_shape(arithmetic, acc_width))
-        Registered MAC result, 1-cycle latency; holds when ``act_in.valid`` is low. Reset value 0 (``+0.0``).
+        Registered MAC result, :attr:`latency` cycles after ``act_in``; holds when the activation was not valid.
+        Reset value 0 (``+0.0``).
     w_in, w_out : In / Out(operand_shape(arithmetic, weight_width))
     w_shift, w_bank : In(1)
     """
@@ -83,6 +100,7 @@ class WeightStationaryPE(wiring.Component):
         check_pe_parameters(arithmetic, act_width, weight_width, acc_width, saturate)
         self.arithmetic = arithmetic
         self.act_width, self.weight_width, self.acc_width, self.saturate = act_width, weight_width, acc_width, saturate
+        self.latency = pe_latency(arithmetic)
         operand, acc = operand_shape(arithmetic, act_width), accumulator_shape(arithmetic, acc_width)
         weight = operand_shape(arithmetic, weight_width)
         super().__init__({
@@ -106,7 +124,7 @@ class WeightStationaryPE(wiring.Component):
         m.d.comb += self.w_out.eq(Mux(self.w_bank, weights[1], weights[0]))
         if self.arithmetic == "int8":
             m.submodules.mac = mac = MACCell(a_width=self.act_width, b_width=self.weight_width,
-                                             acc_width=self.acc_width, saturate=self.saturate)
+                                             acc_width=self.acc_width, saturate=self.saturate, pipeline=True)
             m.d.comb += [
                 mac.a.eq(self.act_in.value),
                 mac.b.eq(weight),

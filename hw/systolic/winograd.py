@@ -22,7 +22,14 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sparq.formats.systolic import WINOGRAD_AT, WINOGRAD_BT, WINOGRAD_V_BITS
+from sparq.formats.systolic import (
+    ACC_READ_LATENCY,
+    ACCUMULATE_LATENCY,
+    UB_READ_LATENCY,
+    WINOGRAD_AT,
+    WINOGRAD_BT,
+    WINOGRAD_V_BITS,
+)
 
 from .layouts import COUNT_BITS, accumulator_write_layout, vector_layout
 
@@ -164,15 +171,15 @@ class WinogradTransforms(wiring.Component):
     cmd : In(stream.Signature(transform_command_layout(config)))
         Taken when idle (``ready = ~busy``).
     busy : Out(1)
-        From the cycle after a command until its last write has landed (for TRANSFORM_OUT: in the accumulator
-        memory, two cycles after ``acc_write``).
+        From the cycle after a command until its last write has landed (for TRANSFORM_OUT: until an accumulator
+        read sees it, ``ACCUMULATE_LATENCY`` cycles after ``acc_write``).
     ub_read_addr, ub_read_en : Out
         The UB read port (the top level gives it to this unit while ``ub_read_en``); ``ub_data`` is the word read
-        one cycle earlier.
+        ``UB_READ_LATENCY`` = 2 cycles earlier.
     tb_write_addr, tb_write_data, tb_write_en : Out
         The transform buffer's write port.
     acc_read_addr, acc_read_en : Out, acc_data : In
-        The accumulators' read port, as for the UB.
+        The accumulators' read port, as for the UB (``ACC_READ_LATENCY`` = 2 cycles).
     acc_write : Out(accumulator_write_layout(cols, acc_depth))
         Overwrites (``accumulate`` = 0) of output words into the accumulators.
     """
@@ -210,13 +217,17 @@ class WinogradTransforms(wiring.Component):
         strided_tile = Signal(COUNT_BITS)  # p
         strided_e = Signal(4)
         strided_left = Signal(range(16 << COUNT_BITS))
-        landing = Signal(2)  # TRANSFORM_OUT: cycles until the last accumulator write has landed
+        landing = Signal(range(ACCUMULATE_LATENCY))  # TRANSFORM_OUT: cycles until the last write has landed
         strided = strided_base + strided_row + strided_tile
 
         reading = Signal()
-        read_valid = Signal()
         m.d.comb += reading.eq(Mux(output, strided_left, linear_left) != 0)
-        m.d.sync += read_valid.eq(reading)
+        assert UB_READ_LATENCY == ACC_READ_LATENCY
+        read_valid = reading  # a read's word arrives UB_READ_LATENCY cycles later
+        for stage in range(UB_READ_LATENCY):
+            delayed = Signal(name=f"read_valid{stage}")
+            m.d.sync += delayed.eq(read_valid)
+            read_valid = delayed
         step_strided = Signal()
         step_linear = Signal()
 
@@ -253,7 +264,7 @@ class WinogradTransforms(wiring.Component):
             with m.If(strided_e == 15):
                 m.d.sync += [strided_row.eq(0), strided_tile.eq(strided_tile + 1)]
         with m.If(output & xout.o.valid & (linear_left == 1)):
-            m.d.sync += landing.eq(2)
+            m.d.sync += landing.eq(ACCUMULATE_LATENCY - 1)
         with m.Elif(landing != 0):
             m.d.sync += landing.eq(landing - 1)
 

@@ -13,12 +13,14 @@ def _operand(rng: random.Random, width: int) -> int:
 
 
 async def random_mac(bench, *, seed: int, n: int, a_width: int, b_width: int, acc_width: int, saturate: bool,
-                     en_probability: float = 0.8):
-    """``n`` cycles of random ``a``, ``b``, ``c`` and ``en``; ``y`` and ``overflow`` checked after every edge."""
+                     pipeline: bool = False, en_probability: float = 0.8):
+    """``n`` cycles of random ``a``, ``b``, ``c`` and ``en``; ``y`` and ``overflow`` checked after every edge. With
+    ``pipeline`` the update at an edge takes ``a``, ``b`` and ``en`` of two cycles before and ``c`` of this one."""
     rng = random.Random(seed)
     widths = dict(a_width=a_width, b_width=b_width, acc_width=acc_width, saturate=saturate)
     await bench.reset()
     y_prev, ovf_prev = 0, 0
+    operands = [(0, 0, False)] * 2  # a, b, en of the two cycles before (pipeline)
     expected_y, expected_ovf, got_y, got_ovf = [], [], [], []
     for _ in range(n):
         a, b, c = _operand(rng, a_width), _operand(rng, b_width), _operand(rng, acc_width)
@@ -26,6 +28,9 @@ async def random_mac(bench, *, seed: int, n: int, a_width: int, b_width: int, ac
         for port, value in (("a", a), ("b", b), ("c", c), ("en", int(en))):
             bench.set(port, value)
         await bench.tick()
+        if pipeline:
+            operands.append((a, b, en))
+            a, b, en = operands.pop(0)
         if en:
             y, ovf = mac(a, b, c, **widths)
             y_prev, ovf_prev = int(y), int(ovf)

@@ -14,7 +14,7 @@ from sparq.formats.systolic import COUNTERS, SystolicProgram, load_program, requ
 from ..bench import Agent, StreamSink, StreamSource
 from ..scoreboard import Mismatch, assert_words_equal
 from ..systolic.golden import run_program
-from ..systolic.stimulus import random_int32
+from ..systolic.stimulus import random_int8, random_int32
 
 
 async def _stream_program(bench, program: SystolicProgram, input_words, *, rng, gap_probability=0.0,
@@ -154,17 +154,20 @@ def _join(values, width: int) -> int:
 
 async def random_pe(bench, *, seed: int, n: int, prefix: str = "", arithmetic: str = "int8"):
     """``n`` cycles of random activations, partial sums and weight shifts into a WeightStationaryPE of
-    ``arithmetic`` (int8: 8-bit operands, 32-bit wrap; fp16 / bf16: ``sparq.sim.golden.fp``, with stimulus that hits
-    the special values often); ``act_out``, ``psum_out`` and ``w_out`` checked every cycle against a model."""
+    ``arithmetic`` (int8: 8-bit operands, 32-bit wrap, pipelined; fp16 / bf16: ``sparq.sim.golden.fp``, with stimulus
+    that hits the special values often); ``act_out``, ``psum_out`` and ``w_out`` checked every cycle against a model
+    (``psum_out`` adds the ``psum_in`` of the cycle ``pe_latency - 1`` after the activation)."""
     bench = _Prefixed(bench, prefix)
-    from sparq.hw.systolic.pe import activation_lane, operand_shape
+    from sparq.hw.systolic.pe import activation_lane, operand_shape, pe_latency
 
     from .fp import arithmetic_model
     model = arithmetic_model(arithmetic)
     lane = _offsets(activation_lane(operand_shape(arithmetic)))
+    lag = pe_latency(arithmetic) - 1
     rng = random.Random(seed)
     await bench.reset()
     weights, act_out, psum_out = [0, 0], 0, 0
+    history = [(0, 0, 0)] * lag  # (value, valid, weight of its bank) of the last `lag` cycles, oldest first
     for cycle in range(n):
         value, valid, bank = model.operand(rng), int(rng.random() < 0.7), rng.getrandbits(1)
         psum_in, w_in = model.accumulator(rng), model.operand(rng)
@@ -176,8 +179,10 @@ async def random_pe(bench, *, seed: int, n: int, prefix: str = "", arithmetic: s
         if bench.get("w_out") != weights[w_bank]:
             raise Mismatch(f"cycle {cycle}: w_out {bench.get('w_out')}, expected bank {w_bank} = {weights[w_bank]}")
         await bench.tick()
-        if valid:
-            psum_out = model.mac(psum_in, value, weights[bank])
+        history.append((value, valid, weights[bank]))
+        old_value, old_valid, old_weight = history.pop(0)
+        if old_valid:
+            psum_out = model.mac(psum_in, old_value, old_weight)
         act_out = _pack(lane, value=value, valid=valid, bank=bank)
         if w_shift:
             weights[w_bank] = w_in
@@ -210,36 +215,202 @@ async def random_delays(bench, *, seed: int, n: int, lanes: int, width: int, rev
 
 async def random_accumulators(bench, *, seed: int, n: int, cols: int, depth: int, prefix: str = ""):
     """``n`` cycles of random writes (overwrite or accumulate, often to the address just written, int32 wrap) to
-    the Accumulators, then every word read back and compared with a model."""
+    the Accumulators, each accumulating write announced on ``upcoming`` ``PREFETCH`` cycles ahead (``upcoming`` is
+    random before the others), with a read of a random address (often the one just written) every cycle: each read
+    must see exactly the writes made ``ACCUMULATE_LATENCY`` or more cycles before it, ``ACC_READ_LATENCY`` cycles
+    later. Then every word is read back and compared with the model."""
     bench = _Prefixed(bench, prefix)
-    from sparq.hw.systolic.layouts import accumulator_write_layout
-    layout = _offsets(accumulator_write_layout(cols, depth))
+    from sparq.formats.systolic import ACC_READ_LATENCY, ACCUMULATE_LATENCY
+    from sparq.hw.systolic.accumulators import Accumulators
+    from sparq.hw.systolic.layouts import accumulator_tag_layout, accumulator_write_layout
+    layout, tag = _offsets(accumulator_write_layout(cols, depth)), _offsets(accumulator_tag_layout(depth))
+    ahead = Accumulators.PREFETCH
     rng = random.Random(seed)
+    writes, last = [], 0
+    for _ in range(n):
+        valid, accumulate = int(rng.random() < 0.8), int(rng.random() < 0.7)
+        addr = last if rng.random() < 0.4 else rng.randrange(depth)
+        writes.append((valid, accumulate, addr, [random_int32(rng) for _ in range(cols)]))
+        last = addr if valid else last
+    writes += [(0, 0, 0, [0] * cols)] * ahead
     model = np.zeros((depth, cols), dtype=np.int64)
     await bench.reset()
     for i in range(depth):  # start from a known state
         bench.set("write", _pack(layout, valid=1, accumulate=0, addr=i, data=0))
         await bench.tick()
-    last = 0
-    for _ in range(n):
-        valid, accumulate = int(rng.random() < 0.8), int(rng.random() < 0.7)
-        addr = last if rng.random() < 0.4 else rng.randrange(depth)
-        data = [random_int32(rng) for _ in range(cols)]
+    bench.set("write", 0)
+    await bench.tick(ACCUMULATE_LATENCY)
+    states = [model.copy()] * ACCUMULATE_LATENCY  # the model after each of the last writes, oldest first
+    reads = [None] * (ACC_READ_LATENCY - 1)  # (cycle, address, expected word) of the reads in flight
+    for cycle in range(n + ahead):
+        valid, accumulate, addr, data = writes[cycle - ahead] if cycle >= ahead else (0, 0, 0, [0] * cols)
+        if cycle < n:
+            future = writes[cycle]
+            bench.set("upcoming", _pack(tag, valid=future[0], accumulate=future[1], addr=future[2]) if future[1]
+                      else rng.getrandbits(sum(width for _, width in tag.values())))
+        read = last if rng.random() < 0.5 else rng.randrange(depth)
         bench.set("write", _pack(layout, valid=valid, accumulate=accumulate, addr=addr, data=_join(data, 32)))
+        bench.set("read_addr", read)
+        reads.append((cycle, read, states[0][read].copy()))  # sees the writes up to ACCUMULATE_LATENCY ago
         await bench.tick()
         if valid:
             model[addr] = (model[addr] if accumulate else 0) + np.array(data)
             model[addr] = ((model[addr] + (1 << 31)) % (1 << 32)) - (1 << 31)
             last = addr
+        states = states[1:] + [model.copy()]
+        done = reads.pop(0)
+        if done is not None:
+            got = _lanes(bench.get("read_data"), cols, 32)
+            if got != done[2].tolist():
+                raise Mismatch(f"read of address {done[1]} in cycle {done[0]}: got {got}, expected {done[2].tolist()} "
+                               f"(the writes up to {ACCUMULATE_LATENCY} cycles before it)")
     bench.set("write", 0)
-    await bench.tick(2)
+    await bench.tick(ACCUMULATE_LATENCY)
     got = []
-    for i in range(depth):
-        bench.set("read_addr", i)
+    for i in range(depth + ACC_READ_LATENCY - 1):
+        bench.set("read_addr", min(i, depth - 1))
         await bench.tick()
-        got.append(_lanes(bench.get("read_data"), cols, 32))
+        if i >= ACC_READ_LATENCY - 1:
+            got.append(_lanes(bench.get("read_data"), cols, 32))
     assert_words_equal(model.ravel(), np.array(got).ravel(), what="accumulator words (address-major)")
     return {"cycles": bench.cycle}
+
+
+async def random_unified_buffer(bench, *, seed: int, n: int, lanes: int, depth: int, prefix: str = ""):
+    """``n`` cycles of random reads and writes on both slots of the UnifiedBuffer, each at an address of its slot's
+    bank (``phase`` alternating, as the controller drives it), a tenth of the time with ``any_bank`` (the A read
+    anywhere, the B read off): every read word is checked ``UB_READ_LATENCY`` cycles later against a model in which
+    a write is seen from the next cycle on."""
+    bench = _Prefixed(bench, prefix)
+    from sparq.formats.systolic import UB_READ_LATENCY
+    rng = random.Random(seed)
+    model = [[0] * lanes for _ in range(depth)]
+    await bench.reset()
+    for address in range(depth):  # a known state, two words a cycle
+        bench.set("phase", address % 2)
+        bench.set("a_write_addr", address)
+        bench.set("a_write_data", 0)
+        bench.set("a_write_en", 1)
+        await bench.tick()
+    bench.set("a_write_en", 0)
+
+    def address_in(bank):
+        return 2 * rng.randrange((depth - bank + 1) // 2) + bank
+
+    pending = [None] * (UB_READ_LATENCY - 1)
+    for cycle in range(n):
+        phase, any_bank = cycle % 2, int(rng.random() < 0.1)
+        a_read = rng.randrange(depth) if any_bank else address_in(phase)
+        b_read = address_in(1 - phase)
+        writes = {}
+        for slot, bank in (("a", phase), ("b", 1 - phase)):
+            enable = int(rng.random() < 0.6)
+            address = address_in(bank)
+            word = [random_int8(rng) for _ in range(lanes)]
+            for port, value in (("addr", address), ("data", _join(word, 8)), ("en", enable)):
+                bench.set(f"{slot}_write_{port}", value)
+            if enable:
+                writes[address] = word
+        for port, value in (("phase", phase), ("any_bank", any_bank), ("a_read_addr", a_read),
+                            ("b_read_addr", b_read)):
+            bench.set(port, value)
+        pending.append((cycle, a_read, list(model[a_read]), None if any_bank else (b_read, list(model[b_read]))))
+        await bench.tick()
+        for address, word in writes.items():
+            model[address] = word
+        done = pending.pop(0)
+        if done is None:
+            continue
+        got_a = _lanes(bench.get("a_read_data"), lanes, 8)
+        if got_a != done[2]:
+            raise Mismatch(f"cycle {done[0]}: A read of {done[1]} gave {got_a}, expected {done[2]}")
+        if done[3] is not None and _lanes(bench.get("b_read_data"), lanes, 8) != done[3][1]:
+            raise Mismatch(f"cycle {done[0]}: B read of {done[3][0]} gave {_lanes(bench.get('b_read_data'), lanes, 8)}, "
+                           f"expected {done[3][1]}")
+    return {"cycles": bench.cycle}
+
+
+async def random_activation_unit(bench, *, seed: int, commands: int, cols: int, acc_depth: int, ub_depth: int,
+                                 wb_depth: int, max_wait: int, gap_probability: float = 0.3, prefix: str = ""):
+    """ACTIVATE commands (directed: back to back, count 1, waits 0 and ``max_wait``, both UB parities; then random)
+    into the ActivationUnit, with models of its WB and accumulator read ports and the bank phase alternating. Checked
+    every cycle against the timing contract (``sparq.formats.systolic.timing``): the first accumulator read of a
+    command accepted at ``t`` at the first ``r >= t + 1 + max(PARAM_WORDS - 1, wait)`` whose UB write,
+    ``ACTIVATE_WRITE_LATENCY`` later, is in the B slot; one requantized row written a cycle from then on and nothing
+    else; ``busy`` from ``t + 1`` through the last write, ``cmd.ready == ~busy``; ``wrote`` from the cycle after the
+    first write."""
+    bench = _Prefixed(bench, prefix)
+    from sparq.formats.systolic import ACC_READ_LATENCY, ACTIVATE_WRITE_LATENCY, PARAM_WORDS, pack_params
+    from sparq.hw.systolic.layouts import activate_command_layout
+    layout = _offsets(activate_command_layout(acc_depth, ub_depth, wb_depth, max_wait))
+    rng = random.Random(seed)
+    acc = np.array([[random_int32(rng) for _ in range(cols)] for _ in range(acc_depth)], dtype=np.int64)
+    records = wb_depth // PARAM_WORDS
+    params = [(np.array([random_int32(rng) >> rng.randrange(32) for _ in range(cols)]),
+               np.array([rng.randrange(1 << 16) for _ in range(cols)]), np.array([rng.randrange(48) for _ in range(cols)]))
+              for _ in range(records)]
+    wb = np.concatenate([pack_params(*p, cols) for p in params]).astype(np.int64)
+    directed = [dict(count=1, wait=0), dict(count=3, wait=max_wait), dict(count=1, wait=max_wait), dict(count=5, wait=0)]
+    plan = []
+    for k in range(commands):
+        shape = directed[k] if k < len(directed) else dict(count=rng.randint(1, min(12, acc_depth, ub_depth)),
+                                                             wait=rng.randint(0, max_wait))
+        count = shape["count"]
+        plan.append(dict(acc=rng.randrange(acc_depth - count + 1), ub=rng.randrange(ub_depth - count + 1),
+                         record=rng.randrange(records), relu=rng.getrandbits(1), gap=rng.random() < gap_probability,
+                         **shape))
+    await bench.reset()
+    zeros = np.zeros(cols, dtype=np.int64)
+    wb_data, acc_data = zeros, [zeros] * ACC_READ_LATENCY  # what the ports return now / in the next cycles
+    expected_writes, busy_until, wrote_from = {}, -1, None
+    issued, cycle, current, first_write = 0, 0, None, None
+    while issued < len(plan) or cycle <= busy_until + 2:
+        phase = cycle % 2
+        bench.set("phase", phase)
+        bench.set("wb_data", _join(wb_data, 8))
+        bench.set("acc_data", _join(acc_data[0], 32))
+        offer = issued < len(plan) and not (plan[issued]["gap"] and rng.random() < 0.5)
+        if offer:
+            p = plan[issued]
+            bench.set("cmd.payload", _pack(layout, acc=p["acc"], ub=p["ub"], wb=p["record"] * PARAM_WORDS,
+                                           count=p["count"], relu=p["relu"], wait=p["wait"]))
+        bench.set("cmd.valid", int(offer))
+        await bench.settle()
+        busy = cycle <= busy_until and current is not None and cycle > current
+        for port, value in (("busy", busy), ("cmd.ready", not busy), ("wrote", wrote_from is not None
+                                                                              and cycle >= wrote_from)):
+            if bench.get(port) != int(value):
+                raise Mismatch(f"cycle {cycle}: {port} = {bench.get(port)}, expected {int(value)}")
+        write = expected_writes.pop(cycle, None)
+        if bench.get("ub_en") != int(write is not None):
+            raise Mismatch(f"cycle {cycle}: ub_en = {bench.get('ub_en')}, expected {int(write is not None)}")
+        if write is not None:
+            got = (bench.get("ub_addr"), _lanes(bench.get("ub_data"), cols, 8))
+            if got != write:
+                raise Mismatch(f"cycle {cycle}: UB write {got}, expected {write}")
+        wb_address, acc_address = bench.get("wb_addr"), bench.get("acc_addr")
+        if offer and not busy:  # accepted: predict the command
+            p, t = plan[issued], cycle
+            issued += 1
+            read = t + 1 + max(PARAM_WORDS - 1, p["wait"])
+            while p["ub"] % 2 == (read + ACTIVATE_WRITE_LATENCY) % 2:  # the write must be in the B slot
+                read += 1
+            bias, multiplier, shift = params[p["record"]]
+            for i in range(p["count"]):
+                y = requantize(acc[p["acc"] + i], bias, multiplier, shift, bool(p["relu"]))
+                expected_writes[read + ACTIVATE_WRITE_LATENCY + i] = (p["ub"] + i, [int(v) for v in y])
+            current, busy_until = t, read + ACTIVATE_WRITE_LATENCY + p["count"] - 1
+            wrote_from = None
+            first_write = read + ACTIVATE_WRITE_LATENCY
+        if cycle == first_write:
+            wrote_from = cycle + 1
+        await bench.tick()
+        cycle += 1
+        wb_data = wb[wb_address] if wb_address < len(wb) else zeros
+        acc_data = acc_data[1:] + [acc[acc_address % acc_depth]]
+    if expected_writes:
+        raise Mismatch(f"{len(expected_writes)} UB writes never happened, the first at cycle {min(expected_writes)}")
+    return {"commands": len(plan), "cycles": cycle}
 
 
 def requantizer_cases(seed: int, n: int) -> list:

@@ -13,11 +13,24 @@ PARAMS = [
     dict(a_width=3, b_width=5, acc_width=20, saturate=True),
 ]
 IDS = ["8x8+32wrap", "8x8+16sat", "16x4+12wrap", "3x5+20sat"]
+PIPELINED = [dict(a_width=8, b_width=8, acc_width=32, saturate=False, pipeline=True),  # the pipelined PE's
+             dict(a_width=10, b_width=12, acc_width=16, saturate=True, pipeline=True)]
+PIPELINED_IDS = ["8x8+32wrap-pipelined", "10x12+16sat-pipelined"]
 
 
 @pytest.mark.parametrize("params", PARAMS, ids=IDS)
 def test_random_verilator(params):
     run_verilator(MACCell(**params), "sparq.sim.tb.mac:random_mac", seed=7, n=2000, **params)
+
+
+@pytest.mark.parametrize("params", PIPELINED, ids=PIPELINED_IDS)
+def test_random_pipelined_verilator(params):
+    run_verilator(MACCell(**params), "sparq.sim.tb.mac:random_mac", seed=9, n=2000, **params)
+
+
+@pytest.mark.parametrize("params", PIPELINED, ids=PIPELINED_IDS)
+def test_random_pipelined_amaranth(params):
+    run_amaranth(MACCell(**params), "sparq.sim.tb.mac:random_mac", seed=10, n=300, **params)
 
 
 @pytest.mark.parametrize("params", PARAMS, ids=IDS)

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from sparq.formats.systolic import (
+    FULL_RATE_OUT_DEPTH,
     Flag,
     Instruction,
     Opcode,
+    SystolicConfig,
     SystolicProgram,
     encode,
     pack_params,
@@ -145,6 +147,20 @@ def test_random_gemm_amaranth(tmp_path):
     config = config_for(2)
     program, words, _ = random_gemm(7, 5, [5, 3, 2], config)
     run_amaranth(SystolicAccelerator(config), BODY, seed=3, **PRESSURE, **_files(tmp_path, program, words))
+
+
+@pytest.mark.parametrize("depth", [FULL_RATE_OUT_DEPTH - 1, FULL_RATE_OUT_DEPTH])
+def test_write_host_full_rate_from_full_rate_out_depth_amaranth(tmp_path, depth):
+    """WRITE_HOST streams one word a cycle, as the cycle model times it, from an output queue of
+    FULL_RATE_OUT_DEPTH words on (host always ready), and not with one word fewer: the constant is exact."""
+    config = SystolicConfig(rows=2, cols=2, ub_depth=64, wb_depth=64, acc_depth=16, out_depth=depth)
+    ins = [Instruction(Opcode.READ_HOST, ub=0, count=24), Instruction(Opcode.SYNC),
+           Instruction(Opcode.WRITE_HOST, ub=0, count=24), Instruction(Opcode.HALT)]
+    program = SystolicProgram(config, ins, np.zeros((0, config.lanes)), 24, 24)
+    words = np.random.default_rng(depth).integers(-128, 128, (24, config.lanes))
+    counted = run_amaranth(SystolicAccelerator(config), BODY, **_files(tmp_path, program, words))
+    full_rate = counted["cycles"] - counted["stall_cycles"] == predict(config, program.instructions).cycles
+    assert full_rate == (depth >= FULL_RATE_OUT_DEPTH), counted
 
 
 # --- an opcode the build does not execute -------------------------------------------------------------------

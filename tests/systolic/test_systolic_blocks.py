@@ -4,8 +4,9 @@ import pytest
 from amaranth import signed
 
 from sparq.hw.systolic.accumulators import Accumulators
-from sparq.hw.systolic.activation import Requantizer
+from sparq.hw.systolic.activation import ActivationUnit, Requantizer
 from sparq.hw.systolic.array import SystolicArray
+from sparq.hw.systolic.buffer import UnifiedBuffer
 from sparq.hw.systolic.matrix import MatrixUnit
 from sparq.hw.systolic.pe import WeightStationaryPE
 from sparq.hw.systolic.skew import InputSkew, OutputDeskew
@@ -70,6 +71,26 @@ def test_matrix_unit_verilator():
 def test_matrix_unit_amaranth():
     run_amaranth(MatrixUnit(2, 3, 16), "sparq.sim.tb.systolic:random_matrix_unit", seed=10, rows=2, cols=3, acc_depth=16,
                  rounds=3, vectors=15)
+
+
+def test_unified_buffer_verilator():
+    run_verilator("buffer", "sparq.sim.tb.systolic:random_unified_buffer", seed=11, n=4000, **BLOCKS["buffer"][1])
+
+
+def test_unified_buffer_amaranth():
+    run_amaranth(UnifiedBuffer(2, 6), "sparq.sim.tb.systolic:random_unified_buffer", seed=12, n=300, lanes=2, depth=6)
+
+
+def test_activation_unit_verilator():
+    result = run_verilator("activation", "sparq.sim.tb.systolic:random_activation_unit", seed=13, commands=300,
+                           **BLOCKS["activation"][1])
+    assert result["commands"] == 300
+
+
+def test_activation_unit_amaranth():
+    params = dict(cols=2, acc_depth=8, ub_depth=8, wb_depth=14, max_wait=9)
+    run_amaranth(ActivationUnit(**params), "sparq.sim.tb.systolic:random_activation_unit", seed=14, commands=25,
+                 **params)
 
 
 @pytest.mark.parametrize("bad", [dict(rows=0, cols=2), dict(rows=2, cols=1.5)])

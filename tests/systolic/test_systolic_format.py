@@ -12,6 +12,7 @@ from sparq.compiler.systolic import CapacityError, GemmLayer, gemm_program, lowe
 from sparq.formats.systolic import (
     FIELDS,
     FORMAT_VERSION,
+    SHARED_FIELDS,
     Flag,
     FormatError,
     Instruction,
@@ -19,6 +20,7 @@ from sparq.formats.systolic import (
     SystolicConfig,
     decode,
     encode,
+    host_stream,
     listing,
     load_program,
     pack_matrix,
@@ -34,12 +36,12 @@ from sparq.sim.systolic.golden import run_program
 from sparq.sim.systolic.stimulus import config_for, random_gemm
 
 FLAGS_OF = {Opcode.LOAD_WEIGHTS: [0, 1, 16, 17], Opcode.MATMUL: [0, 1, 2, 3, 8, 11], Opcode.ACTIVATE: [0, 4]}
-FIELDS_OF = {Opcode.READ_HOST: ("ub", "count"), Opcode.WRITE_HOST: ("ub", "count"),
-             Opcode.READ_WEIGHTS: ("wb", "count"), Opcode.LOAD_WEIGHTS: ("wb",),
+FIELDS_OF = {Opcode.READ_HOST: ("ub", "count", "src"), Opcode.WRITE_HOST: ("ub", "count"),
+             Opcode.READ_WEIGHTS: ("wb", "count", "src"), Opcode.LOAD_WEIGHTS: ("wb",),
              Opcode.MATMUL: ("acc", "ub", "count"), Opcode.ACTIVATE: ("acc", "ub", "wb", "count"),
              Opcode.SYNC: (), Opcode.HALT: (), Opcode.TRANSFORM_IN: ("ub", "tb", "count"),
              Opcode.TRANSFORM_OUT: ("acc", "count")}
-WIDTHS = dict(FIELDS)
+WIDTHS = {**dict(FIELDS), **{alias: dict(FIELDS)[field] for alias, field in SHARED_FIELDS.items()}}
 
 
 @st.composite
@@ -66,12 +68,18 @@ def test_encoding_is_documented_bit_layout():
     assert [name for name, _ in FIELDS] == ["opcode", "flags", "acc", "ub", "wb", "count", "tb"]
     assert word == 6 | 4 << 8 | 1 << 16 | 2 << 40 | 3 << 64 | 4 << 88
     assert encode(Instruction(Opcode.TRANSFORM_IN, ub=2, tb=5, count=4)) == 9 | 2 << 40 | 4 << 88 | 5 << 112
+    # src shares the bits of acc (READ_HOST and READ_WEIGHTS do not use acc).
+    assert encode(Instruction(Opcode.READ_HOST, ub=2, count=4, src=7)) == 1 | 7 << 16 | 2 << 40 | 4 << 88
+    assert decode(3 | 9 << 16 | 5 << 64 | 1 << 88) == Instruction(Opcode.READ_WEIGHTS, wb=5, count=1, src=9)
 
 
 @pytest.mark.parametrize("make, message", [
     (lambda: Instruction(99), "unknown opcode"),
     (lambda: Instruction(Opcode.MATMUL, Flag.RELU, count=1), "does not take flag"),
     (lambda: Instruction(Opcode.LOAD_WEIGHTS, ub=3), "does not use field ub"),
+    (lambda: Instruction(Opcode.MATMUL, src=3, count=1), "does not use field src"),
+    (lambda: Instruction(Opcode.READ_HOST, acc=3, count=1), "does not use field acc"),
+    (lambda: Instruction(Opcode.READ_HOST, src=1 << 24, count=1), "24 bits"),
     (lambda: Instruction(Opcode.READ_HOST, count=0), "needs count >= 1"),
     (lambda: Instruction(Opcode.READ_HOST, count=1 << 24), "24 bits"),
     (lambda: decode(1 << 128 | 8), "not a 128-bit"),
@@ -83,6 +91,7 @@ def test_encoding_is_documented_bit_layout():
     (lambda: SystolicConfig(rows=4, cols=8), "square array"),
     (lambda: SystolicConfig(ub_depth=0), "ub_depth must be a positive integer"),
     (lambda: SystolicConfig(out_depth=2), "out_depth must be at least 3"),
+    (lambda: SystolicConfig(ub_depth=1), "ub_depth must be at least 2"),
 ])
 def test_bad_input_is_refused_clearly(make, message):
     with pytest.raises(FormatError, match=message):
@@ -119,6 +128,20 @@ def test_requantize_rounds_half_up_and_saturates():
     assert requantize(-5, 0, 1, 1, True) == 0
     assert requantize(1000, 0, 1, 0, False) == 127 and requantize(-1000, 0, 1, 0, False) == -128
     assert requantize(-257, 0, 1, 1, False) == -128  # -128.5 -> -128
+
+
+def test_host_stream_gathers_reads_by_src():
+    """Each READ copies words src .. src + count of its source; the stream is their concatenation in program order,
+    so a program may read its input out of order and twice; a word never read, or a read past the end, is refused."""
+    weights, inputs = np.arange(12, dtype=np.int8).reshape(6, 2), -np.arange(8, dtype=np.int8).reshape(4, 2)
+    program = [Instruction(Opcode.READ_HOST, ub=0, count=2, src=2), Instruction(Opcode.READ_WEIGHTS, wb=0, count=6),
+               Instruction(Opcode.READ_HOST, ub=2, count=3, src=0), Instruction(Opcode.HALT)]
+    stream = host_stream(program, weights, inputs)
+    assert (stream == np.concatenate([inputs[2:4], weights, inputs[0:3]])).all()
+    with pytest.raises(FormatError, match="never reads word 3"):
+        host_stream(program[1:], weights, inputs)
+    with pytest.raises(FormatError, match=r"READ_HOST wants words 2\.\.5 but only 4 were given"):
+        host_stream([Instruction(Opcode.READ_HOST, ub=0, count=4, src=2)], weights[:0], inputs)
 
 
 def test_program_file_round_trip_and_version_check(tmp_path):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sparq.compiler.models import shipped_path
-from sparq.formats.systolic import FormatError, load_program, save_program
+from sparq.formats.systolic import FORMAT_VERSION, FormatError, load_program, save_program
 from sparq.sim.systolic.stimulus import config_for, random_gemm
 
 
@@ -43,7 +43,8 @@ def test_an_onnx_model_renamed_npz_is_not_a_program(tmp_path):
     (lambda h: h.pop("config"), "lacks, garbles or adds fields .config"),
     (lambda h: h.__setitem__("input_words", "9"), "lacks, garbles or adds fields .input_words"),
     (lambda h: h.__setitem__("extra", 1), "lacks, garbles or adds fields .extra"),
-    (lambda h: h.__setitem__("version", "2"), "format version '2', this sparq reads version 2"),
+    (lambda h: h.__setitem__("version", str(FORMAT_VERSION)),
+     f"format version '{FORMAT_VERSION}', this sparq reads version {FORMAT_VERSION}"),
     (lambda h: h["config"].__setitem__("colour", 1), "not a SystolicConfig"),
     (lambda h: h["config"].update(rows=512, cols=512, wb_depth=1024), "a 512x512 array is over sparq's limit"),
     (lambda h: h["config"].update(rows=256, cols=256, ub_depth=(1 << 24) - 1), "memories take .* over sparq's limit"),
