@@ -21,9 +21,13 @@ Each case runs on the RTL and is checked (:func:`run_batch`):
   per all-zero activation group the leading non-zero detector steps over (deviation 6), which they must not pass
   (:func:`eie_compute_bounds`; exact when the input has no such group; at FIFO depth 1 the queue latency is 2, at
   depth 2 the upper bound is loose).
-* systolic: every output byte against :func:`sparq.sim.systolic.golden.run_program`; ``cycles - stall_cycles``,
-  ``mac_busy`` and ``active_cycles`` exactly against :func:`sparq.sim.systolic.cycles.predict` (the compute cycles
-  at least the model's on an output queue too shallow for full-rate WRITE_HOST, :data:`sparq.formats.systolic.FULL_RATE_OUT_DEPTH`).
+* systolic: every output byte against :func:`sparq.sim.systolic.golden.run_program`; ``mac_busy`` exactly against
+  :func:`sparq.sim.systolic.cycles.predict`; on a case without host pressure (no gaps, no stalls) also
+  ``cycles - stall_cycles`` and ``active_cycles`` exactly (on an output queue too shallow for full-rate WRITE_HOST,
+  :data:`sparq.formats.systolic.FULL_RATE_OUT_DEPTH`, the compute cycles at least the model's and ``active_cycles``
+  not checked); under host pressure the cycles at least the model's. (The controller overlaps host transfers with the computation, so a cycle the host
+  holds up is not a cycle the computation loses: ``cycles - stall_cycles`` is exact only without pressure, as the
+  accelerator tests check it.)
 
 :func:`regress` runs the cases: the seeds are grouped by configuration (:func:`plan`), each configuration is built
 once (:func:`build`, or found in the build cache) before anything fans out, and the cases go to the workers in
@@ -262,8 +266,8 @@ def cycle_check(target: str, config) -> str:
     """What the regression checks of the cycles of ``target`` on ``config``, in a few words (the summary's column)."""
     if target == "systolic":
         if config.out_depth < FULL_RATE_OUT_DEPTH:
-            return "compute >= model; MAC-busy, active exact"
-        return "compute, MAC-busy, active: exact"
+            return "MAC-busy exact; cycles >= model"
+        return "MAC-busy exact; no pressure: compute, active exact"
     latency = rtl_start_latency(config.fifo_depth)
     slack = "zero groups + broadcasts" if config.fifo_depth == 2 else "zero groups"
     return f"busy exact; compute: latency-{latency} model + 0..{slack}"
@@ -329,18 +333,21 @@ def _check_systolic(simulation, case: SystolicCase, directory) -> Outcome:
     if not np.array_equal(expected.view(np.uint8), got.view(np.uint8)):
         problems.append(f"host_out bytes differ from the golden model, "
                         f"{_first_difference(expected.view(np.uint8), got.view(np.uint8))}")
-    compute = counters["cycles"] - counters["stall_cycles"]
-    exact = program.config.out_depth >= FULL_RATE_OUT_DEPTH
+    calm = not (case.gap_probability or case.stall_probability or case.instr_gap_probability)
+    exact = calm and program.config.out_depth >= FULL_RATE_OUT_DEPTH
+    compute = counters["cycles"] - counters["stall_cycles"] if calm else counters["cycles"]
     outcome.rtl_cycles.append(compute)
     outcome.model_cycles.append([model.cycles, model.cycles if exact else None])
     outcome.cycles_checked += 1
     if exact and compute != model.cycles:
         problems.append(f"compute cycles (cycles - stall_cycles) {compute}, the cycle model {model.cycles}")
     elif compute < model.cycles:
-        problems.append(f"compute cycles (cycles - stall_cycles) {compute}, under the cycle model's {model.cycles} "
-                        f"(a lower bound at output queue depth {program.config.out_depth})")
-    for what, rtl, predicted in [("mac_busy", counters["mac_busy"], model.mac_busy),
-                                 ("active_cycles", counters["active_cycles"], model.active_cycles)]:
+        problems.append(f"cycles {compute}, under the cycle model's {model.cycles} (a lower bound "
+                        + ("under host pressure)" if not calm else f"at output queue depth {program.config.out_depth})"))
+    checks = [("mac_busy", counters["mac_busy"], model.mac_busy)]
+    if exact:
+        checks.append(("active_cycles", counters["active_cycles"], model.active_cycles))
+    for what, rtl, predicted in checks:
         if rtl != predicted:
             problems.append(f"{what} {rtl}, the cycle model {predicted}")
     if problems:
