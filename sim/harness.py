@@ -119,9 +119,9 @@ def build_verilator(component: wiring.Component, *, name: str, waves: bool = Fal
                         build=build)
 
 
-def cached_build(component: wiring.Component, *, name: str, options: list, build) -> Path:
+def cached_build(component: wiring.Component, *, name: str, options: list, build, emit_src: bool = False) -> Path:
     """The build directory of ``component`` under ``options`` (strings), calling ``build(directory, verilog)`` into
-    a fresh one unless an identical build is cached.
+    a fresh one unless an identical build is cached (``emit_src``: :func:`sparq.sim.verilog.convert`'s).
 
     The directory is ``<cache>/sim/<name>-<key>``, ``key`` from :func:`sparq.sim.verilog.design_key` (no Verilog is
     generated for a cached build) or else from the Verilog. A file lock serialises processes (pytest-xdist workers)
@@ -129,8 +129,9 @@ def cached_build(component: wiring.Component, *, name: str, options: list, build
     ``RuntimeError`` or ``SystemExit`` on failure, with the log in ``build.log`` of the directory.
     """
     design = design_key(component)
-    source = None if design else convert(component, name=TOPLEVEL)
-    key = hashlib.sha256("\n".join([design or source, *options]).encode()).hexdigest()[:16]
+    source = None if design else convert(component, name=TOPLEVEL, emit_src=emit_src)
+    key = hashlib.sha256("\n".join([design or source, *options, *(["emit_src"] if emit_src else [])]).encode()) \
+        .hexdigest()[:16]
     build_dir = _build_root() / f"{name}-{key}"
     build_dir.parent.mkdir(parents=True, exist_ok=True)
     with open(f"{build_dir}.lock", "w") as lock:
@@ -140,7 +141,8 @@ def cached_build(component: wiring.Component, *, name: str, options: list, build
             shutil.rmtree(build_dir, ignore_errors=True)
             build_dir.mkdir()
             try:
-                build(build_dir, source if source is not None else convert(component, name=TOPLEVEL))
+                build(build_dir, source if source is not None else convert(component, name=TOPLEVEL,
+                                                                           emit_src=emit_src))
             except (RuntimeError, SystemExit, subprocess.CalledProcessError) as error:
                 log_path = build_dir / "build.log"
                 log = log_path.read_text(errors="replace").splitlines() if log_path.exists() else []

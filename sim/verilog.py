@@ -74,8 +74,10 @@ def _sparse_memory_init():
         rtlil.ModuleEmitter.emit_memory = saved
 
 
-def convert(component, *, name: str = "top") -> str:
+def convert(component, *, name: str = "top", emit_src: bool = False) -> str:
     """Verilog of ``component`` (a ``wiring.Component``) with top module ``name``; see the module docstring.
+    ``emit_src``: keep Amaranth's ``(* src = "file:line" *)`` attributes (absolute paths: the Verilog then depends
+    on the checkout's location), which a coverage build maps its points back to Python with.
 
     The ports are the component's signature members, named by their path joined with ``__``, as Amaranth names them,
     but for the members that are constants (the ``ready`` of an ``always_ready`` stream, the ``valid`` of an
@@ -91,7 +93,7 @@ def convert(component, *, name: str = "top") -> str:
             flow = PortDirection.Input if member.flow == wiring.In else PortDirection.Output
             ports["__".join(map(str, path))] = (value, flow)
     with _sparse_memory_init():
-        return verilog.convert(component, name=name, emit_src=False, ports=ports)
+        return verilog.convert(component, name=name, emit_src=emit_src, ports=ports)
 
 
 class _Unkeyable(Exception):

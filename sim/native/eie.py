@@ -39,10 +39,12 @@ class Eie:
     keep their contents from one :meth:`run_network` call to the next, as in one cocotb simulation (so an image
     loaded by one call serves the calls after it with ``load_image=False``); a context manager."""
 
-    def __init__(self, component, name=None, optimize=None):
+    def __init__(self, component, name=None, optimize=None, coverage=None):
         self.config = component.config
-        self.build = build_native(component, name=name, waves=waves_requested(), optimize=optimize)
-        self.process = NativeProcess(self.build, fst=waveform_path(self.build) if self.build.waves else None)
+        self.build = build_native(component, name=name, waves=waves_requested(), optimize=optimize,
+                                  coverage=coverage is not None)
+        self.process = NativeProcess(self.build, fst=waveform_path(self.build) if self.build.waves else None,
+                                     coverage=coverage)
         # Every output that is not part of a stream: the counters (whatever their names), running and done.
         streamed = {i for s in self.build.streams for i in (s.valid, s.ready, s.payload)}
         self._counters = [p.name for i, p in enumerate(self.build.ports) if not p.input and i not in streamed]

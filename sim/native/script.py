@@ -257,12 +257,18 @@ class Reply:
 
 class NativeProcess:
     """The driver of ``build`` in a process of its own, serving :class:`Job` after :class:`Job` (a context
-    manager). ``fst``: write a waveform there (a build with ``waves``)."""
+    manager). ``fst``: write a waveform there (a build with ``waves``). ``coverage``: after each job that succeeds,
+    the driver writes that job's coverage counts there, in Verilator's ``coverage.dat`` format (a build with
+    ``coverage``; read them with :func:`sparq.sim.coverage.read_counts`)."""
 
-    def __init__(self, build: NativeBuild, *, fst: Path | None = None, name: str | None = None):
-        self.build, self.name = build, name or build.directory.name
+    def __init__(self, build: NativeBuild, *, fst: Path | None = None, coverage: Path | None = None,
+                 name: str | None = None):
+        if coverage is not None and not build.coverage:
+            raise ValueError(f"{build.directory.name} was not built with coverage=True")
+        self.build, self.name, self.coverage = build, name or build.directory.name, coverage
         self._stderr = tempfile.TemporaryFile()
-        command = [str(build.executable), *(["--fst", str(fst)] if fst else [])]
+        command = [str(build.executable), *(["--fst", str(fst)] if fst else []),
+                   *(["--coverage", str(coverage)] if coverage else [])]
         self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr)
         self._streams = np.zeros((len(build.streams), 3), dtype=np.uint64)
 

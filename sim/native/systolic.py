@@ -25,9 +25,11 @@ class Accelerator:
     ``optimize`` as for :func:`sparq.sim.native.build.build_native`), in one process that runs programs one after
     the other (:meth:`program`); a context manager."""
 
-    def __init__(self, component, name=None, optimize=None):
-        self.build = build_native(component, name=name, waves=waves_requested(), optimize=optimize)
-        self.process = NativeProcess(self.build, fst=waveform_path(self.build) if self.build.waves else None)
+    def __init__(self, component, name=None, optimize=None, coverage=None):
+        self.build = build_native(component, name=name, waves=waves_requested(), optimize=optimize,
+                                  coverage=coverage is not None)
+        self.process = NativeProcess(self.build, fst=waveform_path(self.build) if self.build.waves else None,
+                                     coverage=coverage)
         self.lanes = self.build.ports[self.build.streams[self.build.stream("host_in")].payload].width // 8
         # A build with an error output stops there, as the cocotb body does.
         self._error = "error" if any(p.name == "error" for p in self.build.ports) else None
