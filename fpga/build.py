@@ -118,6 +118,8 @@ def get_board(name: str) -> Board:
 #: same-address write, so block RAM needs no collision emulation; only one-read one-write memories may carry it
 #: (the mask is one bit), and a build with any other fails here rather than mapping it wrong.
 _SCRIPT_AFTER_READ = [
+    # The designs' ``Cover`` statements are for simulation coverage and formal runs, not for the fabric.
+    "chformal -remove",
     "proc",
     "memory_collect",
     # SPRAM and UltraRAM have no initial contents: a memory asked to be one ("huge") keeps none (an EIE with

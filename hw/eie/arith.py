@@ -1,6 +1,7 @@
 """The arithmetic unit: codebook, row address, accumulator read-modify-write, with bypass."""
 
 from amaranth import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cover
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -28,6 +29,9 @@ class ArithmeticUnit(wiring.Component):
     3. ``t + 2``: add and write back. Bypass: the entry one ahead wrote its sum at the edge that ended this entry's
        read, which did not see it (block RAM has no defined read-during-write result), so when its row is the same
        its registered sum replaces the read word. Entries further ahead wrote before this entry read.
+
+    Coverage: one ``Cover``, the bypass taken in two cycles running (three entries in a row on one accumulator),
+    counted by Verilator's user coverage in a coverage build (:mod:`sparq.sim.coverage`); synthesis drops it.
 
     Accumulators start at 0: the bias is added in :class:`~.activation.ActivationRegisters` when the layer's outputs
     are written back (exact in integers, so identical to starting at ``bias << w_frac``).
@@ -111,8 +115,11 @@ class ArithmeticUnit(wiring.Component):
         # Stage 3: add, with the bypass from the entry one ahead, and write.
         valid3, row3, sum3 = Signal(), Signal(row_shape), Signal(acc)
         total = Signal(acc)
-        m.d.comb += total.eq(Mux(valid3 & (row3 == row2), sum3, rd.data) + product2)
+        bypass = Signal()
+        m.d.comb += [bypass.eq(valid3 & (row3 == row2)), total.eq(Mux(bypass, sum3, rd.data) + product2)]
         m.d.sync += [valid3.eq(valid2), row3.eq(row2), sum3.eq(total)]
+        bypassed, bypassed_last = valid2 & bypass, Signal()
+        m.d.sync += [bypassed_last.eq(bypassed), Cover(bypassed & bypassed_last, "bypass back to back")]
 
         # Flushes use the accumulator ports while the pipeline is idle.
         flush_d, flush_addr_d = Signal(), Signal(row_shape)
