@@ -30,7 +30,7 @@ import numpy as np
 
 from .isa import FormatError
 
-__all__ = ["MULTIPLIER_BITS", "MAX_SHIFT", "SHIFT_BITS", "PARAM_WORDS", "requantize", "pack_params", "unpack_params",
+__all__ = ["MULTIPLIER_BITS", "MAX_SHIFT", "SHIFT_BITS", "PARAM_WORDS", "rescale", "requantize", "pack_params", "unpack_params",
            "WINOGRAD_BT", "WINOGRAD_G2", "WINOGRAD_AT", "WINOGRAD_V_BITS", "WINOGRAD_U_BITS", "winograd_input_transform",
            "winograd_output_transform"]
 
@@ -47,17 +47,20 @@ PARAM_WORDS = 7
 """WB words in one parameter record (4 bias bytes, 2 multiplier bytes, 1 shift byte)."""
 
 
-def requantize(acc, bias, multiplier, shift, relu):
-    """The ACTIVATE arithmetic on int arrays (broadcast): int32 ``acc``, int32 ``bias``, uint16 ``multiplier``,
-    ``shift`` in ``[0, MAX_SHIFT)``; returns int8. See the module docstring."""
+def rescale(acc, bias, multiplier, shift, relu):
+    """The ACTIVATE arithmetic before the saturation to int8 (int64; :func:`requantize` clips it)."""
     x = np.asarray(acc, dtype=np.int64) + np.asarray(bias, dtype=np.int64)
     product = x * np.asarray(multiplier, dtype=np.int64)  # |x| < 2**32, multiplier < 2**16: exact in int64
     shift = np.asarray(shift, dtype=np.int64)
     rounding = np.where(shift > 0, np.left_shift(1, np.maximum(shift - 1, 0)), 0)
     y = np.right_shift(product + rounding, shift)
-    if relu:
-        y = np.maximum(y, 0)
-    return np.clip(y, -128, 127).astype(np.int8)
+    return np.maximum(y, 0) if relu else y
+
+
+def requantize(acc, bias, multiplier, shift, relu):
+    """The ACTIVATE arithmetic on int arrays (broadcast): int32 ``acc``, int32 ``bias``, uint16 ``multiplier``,
+    ``shift`` in ``[0, MAX_SHIFT)``; returns int8. See the module docstring."""
+    return np.clip(rescale(acc, bias, multiplier, shift, relu), -128, 127).astype(np.int8)
 
 
 def _check_params(bias, multiplier, shift):
