@@ -7,11 +7,13 @@ seed (and the same configuration list) always gives the same case:
   fully connected layers of random widths (1-:data:`EIE_MAX_WIDTH`), each at a density drawn log-uniformly from
   1 % to 60 %, with some empty columns and some padded columns (non-zeros only in the first and last row, so the
   whole column between is one zero run that needs padding entries), a random codebook, bias and ReLU; 1-3 Q8.8
-  input vectors (random density, all zero or fully dense); random valid gaps and back-pressure on the host ports.
+  input vectors (random density, all zero or fully dense; one in ten full-scale, :func:`_vector`); random valid gaps
+  and back-pressure on the host ports.
 * **systolic** (:func:`systolic_case`): one of :data:`SYSTOLIC_CONFIGS` (arrays 2x2 to 16x16); a program of a
   chain of 1-3 random int8 GEMMs (batch and widths random, mostly not multiples of the array; ReLU between layers,
-  random requantization that saturates some outputs), lowered by :func:`sparq.compiler.systolic.gemm_program`;
-  random gaps on the instruction and input streams and back-pressure on the output.
+  random requantization that saturates some outputs, a fifth of the columns with any shift and multiplier,
+  :data:`ANY_SHIFT`), lowered by :func:`sparq.compiler.systolic.gemm_program`; random gaps on the instruction and
+  input streams and back-pressure on the output.
 
 Each case runs on the RTL and is checked (:func:`run_batch`):
 
@@ -33,9 +35,14 @@ Each case runs on the RTL and is checked (:func:`run_batch`):
 once (:func:`build`, or found in the build cache) before anything fans out, and the cases go to the workers in
 batches (:func:`run_batch`, one simulator process for a batch), on a Dask client
 (:func:`sparq.sim.cluster.dask_client`) or in this process.
+
+With ``coverage=True`` the builds are Verilator coverage builds and each batch also returns a
+:class:`BatchCoverage`: the structural counts of its cases, merged (:mod:`sparq.sim.coverage.structural`), and the
+functional observations of each case (:mod:`sparq.sim.coverage.functional`), which the caller bins.
 """
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,6 +51,8 @@ from sparq.compiler.eie import LayerSpec, lower
 from sparq.formats.eie import EieConfig
 from sparq.formats.systolic import FULL_RATE_OUT_DEPTH, SystolicConfig
 
+from .coverage.functional import activate_trace, eie_observations, systolic_observations, user_events
+from .coverage.structural import merge_counts, read_counts
 from .eie.cycle import layer_costs, rtl_start_latency, simulate
 from .eie.golden import Golden
 from .systolic.cycles import predict
@@ -52,7 +61,7 @@ from .systolic.stimulus import CONFIGS as SHARED_SYSTOLIC_CONFIGS
 from .systolic.stimulus import random_layers
 
 __all__ = ["TARGETS", "EIE_CONFIGS", "SYSTOLIC_CONFIGS", "CONFIGS", "EIE_MAX_WIDTH",
-           "EieCase", "SystolicCase", "Outcome", "eie_case", "systolic_case", "make_case", "config_names",
+           "EieCase", "SystolicCase", "Outcome", "BatchCoverage", "eie_case", "systolic_case", "make_case", "config_names",
            "choose_config", "plan", "build", "run_batch", "regress", "eie_compute_bounds",
            "cycle_check", "reproduce_command"]
 
@@ -101,6 +110,10 @@ CONFIGS = {"eie": EIE_CONFIGS, "systolic": SYSTOLIC_CONFIGS}
 
 PRESSURES = (0.0, 0.1, 0.3, 0.5)
 """The valid-gap and back-pressure probabilities a case draws from."""
+
+ANY_SHIFT = 0.2
+"""The share of a systolic case's output columns requantized with a shift from the whole range and any multiplier
+(:func:`sparq.sim.systolic.stimulus.random_layers`): without them the shifter's high stages never run."""
 
 CALM_SYSTOLIC = 0.25
 """The share of systolic cases run without host pressure (no gaps, no stalls): with host transfers overlapping the
@@ -175,11 +188,14 @@ def _codes(rng, out_len: int, in_len: int, density: float) -> np.ndarray:
 
 
 def _vector(rng, length: int) -> list[int]:
+    """A Q8.8 input: all zero (10 %), fully dense (15 %) or of a random density; its values within +-2000 (+-7.8),
+    or over the whole int16 range for one vector in ten (whose sums overflow the accumulator's clamp range)."""
     kind = rng.random()
     if kind < 0.1:
         return [0] * length
     density = 1.0 if kind < 0.25 else float(rng.uniform(0.05, 1.0))
-    x = rng.integers(-2000, 2000, length) * (rng.random(length) < density)
+    scale = 1 << 15 if kind >= 0.9 else 2000
+    x = rng.integers(-scale, scale, length) * (rng.random(length) < density)
     return [int(v) for v in x]
 
 
@@ -215,7 +231,8 @@ def systolic_case(seed: int, configs=None) -> SystolicCase:
     m = int(rng.integers(1, 4 * size + 9))
     dims = [int(d) for d in rng.integers(1, 3 * size + 5, int(rng.integers(1, 4)) + 1)]
     x = rng.integers(-128, 128, (m, dims[0]), dtype=np.int64).astype(np.int8)
-    program, words = gemm_program(x, random_layers(rng, dims, relu_last=bool(rng.random() < 0.5)), config)
+    layers = random_layers(rng, dims, relu_last=bool(rng.random() < 0.5), any_shift=ANY_SHIFT)
+    program, words = gemm_program(x, layers, config)
     gap, stall, instr_gap = (float(p) for p in rng.choice(PRESSURES, 3))
     if rng.random() < CALM_SYSTOLIC:  # no host pressure: the cases whose compute and active cycles are exact
         gap = stall = instr_gap = 0.0
@@ -240,6 +257,30 @@ class Outcome:
     cycles_checked: int = 0
     rtl_cycles: list = field(default_factory=list)
     model_cycles: list = field(default_factory=list)
+
+
+@dataclass
+class BatchCoverage:
+    """The coverage of one batch of configuration ``config``: Verilator's ``counts`` of its cases, merged, the
+    ``verilog`` they refer to, and the functional ``observations`` (``(point, bin)`` counts) of its cases."""
+    config: str
+    counts: dict = field(default_factory=dict)
+    verilog: str = ""
+    observations: Counter = field(default_factory=Counter)
+
+
+class _Collector:
+    """Gathers a batch's coverage from the file the native driver rewrites after each job."""
+
+    def __init__(self, config_name, path):
+        self.batch, self.path = BatchCoverage(config_name), path
+
+    def case(self, extract):
+        """After a case's job: merge its counts and add ``extract(events)``'s observations (``events``: the job's
+        ``Cover`` counts, :func:`~sparq.sim.coverage.functional.user_events`)."""
+        counts = read_counts(self.path)
+        merge_counts(self.batch.counts, counts)
+        self.batch.observations.update(extract(user_events(counts)))
 
 
 def eie_compute_bounds(image, trace, fifo_depth: int) -> tuple[int, int]:
@@ -296,7 +337,7 @@ def _first_difference(expected, got) -> str:
     return f"first difference at index {i}: expected {int(expected[i])}, got {int(got[i])}"
 
 
-def _check_eie(simulation, case: EieCase, directory) -> Outcome:
+def _check_eie(simulation, case: EieCase, directory, collector=None) -> Outcome:
     outcome = Outcome(case.seed, case.config_name, True, description=case.describe())
     image = lower(case.layers, case.config)
     path = image.save(directory / f"case{case.seed}")
@@ -305,6 +346,10 @@ def _check_eie(simulation, case: EieCase, directory) -> Outcome:
     (result,) = simulation.run_network(jobs=[{"image_dir": str(path), "inputs": case.inputs}], seed=case.seed,
                                        gap_probability=case.gap_probability,
                                        stall_probability=case.stall_probability)
+    if collector:
+        collector.case(lambda events: eie_observations(
+            image, [trace for trace, _, _ in expected], result["counters"], events, streams=result.get("streams", {}),
+            gap_probability=case.gap_probability))
     problems = []
     for number, ((trace, (low, high), busy), got, counters) in enumerate(
             zip(expected, result["outputs"], result["counters"])):
@@ -325,16 +370,20 @@ def _check_eie(simulation, case: EieCase, directory) -> Outcome:
     return outcome
 
 
-def _check_systolic(simulation, case: SystolicCase, directory) -> Outcome:
+def _check_systolic(simulation, case: SystolicCase, directory, collector=None) -> Outcome:
     outcome = Outcome(case.seed, case.config_name, True, description=case.describe())
     program = case.program
     expected = run_program(program.config, program.instructions, program.stream(case.input_words))
     model = predict(program.config, program.instructions)
-    got, counters, _ = simulation.program(program, case.input_words, seed=case.seed,
+    got, counters, reply = simulation.program(program, case.input_words, seed=case.seed,
                                           gap_probability=case.gap_probability,
                                           stall_probability=case.stall_probability,
                                           instr_gap_probability=case.instr_gap_probability,
                                           label=f"seed {case.seed}")
+    if collector:
+        collector.case(lambda events: systolic_observations(
+            program, activate_trace(program.config, program.instructions, program.stream(case.input_words)),
+            counters, reply.streams))
     problems = []
     if not np.array_equal(expected.view(np.uint8), got.view(np.uint8)):
         problems.append(f"host_out bytes differ from the golden model, "
@@ -369,23 +418,26 @@ def _component(target: str, config):
     return SystolicAccelerator(config)
 
 
-def _simulation(target: str, config):
-    """A native simulation of ``config`` (built or found in the cache), kept across cases."""
+def _simulation(target: str, config, coverage=None):
+    """A native simulation of ``config`` (built or found in the cache), kept across cases; ``coverage``: the file
+    for each job's coverage counts (a coverage build)."""
     from .native.eie import Eie
     from .native.systolic import Accelerator
-    return (Eie if target == "eie" else Accelerator)(_component(target, config))
+    return (Eie if target == "eie" else Accelerator)(_component(target, config), coverage=coverage)
 
 
-def build(target: str, config_name: str):
-    """Build configuration ``config_name`` of ``target`` for the native runner, or find it in the build cache."""
+def build(target: str, config_name: str, coverage: bool = False):
+    """Build configuration ``config_name`` of ``target`` for the native runner (with Verilator's coverage counters
+    if ``coverage``), or find it in the build cache."""
     from .native import build_native
-    return build_native(_component(target, CONFIGS[target][config_name]))
+    return build_native(_component(target, CONFIGS[target][config_name]), coverage=coverage)
 
 
-def run_batch(target: str, config_name: str, seeds, configs=None) -> list[Outcome]:
+def run_batch(target: str, config_name: str, seeds, configs=None, coverage: bool = False):
     """Run and check the cases ``seeds`` (all of configuration ``config_name``) in one simulator process; a case
     that fails (a mismatch, a broken stream rule, a timeout, a crash) is reported and the next one runs in a fresh
-    process."""
+    process. Returns the outcomes, and with ``coverage`` also the batch's :class:`BatchCoverage` (of the cases that
+    passed: a failing job writes no counts)."""
     import tempfile
     from pathlib import Path
 
@@ -394,15 +446,18 @@ def run_batch(target: str, config_name: str, seeds, configs=None) -> list[Outcom
     outcomes = []
     simulation = None
     with tempfile.TemporaryDirectory(prefix="sparq-regress-") as scratch:
+        collector = _Collector(config_name, Path(scratch) / "coverage.dat") if coverage else None
         try:
             for seed in seeds:
                 case = make_case(target, seed, configs)
                 if case.config_name != config_name:
                     raise ValueError(f"seed {seed} is a case of {case.config_name}, not of {config_name}")
                 if simulation is None:
-                    simulation = _simulation(target, config)
+                    simulation = _simulation(target, config, collector and collector.path)
+                    if collector:
+                        collector.batch.verilog = (simulation.build.directory / "top.v").read_text()
                 try:
-                    outcomes.append(check(simulation, case, Path(scratch)))
+                    outcomes.append(check(simulation, case, Path(scratch), collector))
                 except (AssertionError, RuntimeError, OSError) as error:  # a Mismatch, a stream rule, a crash
                     first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
                     outcomes.append(Outcome(seed, config_name, False, f"{type(error).__name__}: {first}",
@@ -412,7 +467,7 @@ def run_batch(target: str, config_name: str, seeds, configs=None) -> list[Outcom
         finally:
             if simulation is not None:
                 simulation.__exit__(None, None, None)
-    return outcomes
+    return (outcomes, collector.batch) if coverage else outcomes
 
 
 def plan(target: str, seeds, configs=None) -> dict[str, list[int]]:
@@ -430,30 +485,37 @@ def _batches(groups: dict, size: int):
             yield name, seeds[start:start + size]
 
 
-def regress(target: str, seeds, *, configs=None, client=None, batch_size: int = 50, on_batch=None) -> list[Outcome]:
+def regress(target: str, seeds, *, configs=None, client=None, batch_size: int = 50, on_batch=None,
+            on_coverage=None) -> list[Outcome]:
     """Run the cases ``seeds`` of ``target`` in batches of ``batch_size`` per configuration, as Dask tasks on
     ``client`` or here when it is None; ``on_batch(outcomes)`` is called after each batch. Returns the outcomes
-    sorted by seed.
+    sorted by seed. With ``on_coverage``, the cases run on coverage builds and ``on_coverage(batch_coverage)``
+    receives each batch's :class:`BatchCoverage`.
 
     Build the configurations first (:func:`build`, one after the other, where the cases are planned): otherwise the
     first batch of each configuration builds it, under the build cache's lock, while the other batches wait."""
     groups = plan(target, list(seeds), configs)
     outcomes = []
     batches = list(_batches(groups, batch_size))
+    coverage = on_coverage is not None
+
+    def finished(result):
+        done, batch_coverage = result if coverage else (result, None)
+        outcomes.extend(done)
+        if on_batch:
+            on_batch(done)
+        if coverage:
+            on_coverage(batch_coverage)
+
     if client is None:
         for name, chunk in batches:
-            done = run_batch(target, name, chunk, configs)
-            outcomes += done
-            if on_batch:
-                on_batch(done)
+            finished(run_batch(target, name, chunk, configs, coverage))
     else:
         from dask.distributed import as_completed
-        futures = [client.submit(run_batch, target, name, chunk, configs, pure=False) for name, chunk in batches]
+        futures = [client.submit(run_batch, target, name, chunk, configs, coverage, pure=False)
+                   for name, chunk in batches]
         for future in as_completed(futures):
-            done = future.result()
-            outcomes += done
-            if on_batch:
-                on_batch(done)
+            finished(future.result())
     return sorted(outcomes, key=lambda o: o.seed)
 
 

@@ -166,6 +166,10 @@ def build_parser():
                          help="worker processes of the LocalCluster (default 2; 0: run in this process, without Dask, "
                               "as a single batch of cases always does)")
     regress.add_argument("--json", metavar="FILE", help="also write the summary and the failures as JSON")
+    regress.add_argument("--coverage", metavar="DIR",
+                         help="run on Verilator coverage builds and write the functional coverage (cocotb-coverage "
+                              "bins) and the structural coverage (line, branch, toggle) to DIR: index.html, the "
+                              "bins as YAML, the merged coverage.dat and Verilog of each configuration")
     regress.set_defaults(run="run_regress")
 
     demo = commands.add_parser(

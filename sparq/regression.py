@@ -10,13 +10,13 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
-__all__ = ["regression", "run_regress", "summary_table", "DEFAULT_WORKERS"]
+__all__ = ["regression", "run_regress", "summary_table", "coverage_tables", "DEFAULT_WORKERS"]
 
 DEFAULT_WORKERS = 2
 
 
 def regression(target, seeds, start=0, *, configs=None, address=None, workers=DEFAULT_WORKERS, batch_size=None,
-               console=None):
+               console=None, coverage=None):
     """Run cases ``start .. start + seeds - 1`` of ``target`` (``"eie"`` or ``"systolic"``) on the configurations
     ``configs`` (names of :data:`sparq.sim.regress.CONFIGS`; None: all), on the Dask scheduler at ``address`` or on
     a ``LocalCluster`` of ``workers`` processes (0, or a single batch of cases: in this process, no Dask). Shows the builds and a progress bar
@@ -25,11 +25,16 @@ def regression(target, seeds, start=0, *, configs=None, address=None, workers=DE
     Returns the summary as a JSON-ready dict: ``target``, ``cases``, ``mismatches``, ``configurations`` (per
     configuration: its parameters, cases, mismatches, cycle checks and how tight they were), ``failures`` (seed,
     configuration, case, message, the command that reproduces it), ``wall_seconds``, ``build_seconds``,
-    ``cases_per_second`` (builds excluded, the cluster's start included), ``workers``."""
+    ``cases_per_second`` (builds excluded, the cluster's start included), ``workers``.
+
+    ``coverage``: a directory; the cases then run on Verilator coverage builds, and the functional and structural
+    coverage (:mod:`sparq.sim.coverage`) is written there (an HTML page, cocotb-coverage's YAML, the merged
+    ``coverage.dat`` and the Verilog of each configuration) and summarised under the summary's ``coverage``."""
     from dataclasses import asdict
 
     from sparq.sim import regress as cases
     from sparq.sim.cluster import dask_client
+    from sparq.sim.coverage import RegressionCoverage
 
     from .progress import Progress, status
 
@@ -44,9 +49,10 @@ def regression(target, seeds, start=0, *, configs=None, address=None, workers=DE
     seed_range = range(start, start + seeds)
     groups = cases.plan(target, seed_range, chosen)
     started = time.perf_counter()
+    kind = "a coverage build" if coverage else "the native runner"
     for name in groups:
-        with status(console, f"building {target} {name} for the native runner (or finding it in the cache)"):
-            cases.build(target, name)
+        with status(console, f"building {target} {name} for {kind} (or finding it in the cache)"):
+            cases.build(target, name, coverage=coverage is not None)
     built = time.perf_counter()
     if batch_size is None:  # a few batches per worker and configuration, so the bar moves; at most 200 cases each
         batch_size = max(1, min(200, -(-seeds // (4 * max(1, workers) * len(groups)))))
@@ -54,13 +60,15 @@ def regression(target, seeds, start=0, *, configs=None, address=None, workers=DE
     single = sum(-(-len(group) // batch_size) for group in groups.values()) == 1
     in_process = address is None and (workers == 0 or single)
     outcomes = []
+    collected = RegressionCoverage(target) if coverage else None
     with (nullcontext() if in_process else dask_client(address, n_workers=workers)) as client:
         n_workers = len(client.scheduler_info()["workers"]) if client else 0
         with Progress(console, f"{target} cases", seeds) as bar:
             def done(batch):
                 outcomes.extend(batch)
                 bar.update(len(outcomes))
-            cases.regress(target, seed_range, configs=chosen, client=client, batch_size=batch_size, on_batch=done)
+            cases.regress(target, seed_range, configs=chosen, client=client, batch_size=batch_size, on_batch=done,
+                          on_coverage=collected.add if collected else None)
     finished = time.perf_counter()
     outcomes.sort(key=lambda o: o.seed)
     per_config = {}
@@ -75,11 +83,15 @@ def regression(target, seeds, start=0, *, configs=None, address=None, workers=DE
     failures = [{"seed": o.seed, "configuration": o.config, "case": o.description,
                  "message": o.message.replace(here, ""),
                  "reproduce": cases.reproduce_command(target, o.seed, chosen)} for o in outcomes if not o.ok]
-    return {"target": target, "cases": len(outcomes), "mismatches": len(failures), "start": start,
+    summary = {"target": target, "cases": len(outcomes), "mismatches": len(failures), "start": start,
             "configurations": per_config, "failures": failures, "workers": n_workers,
             "scheduler": "given address" if address else "in process" if in_process else "LocalCluster",
             "wall_seconds": round(finished - started, 2), "build_seconds": round(built - started, 2),
             "cases_per_second": round(len(outcomes) / (finished - built), 2) if finished > built else None}
+    if collected:
+        with status(console, f"writing the coverage report to {coverage}"):
+            summary["coverage"] = collected.write(Path(coverage))
+    return summary
 
 
 def _cycle_agreement(outcomes):
@@ -108,12 +120,42 @@ def summary_table(summary):
     return table
 
 
+def coverage_tables(coverage):
+    """Rich tables of a :func:`regression`'s ``coverage`` summary: the functional bins per cover point (hits per
+    bin, the missed ones), and the structural coverage per group of files (lines: statement blocks and both arms of
+    every branch; toggles)."""
+    from rich.table import Table
+    functional = coverage["functional"]
+    bins = Table(title=f"functional coverage: {functional['percent']:.1f} % of the bins hit")
+    for column in ("cover point", "bins hit", "hits per bin"):
+        bins.add_column(column)
+    for point, hits in functional["bins"].items():
+        hit = sum(1 for n in hits.values() if n)
+        shown = ", ".join(f"{label} {n:,}" if n else f"[bold red]{label} 0[/]" for label, n in hits.items())
+        bins.add_row(point, f"{hit}/{len(hits)}", shown)
+    structural = coverage["structural"]
+    lines = Table(title="structural coverage (Verilator, over every instance and configuration)")
+    for column in ("files", "lines", "branches", "lines + branches", "toggles"):
+        lines.add_column(column, justify="left" if column == "files" else "right")
+
+    def cell(tally):
+        return "-" if not tally or tally["percent"] is None else f"{tally['percent']:.1f} % ({tally['hit']}/{tally['total']})"
+
+    for name, row in [*structural["groups"].items(), ("total", structural["total"])]:
+        lines.add_row(name, *(cell(row.get(metric)) for metric in ("line", "branch", "lines", "toggle")))
+    return [bins, lines]
+
+
 def run_regress(args, console):
     from .errors import VerificationFailed
     configs = [c for part in args.configs for c in part.split(",") if c] if args.configs else None
     summary = regression(args.target, args.seeds, args.start, configs=configs, address=args.scheduler,
-                         workers=args.workers, console=console)
+                         workers=args.workers, console=console, coverage=args.coverage)
     console.print(summary_table(summary))
+    if args.coverage:
+        for table in coverage_tables(summary["coverage"]):
+            console.print(table)
+        console.print(f"coverage report: {Path(args.coverage) / summary['coverage']['page']}")
     for failure in summary["failures"]:
         console.print(f"[bold red]FAIL[/] seed {failure['seed']} ({failure['case']}): {failure['message']}",
                       highlight=False, soft_wrap=True)  # one line each: grep-able, the command copy-pasteable

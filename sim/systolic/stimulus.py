@@ -38,10 +38,15 @@ def random_int32(rng) -> int:
                                                                                                    (1 << 31) - 1)
 
 
-def random_layers(rng: np.random.Generator, dims, *, relu_last: bool = False):
+def random_layers(rng: np.random.Generator, dims, *, relu_last: bool = False, any_shift: float = 0.0):
     """A chain of random ``sparq.compiler.systolic.GemmLayer`` with widths ``dims`` (``dims[0]`` inputs), ReLU between
-    layers, and requantization parameters that keep outputs spread over the int8 range (some saturate)."""
+    layers, and requantization parameters that keep outputs spread over the int8 range (some saturate).
+
+    ``any_shift``: the share of output columns whose shift is drawn from the whole range ``[0, MAX_SHIFT)`` with any
+    multiplier (their outputs mostly saturate or round to 0: they exercise every stage of the requantizer's
+    shifter); 0 draws nothing more from ``rng``."""
     from sparq.compiler.systolic import GemmLayer
+    from sparq.formats.systolic.numerics import MAX_SHIFT, MULTIPLIER_BITS
     layers = []
     for i, (k, n) in enumerate(zip(dims, dims[1:])):
         weight = rng.integers(-128, 128, (k, n), dtype=np.int64).astype(np.int8)
@@ -50,7 +55,11 @@ def random_layers(rng: np.random.Generator, dims, *, relu_last: bool = False):
         spread = 128 * 128 * math.sqrt(k) / 2
         shift = rng.integers(16, 24, n)
         multiplier = np.maximum(1, (64 / spread * 2.0 ** shift * rng.uniform(0.5, 2.0, n))).astype(np.int64)
-        multiplier = np.minimum(multiplier, (1 << 16) - 1)
+        multiplier = np.minimum(multiplier, (1 << MULTIPLIER_BITS) - 1)
+        if any_shift:
+            wild = rng.random(n) < any_shift
+            shift = np.where(wild, rng.integers(0, MAX_SHIFT, n), shift)
+            multiplier = np.where(wild, rng.integers(0, 1 << MULTIPLIER_BITS, n), multiplier)
         layers.append(GemmLayer(f"gemm{i}", weight, bias, multiplier, shift,
                                 relu=(i + 2 < len(dims)) or relu_last))
     return layers
