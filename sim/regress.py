@@ -12,8 +12,8 @@ seed (and the same configuration list) always gives the same case:
 * **systolic** (:func:`systolic_case`): one of :data:`SYSTOLIC_CONFIGS` (arrays 2x2 to 16x16); a program of a
   chain of 1-3 random int8 GEMMs (batch and widths random, mostly not multiples of the array; ReLU between layers,
   random requantization that saturates some outputs, a fifth of the columns with any shift and multiplier,
-  :data:`ANY_SHIFT`), lowered by :func:`sparq.compiler.systolic.gemm_program`; random gaps on the instruction and
-  input streams and back-pressure on the output.
+  :data:`ANY_SHIFT`), lowered by :func:`sparq.compiler.systolic.gemm_program`, with a SYNC inserted in some
+  (:data:`SYNC_SHARE`); random gaps on the instruction and input streams and back-pressure on the output.
 
 Each case runs on the RTL and is checked (:func:`run_batch`):
 
@@ -49,7 +49,7 @@ import numpy as np
 
 from sparq.compiler.eie import LayerSpec, lower
 from sparq.formats.eie import EieConfig
-from sparq.formats.systolic import FULL_RATE_OUT_DEPTH, SystolicConfig
+from sparq.formats.systolic import FULL_RATE_OUT_DEPTH, Instruction, Opcode, SystolicConfig
 
 from .coverage.functional import activate_trace, eie_observations, systolic_observations, user_events
 from .coverage.structural import merge_counts, read_counts
@@ -114,6 +114,10 @@ PRESSURES = (0.0, 0.1, 0.3, 0.5)
 ANY_SHIFT = 0.2
 """The share of a systolic case's output columns requantized with a shift from the whole range and any multiplier
 (:func:`sparq.sim.systolic.stimulus.random_layers`): without them the shifter's high stages never run."""
+
+SYNC_SHARE = 0.3
+"""The share of systolic cases with a SYNC inserted at a random place (every unit idle before the next instruction
+issues): compiled GEMM programs have none."""
 
 CALM_SYSTOLIC = 0.25
 """The share of systolic cases run without host pressure (no gaps, no stalls): with host transfers overlapping the
@@ -233,6 +237,8 @@ def systolic_case(seed: int, configs=None) -> SystolicCase:
     x = rng.integers(-128, 128, (m, dims[0]), dtype=np.int64).astype(np.int8)
     layers = random_layers(rng, dims, relu_last=bool(rng.random() < 0.5), any_shift=ANY_SHIFT)
     program, words = gemm_program(x, layers, config)
+    if rng.random() < SYNC_SHARE:  # a SYNC anywhere before the HALT: the compiler's GEMMs have none
+        program.instructions.insert(int(rng.integers(len(program.instructions))), Instruction(Opcode.SYNC))
     gap, stall, instr_gap = (float(p) for p in rng.choice(PRESSURES, 3))
     if rng.random() < CALM_SYSTOLIC:  # no host pressure: the cases whose compute and active cycles are exact
         gap = stall = instr_gap = 0.0
