@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from sparq.formats.systolic import UB_READ_LATENCY
 
+from ..common.memory import COLLISION_UNUSED
 from .layouts import vector_layout
 
 __all__ = ["UnifiedBuffer"]
@@ -61,7 +62,9 @@ class UnifiedBuffer(wiring.Component):
         word = vector_layout(self.lanes)
         bank_data = []
         for bank in range(2):
-            storage = memory.Memory(shape=word, depth=(self.depth - bank + 1) // 2, init=[])
+            # A bank's read and write ports serve the same slot in each cycle, and the controller's interlocks never
+            # let a slot read a word in the cycle it writes it (COLLISION_UNUSED).
+            storage = memory.Memory(shape=word, depth=(self.depth - bank + 1) // 2, init=[], attrs=COLLISION_UNUSED)
             m.submodules[f"bank{bank}"] = storage
             read, write = storage.read_port(), storage.write_port()
             a_owns = self.phase == bank
