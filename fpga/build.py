@@ -115,8 +115,9 @@ def get_board(name: str) -> Board:
 
 #: Yosys commands run on the design as read, before ``synth_*``. Memories marked with Yosys's ``no_rw_check``
 #: attribute (:data:`sparq.hw.common.memory.COLLISION_UNUSED`) get read ports that return an undefined word on a
-#: same-address write, so block RAM needs no collision emulation; only one-read one-write memories may carry it
-#: (the mask is one bit), and a build with any other fails here rather than mapping it wrong.
+#: same-address write, so block RAM needs no collision emulation; only memories with one write port and one or
+#: two read ports may carry it (the masks below: one bit per read port), and a build with any other fails here
+#: rather than mapping it wrong.
 _SCRIPT_AFTER_READ = [
     # The designs' ``Cover`` statements are for simulation coverage and formal runs, not for the fabric.
     "chformal -remove",
@@ -125,8 +126,9 @@ _SCRIPT_AFTER_READ = [
     # SPRAM and UltraRAM have no initial contents: a memory asked to be one ("huge") keeps none (an EIE with
     # ``spram`` has none but Amaranth's all-zero default).
     "setparam -set INIT 1'x t:$mem_v2 a:ram_style=huge %i",
-    "select -assert-none t:$mem_v2 a:no_rw_check %i r:RD_PORTS=1 r:WR_PORTS=1 %i %d",
-    "setparam -set RD_COLLISION_X_MASK 1'1 t:$mem_v2 a:no_rw_check %i",
+    "select -assert-none t:$mem_v2 a:no_rw_check %i r:RD_PORTS<=2 r:WR_PORTS=1 %i %d",
+    "setparam -set RD_COLLISION_X_MASK 1'1 t:$mem_v2 a:no_rw_check %i r:RD_PORTS=1 %i",
+    "setparam -set RD_COLLISION_X_MASK 2'b11 t:$mem_v2 a:no_rw_check %i r:RD_PORTS=2 %i",
 ]
 
 #: On iCE40, memories of at most this many words go to flip-flops: a 4 Kbit EBR holding a few words (a short FIFO)

@@ -50,8 +50,8 @@ in its slot, ``t + 1`` or ``t + 2``):
 * MATMUL: issues (UB reads) at ``f .. f + n - 1``; the next MATMUL may dispatch at ``f + n - 1``. A row issued at
   ``e`` is in the accumulators for a read at ``e + matrix_drain_cycles``.
 * ACTIVATE: parameter reads at ``t + 1 .. t + PARAM_WORDS``; accumulator reads at ``r .. r + n - 1`` from the first
-  ``r >= t + PARAM_WORDS`` at which its rows have landed and whose UB write, :data:`ACTIVATE_WRITE_LATENCY` later,
-  is in the activation unit's slot; busy until the last UB write.
+  ``r >= t +`` :data:`ACTIVATE_PARAM_CYCLES` at which its rows have landed and whose UB write,
+  :data:`ACTIVATE_WRITE_LATENCY` later, is in the activation unit's slot; busy until the last UB write.
 
 Performance counters
 --------------------
@@ -70,10 +70,10 @@ from .config import SystolicConfig
 from .isa import Flag, Opcode
 from .numerics import PARAM_WORDS
 
-__all__ = ["COUNTER_BITS", "COUNTERS", "UB_READ_LATENCY", "WEIGHT_READ_LATENCY", "ACC_READ_LATENCY", "PE_LATENCY", "ACCUMULATE_LATENCY",
-           "REQUANTIZE_LATENCY", "ACTIVATE_WRITE_LATENCY", "FULL_RATE_OUT_DEPTH", "OUTPUT_DRAIN_CYCLES",
-           "TRANSFORM_IN_OVERHEAD", "TRANSFORM_OUT_OVERHEAD", "slot_a", "matrix_latency", "matrix_drain_cycles",
-           "bank_drain_cycles", "Timeline"]
+__all__ = ["COUNTER_BITS", "COUNTERS", "UB_READ_LATENCY", "WEIGHT_READ_LATENCY", "PARAM_READ_LATENCY",
+           "ACC_READ_LATENCY", "PE_LATENCY", "ACCUMULATE_LATENCY", "REQUANTIZE_LATENCY", "ACTIVATE_PARAM_CYCLES",
+           "ACTIVATE_WRITE_LATENCY", "FULL_RATE_OUT_DEPTH", "OUTPUT_DRAIN_CYCLES", "TRANSFORM_IN_OVERHEAD",
+           "TRANSFORM_OUT_OVERHEAD", "slot_a", "matrix_latency", "matrix_drain_cycles", "bank_drain_cycles", "Timeline"]
 
 COUNTER_BITS = 32
 """Width of every performance counter."""
@@ -88,6 +88,11 @@ WEIGHT_READ_LATENCY = 2
 """A weight-buffer read by the weight loader in cycle ``t`` gives its row on the array's weight input in ``t + 2``:
 the block RAM's output, then a register next to the array (the weight buffer's block RAMs sit far from the PEs)."""
 
+PARAM_READ_LATENCY = 2
+"""A weight-buffer read by the activation unit's parameter fetch in cycle ``t`` gives its word, registered, in
+``t + 2``: the block RAM's output, then a register (the block RAM's clock-to-out and the route on to every column's
+parameter registers do not fit one cycle at 100 MHz on the ECP5)."""
+
 ACC_READ_LATENCY = 2
 """An accumulator read (activation unit, output transform) presented in cycle ``t`` gives its word in ``t + 2``."""
 
@@ -101,6 +106,12 @@ read-modify-write reads ahead, from the result's address known in advance)."""
 REQUANTIZE_LATENCY = 7
 """Register stages of the requantizer: sum, partial products (operand and product registers of a DSP block),
 product, two shift stages, round and saturate."""
+
+ACTIVATE_PARAM_CYCLES = PARAM_WORDS + PARAM_READ_LATENCY + 1 - ACC_READ_LATENCY
+"""An ACTIVATE dispatched at ``t`` reads its first accumulator row at ``t + ACTIVATE_PARAM_CYCLES`` at the earliest:
+its parameter reads are at ``t + 1 .. t + PARAM_WORDS``, the last word is in the parameter registers from
+``t + PARAM_WORDS + PARAM_READ_LATENCY + 1`` on, when a row read :data:`ACC_READ_LATENCY` cycles earlier reaches the
+requantizers."""
 
 ACTIVATE_WRITE_LATENCY = ACC_READ_LATENCY + REQUANTIZE_LATENCY
 """Cycles from an activation unit's accumulator read to its UB write of that row."""
@@ -314,7 +325,7 @@ class Timeline:
             unit, m = self.activation, self.matrix.extra
             chases = self._chases(ins)
             land = m["first"] + self.drain - (self.matrix.acc[0] - ins.acc) if chases else m["land"]
-            read = max(t + PARAM_WORDS, land)
+            read = max(t + ACTIVATE_PARAM_CYCLES, land)
             if slot_a(ins.ub, read + ACTIVATE_WRITE_LATENCY):  # the first UB write must be in the B slot
                 read += 1
             write = read + ACTIVATE_WRITE_LATENCY

@@ -16,6 +16,7 @@ from sparq.formats.systolic import (
 )
 
 from ..common.fifo import StreamFIFO
+from ..common.memory import COLLISION_UNUSED
 from .accumulators import Accumulators
 from .activation import ActivationUnit
 from .buffer import UnifiedBuffer
@@ -89,7 +90,10 @@ class SystolicAccelerator(wiring.Component):
         m.submodules.activation = activation = ActivationUnit(c.cols, c.acc_depth, c.ub_depth, c.wb_depth,
                                                               max_wait=matrix_drain_cycles(c), count_bits=count_bits(c))
         m.submodules.unified_buffer = unified_buffer = UnifiedBuffer(c.lanes, c.ub_depth)
-        m.submodules.weight_buffer = weight_buffer = memory.Memory(shape=word, depth=c.wb_depth, init=[])
+        # READ_WEIGHTS never writes a WB word in the cycle a LOAD_WEIGHTS or ACTIVATE reads it (interlocks on WB
+        # ranges): COLLISION_UNUSED.
+        m.submodules.weight_buffer = weight_buffer = memory.Memory(shape=word, depth=c.wb_depth, init=[],
+                                                                   attrs=COLLISION_UNUSED)
         wb_write, wb_weights, wb_params = (weight_buffer.write_port(), weight_buffer.read_port(),
                                            weight_buffer.read_port())
         # The weight loader's rows, registered next to the array (WEIGHT_READ_LATENCY: the block RAMs are far away).

@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from sparq.formats.systolic import ACC_READ_LATENCY, ACCUMULATE_LATENCY
 
+from ..common.memory import COLLISION_UNUSED
 from .layouts import accumulator_tag_layout, accumulator_write_layout
 
 __all__ = ["Accumulators"]
@@ -51,7 +52,10 @@ class Accumulators(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         word = self.read_data.shape()
-        m.submodules.storage = storage = memory.Memory(shape=word, depth=self.depth, init=[])
+        # No read uses a word written in the same cycle (COLLISION_UNUSED): the read-modify-write's old word is
+        # replaced by the forwarded sum whenever the write one or two cycles before it went to the same address, and
+        # the controller's interlocks keep an accumulator read (ACTIVATE, TRANSFORM_OUT) off rows being written.
+        m.submodules.storage = storage = memory.Memory(shape=word, depth=self.depth, init=[], attrs=COLLISION_UNUSED)
         write_port = storage.write_port()
         rmw_port = storage.read_port()
         read_port = storage.read_port()

@@ -8,8 +8,10 @@ from amaranth.lib.wiring import In, Out
 
 from sparq.formats.systolic import (
     ACC_READ_LATENCY,
+    ACTIVATE_PARAM_CYCLES,
     ACTIVATE_WRITE_LATENCY,
     MULTIPLIER_BITS,
+    PARAM_READ_LATENCY,
     PARAM_WORDS,
     REQUANTIZE_LATENCY,
     SHIFT_BITS,
@@ -154,21 +156,23 @@ class ActivationUnit(wiring.Component):
     phase : In(1)
         The unified buffer's bank phase (``sparq.formats.systolic.timing``, bank slots): the unit writes UB address
         ``x`` only in cycles where ``x % 2 != phase`` (the B slot).
-    wb_addr : Out, wb_data : In -- a weight-buffer read port (1-cycle latency).
+    wb_addr : Out, wb_data : In -- a weight-buffer read port (the memory's 1-cycle latency; the unit registers the
+        word once more, ``PARAM_READ_LATENCY`` = 2 in all).
     acc_addr : Out, acc_data : In -- an accumulator read port (``ACC_READ_LATENCY`` = 2 cycles).
     ub_addr, ub_data, ub_en : Out -- a unified-buffer write port.
 
     Timing (``sparq.formats.systolic.timing``): a command accepted at cycle ``t`` reads parameters at ``t+1 ..
-    t+PARAM_WORDS``; it reads the accumulators at ``r .. r+count-1`` from the first ``r >= t + 1 +
-    max(PARAM_WORDS - 1, wait)`` whose UB write, ``ACTIVATE_WRITE_LATENCY`` = 9 cycles later (the read, then the
-    :attr:`Requantizer.LATENCY` = 7 stage requantizers), is in the B slot; ``busy`` until the last UB write.
+    t+PARAM_WORDS``, each word in the column registers ``PARAM_READ_LATENCY`` + 1 cycles after its read; it reads the
+    accumulators at ``r .. r+count-1`` from the first ``r >= t + 1 + max(ACTIVATE_PARAM_CYCLES - 1, wait)`` whose UB
+    write, ``ACTIVATE_WRITE_LATENCY`` = 9 cycles later (the read, then the :attr:`Requantizer.LATENCY` = 7 stage
+    requantizers), is in the B slot; ``busy`` until the last UB write.
     """
 
     def __init__(self, cols: int, acc_depth: int, ub_depth: int, wb_depth: int, *, max_wait: int,
                  count_bits: int = COUNT_BITS, acc_width: int = 32):
         self.cols, self.acc_width = cols, acc_width
         self.depths = dict(acc_depth=acc_depth, ub_depth=ub_depth, wb_depth=wb_depth)
-        self.max_wait = max(max_wait, PARAM_WORDS - 1)
+        self.max_wait = max(max_wait, ACTIVATE_PARAM_CYCLES - 1)
         super().__init__({
             "cmd": In(stream.Signature(activate_command_layout(acc_depth, ub_depth, wb_depth, max_wait, count_bits))),
             "busy": Out(1),
@@ -187,11 +191,12 @@ class ActivationUnit(wiring.Component):
         m = Module()
         latency = ACTIVATE_WRITE_LATENCY
         assert latency == ACC_READ_LATENCY + Requantizer.LATENCY
+        first_read = ACTIVATE_PARAM_CYCLES - 1  # cycles from the cycle after acceptance to the earliest read
         command = Signal(self.cmd.payload.shape())
         params = Signal(data.ArrayLayout(param_layout(self.acc_width), self.cols))
         param_raw = Signal(data.ArrayLayout(data.ArrayLayout(8, PARAM_WORDS), self.cols))  # bytes as they arrive
         param_index = Signal(range(PARAM_WORDS + 1))  # next parameter word to read
-        param_arriving = Signal(range(PARAM_WORDS + 1))  # 1 + index of the word on wb_data, 0 if none
+        param_reading = Signal(range(PARAM_WORDS + 1))  # 1 + index of the word read in this cycle, 0 if none
         hold = Signal(range(self.max_wait + 1))  # cycles until the rows have landed and the parameters are in
         left = Signal.like(self.cmd.payload.count)  # accumulator rows still to read
         acc_next = Signal(range(self.depths["acc_depth"]))  # the next accumulator row to read
@@ -211,20 +216,22 @@ class ActivationUnit(wiring.Component):
             payload = self.cmd.payload
             m.d.sync += [command.eq(payload), loading.eq(1), pending.eq(1), param_index.eq(0),
                          left.eq(payload.count), acc_next.eq(payload.acc), ub_next.eq(payload.ub),
-                         hold.eq(Mux(payload.wait > PARAM_WORDS - 1, payload.wait, PARAM_WORDS - 1)),
+                         hold.eq(Mux(payload.wait > first_read, payload.wait, first_read)),
                          self.wrote.eq(0)]
 
-        # Parameter phase: read PARAM_WORDS words; word k carries byte k of every column's record.
-        m.d.comb += self.wb_addr.eq(command.wb + param_index)
-        m.d.sync += param_arriving.eq(0)
+        # Parameter phase: read PARAM_WORDS words; word k carries byte k of every column's record. Each word is
+        # registered once after the memory (PARAM_READ_LATENCY) before it fans out to the columns' registers.
+        m.d.comb += [self.wb_addr.eq(command.wb + param_index), param_reading.eq(Mux(loading, param_index + 1, 0))]
         with m.If(loading):
-            m.d.sync += [param_index.eq(param_index + 1), param_arriving.eq(param_index + 1)]
+            m.d.sync += param_index.eq(param_index + 1)
             with m.If(param_index == PARAM_WORDS - 1):
                 m.d.sync += loading.eq(0)
+        arriving = _delayed(m, param_reading, PARAM_READ_LATENCY, "param_arriving")[-1]
+        word = _delayed(m, self.wb_data, PARAM_READ_LATENCY - 1, "param_word")[-1]
         for k in range(PARAM_WORDS):
-            with m.If(param_arriving == k + 1):
+            with m.If(arriving == k + 1):
                 for lane in range(self.cols):
-                    m.d.sync += param_raw[lane][k].eq(self.wb_data[lane])
+                    m.d.sync += param_raw[lane][k].eq(word[lane])
         for lane in range(self.cols):
             raw = param_raw[lane]
             m.d.comb += [

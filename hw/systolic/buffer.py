@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from sparq.formats.systolic import UB_READ_LATENCY
 
+from ..common.memory import COLLISION_UNUSED
 from .layouts import vector_layout
 
 __all__ = ["UnifiedBuffer"]
@@ -28,8 +29,9 @@ class UnifiedBuffer(wiring.Component):
     phase, any_bank : In(1)
     a_read_addr, b_read_addr : In(range(depth))
     a_read_data, b_read_data : Out(vector_layout(lanes))
-        The word at the address presented ``UB_READ_LATENCY`` = 2 cycles earlier (the bank's registered read, then
-        a register after the bank multiplexer).
+        The word at the address presented ``UB_READ_LATENCY`` = 2 cycles earlier: the bank's registered read, a
+        register per bank, then the bank multiplexer (one LUT level after registers; the block RAM's clock-to-out
+        leaves no time for a multiplexer level more before a register).
     a_write_addr, a_write_data, a_write_en, b_write_addr, b_write_data, b_write_en : In
         Writes; the word is in the bank for reads presented from the next cycle on.
     """
@@ -56,11 +58,13 @@ class UnifiedBuffer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        assert UB_READ_LATENCY == 2  # the bank's read and the output register
+        assert UB_READ_LATENCY == 2  # the bank's read and the register after it
         word = vector_layout(self.lanes)
         bank_data = []
         for bank in range(2):
-            storage = memory.Memory(shape=word, depth=(self.depth - bank + 1) // 2, init=[])
+            # A bank's read and write ports serve the same slot in each cycle, and the controller's interlocks never
+            # let a slot read a word in the cycle it writes it (COLLISION_UNUSED).
+            storage = memory.Memory(shape=word, depth=(self.depth - bank + 1) // 2, init=[], attrs=COLLISION_UNUSED)
             m.submodules[f"bank{bank}"] = storage
             read, write = storage.read_port(), storage.write_port()
             a_owns = self.phase == bank
@@ -70,10 +74,14 @@ class UnifiedBuffer(wiring.Component):
                 write.data.eq(Mux(a_owns, self.a_write_data, self.b_write_data)),
                 write.en.eq(Mux(a_owns, self.a_write_en, self.b_write_en)),
             ]
-            bank_data.append(read.data)
-        # The bank each slot read in the previous cycle, whose word is on its read port now.
+            registered = Signal(word, name=f"bank{bank}_word")
+            m.d.sync += registered.eq(read.data)
+            bank_data.append(registered)
+        # The bank each slot read two cycles ago, whose word is in that bank's register now.
         a_bank, b_bank = Signal(), Signal()
-        m.d.sync += [a_bank.eq(Mux(self.any_bank, self.a_read_addr[0], self.phase)), b_bank.eq(~self.phase)]
-        m.d.sync += [self.a_read_data.eq(Mux(a_bank, bank_data[1], bank_data[0])),
+        a_bank_read, b_bank_read = Signal(), Signal()  # the bank read in the previous cycle
+        m.d.sync += [a_bank_read.eq(Mux(self.any_bank, self.a_read_addr[0], self.phase)), b_bank_read.eq(~self.phase),
+                     a_bank.eq(a_bank_read), b_bank.eq(b_bank_read)]
+        m.d.comb += [self.a_read_data.eq(Mux(a_bank, bank_data[1], bank_data[0])),
                      self.b_read_data.eq(Mux(b_bank, bank_data[1], bank_data[0]))]
         return m

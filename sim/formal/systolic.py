@@ -13,7 +13,7 @@ controller's ports. Timing facts of the datapath, taken from the blocks and ``sp
 * its result is written to the accumulators at ``t + latency`` and seen by an accumulator read presented from
   ``t + latency + ACCUMULATE_LATENCY`` (:class:`~sparq.hw.systolic.accumulators.Accumulators`);
 * the activation unit takes an ACTIVATE when ``cmd.ready == ~busy``; taken at ``a`` with ``wait``, it reads the
-  accumulator row ``acc + i`` no earlier than ``a + 1 + max(PARAM_WORDS - 1, wait) + i``
+  accumulator row ``acc + i`` no earlier than ``a + 1 + max(ACTIVATE_PARAM_CYCLES - 1, wait) + i``
   (:class:`~sparq.hw.systolic.activation.ActivationUnit`), and no later than its last UB write (while ``busy``).
 
 An ACTIVATE may dispatch while the MATMULs before it still issue into its rows (it *chases* them, with a ``wait``
@@ -26,7 +26,7 @@ sticky ``error`` and nothing runs after it.
 from amaranth import Cat, Module, Mux, Signal
 from amaranth.hdl import Assert, Assume, Cover
 
-from sparq.formats.systolic import ACCUMULATE_LATENCY, PARAM_WORDS, Opcode, SystolicConfig
+from sparq.formats.systolic import ACCUMULATE_LATENCY, ACTIVATE_PARAM_CYCLES, PARAM_WORDS, Opcode, SystolicConfig
 from sparq.hw.systolic.controller import Controller, InstructionDecoder
 from sparq.hw.systolic.matrix import MatrixUnit
 
@@ -191,18 +191,19 @@ class AccumulatorOrder(_ControllerProperty):
 
     Guarantees, for the ACTIVATE in the activation unit (taken at ``a`` with rows ``acc .. acc + count - 1`` and
     ``wait``): every vector of an earlier MATMUL into row ``acc + i``, issued at ``t`` before or after ``a``, is
-    seen by the row's earliest read, ``t + latency + ACCUMULATE_LATENCY <= a + 1 + max(PARAM_WORDS - 1, wait) +
-    i``; and while the unit is busy, no vector of a later MATMUL is issued into its rows. A vector's MATMUL is
-    told by program order: the wrapper counts the vectors the dispatched MATMULs still have to issue.
+    seen by the row's earliest read, ``t + latency + ACCUMULATE_LATENCY <= a + 1 + max(ACTIVATE_PARAM_CYCLES - 1,
+    wait) + i``; and while the unit is busy, no vector of a later MATMUL is issued into its rows. A vector's MATMUL
+    is told by program order: the wrapper counts the vectors the dispatched MATMULs still have to issue.
     """
 
     def check(self, m, env):
         ctl, issue, c = env.ctl, env.issue, self.config
         visible = matrix_latency(c) + ACCUMULATE_LATENCY  # after an issue, until a read sees the result
         cmd, taken = ctl.act_cmd.payload, transfer(ctl.act_cmd)
-        first_read = 1 + Mux(cmd.wait > PARAM_WORDS - 1, cmd.wait, PARAM_WORDS - 1)  # cycles from the take
+        earliest = ACTIVATE_PARAM_CYCLES - 1
+        first_read = 1 + Mux(cmd.wait > earliest, cmd.wait, earliest)  # cycles from the take
         earlier = env.earlier_vectors(m, taken, "act_earlier_vectors")  # of MATMULs before the ACTIVATE
-        horizon = 2 ** len(cmd.wait) + PARAM_WORDS + c.acc_depth
+        horizon = 2 ** len(cmd.wait) + ACTIVATE_PARAM_CYCLES + c.acc_depth
         chased, later = [], []
         for x in range(c.acc_depth):
             into = issue.valid & (issue.addr == x)

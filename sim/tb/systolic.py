@@ -335,12 +335,18 @@ async def random_activation_unit(bench, *, seed: int, commands: int, cols: int, 
     """ACTIVATE commands (directed: back to back, count 1, waits 0 and ``max_wait``, both UB parities; then random)
     into the ActivationUnit, with models of its WB and accumulator read ports and the bank phase alternating. Checked
     every cycle against the timing contract (``sparq.formats.systolic.timing``): the first accumulator read of a
-    command accepted at ``t`` at the first ``r >= t + 1 + max(PARAM_WORDS - 1, wait)`` whose UB write,
+    command accepted at ``t`` at the first ``r >= t + 1 + max(ACTIVATE_PARAM_CYCLES - 1, wait)`` whose UB write,
     ``ACTIVATE_WRITE_LATENCY`` later, is in the B slot; one requantized row written a cycle from then on and nothing
     else; ``busy`` from ``t + 1`` through the last write, ``cmd.ready == ~busy``; ``wrote`` from the cycle after the
     first write."""
     bench = _Prefixed(bench, prefix)
-    from sparq.formats.systolic import ACC_READ_LATENCY, ACTIVATE_WRITE_LATENCY, PARAM_WORDS, pack_params
+    from sparq.formats.systolic import (
+        ACC_READ_LATENCY,
+        ACTIVATE_PARAM_CYCLES,
+        ACTIVATE_WRITE_LATENCY,
+        PARAM_WORDS,
+        pack_params,
+    )
     from sparq.hw.systolic.layouts import activate_command_layout
     layout = _offsets(activate_command_layout(acc_depth, ub_depth, wb_depth, max_wait))
     rng = random.Random(seed)
@@ -392,7 +398,7 @@ async def random_activation_unit(bench, *, seed: int, commands: int, cols: int, 
         if offer and not busy:  # accepted: predict the command
             p, t = plan[issued], cycle
             issued += 1
-            read = t + 1 + max(PARAM_WORDS - 1, p["wait"])
+            read = t + 1 + max(ACTIVATE_PARAM_CYCLES - 1, p["wait"])
             while p["ub"] % 2 == (read + ACTIVATE_WRITE_LATENCY) % 2:  # the write must be in the B slot
                 read += 1
             bias, multiplier, shift = params[p["record"]]
