@@ -8,6 +8,7 @@ excluded points per reason, wall time) and the two HTML pages ``bench/results/co
 ``coverage.dat`` files and the Verilog they count stay in ``build/coverage/<target>`` (tens of MB).
 
     .venv/bin/python bench/coverage.py [--seeds 800] [--start 0] [--workers 2] [--targets eie,systolic]
+                                       [--configs NAME,...]   (default: all of each target's configurations)
 """
 
 import argparse
@@ -30,22 +31,25 @@ def main(argv=None):
     parser.add_argument("--start", type=int, default=0, help="first seed (default 0)")
     parser.add_argument("--workers", type=int, default=2, help="LocalCluster workers (default 2)")
     parser.add_argument("--targets", default="eie,systolic", help="comma-separated (default eie,systolic)")
+    parser.add_argument("--configs", help="comma-separated configuration names (default: all of the target's)")
     args = parser.parse_args(argv)
+    configs = args.configs.split(",") if args.configs else None
     console = Console(width=None if Console().is_terminal else 140)
     path = RESULTS / "coverage.json"
     record = json.loads(path.read_text()) if path.exists() else {}
     for target in args.targets.split(","):
         directory = WORK / target
-        summary = regression(target, args.seeds, args.start, workers=args.workers, console=console,
-                             coverage=directory)
+        summary = regression(target, args.seeds, args.start, configs=configs, workers=args.workers,
+                             console=console, coverage=directory)
         console.print(summary_table(summary))
         for table in coverage_tables(summary["coverage"]):
             console.print(table)
         coverage = summary.pop("coverage")
         (RESULTS / "coverage").mkdir(parents=True, exist_ok=True)
         shutil.copy(directory / coverage["page"], RESULTS / "coverage" / coverage["page"])
-        record[target] = {"command": f"sparq regress --target {target} --seeds {args.seeds} --start {args.start} "
-                                     f"--coverage build/coverage/{target}",
+        chosen = f" --configs {args.configs}" if args.configs else ""
+        record[target] = {"command": f"sparq regress --target {target} --seeds {args.seeds} --start {args.start}"
+                                     f"{chosen} --coverage build/coverage/{target}",
                           "cases": summary["cases"], "mismatches": summary["mismatches"],
                           "configurations": list(summary["configurations"]),
                           "wall_seconds": summary["wall_seconds"], "load_average_after": round(os.getloadavg()[0], 2),
