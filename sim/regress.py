@@ -51,7 +51,7 @@ from sparq.compiler.eie import LayerSpec, lower
 from sparq.formats.eie import EieConfig
 from sparq.formats.systolic import FULL_RATE_OUT_DEPTH, Instruction, Opcode, SystolicConfig
 
-from .coverage.functional import activate_trace, eie_observations, systolic_observations, user_events
+from .coverage.functional import ClipRecorder, eie_observations, systolic_observations, user_events
 from .coverage.structural import merge_counts, read_counts
 from .eie.cycle import layer_costs, rtl_start_latency, simulate
 from .eie.golden import Golden
@@ -379,7 +379,8 @@ def _check_eie(simulation, case: EieCase, directory, collector=None) -> Outcome:
 def _check_systolic(simulation, case: SystolicCase, directory, collector=None) -> Outcome:
     outcome = Outcome(case.seed, case.config_name, True, description=case.describe())
     program = case.program
-    expected = run_program(program.config, program.instructions, program.stream(case.input_words))
+    recorder = ClipRecorder(program.config) if collector else None  # the golden model, noting its clips
+    expected = run_program(program.config, program.instructions, program.stream(case.input_words), state=recorder)
     model = predict(program.config, program.instructions)
     got, counters, reply = simulation.program(program, case.input_words, seed=case.seed,
                                           gap_probability=case.gap_probability,
@@ -387,9 +388,7 @@ def _check_systolic(simulation, case: SystolicCase, directory, collector=None) -
                                           instr_gap_probability=case.instr_gap_probability,
                                           label=f"seed {case.seed}")
     if collector:
-        collector.case(lambda events: systolic_observations(
-            program, activate_trace(program.config, program.instructions, program.stream(case.input_words)),
-            counters, reply.streams))
+        collector.case(lambda events: systolic_observations(program, recorder.clipped, counters, reply.streams))
     problems = []
     if not np.array_equal(expected.view(np.uint8), got.view(np.uint8)):
         problems.append(f"host_out bytes differ from the golden model, "

@@ -84,10 +84,10 @@ def regression(target, seeds, start=0, *, configs=None, address=None, workers=DE
                  "message": o.message.replace(here, ""),
                  "reproduce": cases.reproduce_command(target, o.seed, chosen)} for o in outcomes if not o.ok]
     summary = {"target": target, "cases": len(outcomes), "mismatches": len(failures), "start": start,
-            "configurations": per_config, "failures": failures, "workers": n_workers,
-            "scheduler": "given address" if address else "in process" if in_process else "LocalCluster",
-            "wall_seconds": round(finished - started, 2), "build_seconds": round(built - started, 2),
-            "cases_per_second": round(len(outcomes) / (finished - built), 2) if finished > built else None}
+               "configurations": per_config, "failures": failures, "workers": n_workers,
+               "scheduler": "given address" if address else "in process" if in_process else "LocalCluster",
+               "wall_seconds": round(finished - started, 2), "build_seconds": round(built - started, 2),
+               "cases_per_second": round(len(outcomes) / (finished - built), 2) if finished > built else None}
     if collected:
         with status(console, f"writing the coverage report to {coverage}"):
             summary["coverage"] = collected.write(Path(coverage))

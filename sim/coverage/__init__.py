@@ -11,20 +11,17 @@ and writes the report.
 """
 
 import json
-import os
 from pathlib import Path
 
 from .functional import POINTS, FunctionalCoverage
-from .structural import merge_counts, read_counts, structural_report, write_counts, write_html
+from .structural import merge_counts, read_counts, structural_report, write_atomically, write_counts, write_html
 
 __all__ = ["RegressionCoverage", "FunctionalCoverage", "POINTS", "read_counts", "merge_counts", "write_counts",
            "structural_report", "write_html"]
 
 
 def _write_text(path: Path, text: str):
-    staging = path.with_name(path.name + ".tmp")
-    staging.write_text(text)
-    os.replace(staging, path)
+    write_atomically(path, lambda staging: staging.write_text(text))
 
 
 class RegressionCoverage:
@@ -57,13 +54,11 @@ class RegressionCoverage:
         report = structural_report(runs)
         functional = {"percent": round(self.functional.percent(), 2), "bins": self.functional.bins(),
                       "missed": self.functional.missed()}
-        yaml = directory / f"{self.target}-functional.yml"
-        self.functional.export(yaml.with_name(yaml.name + ".tmp"))
-        os.replace(yaml.with_name(yaml.name + ".tmp"), yaml)
+        write_atomically(directory / f"{self.target}-functional.yml", self.functional.export)
         page = f"{self.target}.html"
         write_html(report, directory / page, title=f"sparq {self.target} regression coverage", functional=functional)
         record = f"{self.target}.json"
-        files = {p.name for p in directory.glob(f"{self.target}*") if not p.name.endswith(".tmp")} | {record}
+        files = {p.name for p in directory.glob(f"{self.target}*")} | {record}
         summary = {"functional": functional, "structural": report.summary(), "page": page, "files": sorted(files)}
         _write_text(directory / record, json.dumps(summary, indent=2) + "\n")
         return summary

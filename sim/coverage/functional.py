@@ -50,7 +50,10 @@ import numpy as np
 from sparq.formats.systolic import Flag, Opcode
 from sparq.formats.systolic.numerics import PARAM_WORDS, rescale, unpack_params
 
-__all__ = ["EIE_POINTS", "SYSTOLIC_POINTS", "POINTS", "FunctionalCoverage", "eie_observations",
+from ..systolic.golden import SystolicGolden
+from .structural import parse_key
+
+__all__ = ["EIE_POINTS", "SYSTOLIC_POINTS", "POINTS", "FunctionalCoverage", "ClipRecorder", "eie_observations",
            "systolic_observations", "user_events"]
 
 EIE_POINTS = {
@@ -84,12 +87,13 @@ USER_EVENTS = {"arith": "bypass_back_to_back"}
 """The RTL's ``Cover`` statements by the last name of the module that holds them: the cover point they sample."""
 
 
-def _length_bin(n: int) -> str:
-    return "0" if n == 0 else "1" if n == 1 else "2-7" if n < 8 else "8+"
-
-
-def _padding_bin(n: int) -> str:
-    return "none" if n == 0 else "1" if n == 1 else "2+"
+def _binned(seen: Counter, point: str, values, edges):
+    """Add each of ``values`` to the EIE bin of ``point`` it falls in, the bins split at ``edges`` (ascending; the
+    bins in :data:`EIE_POINTS` order)."""
+    labels = EIE_POINTS[point]
+    for label, n in zip(labels, np.bincount(np.digitize(np.ravel(values), edges), minlength=len(labels))):
+        if n:
+            seen[point, label] += int(n)
 
 
 def _some(n: int) -> str:
@@ -101,9 +105,9 @@ def user_events(counts: dict) -> dict[str, list[int]]:
     per instance in hierarchy order (``top.pe0.arith``, ``top.pe1.arith``, ... for the EIE's PEs)."""
     events = {}
     for key, count in counts.items():
-        if "\x01t\x02user" not in key:
+        if "\x01t\x02user" not in key:  # a quick test first: a job has tens of thousands of points, a few of them user
             continue
-        hierarchy = key.split("\x01h\x02", 1)[1].split("\x01", 1)[0]
+        hierarchy = parse_key(key)["h"]
         point = USER_EVENTS.get(hierarchy.rsplit(".", 1)[-1])
         if point:
             events.setdefault(point, []).append((hierarchy, count))
@@ -121,22 +125,21 @@ def eie_observations(image, traces, counters, events, *, streams, gap_probabilit
     probability (a load stream's "starved" cycles also count the cycles before the host starts sending, so a load
     had gaps only where the host was asked for them and the design waited)."""
     seen = Counter()
+    # Per layer, PE and column: the entries and the padding entries (value 0) among them.
+    lengths, padding = [], []
+    for l in range(len(image.layers)):
+        pointers = image.pointers(l)
+        lengths.append(np.diff(pointers, axis=1))
+        zeros = [np.r_[0, np.cumsum(image.entries(l, k)[0] == 0)] for k in range(image.config.n_pe)]
+        padding.append(np.stack([np.diff(z[p]) for z, p in zip(zeros, pointers)]))
     for trace, counter in zip(traces, counters):
         for l in range(len(image.layers)):
             a = np.asarray(trace.acts[l])
             seen["layer_input", "some non-zero" if a.any() else "all zero"] += 1
             columns = np.flatnonzero(a)
-            if not len(columns):
-                continue
-            pointers = image.pointers(l)
-            lengths = pointers[:, columns + 1] - pointers[:, columns]
-            for k in range(image.config.n_pe):
-                v, _ = image.entries(l, k)
-                padding = np.add.reduceat(np.r_[(v == 0).astype(np.int64), 0], pointers[k])[:-1] if len(v) else \
-                    np.zeros(pointers.shape[1] - 1, dtype=np.int64)
-                for n, p in zip(lengths[k], padding[columns]):
-                    seen["column_length", _length_bin(int(n))] += 1
-                    seen["column_padding", _padding_bin(int(p) if n else 0)] += 1
+            if len(columns):
+                _binned(seen, "column_length", lengths[l][:, columns], (1, 2, 8))
+                _binned(seen, "column_padding", padding[l][:, columns], (1, 2))
         for k in range(image.config.n_pe):
             seen["queue_full", _some(counter["stall"][k])] += 1
             seen["pe_starvation", _some(counter["starve"][k])] += 1
@@ -149,9 +152,9 @@ def eie_observations(image, traces, counters, events, *, streams, gap_probabilit
     return seen
 
 
-def systolic_observations(program, golden_trace, counters, streams) -> Counter:
+def systolic_observations(program, clipped, counters, streams) -> Counter:
     """The ``(point, bin)`` counts of one systolic case: ``program`` (its instructions) executed, with the golden
-    model's ``golden_trace`` (:func:`activate_trace`), the RTL's ``counters`` (``stall_cycles``) and the native
+    model's ``clipped`` (:attr:`ClipRecorder.clipped`), the RTL's ``counters`` (``stall_cycles``) and the native
     runner's per-stream counts ``streams`` (``{"stalled", "starved"}`` by port)."""
     seen = Counter()
     bank = None
@@ -164,7 +167,7 @@ def systolic_observations(program, golden_trace, counters, streams) -> Counter:
             bank = this
         elif ins.opcode == Opcode.ACTIVATE:
             seen["relu", "on" if ins.flags & Flag.RELU else "off"] += 1
-    for low, high in golden_trace:
+    for low, high in clipped:
         if low:
             seen["saturation", "low"] += 1
         if high:
@@ -178,21 +181,20 @@ def systolic_observations(program, golden_trace, counters, streams) -> Counter:
     return seen
 
 
-def activate_trace(config, instructions, host_in_words) -> list[tuple[bool, bool]]:
-    """Per ACTIVATE of the program, whether the requantizer clipped some value at -128 and some at 127, replaying
-    the golden model (:class:`sparq.sim.systolic.golden.SystolicGolden`) instruction by instruction."""
-    from ..systolic.golden import SystolicGolden
+class ClipRecorder(SystolicGolden):
+    """The golden model, recording in ``clipped``, per ACTIVATE it executes, whether the requantizer clipped some
+    value at -128 and some at 127 (pass it as ``run_program``'s ``state``)."""
 
-    state = SystolicGolden(config)
-    source = iter(np.asarray(host_in_words, dtype=np.int8).reshape(-1, config.lanes))
-    out, clipped = [], []
-    for ins in instructions:
-        if ins.opcode == Opcode.ACTIVATE:
-            bias, multiplier, shift = unpack_params(state.wb[ins.wb:ins.wb + PARAM_WORDS])
-            x = rescale(state.acc[ins.acc:ins.acc + ins.count], bias, multiplier, shift, bool(ins.flags & Flag.RELU))
-            clipped.append((bool((x < -128).any()), bool((x > 127).any())))
-        state.execute(ins, source, out)
-    return clipped
+    def __init__(self, config):
+        super().__init__(config)
+        self.clipped = []
+
+    def execute(self, ins, host_in, host_out):
+        if ins.opcode == Opcode.ACTIVATE and not self.halted:
+            bias, multiplier, shift = unpack_params(self.wb[ins.wb:ins.wb + PARAM_WORDS])
+            x = rescale(self.acc[ins.acc:ins.acc + ins.count], bias, multiplier, shift, bool(ins.flags & Flag.RELU))
+            self.clipped.append((bool((x < -128).any()), bool((x > 127).any())))
+        super().execute(ins, host_in, host_out)
 
 
 class FunctionalCoverage:

@@ -87,7 +87,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-__all__ = ["read_counts", "merge_counts", "write_counts", "parse_key", "module_sources", "structural_report",
+__all__ = ["read_counts", "merge_counts", "write_counts", "write_atomically", "parse_key", "module_sources", "structural_report",
            "write_html", "StructuralReport", "Point", "Tally", "WAIVERS", "NOT_REACHED", "METRICS", "HEADER"]
 
 HEADER = "# SystemC::Coverage-3"
@@ -176,23 +176,30 @@ def merge_counts(into: dict, counts: dict) -> dict:
     return into
 
 
-def _write_atomically(path, lines) -> None:
-    """Write the strings ``lines`` to ``path`` through a temporary file beside it, renamed over it once complete:
+def write_atomically(path, write) -> None:
+    """Write ``path`` with ``write(staging)``, a temporary path beside it, renamed over ``path`` once complete:
     ``path`` is never half written, and a failure leaves it as it was and no temporary file behind."""
     path = Path(path)
     staging = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        with open(staging, "w", encoding="utf-8", errors="surrogateescape", newline="\n") as file:
-            file.writelines(lines)
+        write(staging)
         os.replace(staging, path)
     finally:
         staging.unlink(missing_ok=True)
 
 
+def _write_lines(path, lines) -> None:
+    """:func:`write_atomically` the strings ``lines``."""
+    def write(staging):
+        with open(staging, "w", encoding="utf-8", errors="surrogateescape", newline="\n") as file:
+            file.writelines(lines)
+    write_atomically(path, write)
+
+
 def write_counts(counts: dict, path) -> None:
     """Write ``counts`` to ``path`` in Verilator's ``coverage.dat`` format, keys sorted, atomically (never half
     written)."""
-    _write_atomically(path, [HEADER + "\n", *(f"C '{key}' {int(counts[key])}\n" for key in sorted(counts))])
+    _write_lines(path, [HEADER + "\n", *(f"C '{key}' {int(counts[key])}\n" for key in sorted(counts))])
 
 
 def parse_key(key: str) -> dict[str, str]:
@@ -1229,4 +1236,4 @@ def write_html(report: StructuralReport, path, title: str = "sparq structural co
     for reason, count in report.excluded().items():
         out.append(f"<tr><td>{e(reason)}</td><td class='n'>{count}</td></tr>")
     out.append("</table></body></html>\n")
-    _write_atomically(path, out)
+    _write_lines(path, out)

@@ -12,13 +12,14 @@ from sparq.formats.eie import EieConfig
 from sparq.formats.systolic import Flag, Opcode
 from sparq.sim.coverage.functional import (
     POINTS,
+    ClipRecorder,
     FunctionalCoverage,
-    activate_trace,
     eie_observations,
     systolic_observations,
     user_events,
 )
 from sparq.sim.eie.golden import Golden
+from sparq.sim.systolic.golden import run_program
 
 TINY = EieConfig(n_pe=1, fifo_depth=4, ptr_depth=64, spmat_depth=64, act_depth=32, bias_depth=32, max_layers=1)
 
@@ -78,7 +79,9 @@ def test_systolic_observations_count_opcodes_flags_banks_and_saturation():
         layer.multiplier[:] = 60000
         layer.shift[:] = 0
     program, words = gemm_program(x, layers, config)
-    clipped = activate_trace(config, program.instructions, program.stream(words))
+    recorder = ClipRecorder(config)
+    run_program(config, program.instructions, program.stream(words), state=recorder)
+    clipped = recorder.clipped
     assert len(clipped) == sum(i.opcode == Opcode.ACTIVATE for i in program.instructions)
     assert any(low for low, _ in clipped) and any(high for _, high in clipped)
     seen = systolic_observations(program, clipped, {"stall_cycles": 0}, {"host_out": {"stalled": 2}})
