@@ -7,10 +7,15 @@ from amaranth.lib.wiring import In, Out
 
 from sparq.formats.eie import ACT_BITS, ADDR_BITS, CODEBOOK_SIZE, WEIGHT_BITS
 
+from ..common.dsp import RegisteredMultiplier
 from ..common.memory import COLLISION_UNUSED
 from .layouts import acc, act, au_entry_layout
 
 __all__ = ["ArithmeticUnit"]
+
+_ADD_STAGE = 4    # the stage that adds the product to the accumulator word
+_WRITE_STAGE = 5  # the stage that writes the sum
+_FORWARD = 3      # entries ahead whose sums a word read in stage 2 may miss: they write in stages 2 to 4 of it
 
 
 class ArithmeticUnit(wiring.Component):
@@ -21,16 +26,24 @@ class ArithmeticUnit(wiring.Component):
     are read while a layer runs, biases only while its outputs are written back, so one read port serves both, and
     one block RAM replaces a 16-way multiplexer per PE. The accumulators are a second memory.
 
-    Pipeline (an entry enters in cycle ``t`` on ``entry``), as the paper's stages:
+    Pipeline (an entry enters in cycle ``t`` on ``entry``, stage 0), every memory output registered before use:
 
-    1. ``t``: codebook read (synchronous) in parallel with the row address accumulation, ``row = z`` on a column's
+    0. ``t``: codebook read (synchronous) in parallel with the row address accumulation, ``row = z`` on a column's
        first entry (``row_(-1) = -1``), else ``row + z + 1``; registered.
-    2. ``t + 1``: accumulator read (synchronous) in parallel with the 16 x 16 multiply; registered.
-    3. ``t + 2``: add and write back. Bypass: the entry one ahead wrote its sum at the edge that ended this entry's
-       read, which did not see it (block RAM has no defined read-during-write result), so when its row is the same
-       its registered sum replaces the read word. Entries further ahead wrote before this entry read.
+    1. the codebook word arrives; registered.
+    2. the 16 x 16 multiply starts (:class:`~sparq.hw.common.dsp.RegisteredMultiplier`, its operand and product
+       registers, the DSP block's own on an ECP5); the accumulator read issues.
+    3. the accumulator word arrives; registered. Whether an entry ahead holds a newer sum of this row is decided
+       and registered.
+    4. add: the product plus the newest sum of the row among the three entries ahead (forwarding), else plus the
+       word read; registered.
+    5. write.
 
-    Coverage: one ``Cover``, the bypass taken in two cycles running (three entries in a row on one accumulator),
+    Forwarding: block RAM has no defined read-during-write result, and a word read in stage 2 misses the sums of
+    the entries one, two and three ahead (they write while it is in stages 4, 3 and 2), so the youngest of them on
+    the same row replaces it; entries further ahead wrote before the read.
+
+    Coverage: one ``Cover``, the sum of the entry one ahead forwarded in two cycles running (three entries in a row on one accumulator),
     counted by Verilator's user coverage in a coverage build (:mod:`sparq.sim.coverage`); synthesis drops it.
 
     Accumulators start at 0: the bias is added in :class:`~.activation.ActivationRegisters` when the layer's outputs
@@ -46,15 +59,18 @@ class ArithmeticUnit(wiring.Component):
         The running layer's first bias (``sparq.formats.eie`` layer table).
     flush_addr, flush_en : In
         While the pipeline is idle: read accumulator ``flush_addr`` and bias ``bias_base + flush_addr`` (on
-        ``result`` and ``bias`` the next cycle) and clear the accumulator to 0 (written the cycle after that).
+        ``result`` and ``bias`` ``FLUSH_LATENCY`` cycles later) and clear the accumulator to 0 (written the next
+        cycle).
     result : Out(acc), bias : Out(act)
-        What a flush read, one cycle after ``flush_en``.
+        What a flush read, ``FLUSH_LATENCY`` (2) cycles after ``flush_en``: the memories' outputs, registered.
     write_addr, write_data, write_codebook, write_bias : In
         Host write of codebook word ``write_addr`` (``16 * layer + code``) or of bias ``write_addr``, while no layer
         runs.
     busy : Out(1)
-        An entry is in stages 1 to 3 (not yet written).
+        An entry is in stages 1 to 5 (not yet written).
     """
+
+    FLUSH_LATENCY = 2
 
     def __init__(self, act_depth: int, bias_depth: int, max_layers: int, *, codebooks=(), biases=()):
         """``codebooks``: the ``16 * max_layers`` codebook words, ``biases``: the bias words, for ``Memory(init=)``
@@ -94,42 +110,64 @@ class ArithmeticUnit(wiring.Component):
             param_rd.addr.eq(Mux(self.flush_en, self._bias_offset + self.bias_base + self.flush_addr,
                                  Cat(entry.entry.code, self.layer_index))),
             param_rd.en.eq(self.flush_en | self.entry.valid),
-            self.bias.eq(param_rd.data),
             param_wr.addr.eq(Mux(self.write_bias, self._bias_offset + self.write_addr, self.write_addr)),
             param_wr.data.eq(self.write_data),
             param_wr.en.eq(self.write_codebook | self.write_bias),
         ]
 
-        # Stage 1: codebook read || row address accumulation.
-        valid1, row1, value1 = Signal(), Signal(row_shape), Signal(act)
-        with m.If(self.entry.valid):
-            m.d.sync += row1.eq(Mux(entry.first, entry.entry.zeros, row1 + entry.entry.zeros + 1))
-        m.d.sync += [valid1.eq(self.entry.valid), value1.eq(entry.value)]
+        # valid[s], row[s]: the entry in stage s (registered, s = 1 .. _WRITE_STAGE).
+        stages = range(1, _WRITE_STAGE + 1)
+        valid = {s: Signal(name=f"valid{s}") for s in stages}
+        row = {s: Signal(row_shape, name=f"row{s}") for s in stages}
+        m.d.sync += valid[1].eq(self.entry.valid)
+        with m.If(self.entry.valid):  # stage 0: codebook read || row address accumulation
+            m.d.sync += row[1].eq(Mux(entry.first, entry.entry.zeros, row[1] + entry.entry.zeros + 1))
+        for s in stages[1:]:
+            m.d.sync += [valid[s].eq(valid[s - 1]), row[s].eq(row[s - 1])]
+        value1, value2, weight2 = Signal(act), Signal(act), Signal(act)
+        m.d.sync += [value1.eq(entry.value), value2.eq(value1), weight2.eq(param_rd.data)]
 
-        # Stage 2: accumulator read || multiply.
-        valid2, row2 = Signal(), Signal(row_shape)
-        weight = param_rd.data
-        product2 = Signal(signed(WEIGHT_BITS + ACT_BITS))
-        m.d.sync += [valid2.eq(valid1), row2.eq(row1), product2.eq(weight * value1)]
+        # Stage 2: multiply (the product is in stage _ADD_STAGE); the accumulator read issues.
+        m.submodules.multiplier = multiplier = RegisteredMultiplier(act, act)
+        assert _ADD_STAGE == 2 + RegisteredMultiplier.LATENCY
+        m.d.comb += [multiplier.a.eq(weight2), multiplier.b.eq(value2)]
 
-        # Stage 3: add, with the bypass from the entry one ahead, and write.
-        valid3, row3, sum3 = Signal(), Signal(row_shape), Signal(acc)
+        # Stage 3: the word read is registered; which younger sum replaces it is decided (registered for stage 4).
+        read_word = Signal(acc)
+        m.d.sync += read_word.eq(rd.data)
+        # sums[d]: the sum of the entry d + 1 stages ahead of the adding one, d = 0 .. _FORWARD - 1 (the entry in
+        # the write stage, then the ones that wrote in the cycles before); rows and valid bits alike.
+        sums = [Signal(acc, name=f"sum{d}") for d in range(_FORWARD)]
+        sum_rows = [row[_WRITE_STAGE]] + [Signal(row_shape, name=f"sum_row{d}") for d in range(1, _FORWARD)]
+        sum_valid = [valid[_WRITE_STAGE]] + [Signal(name=f"sum_valid{d}") for d in range(1, _FORWARD)]
+        for d in range(1, _FORWARD):
+            m.d.sync += [sums[d].eq(sums[d - 1]), sum_rows[d].eq(sum_rows[d - 1]), sum_valid[d].eq(sum_valid[d - 1])]
+        # The entry in stage 3 will add in stage 4, when the entries now in stages 4, 5 and the first sum
+        # register are d = 0, 1, 2 ahead of it.
+        ahead = [(valid[_ADD_STAGE], row[_ADD_STAGE]), (valid[_WRITE_STAGE], row[_WRITE_STAGE]),
+                 (sum_valid[1], sum_rows[1])][:_FORWARD]
+        forward = [Signal(name=f"forward{d}") for d in range(_FORWARD)]
+        m.d.sync += [forward[d].eq(v & (r == row[_ADD_STAGE - 1])) for d, (v, r) in enumerate(ahead)]
+
+        # Stage 4: add to the youngest matching sum, else to the word read.
+        base = read_word
+        for d in reversed(range(_FORWARD)):
+            base = Mux(forward[d], sums[d], base)
         total = Signal(acc)
-        bypass = Signal()
-        m.d.comb += [bypass.eq(valid3 & (row3 == row2)), total.eq(Mux(bypass, sum3, rd.data) + product2)]
-        m.d.sync += [valid3.eq(valid2), row3.eq(row2), sum3.eq(total)]
-        bypassed, bypassed_last = valid2 & bypass, Signal()
+        m.d.comb += total.eq(base + multiplier.p)
+        m.d.sync += sums[0].eq(total)
+        bypassed, bypassed_last = valid[_ADD_STAGE] & forward[0], Signal()
         m.d.sync += [bypassed_last.eq(bypassed), Cover(bypassed & bypassed_last, "bypass back to back")]
 
-        # Flushes use the accumulator ports while the pipeline is idle.
+        # Flushes use the accumulator ports while the pipeline is idle: read and clear (written a cycle later).
         flush_d, flush_addr_d = Signal(), Signal(row_shape)
-        m.d.sync += [flush_d.eq(self.flush_en), flush_addr_d.eq(self.flush_addr)]
+        m.d.sync += [flush_d.eq(self.flush_en), flush_addr_d.eq(self.flush_addr),
+                     self.result.eq(rd.data), self.bias.eq(param_rd.data)]
         m.d.comb += [
-            rd.addr.eq(Mux(self.flush_en, self.flush_addr, row1)),
-            wr.addr.eq(Mux(flush_d, flush_addr_d, row2)),
-            wr.data.eq(Mux(flush_d, 0, total)),
-            wr.en.eq(flush_d | valid2),
-            self.result.eq(rd.data),
-            self.busy.eq(valid1 | valid2),
+            rd.addr.eq(Mux(self.flush_en, self.flush_addr, row[2])),
+            wr.addr.eq(Mux(flush_d, flush_addr_d, row[_WRITE_STAGE])),
+            wr.data.eq(Mux(flush_d, 0, sums[0])),
+            wr.en.eq(flush_d | valid[_WRITE_STAGE]),
+            self.busy.eq(Cat(*valid.values()).any()),
         ]
         return m

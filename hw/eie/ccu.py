@@ -1,7 +1,7 @@
 """The central control unit: layer sequencing, leading non-zero detection and broadcast, performance counters."""
 
 from amaranth import Module, Mux, Signal, unsigned
-from amaranth.lib import data, memory, wiring
+from amaranth.lib import data, fifo, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from sparq.formats.eie import COUNTER_BITS, COUNTERS, LAYER_BITS, EieConfig
@@ -13,7 +13,9 @@ from .lnzd import LeadingNonZeroDetector
 
 __all__ = ["CentralControlUnit"]
 
-_WRITEBACK_LATENCY = 3  # SETTLE: flush -> accumulator and bias read -> finish stage 1 -> destination write
+_WRITEBACK_LATENCY = 5  # SETTLE: flush on the links -> accumulator and bias read, registered -> finish -> write
+_GROUP_CREDITS = 6      # groups in flight or queued: covers a fetch's way round (fetch, read, register, queue
+                        # in and out: 5 cycles), so the scan keeps up with one group per cycle
 
 
 class CentralControlUnit(wiring.Component):
@@ -89,30 +91,31 @@ class CentralControlUnit(wiring.Component):
         m.d.comb += [table_wr.addr.eq(self.table_addr), table_wr.data.eq(self.table_data),
                      table_wr.en.eq(self.table_en)]
         m.submodules.lnzd = lnzd = LeadingNonZeroDetector(n)
+        group = group_layout(n)
+        m.submodules.groups = groups = fifo.SyncFIFOBuffered(width=group.size, depth=_GROUP_CREDITS + 1)
 
         n_layers = Signal.like(self.n_layers)
         l = Signal(range(c.max_layers + 1))
-        step = Signal(range(max(c.act_depth, _WRITEBACK_LATENCY) + 1))  # CLEAR / SCAN / WRITEBACK / SETTLE counter
-        base = Signal(17)                                               # r * N or a * N
-        taken = Signal(n)                                               # lanes of the group already broadcast
+        step = Signal(range(max(c.act_depth, _WRITEBACK_LATENCY) + 1))  # CLEAR / WRITEBACK / SETTLE counter
+        base = Signal(17)                                               # WRITEBACK: r * N
 
-        # The PE links: every PE gets the same control signals and broadcast.
+        # The PE links: every PE gets the same control signals and broadcast, all from registers.
         layer, parity = Signal(layer_layout()), Signal()
-        scan_addr, scan_en = Signal(range(c.act_depth)), Signal()
+        fetch_addr, scanning = Signal(range(c.act_depth)), Signal()
         flush_addr, flush_en, flush_write = Signal(range(c.act_depth)), Signal(), Signal()
-        offer, fire = Signal(), Signal()  # SCAN has a non-zero to broadcast / it goes out this cycle
         bcast = Signal(broadcast_layout())
+        bcast_valid = Signal()
         act_data = Signal(data.ArrayLayout(act, n))
         pe_room, pe_busy, pe_idle = Signal(n), Signal(n), Signal(n)
         for k, pe in enumerate(self.pes):
             m.d.comb += [
-                pe.bcast.valid.eq(fire),
+                pe.bcast.valid.eq(bcast_valid),
                 pe.bcast.payload.eq(bcast),
                 pe.layer.eq(layer),
                 pe.layer_index.eq(l),
                 pe.parity.eq(parity),
-                pe.act_addr.eq(Mux(self.running, scan_addr, self.host_addr)),
-                pe.act_en.eq(scan_en | self.host_en),
+                pe.act_addr.eq(Mux(self.running, fetch_addr, self.host_addr)),
+                pe.act_en.eq(scanning | self.host_en),
                 pe.flush_addr.eq(flush_addr),
                 pe.flush_en.eq(flush_en),
                 pe.flush_write.eq(flush_write),
@@ -121,30 +124,74 @@ class CentralControlUnit(wiring.Component):
                 pe_busy[k].eq(pe.busy),
                 pe_idle[k].eq(pe.idle),
             ]
+        # What the FSM's states ask for this cycle; the links carry it from registers the next cycle.
+        flush_en_now, flush_write_now, flush_addr_now = Signal(), Signal(), Signal.like(flush_addr)
+        m.d.sync += [flush_en.eq(flush_en_now), flush_write.eq(flush_write_now), flush_addr.eq(flush_addr_now)]
 
-        # Scan: the group at local address `step` (indices base .. base + N - 1) is on act_data.
-        in_range = Signal(n)
-        m.d.comb += [in_range[k].eq(base + k < layer.in_len) for k in range(n)]
-        m.d.comb += [lnzd.mask[k].eq((act_data[k] != 0) & in_range[k] & ~taken[k]) for k in range(n)]
-        m.d.comb += [lnzd.values.eq(act_data), bcast.value.eq(lnzd.value), bcast.index.eq(base + lnzd.lane),
-                     fire.eq(offer & pe_room.all())]
-        lane_bit = Signal(n)
-        m.d.comb += lane_bit.eq(1 << lnzd.lane)
+        # Fetch: during SCAN the PEs' source activations are read at local address `fetch_addr` in every cycle; a
+        # fetch (`fetch`) takes that group (indices fetch_base .. fetch_base + N - 1) if a credit is left. Stage 1:
+        # the group is read; stage 2: it is registered with its lanes' in-range bits; then its non-zero lanes go
+        # into the group queue, and an all-zero group is dropped there (so it costs no broadcast cycle).
+        fetch_left = Signal(17)  # indices of the layer not yet fetched
+        fetch_base = Signal(17)
+        credits = Signal(range(_GROUP_CREDITS + 1))
+        fetch = Signal()
+        read_valid, read_left, read_base = Signal(), Signal.like(fetch_left), Signal.like(fetch_base)
+        got_valid, got_left, got_base = Signal(), Signal.like(fetch_left), Signal.like(fetch_base)
+        got_values = Signal.like(act_data)
+        m.d.comb += fetch.eq(scanning & (fetch_left != 0) & (credits != 0))
+        with m.If(fetch):
+            m.d.sync += [fetch_addr.eq(fetch_addr + 1), fetch_base.eq(fetch_base + n),
+                         fetch_left.eq(Mux(fetch_left > n, fetch_left - n, 0))]
+        m.d.sync += [read_valid.eq(fetch), read_left.eq(fetch_left), read_base.eq(fetch_base),
+                     got_valid.eq(read_valid), got_left.eq(read_left), got_base.eq(read_base),
+                     got_values.eq(act_data)]
+        got = Signal(group)
+        m.d.comb += [got.values.eq(got_values), got.base.eq(got_base)]
+        m.d.comb += [got.mask[k].eq((got_values[k] != 0) & (got_left > k)) for k in range(n)]
+        dropped = Signal()
+        m.d.comb += [groups.w_data.eq(got), groups.w_en.eq(got_valid & got.mask.any()),
+                     dropped.eq(got_valid & ~got.mask.any())]
 
-        # Counters.
+        # Broadcast: the LNZD picks the head group's lanes in index order, one per cycle while every PE has room;
+        # the head leaves the queue with its last lane. The broadcast is registered on its way to the PEs.
+        head = data.View(group, groups.r_data)
+        taken = Signal(n)  # lanes of the head group already broadcast
+        left_lanes = Signal(n)
+        offer, fire, consume = Signal(), Signal(), Signal()
+        m.d.comb += [
+            left_lanes.eq(head.mask & ~taken),
+            lnzd.mask.eq(left_lanes),
+            lnzd.values.eq(head.values),
+            offer.eq(scanning & groups.r_rdy),
+            fire.eq(offer & pe_room.all()),
+            consume.eq(fire & ((left_lanes & (left_lanes - 1)) == 0)),  # the last lane left goes out
+            groups.r_en.eq(consume),
+        ]
+        m.d.sync += bcast_valid.eq(fire)
+        with m.If(fire):
+            m.d.sync += [bcast.value.eq(lnzd.value), bcast.index.eq(head.base + lnzd.lane),
+                         taken.eq(Mux(consume, 0, taken | (left_lanes & -left_lanes)))]
+        m.d.sync += credits.eq(credits - fetch + consume + dropped)
+
+        # Counters, from registered signals: the window opens with the first broadcast on the links (one cycle after
+        # the decision, as the PEs' busy bits lag theirs).
         started, window, last = Signal(), Signal(COUNTER_BITS), Signal(COUNTER_BITS)
         window_now = Signal(COUNTER_BITS)
+        stalled = Signal(n)
         m.d.comb += window_now.eq(window + 1)
+        m.d.sync += stalled.eq(Mux(offer, ~pe_room, 0))
         with m.If(self.running):
             m.d.sync += self.cycles.eq(self.cycles + 1)
             for k in range(n if self.pe_counters else 0):
-                m.d.sync += self.busy_cycles[k].eq(self.busy_cycles[k] + pe_busy[k])
-        with m.If(started | fire):
+                m.d.sync += [self.busy_cycles[k].eq(self.busy_cycles[k] + pe_busy[k]),
+                             self.stall_cycles[k].eq(self.stall_cycles[k] + stalled[k])]
+        with m.If(started | bcast_valid):
             m.d.sync += [started.eq(1), window.eq(window_now)]
             with m.If(pe_busy.any()):
                 m.d.sync += last.eq(window_now)
 
-        m.d.comb += [table_rd.addr.eq(l), layer.eq(table_rd.data)]
+        m.d.comb += table_rd.addr.eq(l)
         with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
@@ -154,7 +201,7 @@ class CentralControlUnit(wiring.Component):
                         m.d.sync += [self.busy_cycles.eq(0), self.stall_cycles.eq(0)]
                     m.next = "CLEAR"
             with m.State("CLEAR"):
-                m.d.comb += [flush_en.eq(1), flush_addr.eq(step)]
+                m.d.comb += [flush_en_now.eq(1), flush_addr_now.eq(step)]
                 m.d.sync += step.eq(step + 1)
                 with m.If(step == c.act_depth - 1):
                     m.d.sync += step.eq(0)
@@ -166,27 +213,23 @@ class CentralControlUnit(wiring.Component):
                 with m.Else():
                     m.next = "LAYER"
             with m.State("LAYER"):
-                m.d.comb += [scan_addr.eq(0), scan_en.eq(1)]
-                m.d.sync += [step.eq(0), base.eq(0), taken.eq(0), started.eq(0), window.eq(0), last.eq(0)]
+                m.next = "LOAD"
+            with m.State("LOAD"):
+                word = data.View(layer_layout(), table_rd.data)
+                m.d.sync += [layer.eq(word), fetch_addr.eq(0), fetch_base.eq(0), fetch_left.eq(word.in_len),
+                             credits.eq(_GROUP_CREDITS), taken.eq(0), started.eq(0), window.eq(0), last.eq(0)]
                 m.next = "SCAN"
             with m.State("SCAN"):
-                m.d.comb += offer.eq(lnzd.valid)
-                for k in range(n if self.pe_counters else 0):
-                    m.d.sync += self.stall_cycles[k].eq(self.stall_cycles[k] + (lnzd.valid & ~pe_room[k]))
-                with m.If(~lnzd.valid | (fire & ((lnzd.mask & ~lane_bit) == 0))):
-                    m.d.comb += [scan_addr.eq(step + 1), scan_en.eq(1)]
-                    m.d.sync += [step.eq(step + 1), base.eq(base + n), taken.eq(0)]
-                    with m.If(base + n >= layer.in_len):
-                        m.next = "DRAIN"
-                with m.Elif(fire):
-                    m.d.sync += taken.eq(taken | lane_bit)
+                m.d.comb += scanning.eq(1)
+                with m.If((fetch_left == 0) & ~read_valid & ~got_valid & (groups.level == 0)):
+                    m.next = "DRAIN"
             with m.State("DRAIN"):
                 with m.If(pe_idle.all()):
                     m.d.sync += [step.eq(0), base.eq(0), self.compute_cycles.eq(self.compute_cycles + last),
                                  started.eq(0)]
                     m.next = "WRITEBACK"
             with m.State("WRITEBACK"):
-                m.d.comb += [flush_en.eq(1), flush_write.eq(1), flush_addr.eq(step)]
+                m.d.comb += [flush_en_now.eq(1), flush_write_now.eq(1), flush_addr_now.eq(step)]
                 m.d.sync += [step.eq(step + 1), base.eq(base + n)]
                 with m.If(base + n >= layer.out_len):
                     m.d.sync += step.eq(0)
@@ -198,3 +241,9 @@ class CentralControlUnit(wiring.Component):
                     m.next = "NEXT"
         m.d.comb += [self.running.eq(~fsm.ongoing("IDLE")), table_rd.en.eq(fsm.ongoing("LAYER"))]
         return m
+
+
+def group_layout(n: int) -> data.StructLayout:
+    """A group of the scan in the group queue: the ``n`` source activations at one local address, which of their
+    lanes are non-zero and in the layer (``mask``), and the index of lane 0 (``base``)."""
+    return data.StructLayout({"values": data.ArrayLayout(act, n), "mask": n, "base": 17})

@@ -1,6 +1,6 @@
 """A processing element: activation queue, pointer and sparse-matrix read units, arithmetic unit, activations."""
 
-from amaranth import Module, Signal
+from amaranth import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
@@ -28,10 +28,13 @@ class ProcessingElement(wiring.Component):
 
     Room: the PE counts the activations it holds, from the broadcast that writes one until the cycle it finishes
     the column (its last entry issues), wherever they are (queue, pointer unit or read unit). It reports ``room``
-    while it holds fewer than ``fifo_depth`` -- the cycle model's queue of depth D, whose slot stays taken until
-    the PE is done with the activation -- and the queue is ready. (``SyncFIFOBuffered`` of depth 2 refuses a
-    write in the cycle its one-entry inner queue hands an item to its output register.) The CCU broadcasts only
-    while every PE has room, so the PE takes every broadcast (``ccu.bcast`` is always ready).
+    while it holds fewer than ``fifo_depth``, counting a broadcast arriving this cycle -- the cycle model's queue of
+    depth D, whose slot stays taken from the broadcast until the PE is done with the activation. The CCU decides a
+    broadcast only in a cycle where every PE has room and sends it from a register the next cycle, so the PE takes
+    every broadcast (``ccu.bcast`` is always ready); the physical queue has one entry more than ``fifo_depth``
+    (``SyncFIFOBuffered`` refuses a write while its inner queue is full, even in the cycle that queue hands an item
+    to its output register), so it is ready whenever the count allows. ``room`` and ``idle`` are functions of
+    registers; ``busy`` is registered (the CCU's counters lag the PE by a cycle).
 
     Ports
     -----
@@ -39,7 +42,7 @@ class ProcessingElement(wiring.Component):
         The link to the CCU (:class:`~.link.PELinkSignature`): broadcasts in, ``room``, ``busy`` and ``idle``
         out, the running layer, the source-activation read (one cycle latency) and the write-back of local row
         ``flush_addr`` (accumulator read and cleared, and with ``flush_write`` finished into the destination
-        activations three cycles later; see the blocks).
+        activations: visible to source reads five cycles later; see the blocks).
     load : In(load_layout(n_pe)), load_en : In(1)
         Host write into the PE's memories (``target`` CODEBOOK, PTR, SPMAT, BIAS or ACT), while no layer runs, one
         per cycle. Every PE keeps a copy of the codebooks: :class:`~.top.EIE` writes CODEBOOK words to all of them.
@@ -63,7 +66,7 @@ class ProcessingElement(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         c = self.config
-        m.submodules.queue = queue = ActivationQueue(c.fifo_depth)
+        m.submodules.queue = queue = ActivationQueue(c.fifo_depth + 1)
         m.submodules.pointers = pointers = PointerReadUnit(c.ptr_depth, c.ptr_width, self._init.get("ptr_even", ()),
                                                            self._init.get("ptr_odd", ()))
         m.submodules.spmat = spmat = SparseMatrixReadUnit(c.spmat_depth, c.ptr_width, self._init.get("spmat", ()),
@@ -85,16 +88,20 @@ class ProcessingElement(wiring.Component):
         ]
 
         held = Signal(range(c.fifo_depth + 1))
-        m.d.sync += held.eq(held + link.bcast.valid - spmat.finished)
+        busy = Signal()
+        m.d.sync += [held.eq(held + link.bcast.valid - spmat.finished), busy.eq(spmat.busy)]
         m.d.comb += [
-            link.room.eq((held < c.fifo_depth) & queue.i.ready),
-            link.busy.eq(spmat.busy),
-            link.idle.eq((held == 0) & spmat.idle & ~arith.busy),
+            link.room.eq(held + link.bcast.valid < c.fifo_depth),
+            link.busy.eq(busy),
+            link.idle.eq((held == 0) & ~link.bcast.valid & spmat.idle & ~arith.busy),
         ]
 
         # Write-back: accumulator and bias read together (by the arithmetic unit), finished into the destination.
-        flush_write_d, flush_addr_d = Signal(), Signal(range(c.act_depth))
-        m.d.sync += [flush_write_d.eq(link.flush_en & link.flush_write), flush_addr_d.eq(link.flush_addr)]
+        flush_write = Signal(ArithmeticUnit.FLUSH_LATENCY)
+        flush_addr = [Signal(range(c.act_depth), name=f"flush_addr{k}") for k in range(ArithmeticUnit.FLUSH_LATENCY)]
+        m.d.sync += [flush_write.eq(Cat(link.flush_en & link.flush_write, flush_write)),
+                     flush_addr[0].eq(link.flush_addr)]
+        m.d.sync += [flush_addr[k].eq(flush_addr[k - 1]) for k in range(1, len(flush_addr))]
         m.d.comb += [
             arith.flush_addr.eq(link.flush_addr),
             arith.flush_en.eq(link.flush_en),
@@ -103,10 +110,10 @@ class ProcessingElement(wiring.Component):
             acts.read_addr.eq(link.act_addr),
             acts.read_en.eq(link.act_en),
             link.act_data.eq(acts.read_data),
-            acts.result_addr.eq(flush_addr_d),
+            acts.result_addr.eq(flush_addr[-1]),
             acts.result_acc.eq(arith.result),
             acts.result_bias.eq(arith.bias),
-            acts.result_en.eq(flush_write_d),
+            acts.result_en.eq(flush_write[-1]),
             acts.w_frac.eq(link.layer.w_frac),
             acts.relu.eq(link.layer.relu),
         ]

@@ -30,8 +30,9 @@ class PointerReadUnit(wiring.Component):
     write_addr, write_data, write_en : In
         Host write of pointer ``write_addr`` (= ``g``), one per cycle, while no layer runs.
 
-    Latency: one cycle (synchronous-read banks); throughput: one column per cycle. While ``run`` is held the banks
-    are not read, so their outputs hold the run.
+    Latency: two cycles (the synchronous-read banks, then the run registered); throughput: one column per cycle.
+    Two stages, each taking a new item when it is empty or the one ahead moves on (so a held ``run`` does not stop
+    the next column's read); a read waiting in stage 1 keeps the banks disabled, so their outputs hold it.
     """
 
     def __init__(self, ptr_depth: int, ptr_width: int, init_even=(), init_odd=()):
@@ -56,26 +57,28 @@ class PointerReadUnit(wiring.Component):
             banks.append((bank.read_port(), bank.write_port()))
         (even_r, even_w), (odd_r, odd_w) = banks
 
+        # Stage 1: the banks read (their outputs hold while the stage waits); stage 2: the run, registered.
         g = Signal(ADDR_BITS + 1)
-        take = Signal()
-        odd_first = Signal()
-        value = Signal.like(self.run.payload.value)
+        take, read_valid, advance = Signal(), Signal(), Signal()
+        odd_first, read_value = Signal(), Signal.like(self.run.payload.value)
         m.d.comb += [
             g.eq(self.ptr_base + self.column.payload.index),
-            self.column.ready.eq(~self.run.valid | self.run.ready),
+            advance.eq(~self.run.valid | self.run.ready),
+            self.column.ready.eq(~read_valid | advance),
             take.eq(self.column.valid & self.column.ready),
             even_r.addr.eq((g + 1) >> 1),
             odd_r.addr.eq(g >> 1),
             even_r.en.eq(take),
             odd_r.en.eq(take),
-            self.run.payload.value.eq(value),
-            self.run.payload.start.eq(Mux(odd_first, odd_r.data, even_r.data)),
-            self.run.payload.end.eq(Mux(odd_first, even_r.data, odd_r.data)),
         ]
         with m.If(take):
-            m.d.sync += [self.run.valid.eq(1), odd_first.eq(g[0]), value.eq(self.column.payload.value)]
-        with m.Elif(self.run.ready):
-            m.d.sync += self.run.valid.eq(0)
+            m.d.sync += [read_valid.eq(1), odd_first.eq(g[0]), read_value.eq(self.column.payload.value)]
+        with m.Elif(advance):
+            m.d.sync += read_valid.eq(0)
+        with m.If(advance):
+            m.d.sync += [self.run.valid.eq(read_valid), self.run.payload.value.eq(read_value),
+                         self.run.payload.start.eq(Mux(odd_first, odd_r.data, even_r.data)),
+                         self.run.payload.end.eq(Mux(odd_first, even_r.data, odd_r.data))]
 
         for port, parity in ((even_w, 0), (odd_w, 1)):
             m.d.comb += [port.addr.eq(self.write_addr >> 1), port.data.eq(self.write_data),

@@ -56,7 +56,7 @@ class SparseMatrixReadUnit(wiring.Component):
         16 bits wide), while no layer runs. One word per cycle.
 
     Latency: an entry issued in cycle ``t`` (addressed from ``run`` or from the run in progress) is on ``entry`` in
-    cycle ``t + 1`` (synchronous-read memory).
+    cycle ``t + 2`` (synchronous-read memory, then the entry picked from the word and registered).
     """
 
     def __init__(self, spmat_depth: int, ptr_width: int, init=(), *, spram: bool = False):
@@ -94,8 +94,6 @@ class SparseMatrixReadUnit(wiring.Component):
         cur = Signal(self.ptr_width)    # the next entry's address
         left = Signal(self.ptr_width)   # entries of the run still to issue (a down-counter: no comparator on `cur`)
         length = Signal(self.ptr_width)
-        value = Signal.like(run.value)
-        sel, first = Signal(sel_bits), Signal()                # the entry on self.entry
 
         remaining = Signal()
         accept = Signal()       # a run is accepted this cycle
@@ -103,6 +101,7 @@ class SparseMatrixReadUnit(wiring.Component):
         issue = Signal()
         addr = Signal(self.ptr_width)
         word_addr = Signal.like(rd.addr)
+        read_valid, read_sel, read_first, read_value = Signal(), Signal(sel_bits), Signal(), Signal.like(run.value)
         m.d.comb += [
             remaining.eq(left != 0),
             self.run.ready.eq(~remaining),
@@ -114,10 +113,7 @@ class SparseMatrixReadUnit(wiring.Component):
             word_addr.eq(self.spmat_base * self._split + (addr >> sel_bits)),
             self.busy.eq(issue | (accept & ~run_entries)),
             self.finished.eq((remaining & (left == 1)) | (accept & (run.end - run.start <= 1))),
-            self.idle.eq(~remaining & ~self.entry.valid),
-            self.entry.payload.value.eq(value),
-            self.entry.payload.entry.eq(word[sel]),
-            self.entry.payload.first.eq(first),
+            self.idle.eq(~remaining & ~read_valid & ~self.entry.valid),
         ]
         if self.spram:  # one address for both: a single-port RAM
             m.d.comb += [rd.addr.eq(Mux(self.write_en, self.write_addr, word_addr)), wr.addr.eq(rd.addr)]
@@ -128,9 +124,12 @@ class SparseMatrixReadUnit(wiring.Component):
         with m.Elif(accept):
             m.d.sync += [cur.eq(run.start + run_entries), left.eq(Mux(run_entries, length - 1, 0))]
 
+        # The entry issued in cycle t: its word is read in t, the entry picked and registered in t + 1.
+        m.d.sync += [read_valid.eq(issue), self.entry.valid.eq(read_valid)]
         with m.If(issue):
-            m.d.sync += [self.entry.valid.eq(1), sel.eq(addr[:sel_bits]), first.eq(~remaining),
-                         value.eq(Mux(remaining, value, run.value))]
-        with m.Else():
-            m.d.sync += self.entry.valid.eq(0)
+            m.d.sync += [read_sel.eq(addr[:sel_bits]), read_first.eq(~remaining),
+                         read_value.eq(Mux(remaining, read_value, run.value))]
+        with m.If(read_valid):
+            m.d.sync += [self.entry.payload.value.eq(read_value), self.entry.payload.entry.eq(word[read_sel]),
+                         self.entry.payload.first.eq(read_first)]
         return m

@@ -25,7 +25,7 @@ class EIE(wiring.Component):
     -----
     load : In(stream.Signature(load_layout(n_pe)))
         One memory word per transfer (:class:`sparq.formats.eie.LoadTarget`); ready while no run is in progress. A word
-        takes one cycle; with ``spram`` an SPMAT word takes four: it is written as four halfwords (low first) from
+        takes one cycle (the PEs write it from a register the cycle after); with ``spram`` an SPMAT word takes four: it is written as four halfwords (low first) from
         the held payload, and ``ready`` stays low for the first three.
     start : In(1), n_layers : In(range(max_layers + 1))
         A cycle with ``start`` high while not ``running`` runs layers ``0 .. n_layers - 1``.
@@ -35,7 +35,8 @@ class EIE(wiring.Component):
         Request the activation at local address ``addr`` of PE ``pe`` (vector index ``addr * N + pe``): the input
         before a run, the network's output after one. Ready while not ``running`` and ``out`` can take it.
     out : Out(stream.Signature(act))
-        The requested activations, in order; one cycle after the request at the earliest.
+        The requested activations, in order, from a register: two cycles after the request at the earliest; the
+        next request is taken from the cycle the word is on ``out`` (one word per two cycles at most).
     cycles, compute_cycles : Out(32); busy_cycles, starve_cycles, stall_cycles : Out(ArrayLayout(32, n_pe))
         Performance counters of the last run (``sparq.formats.eie.COUNTERS`` and ``PE_COUNTERS``, as
         :class:`~.ccu.CentralControlUnit` defines them); ``starve = compute - busy``.
@@ -114,19 +115,22 @@ class EIE(wiring.Component):
         else:
             m.d.comb += self.load.ready.eq(~ccu.running)
 
-        # Output reads: the CCU's host read of every PE's source activations, between runs.
-        read_take, read_pe = Signal(), Signal.like(self.read.payload.pe)
+        # Output reads: the CCU's host read of every PE's source activations, between runs; the word read is
+        # selected and registered on ``out``. One request at a time.
+        read_take, read_pe, pending = Signal(), Signal.like(self.read.payload.pe), Signal()
         m.d.comb += [
-            self.read.ready.eq(~ccu.running & (~self.out.valid | self.out.ready)),
+            self.read.ready.eq(~ccu.running & ~pending & (~self.out.valid | self.out.ready)),
             read_take.eq(self.read.valid & self.read.ready),
             ccu.host_addr.eq(self.read.payload.addr),
             ccu.host_en.eq(read_take),
         ]
+        m.d.sync += pending.eq(read_take)
         with m.If(read_take):
-            m.d.sync += [self.out.valid.eq(1), read_pe.eq(self.read.payload.pe)]
+            m.d.sync += read_pe.eq(self.read.payload.pe)
+        with m.If(pending):
+            m.d.sync += [self.out.valid.eq(1), self.out.payload.eq(Array(link.act_data for link in ccu.pes)[read_pe])]
         with m.Elif(self.out.ready):
             m.d.sync += self.out.valid.eq(0)
-        m.d.comb += self.out.payload.eq(Array(link.act_data for link in ccu.pes)[read_pe])
 
         m.d.comb += [
             ccu.start.eq(self.start),
@@ -140,10 +144,11 @@ class EIE(wiring.Component):
             m.d.comb += [self.busy_cycles.eq(ccu.busy_cycles), self.stall_cycles.eq(ccu.stall_cycles)]
             for k in range(n):
                 m.d.comb += self.starve_cycles[k].eq(ccu.compute_cycles - ccu.busy_cycles[k])
+        # The PEs take their load words from registers: one cycle after the transfer.
+        pe_load_q, pe_write = Signal.like(pe_load), Signal(n)
+        m.d.sync += pe_load_q.eq(pe_load)
+        m.d.sync += [pe_write[k].eq(write & ((load.pe == k) | (load.target == LoadTarget.CODEBOOK))) for k in range(n)]
         for k, pe in enumerate(pes):
             wiring.connect(m, ccu.pes[k], pe.ccu)
-            m.d.comb += [
-                pe.load.eq(pe_load),
-                pe.load_en.eq(write & ((load.pe == k) | (load.target == LoadTarget.CODEBOOK))),
-            ]
+            m.d.comb += [pe.load.eq(pe_load_q), pe.load_en.eq(pe_write[k])]
         return m

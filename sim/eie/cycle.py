@@ -59,10 +59,10 @@ class CycleStats:
 
 
 def rtl_start_latency(fifo_depth: int) -> int:
-    """sparq's EIE RTL's queue latency in :func:`simulate`'s terms (``start_latency``): 3 (``hw/eie/README.md``
-    deviation 8: 2 cycles through the queue's ``SyncFIFOBuffered``, 1 for the pointer read), but 2 at FIFO depth 1,
-    where ``SyncFIFOBuffered`` is its output register alone (found by ``sparq regress``)."""
-    return 2 if fifo_depth == 1 else 3
+    """sparq's EIE RTL's queue latency in :func:`simulate`'s terms (``start_latency``), at any FIFO depth: 5
+    (``hw/eie/README.md`` deviation 8: 1 for the registered broadcast, 2 through the queue's ``SyncFIFOBuffered``,
+    2 for the pointer read and its register)."""
+    return 5
 
 
 def simulate(costs, fifo_depth, start_latency=1):
@@ -70,10 +70,8 @@ def simulate(costs, fifo_depth, start_latency=1):
     in broadcast order) with FIFOs of ``fifo_depth``; return :class:`CycleStats`.
 
     ``start_latency``: an activation written in cycle ``t`` can be started from cycle ``t + start_latency`` (1 in
-    the model above). sparq's RTL takes 3 (its queue takes 2 cycles through an empty FIFO, then the pointer read:
-    ``hw/eie/README.md``, deviation 8; :func:`rtl_start_latency`); with 3, this model gave the RTL's compute cycles exactly on all nine Table III
-    layers of ``bench/eie_table3_rtl.py``, whose inputs have no all-zero group of ``N`` activations (each costs the
-    RTL's leading non-zero detector a cycle that no latency here accounts for, deviation 6)."""
+    the model above). sparq's RTL takes 5 (:func:`rtl_start_latency`; ``hw/eie/README.md``, deviation 8); with it,
+    this model gives the RTL's compute cycles exactly unless the scan's group queue runs dry (deviation 6)."""
     costs = np.asarray(costs, dtype=np.int64)
     if costs.ndim != 2 or costs.shape[1] < 1 or np.any(costs < 1):
         raise ValueError(f"costs must be (events, PEs) of positive cycle counts, got shape {costs.shape}")

@@ -222,11 +222,11 @@ async def lnzd_random(bench, *, seed, n, count):
         await bench.tick()
 
 
-async def arith_random(bench, *, seed, act_depth, max_layers, count):
+async def arith_random(bench, *, seed, act_depth, max_layers, count, flush_latency):
     """ArithmeticUnit: codebooks of ``max_layers`` layers and ``2 act_depth`` biases written through the host port;
     per layer, random columns of entries (same rows back to back across columns, with random idle cycles), then
-    every accumulator flushed and compared with numpy, with its bias (from the layer's ``bias_base``); then flushed
-    again (accumulators must read 0)."""
+    every accumulator flushed and compared with numpy, with its bias (from the layer's ``bias_base``), read
+    ``flush_latency`` cycles after its flush; then flushed again (accumulators must read 0)."""
     rng = random.Random(seed)
     codebooks = [[0] + [rng.randrange(-(1 << 15), 1 << 15) for _ in range(15)] for _ in range(max_layers)]
     biases = [rng.randrange(-(1 << 15), 1 << 15) for _ in range(2 * act_depth)]
@@ -272,15 +272,16 @@ async def arith_random(bench, *, seed, act_depth, max_layers, count):
             if rng.random() < 0.3:
                 await bench.tick(rng.randrange(1, 4))
         bench.set("entry.valid", 0)
-        await bench.tick(6)
+        await bench.tick(8)
         for rounds in range(2):
             got, got_bias = [], []
-            for row in range(act_depth):
-                bench.set("flush_addr", row)
-                bench.set("flush_en", 1)
+            for i in range(act_depth + flush_latency - 1):  # row i flushed, row i - (flush_latency - 1) read
+                bench.set("flush_addr", min(i, act_depth - 1))
+                bench.set("flush_en", int(i < act_depth))
                 await bench.tick()
-                got.append(bench.get("result"))
-                got_bias.append(bench.get("bias"))
+                if i >= flush_latency - 1:
+                    got.append(bench.get("result"))
+                    got_bias.append(bench.get("bias"))
             bench.set("flush_en", 0)
             await bench.tick(2)
             assert_words_equal(expected if rounds == 0 else [0] * act_depth, got,

@@ -65,7 +65,8 @@ def test_sparse_matrix_read_unit_spram_has_no_init():
 @pytest.mark.parametrize("act_depth, max_layers", [(1, 1), (5, 3), (32, 2)])
 def test_arithmetic_unit_with_bypass(act_depth, max_layers):
     run_amaranth(ArithmeticUnit(act_depth, bias_depth=2 * act_depth, max_layers=max_layers), "sparq.sim.tb.eie:arith_random",
-                 seed=act_depth, act_depth=act_depth, max_layers=max_layers, count=400)
+                 seed=act_depth, act_depth=act_depth, max_layers=max_layers, count=400,
+                 flush_latency=ArithmeticUnit.FLUSH_LATENCY)
 
 
 @pytest.mark.parametrize("act_depth", [1, 7])
