@@ -19,10 +19,9 @@ Each case runs on the RTL and is checked (:func:`run_batch`):
 
 * EIE: every output word bit-exactly against :class:`sparq.sim.eie.golden.Golden`; per PE, the busy cycles
   exactly against :mod:`sparq.sim.eie.cycle`; the compute cycles between the cycle model with the RTL's queue
-  latency (``start_latency=3``, ``hw/eie/README.md`` deviation 8), which they must reach, and that plus one cycle
-  per all-zero activation group the leading non-zero detector steps over (deviation 6), which they must not pass
-  (:func:`eie_compute_bounds`; exact when the input has no such group; at FIFO depth 1 the queue latency is 2, at
-  depth 2 the upper bound is loose).
+  latency (``start_latency=5``, ``hw/eie/README.md`` deviation 8), which they must reach, and that plus one cycle
+  per all-zero activation group between a layer's first and last non-zero (deviation 6), which they must not pass
+  (:func:`eie_compute_bounds`; exact when the input has no such group).
 * systolic: every output byte against :func:`sparq.sim.systolic.golden.run_program`; ``mac_busy`` exactly against
   :func:`sparq.sim.systolic.cycles.predict`; on a case without host pressure (no gaps, no stalls) also
   ``cycles - stall_cycles`` and ``active_cycles`` exactly (on an output queue too shallow for full-rate WRITE_HOST,
@@ -53,7 +52,7 @@ from sparq.formats.systolic import FULL_RATE_OUT_DEPTH, Instruction, Opcode, Sys
 
 from .coverage.functional import ClipRecorder, eie_observations, systolic_observations, user_events
 from .coverage.structural import merge_counts, read_counts
-from .eie.cycle import layer_costs, rtl_start_latency, simulate
+from .eie.cycle import RTL_START_LATENCY, layer_costs, simulate
 from .eie.golden import Golden
 from .systolic.cycles import predict
 from .systolic.golden import run_program
@@ -293,23 +292,21 @@ def eie_compute_bounds(image, trace, fifo_depth: int) -> tuple[int, int]:
     """``(lower, upper)`` of the EIE RTL's ``compute_cycles`` on the run ``trace`` (a golden :class:`Trace` of
     ``image``), summed over the layers.
 
-    Per layer, the lower bound is the cycle model with the RTL's queue latency (:func:`~sparq.sim.eie.cycle.rtl_start_latency`); the
-    upper bound adds one cycle per all-zero group of ``n_pe`` activations the leading non-zero detector steps over
-    between the layer's first and last non-zero (``hw/eie/README.md`` deviation 6, a cost the model does not count),
-    so the two are equal, and the check exact, on an input without such a group. At FIFO depth 2 the RTL's queue
-    latency shows on many activations in a way the model does not follow (measured: up to a quarter of a cycle per
-    broadcast above the bound), so there the upper bound also adds one cycle per broadcast activation."""
+    Per layer, the lower bound is the cycle model with the RTL's queue latency
+    (:data:`~sparq.sim.eie.cycle.RTL_START_LATENCY`); the upper bound adds one cycle per all-zero group of ``n_pe``
+    activations between the layer's first and last non-zero (``hw/eie/README.md`` deviation 6: each costs the
+    scan's fetch a cycle, which the broadcast sees only if the group queue runs dry), so the two are equal, and the
+    check exact, on an input without such a group."""
     n = image.config.n_pe
-    latency = rtl_start_latency(fifo_depth)
     lower_bound = upper_bound = 0
     for l in range(len(image.layers)):
         a = trace.acts[l]
-        total = simulate(layer_costs(image, l, a), fifo_depth, start_latency=latency).total
+        total = simulate(layer_costs(image, l, a), fifo_depth, start_latency=RTL_START_LATENCY).total
         nonzero = np.flatnonzero(a)
         slack = 0
         if len(nonzero):
             groups = np.unique(nonzero // n)
-            slack = int(groups[-1] - groups[0] + 1 - len(groups)) + (len(nonzero) if fifo_depth == 2 else 0)
+            slack = int(groups[-1] - groups[0] + 1 - len(groups))
         lower_bound += total
         upper_bound += total + slack
     return lower_bound, upper_bound
@@ -321,9 +318,7 @@ def cycle_check(target: str, config) -> str:
         if config.out_depth < FULL_RATE_OUT_DEPTH:
             return "MAC-busy exact; cycles >= model"
         return "MAC-busy exact; no pressure: compute, active exact"
-    latency = rtl_start_latency(config.fifo_depth)
-    slack = "zero groups + broadcasts" if config.fifo_depth == 2 else "zero groups"
-    return f"busy exact; compute: latency-{latency} model + 0..{slack}"
+    return f"busy exact; compute: latency-{RTL_START_LATENCY} model + 0..zero groups"
 
 
 def _eie_expected(image, golden, x):

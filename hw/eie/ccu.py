@@ -25,14 +25,17 @@ class CentralControlUnit(wiring.Component):
 
     * CLEAR: every accumulator of every PE is flushed to 0 (``act_depth`` cycles; a reset in the middle of a run
       leaves stale sums behind).
-    * Per layer ``l``: LAYER reads the layer-table word (one cycle; ``layer`` holds it until the next LAYER, and
-      ``layer_index`` selects the PEs' copy of the layer's codebook). SCAN reads the source activations of all PEs
-      at one local address per step (a group of ``N`` consecutive indices), and the
-      :class:`~.lnzd.LeadingNonZeroDetector` picks their non-zero lanes in index order, one broadcast per cycle;
-      the next group is read in the cycle the group's last non-zero leaves, so a group with non-zeros costs no
-      extra cycle, an all-zero group one cycle. The broadcast waits while any PE lacks room. DRAIN waits until
-      every PE is idle. WRITEBACK flushes local rows ``0, 1, ...`` of all PEs at once, one per cycle, while
-      ``r * N < out_len``, then SETTLE waits for the last write. ``parity`` flips for the next layer (NEXT).
+    * Per layer ``l``: LAYER reads the layer-table word and LOAD registers it (``layer`` holds it until the next
+      LOAD, and ``layer_index`` selects the PEs' copy of the layer's codebook). SCAN has two halves that run
+      together. The fetch reads the source activations of all PEs at one local address per cycle (a group of ``N``
+      consecutive indices), registers the group with the lanes that are non-zero and in the layer, and queues it
+      (an all-zero group is dropped); ``_GROUP_CREDITS`` groups may be on their way or queued, enough to fetch one
+      group per cycle. The broadcast takes the queue's head: the :class:`~.lnzd.LeadingNonZeroDetector` picks its
+      lanes in index order, one broadcast per cycle, and the head leaves with its last lane, so the next group's
+      non-zeros follow with no gap. A broadcast is decided in a cycle where every PE has room and goes to the PEs
+      from a register the next cycle. DRAIN waits until every PE is idle. WRITEBACK flushes local rows
+      ``0, 1, ...`` of all PEs at once, one per cycle, while ``r * N < out_len``, then SETTLE waits for the last
+      write. ``parity`` flips for the next layer (NEXT).
     * ``done`` rises and stays high until the next ``start``; ``parity`` then selects the bank holding the outputs.
 
     Between runs (the paper's I/O mode) the host reads the PEs' activations through ``host_addr`` / ``host_en``.
@@ -43,7 +46,9 @@ class CentralControlUnit(wiring.Component):
     per PE ``busy_cycles`` (cycles the PE issued an entry or read an empty column's pointers) and ``stall_cycles``
     (cycles a broadcast waited while that PE had no room). The per-PE counters cost two 32-bit counters per PE; a
     board build that only reports a run's cycles can leave them out (``pe_counters=False``: no such ports).
-    (:class:`~.top.EIE` derives ``starve_cycles`` from them.)
+    (:class:`~.top.EIE` derives ``starve_cycles`` from them.) Every counter counts registered signals (the
+    broadcast on the links, the PEs' registered busy bits, the stalls of the cycle before), a cycle late, which
+    leaves the counts unchanged.
 
     Ports
     -----
@@ -51,8 +56,8 @@ class CentralControlUnit(wiring.Component):
         Sampled while not ``running``.
     running, done : Out(1)
     pes : Out(PELinkSignature(config)).array(n_pe)
-        One :class:`~.link.PELinkSignature` per PE. A broadcast goes to every PE in one cycle, in a cycle where all
-        of them have room.
+        One :class:`~.link.PELinkSignature` per PE, every CCU-driven member from a register. A broadcast goes to every
+        PE in one cycle, the cycle after one where all of them had room.
     host_addr : In(range(act_depth)), host_en : In(1)
         While not ``running``: read every PE's source activations at local address ``host_addr`` (on the links'
         ``act_data`` one cycle later).

@@ -18,14 +18,15 @@ class PELinkSignature(wiring.Signature):
     Members
     -------
     bcast : Out(stream.Signature(broadcast_layout(), always_ready=True))
-        A non-zero activation and its index ``j``, sent to every PE in the same cycle. The CCU raises ``valid`` only
-        in a cycle where every PE reports ``room``, so no PE ever refuses one.
+        A non-zero activation and its index ``j``, sent to every PE in the same cycle, from a register. The CCU
+        raises ``valid`` only in the cycle after one where every PE reported ``room``, so no PE ever refuses one.
     room : In(1)
-        The PE can take a broadcast this cycle.
+        The PE can take the broadcast decided this cycle (counting the one arriving now).
     busy : In(1)
-        This cycle the PE issues an entry or reads the pointers of an empty column (the ``busy_cycles`` counter).
+        The cycle before, the PE issued an entry or read the pointers of an empty column (the ``busy_cycles``
+        counter); registered.
     idle : In(1)
-        The PE holds no activation and no entry is in flight.
+        The PE holds no activation, none is arriving and no entry is in flight.
     layer : Out(layer_layout()), layer_index : Out(range(max_layers)), parity : Out(1)
         The running layer's table word, its index (which codebook) and which activation bank is the source; steady
         during a layer.
@@ -34,7 +35,7 @@ class PELinkSignature(wiring.Signature):
         (:class:`~.top.EIE` ``read``) between runs.
     flush_addr, flush_en, flush_write : Out
         Write-back of local row ``flush_addr``: the accumulator is read and cleared and, with ``flush_write``,
-        finished into the destination activations three cycles later.
+        finished into the destination activations (visible to ``act_*`` reads five cycles later).
     """
 
     def __init__(self, config: EieConfig):

@@ -93,7 +93,7 @@ class ProcessingElement(wiring.Component):
         m.d.comb += [
             link.room.eq(held + link.bcast.valid < c.fifo_depth),
             link.busy.eq(busy),
-            link.idle.eq((held == 0) & ~link.bcast.valid & spmat.idle & ~arith.busy),
+            link.idle.eq((held == 0) & ~link.bcast.valid & spmat.idle & ~arith.busy & ~busy),  # busy: counted
         ]
 
         # Write-back: accumulator and bias read together (by the arithmetic unit), finished into the destination.

@@ -32,7 +32,7 @@ import numpy as np
 
 from .golden import Golden
 
-__all__ = ["CycleStats", "simulate", "column_costs", "layer_costs", "run", "rtl_start_latency", "CLOCK_HZ"]
+__all__ = ["CycleStats", "simulate", "column_costs", "layer_costs", "run", "RTL_START_LATENCY", "CLOCK_HZ"]
 
 CLOCK_HZ = 800e6
 """EIE's clock (800 MHz), for converting cycles to time."""
@@ -58,11 +58,10 @@ class CycleStats:
         return self.total / clock_hz
 
 
-def rtl_start_latency(fifo_depth: int) -> int:
-    """sparq's EIE RTL's queue latency in :func:`simulate`'s terms (``start_latency``), at any FIFO depth: 5
-    (``hw/eie/README.md`` deviation 8: 1 for the registered broadcast, 2 through the queue's ``SyncFIFOBuffered``,
-    2 for the pointer read and its register)."""
-    return 5
+RTL_START_LATENCY = 5
+"""sparq's EIE RTL's queue latency in :func:`simulate`'s terms (``start_latency``), at any FIFO depth
+(``hw/eie/README.md`` deviation 8): 1 for the registered broadcast, 2 through the queue's ``SyncFIFOBuffered``, 2
+for the pointer read and its register."""
 
 
 def simulate(costs, fifo_depth, start_latency=1):
@@ -70,7 +69,7 @@ def simulate(costs, fifo_depth, start_latency=1):
     in broadcast order) with FIFOs of ``fifo_depth``; return :class:`CycleStats`.
 
     ``start_latency``: an activation written in cycle ``t`` can be started from cycle ``t + start_latency`` (1 in
-    the model above). sparq's RTL takes 5 (:func:`rtl_start_latency`; ``hw/eie/README.md``, deviation 8); with it,
+    the model above). sparq's RTL takes 5 (:data:`RTL_START_LATENCY`; ``hw/eie/README.md``, deviation 8); with it,
     this model gives the RTL's compute cycles exactly unless the scan's group queue runs dry (deviation 6)."""
     costs = np.asarray(costs, dtype=np.int64)
     if costs.ndim != 2 or costs.shape[1] < 1 or np.any(costs < 1):

@@ -38,6 +38,18 @@ def test_a_two_point_sweep_on_a_two_worker_cluster_and_its_rerun(capsys, tmp_pat
     assert kept <= {json.dumps(p, sort_keys=True) for p in _points(out)}
 
 
+def test_an_edit_to_the_sources_measures_a_point_again(capsys, tmp_path, monkeypatch):
+    import sparq.sweep
+    out = tmp_path / "mac"
+    argv = ("sweep", "--design", "mac", "--board", "icebreaker", "--param", "a_width=4", "--workers", "1", "--out", out)
+    assert run(capsys, *argv)[0] == 0
+    code, stdout, _ = run(capsys, *argv)
+    assert code == 0 and "1 points (1 from earlier runs, 0 failed)" in stdout
+    monkeypatch.setattr(sparq.sweep, "_source_digest", lambda: "an edited hw/")
+    code, stdout, _ = run(capsys, *argv)
+    assert code == 0 and "1 points (0 from earlier runs, 0 failed)" in stdout
+
+
 def test_a_failing_point_is_reported_and_the_others_finish(capsys, tmp_path):
     out = tmp_path / "mac"
     code, message = error(capsys, "sweep", "--design", "mac", "--board", "icebreaker", "--param", "a_width=8,0",
