@@ -126,6 +126,8 @@ _SCRIPT_AFTER_READ = [
     # SPRAM and UltraRAM have no initial contents: a memory asked to be one ("huge") keeps none (an EIE with
     # ``spram`` has none but Amaranth's all-zero default).
     "setparam -set INIT 1'x t:$mem_v2 a:ram_style=huge %i",
+    # A register's deliberate copies (:data:`sparq.hw.common.fanout.KEEP_COPY`) must not be merged back into one.
+    "setattr -set keep 1 a:sparq_keep_copy %ci1:+$dff[Q] t:$dff %i",
     "select -assert-none t:$mem_v2 a:no_rw_check %i r:RD_PORTS<=2 r:WR_PORTS=1 %i %d",
     "setparam -set RD_COLLISION_X_MASK 1'1 t:$mem_v2 a:no_rw_check %i r:RD_PORTS=1 %i",
     "setparam -set RD_COLLISION_X_MASK 2'b11 t:$mem_v2 a:no_rw_check %i r:RD_PORTS=2 %i",

@@ -65,6 +65,9 @@ class RegisteredMultiplier(wiring.Component):
             )
             m.d.comb += self.p.eq(product[:len(self.p)])
         else:
-            a, b = Signal(self.a_shape), Signal(self.b_shape)
-            m.d.sync += [a.eq(self.a), b.eq(self.b), self.p.eq(a * b)]
+            # No reset, as in the DSP blocks, so that synth_ice40 -dsp can pack them into an SB_MAC16.
+            a, b = Signal(self.a_shape, reset_less=True), Signal(self.b_shape, reset_less=True)
+            p = Signal.like(self.p, reset_less=True)
+            m.d.sync += [a.eq(self.a), b.eq(self.b), p.eq(a * b)]
+            m.d.comb += self.p.eq(p)
         return m

@@ -1,11 +1,11 @@
 """The arithmetic unit: codebook, row address, accumulator read-modify-write, with bypass."""
 
-from amaranth import Cat, Module, Mux, Signal, signed
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.hdl import Cover
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sparq.formats.eie import ACT_BITS, ADDR_BITS, CODEBOOK_SIZE, WEIGHT_BITS
+from sparq.formats.eie import ADDR_BITS, CODEBOOK_SIZE
 
 from ..common.dsp import RegisteredMultiplier
 from ..common.memory import COLLISION_UNUSED

@@ -1,11 +1,12 @@
 """The central control unit: layer sequencing, leading non-zero detection and broadcast, performance counters."""
 
-from amaranth import Module, Mux, Signal, unsigned
+from amaranth import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, fifo, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from sparq.formats.eie import COUNTER_BITS, COUNTERS, LAYER_BITS, EieConfig
 
+from ..common.fanout import registered_copies
 from ..common.memory import COLLISION_UNUSED
 from .layouts import act, broadcast_layout, layer_layout
 from .link import PELinkSignature
@@ -14,8 +15,9 @@ from .lnzd import LeadingNonZeroDetector
 __all__ = ["CentralControlUnit"]
 
 _WRITEBACK_LATENCY = 5  # SETTLE: flush on the links -> accumulator and bias read, registered -> finish -> write
-_GROUP_CREDITS = 6      # groups in flight or queued: covers a fetch's way round (fetch, read, register, queue
-                        # in and out: 5 cycles), so the scan keeps up with one group per cycle
+_FETCH_LATENCY = 2      # a fetch -> its group on the links' act_data (the read, the PEs' register)
+_GROUP_CREDITS = 5      # groups in flight or queued: a credit comes back round in 5 cycles (fetch, read, the
+                        # PEs' register, this unit's, the queue), so the scan keeps up with one group per cycle
 
 
 class CentralControlUnit(wiring.Component):
@@ -38,7 +40,7 @@ class CentralControlUnit(wiring.Component):
       write. ``parity`` flips for the next layer (NEXT).
     * ``done`` rises and stays high until the next ``start``; ``parity`` then selects the bank holding the outputs.
 
-    Between runs (the paper's I/O mode) the host reads the PEs' activations through ``host_addr`` / ``host_en``.
+    Between runs (the paper's I/O mode) the host reads the PEs' activations through ``host_addr``.
 
     Counters (``sparq.formats.eie.COUNTERS`` and ``PE_COUNTERS``; cleared by ``start``, steady after ``done``):
     ``cycles`` from ``start`` to ``done``; ``compute_cycles``, per layer from its first broadcast (cycle 0) to its
@@ -58,14 +60,16 @@ class CentralControlUnit(wiring.Component):
     pes : Out(PELinkSignature(config)).array(n_pe)
         One :class:`~.link.PELinkSignature` per PE, every CCU-driven member from a register. A broadcast goes to every
         PE in one cycle, the cycle after one where all of them had room.
-    host_addr : In(range(act_depth)), host_en : In(1)
-        While not ``running``: read every PE's source activations at local address ``host_addr`` (on the links'
-        ``act_data`` one cycle later).
+    host_addr : In(range(act_depth))
+        While not ``running``: every PE's source activations at local address ``host_addr`` are on the links'
+        ``act_data`` ``HOST_READ_LATENCY`` (3) cycles later (the address copies, the read, the PEs' register).
     table_addr, table_data, table_en : In
         Host writes of the layer table.
     cycles, compute_cycles : Out(32); busy_cycles, stall_cycles : Out(ArrayLayout(32, n_pe))
         The last two only with ``pe_counters``.
     """
+
+    HOST_READ_LATENCY = 3
 
     def __init__(self, config: EieConfig, init_layers=(), *, pe_counters: bool = True):
         self.config, self.pe_counters = config, pe_counters
@@ -79,7 +83,6 @@ class CentralControlUnit(wiring.Component):
             "done": Out(1),
             "pes": Out(PELinkSignature(config)).array(n),
             "host_addr": In(range(config.act_depth)),
-            "host_en": In(1),
             "table_addr": In(range(config.max_layers)),
             "table_data": In(layer_layout()),
             "table_en": In(1),
@@ -97,59 +100,75 @@ class CentralControlUnit(wiring.Component):
                      table_wr.en.eq(self.table_en)]
         m.submodules.lnzd = lnzd = LeadingNonZeroDetector(n)
         group = group_layout(n)
-        m.submodules.groups = groups = fifo.SyncFIFOBuffered(width=group.size, depth=_GROUP_CREDITS + 1)
+        m.submodules.groups = groups = fifo.SyncFIFO(width=group.size, depth=_GROUP_CREDITS)
 
         n_layers = Signal.like(self.n_layers)
         l = Signal(range(c.max_layers + 1))
         step = Signal(range(max(c.act_depth, _WRITEBACK_LATENCY) + 1))  # CLEAR / WRITEBACK / SETTLE counter
         base = Signal(17)                                               # WRITEBACK: r * N
 
-        # The PE links: every PE gets the same control signals and broadcast, all from registers.
+        # The PE links: every PE gets the same control signals and broadcast, each PE from its own copy of the
+        # registers (hw/common/fanout.py), so no register drives all the PEs across the die.
         layer, parity = Signal(layer_layout()), Signal()
-        fetch_addr, scanning = Signal(range(c.act_depth)), Signal()
-        flush_addr, flush_en, flush_write = Signal(range(c.act_depth)), Signal(), Signal()
-        bcast = Signal(broadcast_layout())
-        bcast_valid = Signal()
+        fetch_addr, scanning, load_layer = Signal(range(c.act_depth)), Signal(), Signal()
+        flush_en, flush_write, flush_addr = Signal(), Signal(), Signal(range(c.act_depth))  # what the FSM asks now
+        bcast, bcast_valid = Signal(broadcast_layout()), Signal()                            # decided now
         act_data = Signal(data.ArrayLayout(act, n))
         pe_room, pe_busy, pe_idle = Signal(n), Signal(n), Signal(n)
+        fetch_addr_next = Signal.like(fetch_addr)
+        copies = {
+            "flush_en": registered_copies(m, flush_en, n, "flush_en"),
+            "flush_write": registered_copies(m, flush_write, n, "flush_write"),
+            "flush_addr": registered_copies(m, flush_addr, n, "flush_addr"),
+            "bcast_valid": registered_copies(m, bcast_valid, n, "bcast_valid"),
+            "bcast": registered_copies(m, bcast, n, "bcast", enable=bcast_valid),
+            "layer": registered_copies(m, data.View(layer_layout(), table_rd.data), n, "layer", enable=load_layer),
+            "layer_index": registered_copies(m, l, n, "layer_index"),
+            "parity": registered_copies(m, parity, n, "parity"),
+            "act_addr": registered_copies(m, Mux(self.running, fetch_addr_next, self.host_addr), n, "act_addr"),
+        }
         for k, pe in enumerate(self.pes):
             m.d.comb += [
-                pe.bcast.valid.eq(bcast_valid),
-                pe.bcast.payload.eq(bcast),
-                pe.layer.eq(layer),
-                pe.layer_index.eq(l),
-                pe.parity.eq(parity),
-                pe.act_addr.eq(Mux(self.running, fetch_addr, self.host_addr)),
-                pe.act_en.eq(scanning | self.host_en),
-                pe.flush_addr.eq(flush_addr),
-                pe.flush_en.eq(flush_en),
-                pe.flush_write.eq(flush_write),
+                pe.bcast.valid.eq(copies["bcast_valid"][k]),
+                pe.bcast.payload.eq(copies["bcast"][k]),
+                pe.layer.eq(copies["layer"][k]),
+                pe.layer_index.eq(copies["layer_index"][k]),
+                pe.parity.eq(copies["parity"][k]),
+                pe.act_addr.eq(copies["act_addr"][k]),
+                pe.flush_addr.eq(copies["flush_addr"][k]),
+                pe.flush_en.eq(copies["flush_en"][k]),
+                pe.flush_write.eq(copies["flush_write"][k]),
                 act_data[k].eq(pe.act_data),
                 pe_room[k].eq(pe.room),
                 pe_busy[k].eq(pe.busy),
                 pe_idle[k].eq(pe.idle),
             ]
-        # What the FSM's states ask for this cycle; the links carry it from registers the next cycle.
-        flush_en_now, flush_write_now, flush_addr_now = Signal(), Signal(), Signal.like(flush_addr)
-        m.d.sync += [flush_en.eq(flush_en_now), flush_write.eq(flush_write_now), flush_addr.eq(flush_addr_now)]
+        bcast_sent = Signal()  # the broadcast on the links this cycle
+        m.d.sync += bcast_sent.eq(bcast_valid)
 
         # Fetch: during SCAN the PEs' source activations are read at local address `fetch_addr` in every cycle; a
-        # fetch (`fetch`) takes that group (indices fetch_base .. fetch_base + N - 1) if a credit is left. Stage 1:
-        # the group is read; stage 2: it is registered with its lanes' in-range bits; then its non-zero lanes go
-        # into the group queue, and an all-zero group is dropped there (so it costs no broadcast cycle).
+        # fetch (`fetch`) takes that group (indices fetch_base .. fetch_base + N - 1) if a credit is left. The group
+        # is read, registered in the PEs (on ``act_data`` _FETCH_LATENCY cycles after the fetch), registered
+        # here with its lanes' in-range bits, and its non-zero lanes go into the group queue; an all-zero group is
+        # dropped there (so it costs no broadcast cycle).
         fetch_left = Signal(17)  # indices of the layer not yet fetched
         fetch_base = Signal(17)
         credits = Signal(range(_GROUP_CREDITS + 1))
         fetch = Signal()
-        read_valid, read_left, read_base = Signal(), Signal.like(fetch_left), Signal.like(fetch_base)
-        got_valid, got_left, got_base = Signal(), Signal.like(fetch_left), Signal.like(fetch_base)
-        got_values = Signal.like(act_data)
-        m.d.comb += fetch.eq(scanning & (fetch_left != 0) & (credits != 0))
+        m.d.comb += [fetch.eq(scanning & (fetch_left != 0) & (credits != 0)),
+                     fetch_addr_next.eq(Mux(load_layer, 0, fetch_addr + fetch))]
+        m.d.sync += fetch_addr.eq(fetch_addr_next)
         with m.If(fetch):
-            m.d.sync += [fetch_addr.eq(fetch_addr + 1), fetch_base.eq(fetch_base + n),
-                         fetch_left.eq(Mux(fetch_left > n, fetch_left - n, 0))]
-        m.d.sync += [read_valid.eq(fetch), read_left.eq(fetch_left), read_base.eq(fetch_base),
-                     got_valid.eq(read_valid), got_left.eq(read_left), got_base.eq(read_base),
+            m.d.sync += [fetch_base.eq(fetch_base + n), fetch_left.eq(Mux(fetch_left > n, fetch_left - n, 0))]
+        in_flight = [(fetch, fetch_left, fetch_base)]  # (valid, left, base) of the fetch 0, 1, ... cycles ago
+        for age in range(1, _FETCH_LATENCY + 1):
+            in_flight.append(tuple(Signal.like(v, name=f"{what}_{age}")
+                                   for v, what in zip(in_flight[0], ("fetched", "left", "base"))))
+            m.d.sync += [now.eq(before) for now, before in zip(in_flight[-1], in_flight[-2])]
+        got_valid, got_left, got_base = (Signal.like(v, name=f"got_{what}")
+                                         for v, what in zip(in_flight[0], ("valid", "left", "base")))
+        got_values = Signal.like(act_data)
+        m.d.sync += [got_valid.eq(in_flight[-1][0]), got_left.eq(in_flight[-1][1]), got_base.eq(in_flight[-1][2]),
                      got_values.eq(act_data)]
         got = Signal(group)
         m.d.comb += [got.values.eq(got_values), got.base.eq(got_base)]
@@ -159,24 +178,24 @@ class CentralControlUnit(wiring.Component):
                      dropped.eq(got_valid & ~got.mask.any())]
 
         # Broadcast: the LNZD picks the head group's lanes in index order, one per cycle while every PE has room;
-        # the head leaves the queue with its last lane. The broadcast is registered on its way to the PEs.
+        # the head leaves the queue with its last lane. The links carry the broadcast from registers.
         head = data.View(group, groups.r_data)
         taken = Signal(n)  # lanes of the head group already broadcast
         left_lanes = Signal(n)
-        offer, fire, consume = Signal(), Signal(), Signal()
+        offer, consume = Signal(), Signal()
         m.d.comb += [
             left_lanes.eq(head.mask & ~taken),
             lnzd.mask.eq(left_lanes),
             lnzd.values.eq(head.values),
             offer.eq(scanning & groups.r_rdy),
-            fire.eq(offer & pe_room.all()),
-            consume.eq(fire & ((left_lanes & (left_lanes - 1)) == 0)),  # the last lane left goes out
+            bcast_valid.eq(offer & pe_room.all()),
+            bcast.value.eq(lnzd.value),
+            bcast.index.eq(head.base + lnzd.lane),
+            consume.eq(bcast_valid & ((left_lanes & (left_lanes - 1)) == 0)),  # the last lane left goes out
             groups.r_en.eq(consume),
         ]
-        m.d.sync += bcast_valid.eq(fire)
-        with m.If(fire):
-            m.d.sync += [bcast.value.eq(lnzd.value), bcast.index.eq(head.base + lnzd.lane),
-                         taken.eq(Mux(consume, 0, taken | (left_lanes & -left_lanes)))]
+        with m.If(bcast_valid):
+            m.d.sync += taken.eq(Mux(consume, 0, taken | (left_lanes & -left_lanes)))
         m.d.sync += credits.eq(credits - fetch + consume + dropped)
 
         # Counters, from registered signals: the window opens with the first broadcast on the links (one cycle after
@@ -191,7 +210,7 @@ class CentralControlUnit(wiring.Component):
             for k in range(n if self.pe_counters else 0):
                 m.d.sync += [self.busy_cycles[k].eq(self.busy_cycles[k] + pe_busy[k]),
                              self.stall_cycles[k].eq(self.stall_cycles[k] + stalled[k])]
-        with m.If(started | bcast_valid):
+        with m.If(started | bcast_sent):
             m.d.sync += [started.eq(1), window.eq(window_now)]
             with m.If(pe_busy.any()):
                 m.d.sync += last.eq(window_now)
@@ -206,7 +225,7 @@ class CentralControlUnit(wiring.Component):
                         m.d.sync += [self.busy_cycles.eq(0), self.stall_cycles.eq(0)]
                     m.next = "CLEAR"
             with m.State("CLEAR"):
-                m.d.comb += [flush_en_now.eq(1), flush_addr_now.eq(step)]
+                m.d.comb += [flush_en.eq(1), flush_addr.eq(step)]
                 m.d.sync += step.eq(step + 1)
                 with m.If(step == c.act_depth - 1):
                     m.d.sync += step.eq(0)
@@ -221,12 +240,14 @@ class CentralControlUnit(wiring.Component):
                 m.next = "LOAD"
             with m.State("LOAD"):
                 word = data.View(layer_layout(), table_rd.data)
-                m.d.sync += [layer.eq(word), fetch_addr.eq(0), fetch_base.eq(0), fetch_left.eq(word.in_len),
+                m.d.comb += load_layer.eq(1)
+                m.d.sync += [layer.eq(word), fetch_base.eq(0), fetch_left.eq(word.in_len),
                              credits.eq(_GROUP_CREDITS), taken.eq(0), started.eq(0), window.eq(0), last.eq(0)]
                 m.next = "SCAN"
             with m.State("SCAN"):
                 m.d.comb += scanning.eq(1)
-                with m.If((fetch_left == 0) & ~read_valid & ~got_valid & (groups.level == 0)):
+                with m.If((fetch_left == 0) & ~Cat(v for v, _, _ in in_flight[1:]).any() & ~got_valid
+                          & (groups.level == 0)):
                     m.next = "DRAIN"
             with m.State("DRAIN"):
                 with m.If(pe_idle.all()):
@@ -234,7 +255,7 @@ class CentralControlUnit(wiring.Component):
                                  started.eq(0)]
                     m.next = "WRITEBACK"
             with m.State("WRITEBACK"):
-                m.d.comb += [flush_en_now.eq(1), flush_write_now.eq(1), flush_addr_now.eq(step)]
+                m.d.comb += [flush_en.eq(1), flush_write.eq(1), flush_addr.eq(step)]
                 m.d.sync += [step.eq(step + 1), base.eq(base + n)]
                 with m.If(base + n >= layer.out_len):
                     m.d.sync += step.eq(0)

@@ -30,9 +30,10 @@ class PELinkSignature(wiring.Signature):
     layer : Out(layer_layout()), layer_index : Out(range(max_layers)), parity : Out(1)
         The running layer's table word, its index (which codebook) and which activation bank is the source; steady
         during a layer.
-    act_addr, act_en : Out; act_data : In(act)
-        Read of the PE's source activations, one cycle latency: the CCU's scan during a run, the host's reads
-        (:class:`~.top.EIE` ``read``) between runs.
+    act_addr : Out; act_data : In(act)
+        Read of the PE's source activations in every cycle, on ``act_data`` two cycles after ``act_addr`` (the
+        read, then a register): the CCU's scan during a run, the host's reads (:class:`~.top.EIE` ``read``)
+        between runs.
     flush_addr, flush_en, flush_write : Out
         Write-back of local row ``flush_addr``: the accumulator is read and cleared and, with ``flush_write``,
         finished into the destination activations (visible to ``act_*`` reads five cycles later).
@@ -48,7 +49,6 @@ class PELinkSignature(wiring.Signature):
             "layer_index": Out(range(config.max_layers)),
             "parity": Out(1),
             "act_addr": Out(range(config.act_depth)),
-            "act_en": Out(1),
             "act_data": In(act),
             "flush_addr": Out(range(config.act_depth)),
             "flush_en": Out(1),

@@ -99,6 +99,7 @@ class ProcessingElement(wiring.Component):
         # Write-back: accumulator and bias read together (by the arithmetic unit), finished into the destination.
         flush_write = Signal(ArithmeticUnit.FLUSH_LATENCY)
         flush_addr = [Signal(range(c.act_depth), name=f"flush_addr{k}") for k in range(ArithmeticUnit.FLUSH_LATENCY)]
+        m.d.sync += link.act_data.eq(acts.read_data)  # registered on its way to the CCU
         m.d.sync += [flush_write.eq(Cat(link.flush_en & link.flush_write, flush_write)),
                      flush_addr[0].eq(link.flush_addr)]
         m.d.sync += [flush_addr[k].eq(flush_addr[k - 1]) for k in range(1, len(flush_addr))]
@@ -108,8 +109,7 @@ class ProcessingElement(wiring.Component):
             arith.bias_base.eq(link.layer.bias_base),
             acts.parity.eq(link.parity),
             acts.read_addr.eq(link.act_addr),
-            acts.read_en.eq(link.act_en),
-            link.act_data.eq(acts.read_data),
+            acts.read_en.eq(1),
             acts.result_addr.eq(flush_addr[-1]),
             acts.result_acc.eq(arith.result),
             acts.result_bias.eq(arith.bias),

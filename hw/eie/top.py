@@ -35,8 +35,8 @@ class EIE(wiring.Component):
         Request the activation at local address ``addr`` of PE ``pe`` (vector index ``addr * N + pe``): the input
         before a run, the network's output after one. Ready while not ``running`` and ``out`` can take it.
     out : Out(stream.Signature(act))
-        The requested activations, in order, from a register: two cycles after the request at the earliest; the
-        next request is taken from the cycle the word is on ``out`` (one word per two cycles at most).
+        The requested activations, in order, from a register: ``HOST_READ_LATENCY + 1`` (4) cycles after the
+        request; the next request is taken from the cycle the word is on ``out`` (one word per 4 cycles at most).
     cycles, compute_cycles : Out(32); busy_cycles, starve_cycles, stall_cycles : Out(ArrayLayout(32, n_pe))
         Performance counters of the last run (``sparq.formats.eie.COUNTERS`` and ``PE_COUNTERS``, as
         :class:`~.ccu.CentralControlUnit` defines them); ``starve = compute - busy``.
@@ -117,17 +117,17 @@ class EIE(wiring.Component):
 
         # Output reads: the CCU's host read of every PE's source activations, between runs; the word read is
         # selected and registered on ``out``. One request at a time.
-        read_take, read_pe, pending = Signal(), Signal.like(self.read.payload.pe), Signal()
+        latency = CentralControlUnit.HOST_READ_LATENCY
+        read_take, read_pe, pending = Signal(), Signal.like(self.read.payload.pe), Signal(latency)
         m.d.comb += [
-            self.read.ready.eq(~ccu.running & ~pending & (~self.out.valid | self.out.ready)),
+            self.read.ready.eq(~ccu.running & ~pending.any() & (~self.out.valid | self.out.ready)),
             read_take.eq(self.read.valid & self.read.ready),
             ccu.host_addr.eq(self.read.payload.addr),
-            ccu.host_en.eq(read_take),
         ]
-        m.d.sync += pending.eq(read_take)
+        m.d.sync += pending.eq(Cat(read_take, pending))  # pending[-1]: the word is on the links' act_data
         with m.If(read_take):
             m.d.sync += read_pe.eq(self.read.payload.pe)
-        with m.If(pending):
+        with m.If(pending[-1]):
             m.d.sync += [self.out.valid.eq(1), self.out.payload.eq(Array(link.act_data for link in ccu.pes)[read_pe])]
         with m.Elif(self.out.ready):
             m.d.sync += self.out.valid.eq(0)

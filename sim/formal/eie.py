@@ -57,10 +57,11 @@ def ccu_config(n_pe: int, act_depth: int, max_layers: int = 2) -> EieConfig:
 
 def two_layers(config: EieConfig) -> int:
     """A BMC bound that holds two complete dense layers of ``config`` after the table is written, with stalls to
-    spare: a dense layer takes ``n_pe * act_depth + act_depth + 6`` cycles (LAYER, one broadcast per activation,
-    DRAIN, WRITEBACK, SETTLE, NEXT), a run starts with ``act_depth`` cycles of CLEAR."""
+    spare: a dense layer takes about ``n_pe * act_depth + act_depth + 16`` cycles (LAYER, LOAD, the fetch's 5
+    cycles to the first broadcast, one broadcast per activation, DRAIN, WRITEBACK, SETTLE, NEXT), a run starts with
+    ``act_depth`` cycles of CLEAR."""
     length, a = config.n_pe * config.act_depth, config.act_depth
-    return config.max_layers + a + 2 * (length + 3 * a + 8)
+    return config.max_layers + a + 2 * (length + 3 * a + 18)
 
 
 class _CCUPorts:
@@ -101,8 +102,7 @@ class _CCUPorts:
                          Assume((table.in_len >= 1) & (table.in_len <= length) & (table.out_len >= 1)
                                 & (table.out_len <= length), "layers fit the configuration"),
                          Assume(~ccu.start, "no run before the table is written")]
-        m.d.comb += [Assume(ccu.n_layers <= c.max_layers, "n_layers within the table"),
-                     Assume(~(ccu.host_en & ccu.running), "host reads only between runs (the port contract)")]
+        m.d.comb += Assume(ccu.n_layers <= c.max_layers, "n_layers within the table")
 
         self.length = length
         self.acts = acts = Signal(data.ArrayLayout(act, length))
@@ -111,14 +111,15 @@ class _CCUPorts:
         m.d.comb += self.layer_begins.eq((ccu.start & ~ccu.running) | (self.parity != parity_was))
         with m.If(self.layer_begins):
             m.d.sync += acts.eq(AnySeq(len(acts.as_value())))
-        with m.If(link.act_en):
-            for k in range(n):
-                m.d.sync += links[k].act_data.eq(acts.as_value().word_select(link.act_addr * n + k, act.width))
+        for k in range(n):  # the PEs' read: the word at act_addr, registered twice (the memory, the register)
+            word = Signal(act, name=f"read{k}")
+            m.d.sync += [word.eq(acts.as_value().word_select(links[k].act_addr * n + k, act.width)),
+                         links[k].act_data.eq(word)]
 
     def links_agree(self, m):
         """Assert that every link carries link 0's broadcast and control signals in every cycle."""
         link = self.ccu.pes[0]
-        names = ["layer", "layer_index", "parity", "act_addr", "act_en", "flush_addr", "flush_en", "flush_write"]
+        names = ["layer", "layer_index", "parity", "act_addr", "flush_addr", "flush_en", "flush_write"]
         for k, other in enumerate(self.ccu.pes[1:], 1):
             same = [Value.cast(getattr(other, name)) == Value.cast(getattr(link, name)) for name in names]
             same += [other.bcast.valid == link.bcast.valid,
@@ -195,20 +196,22 @@ class CCUHandshake(_CCUProperty):
     Environment: :class:`_CCUPorts`, and the PEs' contract for ``idle``: the PEs leave reset idle, and a PE that
     is idle stays idle until a broadcast reaches it (it holds no activation and nothing is in flight). ``room`` and
     ``busy`` are free.
-    Guarantees: every broadcast (a transfer on ``bcast``) happens in a cycle where every PE has room; ``done``
-    implies every PE idle (so ``done`` rises only once the last broadcast has been processed everywhere).
+    Guarantees: every broadcast (a transfer on ``bcast``, which the links carry from registers) was decided in a
+    cycle where every PE had room (``room`` counts the broadcast arriving); ``done`` implies every PE idle (so
+    ``done`` rises only once the last broadcast has been processed everywhere).
 
     ``bcast`` is ``always_ready`` (a PE never refuses a broadcast), so the first guarantee is the CCU's own
-    obligation: it raises ``valid`` only when every PE has room.
+    obligation: it raises ``valid`` only after a cycle where every PE had room.
     """
 
     def check(self, m, env):
         ccu, idle = env.ccu, env.idle
         stays_idle = delayed(m, idle & ~transfer(env.bcast).replicate(self.config.n_pe), "stays_idle")
+        room_before = delayed(m, env.room, "room_before")  # the broadcast on the links was decided a cycle earlier
         m.d.comb += [
             Assume(~Initial() | idle.all(), "the PEs leave reset idle"),
             Assume((idle & stays_idle) == stays_idle, "an idle PE stays idle until a broadcast"),
-            Assert(~transfer(env.bcast) | env.room.all(), "a broadcast while a PE has no room"),
+            Assert(~transfer(env.bcast) | room_before.all(), "a broadcast decided while a PE had no room"),
             Assert(~ccu.done | idle.all(), "done while a PE is not idle"),
             Cover(ccu.done & (env.layer_index == 1), "two layers done"),
         ]

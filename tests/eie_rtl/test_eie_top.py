@@ -29,7 +29,7 @@ def random_jobs(tmp_path, config, seed, shapes=((64, 96), (128, 200)), inputs=2)
 
 def check_against_model(images, jobs, results, tolerance=0.05, min_cycles=100):
     """Per-PE busy cycles equal the model's exactly; compute cycles agree within ``tolerance`` once a layer has
-    ``min_cycles`` of work (a fixed 2-cycle queue latency dominates shorter ones). Returns the agreement rows."""
+    ``min_cycles`` of work (the RTL's fixed queue latency, 4 cycles over the model's, dominates shorter ones). Returns the agreement rows."""
     rows = []
     for image, job, result in zip(images, jobs, results):
         for x, counters in zip(job["inputs"], result["counters"]):
