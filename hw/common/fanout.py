@@ -11,15 +11,18 @@ __all__ = ["KEEP_COPY", "registered_copies"]
 KEEP_COPY = {"sparq_keep_copy": 1}
 
 
-def registered_copies(m, value, n: int, name: str, *, enable=None) -> list:
-    """``n`` registers, each loaded with ``value`` (in every cycle, or in the cycles ``enable`` is high), so each
-    copy lags ``value`` by one cycle and drives one destination: a signal read across the die leaves ``n``
-    flip-flops, each placed near its reader, instead of one flip-flop routed to all of them."""
-    copies = [Signal.like(value, name=f"{name}_copy{k}", attrs=KEEP_COPY) for k in range(n)]
-    for copy in copies:
+def registered_copies(m, value, n: int, name: str, *, copies: int | None = None, enable=None) -> list:
+    """Registers loaded with ``value`` (in every cycle, or in the cycles ``enable`` is high), lagging it by one cycle,
+    for ``n`` destinations: ``copies`` of them (default ``n``, one per destination), destination ``k`` reading copy
+    ``k * copies // n``. A signal read across the die then leaves several flip-flops, each placed near its readers,
+    instead of one flip-flop routed to all of them. Returns the ``n`` destinations' registers."""
+    copies = n if copies is None else copies
+    registers = [Signal.like(value, name=f"{name}_copy{c}", attrs=KEEP_COPY if copies > 1 else {})
+                 for c in range(copies)]
+    for register in registers:
         if enable is None:
-            m.d.sync += copy.eq(value)
+            m.d.sync += register.eq(value)
         else:
             with m.If(enable):
-                m.d.sync += copy.eq(value)
-    return copies
+                m.d.sync += register.eq(value)
+    return [registers[k * copies // n] for k in range(n)]

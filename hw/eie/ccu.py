@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from sparq.formats.eie import COUNTER_BITS, COUNTERS, LAYER_BITS, EieConfig
 
-from ..common.fanout import registered_copies
+from ..common import fanout
 from ..common.memory import COLLISION_UNUSED
 from .layouts import act, broadcast_layout, layer_layout
 from .link import PELinkSignature
@@ -15,6 +15,8 @@ from .lnzd import LeadingNonZeroDetector
 __all__ = ["CentralControlUnit"]
 
 _WRITEBACK_LATENCY = 5  # SETTLE: flush on the links -> accumulator and bias read, registered -> finish -> write
+_COPIES_FROM = 8        # configurations of this many PEs or more give every PE its own copy of the link registers;
+                        # smaller ones, which fit a corner of the die, share one
 _FETCH_LATENCY = 2      # a fetch -> its group on the links' act_data (the read, the PEs' register)
 _GROUP_CREDITS = 5      # groups in flight or queued: a credit comes back round in 5 cycles (fetch, read, the
                         # PEs' register, this unit's, the queue), so the scan keeps up with one group per cycle
@@ -116,16 +118,20 @@ class CentralControlUnit(wiring.Component):
         act_data = Signal(data.ArrayLayout(act, n))
         pe_room, pe_busy, pe_idle = Signal(n), Signal(n), Signal(n)
         fetch_addr_next = Signal.like(fetch_addr)
+        per_pe = n if n >= _COPIES_FROM else 1  # copies of each link register
+
+        def copied(value, name, enable=None):
+            return fanout.registered_copies(m, value, n, name, copies=per_pe, enable=enable)
         copies = {
-            "flush_en": registered_copies(m, flush_en, n, "flush_en"),
-            "flush_write": registered_copies(m, flush_write, n, "flush_write"),
-            "flush_addr": registered_copies(m, flush_addr, n, "flush_addr"),
-            "bcast_valid": registered_copies(m, bcast_valid, n, "bcast_valid"),
-            "bcast": registered_copies(m, bcast, n, "bcast", enable=bcast_valid),
-            "layer": registered_copies(m, data.View(layer_layout(), table_rd.data), n, "layer", enable=load_layer),
-            "layer_index": registered_copies(m, l, n, "layer_index"),
-            "parity": registered_copies(m, parity, n, "parity"),
-            "act_addr": registered_copies(m, Mux(self.running, fetch_addr_next, self.host_addr), n, "act_addr"),
+            "flush_en": copied(flush_en, "flush_en"),
+            "flush_write": copied(flush_write, "flush_write"),
+            "flush_addr": copied(flush_addr, "flush_addr"),
+            "bcast_valid": copied(bcast_valid, "bcast_valid"),
+            "bcast": copied(bcast, "bcast", enable=bcast_valid),
+            "layer": copied(data.View(layer_layout(), table_rd.data), "layer", enable=load_layer),
+            "layer_index": copied(l, "layer_index"),
+            "parity": copied(parity, "parity"),
+            "act_addr": copied(Mux(self.running, fetch_addr_next, self.host_addr), "act_addr"),
         }
         for k, pe in enumerate(self.pes):
             m.d.comb += [

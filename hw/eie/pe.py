@@ -40,7 +40,7 @@ class ProcessingElement(wiring.Component):
     -----
     ccu : In(PELinkSignature(config))
         The link to the CCU (:class:`~.link.PELinkSignature`): broadcasts in, ``room``, ``busy`` and ``idle``
-        out, the running layer, the source-activation read (one cycle latency) and the write-back of local row
+        out, the running layer, the source-activation read (two cycles: the read, a register) and the write-back of local row
         ``flush_addr`` (accumulator read and cleared, and with ``flush_write`` finished into the destination
         activations: visible to source reads five cycles later; see the blocks).
     load : In(load_layout(n_pe)), load_en : In(1)
