@@ -13,9 +13,8 @@ from .layouts import acc, act, au_entry_layout
 
 __all__ = ["ArithmeticUnit"]
 
-_ADD_STAGE = 4    # the stage that adds the product to the accumulator word
-_WRITE_STAGE = 5  # the stage that writes the sum
-_FORWARD = 3      # entries ahead whose sums a word read in stage 2 may miss: they write in stages 2 to 4 of it
+_ADD_STAGE = 4  # the stage that adds the product to the accumulator word and writes the sum
+_FORWARD = 2    # sums a word read in stage 2 may miss: the two entries ahead write while it is in stages 2 and 3
 
 
 class ArithmeticUnit(wiring.Component):
@@ -35,13 +34,12 @@ class ArithmeticUnit(wiring.Component):
        registers, the DSP block's own on an ECP5); the accumulator read issues.
     3. the accumulator word arrives; registered. Whether an entry ahead holds a newer sum of this row is decided
        and registered.
-    4. add: the product plus the newest sum of the row among the three entries ahead (forwarding), else plus the
-       word read; registered.
-    5. write.
+    4. add: the product plus the newest sum of the row among the two entries ahead (forwarding), else plus the
+       word read, and write (the sum goes straight to the memory's write port; registered for forwarding).
 
     Forwarding: block RAM has no defined read-during-write result, and a word read in stage 2 misses the sums of
-    the entries one, two and three ahead (they write while it is in stages 4, 3 and 2), so the youngest of them on
-    the same row replaces it; entries further ahead wrote before the read.
+    the entries one and two ahead (they write while it is in stages 3 and 2), so the younger of them on the same
+    row replaces it; entries further ahead wrote before the read.
 
     Coverage: one ``Cover``, the sum of the entry one ahead forwarded in two cycles running (three entries in a row on one accumulator),
     counted by Verilator's user coverage in a coverage build (:mod:`sparq.sim.coverage`); synthesis drops it.
@@ -62,12 +60,13 @@ class ArithmeticUnit(wiring.Component):
         ``result`` and ``bias`` ``FLUSH_LATENCY`` cycles later) and clear the accumulator to 0 (written the next
         cycle).
     result : Out(acc), bias : Out(act)
-        What a flush read, ``FLUSH_LATENCY`` (2) cycles after ``flush_en``: the memories' outputs, registered.
+        What a flush read, ``FLUSH_LATENCY`` (2) cycles after ``flush_en``: the memories' words in stage 3's and
+        stage 2's registers.
     write_addr, write_data, write_codebook, write_bias : In
         Host write of codebook word ``write_addr`` (``16 * layer + code``) or of bias ``write_addr``, while no layer
         runs.
     busy : Out(1)
-        An entry is in stages 1 to 5 (not yet written).
+        An entry is in stages 1 to 4 (not yet written).
     """
 
     FLUSH_LATENCY = 2
@@ -115,8 +114,8 @@ class ArithmeticUnit(wiring.Component):
             param_wr.en.eq(self.write_codebook | self.write_bias),
         ]
 
-        # valid[s], row[s]: the entry in stage s (registered, s = 1 .. _WRITE_STAGE).
-        stages = range(1, _WRITE_STAGE + 1)
+        # valid[s], row[s]: the entry in stage s (registered, s = 1 .. _ADD_STAGE).
+        stages = range(1, _ADD_STAGE + 1)
         valid = {s: Signal(name=f"valid{s}") for s in stages}
         row = {s: Signal(row_shape, name=f"row{s}") for s in stages}
         m.d.sync += valid[1].eq(self.entry.valid)
@@ -135,21 +134,20 @@ class ArithmeticUnit(wiring.Component):
         # Stage 3: the word read is registered; which younger sum replaces it is decided (registered for stage 4).
         read_word = Signal(acc)
         m.d.sync += read_word.eq(rd.data)
-        # sums[d]: the sum of the entry d + 1 stages ahead of the adding one, d = 0 .. _FORWARD - 1 (the entry in
-        # the write stage, then the ones that wrote in the cycles before); rows and valid bits alike.
+        # sums[d]: the sum written d + 1 cycles ago, with its row and valid bit.
         sums = [Signal(acc, name=f"sum{d}") for d in range(_FORWARD)]
-        sum_rows = [row[_WRITE_STAGE]] + [Signal(row_shape, name=f"sum_row{d}") for d in range(1, _FORWARD)]
-        sum_valid = [valid[_WRITE_STAGE]] + [Signal(name=f"sum_valid{d}") for d in range(1, _FORWARD)]
+        sum_rows = [Signal(row_shape, name=f"sum_row{d}") for d in range(_FORWARD)]
+        sum_valid = [Signal(name=f"sum_valid{d}") for d in range(_FORWARD)]
+        m.d.sync += [sum_rows[0].eq(row[_ADD_STAGE]), sum_valid[0].eq(valid[_ADD_STAGE])]
         for d in range(1, _FORWARD):
             m.d.sync += [sums[d].eq(sums[d - 1]), sum_rows[d].eq(sum_rows[d - 1]), sum_valid[d].eq(sum_valid[d - 1])]
-        # The entry in stage 3 will add in stage 4, when the entries now in stages 4, 5 and the first sum
-        # register are d = 0, 1, 2 ahead of it.
-        ahead = [(valid[_ADD_STAGE], row[_ADD_STAGE]), (valid[_WRITE_STAGE], row[_WRITE_STAGE]),
-                 (sum_valid[1], sum_rows[1])][:_FORWARD]
+        # The entry in stage 3 adds in the next cycle, when the entry now adding and the one that wrote last cycle
+        # are the sums d = 0, 1 back.
+        ahead = [(valid[_ADD_STAGE], row[_ADD_STAGE]), (sum_valid[0], sum_rows[0])][:_FORWARD]
         forward = [Signal(name=f"forward{d}") for d in range(_FORWARD)]
         m.d.sync += [forward[d].eq(v & (r == row[_ADD_STAGE - 1])) for d, (v, r) in enumerate(ahead)]
 
-        # Stage 4: add to the youngest matching sum, else to the word read.
+        # Stage 4: add to the youngest matching sum, else to the word read, and write.
         base = read_word
         for d in reversed(range(_FORWARD)):
             base = Mux(forward[d], sums[d], base)
@@ -159,15 +157,17 @@ class ArithmeticUnit(wiring.Component):
         bypassed, bypassed_last = valid[_ADD_STAGE] & forward[0], Signal()
         m.d.sync += [bypassed_last.eq(bypassed), Cover(bypassed & bypassed_last, "bypass back to back")]
 
-        # Flushes use the accumulator ports while the pipeline is idle: read and clear (written a cycle later).
+        # Flushes use the accumulator ports while the pipeline is idle: read (the words registered in stage 3's
+        # registers) and clear (written a cycle later).
         flush_d, flush_addr_d = Signal(), Signal(row_shape)
-        m.d.sync += [flush_d.eq(self.flush_en), flush_addr_d.eq(self.flush_addr),
-                     self.result.eq(rd.data), self.bias.eq(param_rd.data)]
+        m.d.sync += [flush_d.eq(self.flush_en), flush_addr_d.eq(self.flush_addr)]
         m.d.comb += [
             rd.addr.eq(Mux(self.flush_en, self.flush_addr, row[2])),
-            wr.addr.eq(Mux(flush_d, flush_addr_d, row[_WRITE_STAGE])),
-            wr.data.eq(Mux(flush_d, 0, sums[0])),
-            wr.en.eq(flush_d | valid[_WRITE_STAGE]),
+            wr.addr.eq(Mux(flush_d, flush_addr_d, row[_ADD_STAGE])),
+            wr.data.eq(Mux(flush_d, 0, total)),
+            wr.en.eq(flush_d | valid[_ADD_STAGE]),
+            self.result.eq(read_word),
+            self.bias.eq(weight2),
             self.busy.eq(Cat(*valid.values()).any()),
         ]
         return m
