@@ -21,7 +21,7 @@ from sparq.sim.coverage.functional import (
 from sparq.sim.eie.golden import Golden
 from sparq.sim.systolic.golden import run_program
 
-TINY = EieConfig(n_pe=1, fifo_depth=4, ptr_depth=64, spmat_depth=64, act_depth=32, bias_depth=32, max_layers=1)
+TINY = EieConfig(n_pe=1, fifo_depth=8, ptr_depth=64, spmat_depth=64, act_depth=32, bias_depth=32, max_layers=1)
 
 
 def test_bins_count_samples_and_report_misses():
@@ -93,8 +93,9 @@ def test_systolic_observations_count_opcodes_flags_banks_and_saturation():
 
 
 def test_the_bypass_cover_counts_three_entries_in_a_row_on_one_accumulator(tmp_path):
-    """The ArithmeticUnit's Cover in a coverage build: columns of one entry each, all on row 0, walked back to back,
-    hit it; the same layer with the entries on different rows does not."""
+    """The ArithmeticUnit's Cover in a coverage build: columns of one entry each, all on row 0, walked back to back
+    (TINY's queue of depth 8 covers a broadcast's 6-cycle way round), hit it; the same layer with the entries on
+    different rows does not."""
     from sparq.hw.eie import EIE
     from sparq.sim.coverage import read_counts
     from sparq.sim.native.eie import Eie
