@@ -6,7 +6,8 @@ every output word checked against the golden model:
 * **Layers on 16 PEs** (FIFO depth 8, dense Q8.8 inputs): a *balanced* layer (every PE has the same number of
   entries in every column: the best case), uniform random layers at 5-50 % density (the usual case) and one with a
   sparse input. Per layer: the RTL's compute cycles (first broadcast to last entry issued) against
-  ``sparq.sim.eie.cycle``'s ``total`` and their ratio; per-PE busy cycles must equal the model's exactly; load
+  ``sparq.sim.eie.cycle``'s ``total`` (the paper's machine) and their ratio, and the model's ``total`` given the
+  RTL's queue latency (``RTL_START_LATENCY``); per-PE busy cycles must equal the model's exactly; load
   efficiency ``sum(busy) / (N * compute)``; entries per cycle per PE (padding included) and useful MACs (non-zero
   weight times non-zero activation) per cycle per PE.
 * **Simulated cycles per second** of the 16-PE design under Verilator (with the runner chosen): counter cycles of
@@ -76,12 +77,16 @@ def measure_layers(directory, run):
     for (name, image, codes, x), result in zip(meta, results):
         counters = result["counters"][0]
         model = cycle.run(image, np.array(x))[0]
+        rtl_model = cycle.simulate(cycle.layer_costs(image, 0, np.array(x)), config.fifo_depth,
+                                   start_latency=cycle.RTL_START_LATENCY)
         assert counters["busy"] == model.busy.tolist(), name
         compute = counters["compute"]
         entries = sum(counters["busy"])
         macs = int(np.count_nonzero(codes[:, np.flatnonzero(x)]))
         rows.append({"layer": name, "rtl_compute_cycles": compute, "model_cycles": int(model.total),
-                     "rtl_over_model": compute / model.total, "load_efficiency": entries / (N_PE * compute),
+                     "rtl_over_model": compute / model.total,
+                     "model_cycles_with_rtl_queue_latency": int(rtl_model.total),
+                     "load_efficiency": entries / (N_PE * compute),
                      "model_load_efficiency": float(model.load_efficiency),
                      "entries_per_cycle_per_pe": entries / (N_PE * compute),
                      "macs_per_cycle_per_pe": macs / (N_PE * compute), "rtl_total_cycles": counters["cycles"],
@@ -117,11 +122,14 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as directory:
         rows, cycles_per_second = measure_layers(directory, RUNNERS[args.runner])
         digits = measure_digits(directory, args.images, RUNNERS[args.runner])
-    print(f"{'layer (16 PEs, FIFO 8)':42s} {'RTL':>7s} {'model':>7s} {'ratio':>6s} {'load eff':>8s} "
-          f"{'MAC/c/PE':>8s}")
+    print(f"{'layer (16 PEs, FIFO 8)':42s} {'RTL':>7s} {'model':>7s} {'ratio':>6s} {'model+q':>7s} "
+          f"{'load eff':>8s} {'MAC/c/PE':>8s}")
     for r in rows:
         print(f"{r['layer']:42s} {r['rtl_compute_cycles']:7d} {r['model_cycles']:7d} {r['rtl_over_model']:6.3f} "
-              f"{r['load_efficiency']:8.3f} {r['macs_per_cycle_per_pe']:8.3f}")
+              f"{r['model_cycles_with_rtl_queue_latency']:7d} {r['load_efficiency']:8.3f} "
+              f"{r['macs_per_cycle_per_pe']:8.3f}")
+    print("model: the paper's machine (start latency 1); model+q: the same given the RTL's queue latency "
+          f"({cycle.RTL_START_LATENCY} cycles)")
     print(f"Verilator ({args.runner} runner), 16 PEs: {cycles_per_second:,.0f} simulated cycles/s")
     print(f"digits MLP on 4 PEs: {digits['images']} images, RTL accuracy {digits['rtl_accuracy']:.4f} "
           f"(golden {digits['golden_accuracy']:.4f}, bit-exact {digits['bit_exact']}), "
