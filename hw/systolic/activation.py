@@ -208,16 +208,20 @@ class ActivationUnit(wiring.Component):
         valid = _delayed(m, reading, latency, "valid")[1:]
         ub = _delayed(m, ub_next, latency, "ub")[1:]
 
-        m.d.comb += [
-            self.busy.eq(loading | pending | streaming | Cat(*valid).any()),
-            self.cmd.ready.eq(~self.busy),
-        ]
-        with m.If(self.cmd.valid & self.cmd.ready):
+        # busy == loading | pending | streaming | any(valid), registered (it gates the controller's dispatch): its
+        # next value from this cycle's state (loading implies pending: the first read waits for the parameters;
+        # a read this cycle sets valid[0]; valid[-1] leaves).
+        accept = self.cmd.valid & self.cmd.ready
+        m.d.comb += self.cmd.ready.eq(~self.busy)
+        m.d.sync += self.busy.eq(accept | pending | streaming | Cat(*valid[:-1]).any())
+        # While idle, the command registers follow the payload (nothing reads them then), so that only the state
+        # flags wait for a command's arrival: the last payload before acceptance is the command's.
+        with m.If(~self.busy):
             payload = self.cmd.payload
-            m.d.sync += [command.eq(payload), loading.eq(1), pending.eq(1), param_index.eq(0),
-                         left.eq(payload.count), acc_next.eq(payload.acc), ub_next.eq(payload.ub),
-                         hold.eq(Mux(payload.wait > first_read, payload.wait, first_read)),
-                         self.wrote.eq(0)]
+            m.d.sync += [command.eq(payload), param_index.eq(0), left.eq(payload.count), acc_next.eq(payload.acc),
+                         ub_next.eq(payload.ub), hold.eq(Mux(payload.wait > first_read, payload.wait, first_read))]
+        with m.If(accept):
+            m.d.sync += [loading.eq(1), pending.eq(1), self.wrote.eq(0)]
 
         # Parameter phase: read PARAM_WORDS words; word k carries byte k of every column's record. Each word is
         # registered once after the memory (PARAM_READ_LATENCY) before it fans out to the columns' registers.
