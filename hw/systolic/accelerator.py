@@ -114,6 +114,7 @@ class SystolicAccelerator(wiring.Component):
             out_queue.i.valid.eq(ctl.out_push),
             ctl.out_level.eq(out_queue.level),
             ctl.out_blocked.eq(out_queue.o.valid & ~self.host_out.ready),
+            ctl.out_taken.eq(out_queue.o.valid & self.host_out.ready),
             # Unified buffer: A slot = MATMUL reads and READ_HOST writes, B slot = WRITE_HOST reads and ACTIVATE
             # writes (the controller and the activation unit keep to their slots).
             ub.phase.eq(ctl.phase),

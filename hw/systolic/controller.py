@@ -145,6 +145,8 @@ class Controller(wiring.Component):
     ``active_cycles``), defined in :mod:`sparq.formats.systolic.timing`.
 
     Ports: see the signature; memory-side ports are addresses and enables, the top level wires the data.
+    ``out_level``, ``out_blocked`` and ``out_taken`` describe the output queue: its level, a word refused by the host
+    and a word taken by the host (``out_push`` pushes one).
     ``host_in`` is the accelerator's data stream: the controller takes a word (``ready``) when a READ_HOST or
     READ_WEIGHTS needs one and writes it through ``ub_write_*`` / ``wb_write_*``; the top level wires its
     payload to the memories.
@@ -166,6 +168,7 @@ class Controller(wiring.Component):
             "host_in": In(stream.Signature(vector_layout(c.lanes))),
             "out_level": In(range(c.out_depth + 1)),
             "out_blocked": In(1),
+            "out_taken": In(1),
             "out_push": Out(1),
             "phase": Out(1),
             "ub_a_read_addr": Out(range(c.ub_depth)),
@@ -229,7 +232,8 @@ class Controller(wiring.Component):
         hi_slot = ~hi_to_ub | (hi_addr[0] == phase)
         hi_take = ~hi_zero & host_valid & hi_slot
         hi_busy = ~hi_zero
-        hi_free = hi_zero | (hi_one & hi_take)
+        hi_last = Signal()  # hi_one & hi_slot, registered (below)
+        hi_free = hi_zero | (hi_last & host_valid)
 
         # Host output unit: WRITE_HOST (UB, B slot) into the output queue.
         ho_left, ho_zero, ho_one, ho_step, ho_load = counter("ho_left", cw)
@@ -240,10 +244,13 @@ class Controller(wiring.Component):
         # cycle's level, reads in flight and read bound this cycle's (a word the host took since counts next cycle).
         room = Signal(init=1)
         ho_read = ~ho_zero & (ho_addr[0] != phase) & room
-        m.d.sync += room.eq(self.out_level + sum(ho_inflight) + ho_read < c.out_depth - 1)
+        room_next = self.out_level + sum(ho_inflight) + ho_read < c.out_depth - 1
+        m.d.sync += room.eq(room_next)
         ho_busy = ~ho_zero
-        ho_free = ho_zero | (ho_one & ho_read)
-        ho_idle = ho_zero & ~Cat(*ho_inflight).any()
+        ho_free = Signal(init=1)  # ho_zero | (ho_one & ho_read), registered (below)
+        # The output queue is empty (HALT waits for it), registered: next cycle's level is 0.
+        out_empty = Signal(init=1)
+        m.d.sync += out_empty.eq(~self.out_push & ((self.out_level == 0) | ((self.out_level == 1) & self.out_taken)))
 
         # Weight loader.
         w_left = Signal(range(2 * c.rows + 1))
@@ -258,7 +265,7 @@ class Controller(wiring.Component):
         # PE before the last shift).
         w_zero, w_many = Signal(init=1), Signal()
         w_busy = ~w_zero
-        w_idle = w_zero & ~Cat(*w_shifts).any()
+        w_idle = Signal(init=1)  # w_zero & ~any(w_shifts), registered (below)
 
         # Matrix issue.
         m_left, m_zero, m_one, m_step, m_load = counter("m_left", cw)
@@ -273,7 +280,9 @@ class Controller(wiring.Component):
         bank_drain = [Signal(range(bank_drain_init + 1), name=f"bank{b}_drain") for b in range(2)]
         m_issue = ~m_zero & (m_from_tb | (m_addr[0] == phase))
         m_busy = ~m_zero
-        m_free = m_zero | (m_one & m_issue)
+        m_free = Signal(init=1)  # m_zero | (m_one & m_issue), registered (below)
+        # bank_drain[b] != 0 | (m_busy & m_bank == b), registered (below): a LOAD_WEIGHTS into bank b waits.
+        bank_busy = [Signal(name=f"bank{b}_busy") for b in range(2)]
         drained = m_zero & (m_drain == 0)
 
         # The ranges of the busy ACTIVATE.
@@ -283,7 +292,9 @@ class Controller(wiring.Component):
         act_busy = self.act_busy
 
         xf_idle = ~self.xf_busy if c.winograd else 1
-        all_idle = ~hi_busy & ho_idle & w_idle & drained & ~act_busy & xf_idle
+        # ~hi_busy & ho_idle & w_idle & the matrix unit drained (every issued row landed), registered (below).
+        units_idle = Signal(init=1)
+        all_idle = units_idle & ~act_busy & xf_idle
 
         # The head instruction's range relations to the units, registered when it becomes the head (the units'
         # ranges only change when an instruction dispatches, and then only the unit the old head goes to, whose
@@ -292,12 +303,59 @@ class Controller(wiring.Component):
             "ub_hi", "wb_hi", "ub_ho", "ub_mm", "ub_act", "acc_act", "wb_act", "wb_ld", "write_chase", "act_chase",
             "extends")})
         rel, new_rel = Signal(relations), Signal(relations)
+
+        # Interlocks of the head instruction, per unit: a unit's load enables (`goes`) depend on its own conditions
+        # only (the opcode classes are one-hot), not on the whole dispatch decision.
+        write_chase = rel.write_chase & self.act_wrote
+        busy_bank = Mux(d.bank, bank_busy[1], bank_busy[0])
+        loading_bank = w_many & (w_bank == d.bank)
+        ub_hi, wb_hi = hi_busy & rel.ub_hi, hi_busy & rel.wb_hi
+        ub_ho, ub_mm = ho_busy & rel.ub_ho, m_busy & rel.ub_mm
+        ub_act, acc_act, wb_act = act_busy & rel.ub_act, act_busy & rel.acc_act, act_busy & rel.wb_act
+        wb_ld = w_busy & rel.wb_ld
+        ready = {
+            "read_host": hi_free & ~ub_ho & ~ub_mm & ~ub_act,
+            "read_weights": hi_free & ~wb_ld & ~wb_act,
+            "write_host": ho_free & ~ub_hi & (~ub_act | write_chase),
+            "load": w_idle & ~busy_bank & ~wb_hi,
+            "matmul": m_free & ~loading_bank & ~acc_act & (d.from_tb | (~ub_hi & ~ub_act)),
+            "activate": ~act_busy & ~wb_hi & ~ub_hi & ~ub_ho & ~ub_mm & (rel.act_chase | m_free),
+        }
+        can = d_valid & xf_idle & ~halted
+        goes = {kind: can & getattr(d, kind) & unit_ready for kind, unit_ready in ready.items()}
+        m.d.comb += dispatch.eq(Cat(*goes.values()).any()
+                                | (can & (d.sync | d.transform) & all_idle)
+                                | (can & (d.halt | d.bad) & all_idle & out_empty))
+
+        # The registered dispatch conditions above, each from this cycle's state and dispatch (so that no counter
+        # compare or slot test is on the dispatch path). A busy unit's slot test holds while it steps (its address
+        # and the phase both advance) and flips while it waits (the phase alone advances).
+        count_is_one = d.count == 1
+        count_is_zero = d.count == 0
+        to_host_in = goes["read_host"] | goes["read_weights"]
+        hi_zero_next = Mux(to_host_in, count_is_zero, Mux(hi_take, hi_one, hi_zero))
+        m.d.sync += hi_last.eq(Mux(to_host_in, count_is_one & (~d.read_host | (d.ub[0] != phase)),
+                                   Mux(hi_take, hi_left == 2, hi_one & (~hi_to_ub | (hi_addr[0] != phase)))))
+        ho_zero_next = Mux(goes["write_host"], count_is_zero, Mux(ho_read, ho_one, ho_zero))
+        m.d.sync += ho_free.eq(Mux(goes["write_host"], count_is_zero | (count_is_one & (d.ub[0] == phase) & room_next),
+                                   Mux(ho_read, ho_one | ((ho_left == 2) & room_next),
+                                       ho_zero | (ho_one & (ho_addr[0] == phase) & room_next))))
+        w_idle_next = ~goes["load"] & w_zero & ~Cat(*w_shifts[:-1]).any()  # a busy loader shifts the next cycle
+        m.d.sync += w_idle.eq(w_idle_next)
+        m_zero_next = Mux(goes["matmul"], count_is_zero, Mux(m_issue, m_one, m_zero))
+        m.d.sync += m_free.eq(Mux(goes["matmul"], count_is_zero | (count_is_one & (d.from_tb | (d.ub[0] != phase))),
+                                  m_zero | m_one | (m_issue & (m_left == 2))))
+        m_bank_next = Mux(goes["matmul"], d.bank, m_bank)
+        for b, counter_b in enumerate(bank_drain):
+            draining = (counter_b > 1) | ((m_issue & (m_bank == b)) if bank_drain_init else 0)
+            m.d.sync += bank_busy[b].eq(draining | (~m_zero_next & (m_bank_next == b)))
+        ho_idle_next = ho_zero_next & ~ho_read & ~Cat(*ho_inflight[:-1]).any()
+        drained_next = m_zero_next & ~m_issue & (m_drain <= 1)
+        m.d.sync += units_idle.eq(hi_zero_next & ho_idle_next & w_idle_next & drained_next)
+
         n_ub, n_wb, n_acc = (nxt.ub, nxt.ub_end), (nxt.wb, nxt.wb_end), (nxt.acc, nxt.acc_end)
         pair_ub, pair_wb, pair_acc = (_overlap(*n_ub, d.ub, d.ub_end), _overlap(*n_wb, d.wb, d.wb_end),
                                       _overlap(*n_acc, d.acc, d.acc_end))
-        goes = {kind: dispatch & getattr(d, kind) for kind in ("read_host", "read_weights", "write_host", "load",
-                                                               "matmul", "activate")}
-        to_host_in = goes["read_host"] | goes["read_weights"]
         head_run = Mux(rel.extends, run_lo, d.acc)  # run_lo once the head (a MATMUL) has dispatched
         m.d.comb += [
             new_rel.ub_hi.eq(Mux(to_host_in, d.read_host & pair_ub, hi_to_ub & _overlap(*n_ub, hi_lo, hi_hi))),
@@ -319,26 +377,6 @@ class Controller(wiring.Component):
         with m.If(advance):
             m.d.sync += [d.eq(nxt), d_valid.eq(self.instr.valid), rel.eq(new_rel)]
 
-        # Interlocks of the head instruction.
-        write_chase = rel.write_chase & self.act_wrote
-        busy_bank = Mux(d.bank, bank_drain[1] != 0, bank_drain[0] != 0) | (m_busy & (m_bank == d.bank))
-        loading_bank = w_many & (w_bank == d.bank)
-        ub_hi, wb_hi = hi_busy & rel.ub_hi, hi_busy & rel.wb_hi
-        ub_ho, ub_mm = ho_busy & rel.ub_ho, m_busy & rel.ub_mm
-        ub_act, acc_act, wb_act = act_busy & rel.ub_act, act_busy & rel.acc_act, act_busy & rel.wb_act
-        wb_ld = w_busy & rel.wb_ld
-
-        ready = Signal()
-        m.d.comb += ready.eq(
-            (d.read_host & hi_free & ~ub_ho & ~ub_mm & ~ub_act)
-            | (d.read_weights & hi_free & ~wb_ld & ~wb_act)
-            | (d.write_host & ho_free & ~ub_hi & (~ub_act | write_chase))
-            | (d.load & w_idle & ~busy_bank & ~wb_hi)
-            | (d.matmul & m_free & ~loading_bank & ~acc_act & (d.from_tb | (~ub_hi & ~ub_act)))
-            | (d.activate & ~act_busy & ~wb_hi & ~ub_hi & ~ub_ho & ~ub_mm & (rel.act_chase | m_free))
-            | ((d.sync | d.transform) & all_idle)
-            | ((d.halt | d.bad) & all_idle & (self.out_level == 0)))
-        m.d.comb += dispatch.eq(d_valid & ready & xf_idle & ~halted)
         with m.If(dispatch | started):
             m.d.sync += [started.eq(1), phase.eq(~phase)]
 
@@ -429,7 +467,6 @@ class Controller(wiring.Component):
                 m.d.sync += counter_b.eq(counter_b - 1)
 
         # Dispatch, last so that a unit's new instruction overrides its sequencer's final step.
-        count_is_one = d.count == 1
         hi_load(m, to_host_in, d.count, count_is_one)
         with m.If(to_host_in):
             m.d.sync += [hi_to_ub.eq(d.read_host), hi_addr.eq(Mux(d.read_host, d.ub, d.wb)),
