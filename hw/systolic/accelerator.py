@@ -41,8 +41,8 @@ class SystolicAccelerator(wiring.Component):
     Ports
     -----
     instr : In(stream.Signature(instruction_layout()))
-        Encoded instructions (``sparq.formats.systolic.encode``), decoded (:class:`~.controller.InstructionDecoder`)
-        and queued in an ``instr_depth``-entry FIFO.
+        Encoded instructions (``sparq.formats.systolic.encode``), decoded (:class:`~.controller.InstructionDecoder`,
+        registered: one cycle) and queued in an ``instr_depth``-entry FIFO.
     host_in : In(stream.Signature(ArrayLayout(signed(8), rows)))
         Data words for READ_HOST and READ_WEIGHTS, in program order.
     host_out : Out(stream.Signature(ArrayLayout(signed(8), rows)))
@@ -79,7 +79,7 @@ class SystolicAccelerator(wiring.Component):
         m = Module()
         c = self.config
         word = vector_layout(c.lanes)
-        m.submodules.decoder = decoder = InstructionDecoder(c)
+        m.submodules.decoder = decoder = InstructionDecoder(c, registered=True)
         m.submodules.instr_queue = instr_queue = StreamFIFO(decoded_layout(c), c.instr_depth)
         m.submodules.out_queue = out_queue = StreamFIFO(word, c.out_depth)
         m.submodules.controller = ctl = Controller(c)

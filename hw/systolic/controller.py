@@ -42,39 +42,57 @@ def count_bits(config: SystolicConfig) -> int:
     return max(depths).bit_length()
 
 
+RELATIONS = ("ub_hi", "wb_hi", "ub_ho", "ub_mm", "ub_act", "acc_act", "wb_act", "wb_ld", "write_chase", "act_chase",
+             "extends")
+"""An instruction's range relations to the latest earlier instruction of each unit (:class:`InstructionDecoder`):
+``ub_hi`` its UB range overlaps the latest READ's if that was a READ_HOST, ``wb_hi`` its WB range the latest READ's
+if that was a READ_WEIGHTS, ``ub_ho`` the latest WRITE_HOST's, ``ub_mm`` the latest MATMUL's if that read the UB,
+``ub_act``, ``acc_act`` and ``wb_act`` the latest ACTIVATE's (its parameter words in the WB), ``wb_ld`` the latest
+LOAD_WEIGHTS's; ``write_chase`` its UB range starts where the latest ACTIVATE's does and ends within it;
+``act_chase`` its accumulator range starts at the latest MATMUL run's first row and ends within the run;
+``extends`` it starts at the row after the latest MATMUL's last."""
+
+
 def decoded_layout(config: SystolicConfig) -> data.StructLayout:
     """An instruction as the controller takes it (:class:`InstructionDecoder`): its opcode class (:data:`KINDS`),
-    flags, count (:func:`count_bits`) and its UB, WB and accumulator ranges as start and end addresses (ends one
-    bit wider, saturated: a range past its memory ends at the all-ones address), the TB address in Winograd
-    builds."""
+    flags, count (:func:`count_bits`), its UB, WB and accumulator start addresses, the end of its WB range (one bit
+    wider, saturated: a range past its memory ends at the all-ones address), the TB address in Winograd builds, and
+    its range relations (``rel``, :data:`RELATIONS`)."""
     c = config
     ub_bits, wb_bits, acc_bits = (_address_bits(d) for d in (c.ub_depth, c.wb_depth, c.acc_depth))
     return data.StructLayout({
         **{kind: 1 for kind in KINDS},
         "transform_out": 1, "bank": 1, "accumulate": 1, "relu": 1, "from_tb": 1, "wide": 1,
-        "count": count_bits(c), "ub": ub_bits, "ub_end": ub_bits + 1, "wb": wb_bits, "wb_end": wb_bits + 1,
-        "acc": acc_bits, "acc_end": acc_bits + 1, "tb": range(c.tb_depth) if c.winograd else 1,
+        "count": count_bits(c), "ub": ub_bits, "wb": wb_bits, "wb_end": wb_bits + 1, "acc": acc_bits,
+        "tb": range(c.tb_depth) if c.winograd else 1, "rel": data.StructLayout({name: 1 for name in RELATIONS}),
     })
 
 
 class InstructionDecoder(wiring.Component):
     """Decodes encoded instructions (``sparq.formats.systolic.encode``) into :func:`decoded_layout`, in front of the
     instruction queue, so that the queue holds compact entries and the controller's dispatch logic starts from
-    registers: ``o`` is ``i`` with the payload decoded (no latency, ``i.ready == o.ready``).
+    registers: ``o`` is ``i`` with the payload decoded, with no latency (``i.ready == o.ready``) or, ``registered``,
+    through a register stage between the decoding and the relations' compares (one cycle; ``i.ready`` when the
+    stage is empty or ``o`` takes its instruction).
 
     The range ends are ``start + length`` (LOAD_WEIGHTS: ``rows`` or ``2 * rows`` WB words, ACTIVATE:
     ``PARAM_WORDS`` WB words; otherwise ``count``), saturated; READ's ``src`` is the host's business and is dropped.
+
+    The decoder sees the program in order, as the controller dispatches it, so the latest earlier instruction of
+    each unit is the one that unit holds (or last held) when this instruction is the next to dispatch: the range
+    relations (:data:`RELATIONS`) are taken here, against the ranges of each unit's latest instruction (empty from
+    reset), which advance with each transfer on ``o``. No compare is left on the controller's dispatch path.
     """
 
-    def __init__(self, config: SystolicConfig):
-        self.config = config
+    def __init__(self, config: SystolicConfig, *, registered: bool = False):
+        self.config, self.registered = config, registered
         super().__init__({"i": In(stream.Signature(instruction_layout())),
                           "o": Out(stream.Signature(decoded_layout(config)))})
 
     def elaborate(self, platform):
         m = Module()
         c = self.config
-        ins, decoded = self.i.payload, self.o.payload
+        ins = self.i.payload
         op = ins.opcode
         is_ = {name: op == code for name, code in (
             ("read_host", Opcode.READ_HOST), ("read_weights", Opcode.READ_WEIGHTS), ("write_host", Opcode.WRITE_HOST),
@@ -83,7 +101,11 @@ class InstructionDecoder(wiring.Component):
         transform = (op == Opcode.TRANSFORM_IN) | (op == Opcode.TRANSFORM_OUT)
         known = Cat(*is_.values()).any() | (transform if c.winograd else 0)
         bits = count_bits(c)
-        m.d.comb += [self.o.valid.eq(self.i.valid), self.i.ready.eq(self.o.ready)]
+        layout = decoded_layout(c)
+        # The decoded instruction without its relations, and the ends of its UB and accumulator ranges.
+        front = Signal(data.StructLayout({"decoded": layout, "ub_end": _address_bits(c.ub_depth) + 1,
+                                          "acc_end": _address_bits(c.acc_depth) + 1}))
+        decoded = front.decoded
         m.d.comb += [getattr(decoded, name).eq(value) for name, value in is_.items()]
         m.d.comb += [
             decoded.transform.eq(transform if c.winograd else 0),
@@ -100,12 +122,62 @@ class InstructionDecoder(wiring.Component):
             m.d.comb += decoded.tb.eq(ins.tb)
         words = Mux(decoded.wide, 2 * c.rows, c.rows)
         wb_length = Mux(is_["load"], words, Mux(is_["activate"], PARAM_WORDS, ins.count))
-        for name, start, length in (("ub", ins.ub, ins.count), ("wb", ins.wb, wb_length), ("acc", ins.acc, ins.count)):
+        for name, start, length, end in (("ub", ins.ub, ins.count, front.ub_end),
+                                         ("wb", ins.wb, wb_length, decoded.wb_end),
+                                         ("acc", ins.acc, ins.count, front.acc_end)):
             width = len(getattr(decoded, name))
-            end = getattr(decoded, f"{name}_end")
             saturate = (start[width:] != 0) | (length[width:] != 0)
             m.d.comb += [getattr(decoded, name).eq(start[:width]),
                          end.eq(Mux(saturate, Const(-1, len(end)), start[:width] + length[:width]))]
+
+        if self.registered:
+            stage, full = Signal.like(front), Signal()
+            m.d.comb += [self.i.ready.eq(~full | self.o.ready), self.o.valid.eq(full)]
+            with m.If(self.i.ready):
+                m.d.sync += [stage.eq(front), full.eq(self.i.valid)]
+        else:
+            stage = front
+            m.d.comb += [self.o.valid.eq(self.i.valid), self.i.ready.eq(self.o.ready)]
+        out = stage.decoded
+        m.d.comb += self.o.payload.eq(out)
+
+        # The latest earlier instruction's ranges, per unit: (unit, memory) -> (start, end), empty (0, 0) if none or
+        # (the host input's, the matrix unit's) if that instruction did not touch the memory.
+        span = {"ub": (out.ub, stage.ub_end), "wb": (out.wb, out.wb_end), "acc": (out.acc, stage.acc_end)}
+        ranges = {(unit, memory): (Signal(len(span[memory][0]), name=f"{unit}_{memory}_lo"),
+                                   Signal(len(span[memory][1]), name=f"{unit}_{memory}_hi"))
+                  for unit, memory in (("hi", "ub"), ("hi", "wb"), ("ho", "ub"), ("mm", "ub"), ("act", "ub"),
+                                       ("act", "acc"), ("act", "wb"), ("ld", "wb"))}
+        acc_bits = len(out.acc)
+        run_lo = Signal(acc_bits)  # the first accumulator row of the latest MATMUL run
+        ma_hi = Signal(acc_bits + 1)  # the end of the latest MATMUL's accumulator rows
+        rel = self.o.payload.rel
+        for name, (unit, memory) in (("ub_hi", ("hi", "ub")), ("wb_hi", ("hi", "wb")), ("ub_ho", ("ho", "ub")),
+                                     ("ub_mm", ("mm", "ub")), ("ub_act", ("act", "ub")), ("acc_act", ("act", "acc")),
+                                     ("wb_act", ("act", "wb")), ("wb_ld", ("ld", "wb"))):
+            m.d.comb += getattr(rel, name).eq(_overlap(*span[memory], *ranges[unit, memory]))
+        (ub, ub_end), (acc, acc_end) = span["ub"], span["acc"]
+        a_lo, a_hi = ranges["act", "ub"]
+        m.d.comb += [rel.write_chase.eq((ub == a_lo) & (ub_end <= a_hi)),
+                     rel.act_chase.eq((acc == run_lo) & (acc_end <= ma_hi)),
+                     rel.extends.eq(acc == ma_hi)]
+
+        empty = (0, 0)
+        updates = {"read_host": {("hi", "ub"): span["ub"], ("hi", "wb"): empty},
+                   "read_weights": {("hi", "ub"): empty, ("hi", "wb"): span["wb"]},
+                   "write_host": {("ho", "ub"): span["ub"]},
+                   "load": {("ld", "wb"): span["wb"]},
+                   "activate": {("act", memory): span[memory] for memory in ("ub", "acc", "wb")}}
+        taken = self.o.valid & self.o.ready
+        for kind, changes in updates.items():
+            with m.If(taken & getattr(out, kind)):
+                m.d.sync += [part.eq(value) for key, new in changes.items() for part, value in zip(ranges[key], new)]
+        with m.If(taken & out.matmul):
+            mm_lo, mm_hi = ranges["mm", "ub"]
+            m.d.sync += [mm_lo.eq(Mux(out.from_tb, 0, ub)), mm_hi.eq(Mux(out.from_tb, 0, ub_end)),
+                         ma_hi.eq(acc_end)]
+            with m.If(~rel.extends):
+                m.d.sync += run_lo.eq(acc)
         return m
 
 
@@ -118,9 +190,10 @@ class Controller(wiring.Component):
     and accumulator ranges each busy unit still touches.
 
     Front end: ``instr`` carries decoded instructions (:class:`InstructionDecoder`, in front of the instruction
-    queue: address ranges with precomputed, saturated ends, the opcode class, a count as wide as the deepest
-    memory), from the queue's output register, so that the dispatch decision depends on registers alone (plus
-    ``host_in.valid`` for back-to-back READs): no memory output or wide adder is on the dispatch path.
+    queue: the opcode class, a count as wide as the deepest memory, the range relations to each unit's latest
+    instruction), from the queue's output register into the head register ``d``; the dispatch decision depends on
+    registers alone (plus ``host_in.valid`` for back-to-back READs, the units' free and idle flags registered from
+    their next values): no memory output, adder or address compare is on the dispatch path.
 
     Unified buffer slots (``phase``, counted from the first dispatch): MATMUL reads and READ_HOST writes use the A
     slot (``ub_a_*``, address parity = ``phase``), WRITE_HOST reads and the activation unit's writes the B slot
@@ -228,7 +301,6 @@ class Controller(wiring.Component):
         hi_left, hi_zero, hi_one, hi_step, hi_load = counter("hi_left", cw)
         hi_addr = Signal(max(ub_bits, wb_bits))
         hi_to_ub = Signal()
-        hi_lo, hi_hi = Signal(len(hi_addr)), Signal(len(hi_addr) + 1)
         hi_slot = ~hi_to_ub | (hi_addr[0] == phase)
         hi_take = ~hi_zero & host_valid & hi_slot
         hi_busy = ~hi_zero
@@ -238,7 +310,6 @@ class Controller(wiring.Component):
         # Host output unit: WRITE_HOST (UB, B slot) into the output queue.
         ho_left, ho_zero, ho_one, ho_step, ho_load = counter("ho_left", cw)
         ho_addr = Signal(ub_bits)
-        ho_lo, ho_hi = Signal(ub_bits), Signal(ub_bits + 1)
         ho_inflight = [Signal(name=f"ho_inflight{k}") for k in range(1, UB_READ_LATENCY + 1)]  # reads k cycles ago
         # Room for one more read, registered so that no queue level or adder is on the dispatch path: last
         # cycle's level, reads in flight and read bound this cycle's (a word the host took since counts next cycle).
@@ -260,7 +331,6 @@ class Controller(wiring.Component):
         # words likewise (captured then).
         w_shifts = [Signal(name=f"w_shift{k}") for k in range(1, WEIGHT_READ_LATENCY + 1)]
         w_captures = [Signal(name=f"w_capture{k}") for k in range(1, WEIGHT_READ_LATENCY + 1)]
-        w_lo, w_hi = Signal(wb_bits), Signal(wb_bits + 1)
         # w_left == 0; w_left > 3 - WEIGHT_READ_LATENCY (a MATMUL on the bank waits: its first vector would meet a
         # PE before the last shift).
         w_zero, w_many = Signal(init=1), Signal()
@@ -272,9 +342,8 @@ class Controller(wiring.Component):
         m_addr = Signal(max(ub_bits, len(d.tb)) if c.winograd else ub_bits)  # UB or TB address
         m_acc = Signal(acc_bits)
         m_bank, m_accumulate, m_from_tb = Signal(), Signal(), Signal()
-        m_lo, m_hi = Signal(ub_bits), Signal(ub_bits + 1)
         run_lo = Signal(acc_bits)  # the first accumulator row of the latest run
-        ma_lo, ma_hi = Signal(acc_bits), Signal(acc_bits + 1)  # the latest MATMUL's accumulator rows
+        ma_lo = Signal(acc_bits)  # the latest MATMUL's first accumulator row
         m_lead = Signal(range(drain + 2))  # cycles until the latest MATMUL's first row has landed
         m_drain = Signal(range(drain + 1))  # cycles until every issued row has landed
         bank_drain = [Signal(range(bank_drain_init + 1), name=f"bank{b}_drain") for b in range(2)]
@@ -285,10 +354,6 @@ class Controller(wiring.Component):
         bank_busy = [Signal(name=f"bank{b}_busy") for b in range(2)]
         drained = m_zero & (m_drain == 0)
 
-        # The ranges of the busy ACTIVATE.
-        a_lo, a_hi = Signal(ub_bits), Signal(ub_bits + 1)
-        aa_lo, aa_hi = Signal(acc_bits), Signal(acc_bits + 1)
-        ap_lo, ap_hi = Signal(wb_bits), Signal(wb_bits + 1)
         act_busy = self.act_busy
 
         xf_idle = ~self.xf_busy if c.winograd else 1
@@ -296,13 +361,9 @@ class Controller(wiring.Component):
         units_idle = Signal(init=1)
         all_idle = units_idle & ~act_busy & xf_idle
 
-        # The head instruction's range relations to the units, registered when it becomes the head (the units'
-        # ranges only change when an instruction dispatches, and then only the unit the old head goes to, whose
-        # new ranges are the old head's: those relations are compared pairwise).
-        relations = data.StructLayout({name: 1 for name in (
-            "ub_hi", "wb_hi", "ub_ho", "ub_mm", "ub_act", "acc_act", "wb_act", "wb_ld", "write_chase", "act_chase",
-            "extends")})
-        rel, new_rel = Signal(relations), Signal(relations)
+        # The head instruction's range relations to each unit's latest instruction (the decoder's): a relation to
+        # a unit counts while the unit is busy.
+        rel = d.rel
 
         # Interlocks of the head instruction, per unit: a unit's load enables (`goes`) depend on its own conditions
         # only (the opcode classes are one-hot), not on the whole dispatch decision.
@@ -353,29 +414,10 @@ class Controller(wiring.Component):
         drained_next = m_zero_next & ~m_issue & (m_drain <= 1)
         m.d.sync += units_idle.eq(hi_zero_next & ho_idle_next & w_idle_next & drained_next)
 
-        n_ub, n_wb, n_acc = (nxt.ub, nxt.ub_end), (nxt.wb, nxt.wb_end), (nxt.acc, nxt.acc_end)
-        pair_ub, pair_wb, pair_acc = (_overlap(*n_ub, d.ub, d.ub_end), _overlap(*n_wb, d.wb, d.wb_end),
-                                      _overlap(*n_acc, d.acc, d.acc_end))
-        head_run = Mux(rel.extends, run_lo, d.acc)  # run_lo once the head (a MATMUL) has dispatched
-        m.d.comb += [
-            new_rel.ub_hi.eq(Mux(to_host_in, d.read_host & pair_ub, hi_to_ub & _overlap(*n_ub, hi_lo, hi_hi))),
-            new_rel.wb_hi.eq(Mux(to_host_in, d.read_weights & pair_wb, ~hi_to_ub & _overlap(*n_wb, hi_lo, hi_hi))),
-            new_rel.ub_ho.eq(Mux(goes["write_host"], pair_ub, _overlap(*n_ub, ho_lo, ho_hi))),
-            new_rel.ub_mm.eq(Mux(goes["matmul"], ~d.from_tb & pair_ub, ~m_from_tb & _overlap(*n_ub, m_lo, m_hi))),
-            new_rel.ub_act.eq(Mux(goes["activate"], pair_ub, _overlap(*n_ub, a_lo, a_hi))),
-            new_rel.acc_act.eq(Mux(goes["activate"], pair_acc, _overlap(*n_acc, aa_lo, aa_hi))),
-            new_rel.wb_act.eq(Mux(goes["activate"], pair_wb, _overlap(*n_wb, ap_lo, ap_hi))),
-            new_rel.wb_ld.eq(Mux(goes["load"], pair_wb, _overlap(*n_wb, w_lo, w_hi))),
-            new_rel.write_chase.eq(Mux(goes["activate"], (nxt.ub == d.ub) & (nxt.ub_end <= d.ub_end),
-                                       (nxt.ub == a_lo) & (nxt.ub_end <= a_hi))),
-            new_rel.act_chase.eq(Mux(goes["matmul"], (nxt.acc == head_run) & (nxt.acc_end <= d.acc_end),
-                                     (nxt.acc == run_lo) & (nxt.acc_end <= ma_hi))),
-            new_rel.extends.eq(Mux(goes["matmul"], nxt.acc == d.acc_end, nxt.acc == ma_hi)),
-        ]
         advance = ~d_valid | dispatch
         m.d.comb += self.instr.ready.eq(advance)
         with m.If(advance):
-            m.d.sync += [d.eq(nxt), d_valid.eq(self.instr.valid), rel.eq(new_rel)]
+            m.d.sync += [d.eq(nxt), d_valid.eq(self.instr.valid)]
 
         with m.If(dispatch | started):
             m.d.sync += [started.eq(1), phase.eq(~phase)]
@@ -469,11 +511,10 @@ class Controller(wiring.Component):
         # Dispatch, last so that a unit's new instruction overrides its sequencer's final step.
         hi_load(m, to_host_in, d.count, count_is_one)
         with m.If(to_host_in):
-            m.d.sync += [hi_to_ub.eq(d.read_host), hi_addr.eq(Mux(d.read_host, d.ub, d.wb)),
-                         hi_lo.eq(Mux(d.read_host, d.ub, d.wb)), hi_hi.eq(Mux(d.read_host, d.ub_end, d.wb_end))]
+            m.d.sync += [hi_to_ub.eq(d.read_host), hi_addr.eq(Mux(d.read_host, d.ub, d.wb))]
         ho_load(m, goes["write_host"], d.count, count_is_one)
         with m.If(goes["write_host"]):
-            m.d.sync += [ho_addr.eq(d.ub), ho_lo.eq(d.ub), ho_hi.eq(d.ub_end)]
+            m.d.sync += ho_addr.eq(d.ub)
         with m.If(dispatch & (d.halt | d.bad)):
             m.d.sync += halted.eq(1)
         with m.If(dispatch & d.bad):
@@ -481,20 +522,17 @@ class Controller(wiring.Component):
         with m.If(goes["load"]):
             words = Mux(d.wide, 2 * c.rows, c.rows)
             m.d.sync += [w_left.eq(words), w_addr.eq(d.wb_end - 1), w_bank.eq(d.bank), w_wide.eq(d.wide),
-                         w_lo.eq(d.wb), w_hi.eq(d.wb_end), w_zero.eq(0), w_many.eq(words > 3 - WEIGHT_READ_LATENCY)]
+                         w_zero.eq(0), w_many.eq(words > 3 - WEIGHT_READ_LATENCY)]
         m_load(m, goes["matmul"], d.count, count_is_one)
         with m.If(goes["matmul"]):
             # The first issue is the next cycle if its address is in the A slot then (phase flips), else the one
             # after. It extends the run if its rows continue the latest MATMUL's.
             late = ~d.from_tb & (d.ub[0] == phase)
             m.d.sync += [m_addr.eq(Mux(d.from_tb, d.tb, d.ub)), m_acc.eq(d.acc), m_bank.eq(d.bank),
-                         m_accumulate.eq(d.accumulate), m_from_tb.eq(d.from_tb), m_lo.eq(d.ub), m_hi.eq(d.ub_end),
-                         ma_lo.eq(d.acc), ma_hi.eq(d.acc_end), m_lead.eq(drain + late)]
+                         m_accumulate.eq(d.accumulate), m_from_tb.eq(d.from_tb), ma_lo.eq(d.acc),
+                         m_lead.eq(drain + late)]
             with m.If(~rel.extends):
                 m.d.sync += run_lo.eq(d.acc)
-        with m.If(goes["activate"]):
-            m.d.sync += [a_lo.eq(d.ub), a_hi.eq(d.ub_end), aa_lo.eq(d.acc), aa_hi.eq(d.acc_end),
-                         ap_lo.eq(d.wb), ap_hi.eq(d.wb_end)]
 
         # Performance counters.
         host_stall = (~hi_zero & hi_slot & ~host_valid) | self.out_blocked | (~d_valid & all_idle)
