@@ -181,6 +181,26 @@ class InstructionDecoder(wiring.Component):
         return m
 
 
+class SkidBuffer(wiring.Component):
+    """A one-entry stream buffer whose ``i.ready`` is a register: high exactly when the buffer is empty, so that the
+    producer's read logic does not wait for the consumer's decision (between the instruction queue and the
+    controller, whose ``instr.ready`` is its dispatch decision). ``o`` presents the buffered item if there is one,
+    else ``i``'s (no latency); an item ``i`` presents that ``o`` does not take in that cycle is buffered."""
+
+    def __init__(self, shape):
+        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
+
+    def elaborate(self, platform):
+        m = Module()
+        full, item = Signal(), Signal.like(self.i.payload)
+        m.d.comb += [self.i.ready.eq(~full), self.o.valid.eq(full | self.i.valid),
+                     self.o.payload.eq(Mux(full, item.as_value(), self.i.payload.as_value()))]
+        with m.If(~full):
+            m.d.sync += item.eq(self.i.payload)
+        m.d.sync += full.eq(self.o.valid & ~self.o.ready)
+        return m
+
+
 class Controller(wiring.Component):
     """Executes ``sparq.formats.systolic`` instructions with the timing of :mod:`sparq.formats.systolic.timing`,
     whose :class:`~sparq.formats.systolic.timing.Timeline` is the cycle-exact model of this block (with the units it
@@ -191,7 +211,8 @@ class Controller(wiring.Component):
 
     Front end: ``instr`` carries decoded instructions (:class:`InstructionDecoder`, in front of the instruction
     queue: the opcode class, a count as wide as the deepest memory, the range relations to each unit's latest
-    instruction), from the queue's output register into the head register ``d``; the dispatch decision depends on
+    instruction), from registers (the queue's output register or a :class:`SkidBuffer` after it) into the head
+    register ``d``; the dispatch decision depends on
     registers alone (plus ``host_in.valid`` for back-to-back READs, the units' free and idle flags registered from
     their next values): no memory output, adder or address compare is on the dispatch path.
 
@@ -381,12 +402,15 @@ class Controller(wiring.Component):
             "load": w_idle & ~busy_bank & ~wb_hi,
             "matmul": m_free & ~loading_bank & ~acc_act & (d.from_tb | (~ub_hi & ~ub_act)),
             "activate": ~act_busy & ~wb_hi & ~ub_hi & ~ub_ho & ~ub_mm & (rel.act_chase | m_free),
+            "sync": all_idle,
+            "transform": all_idle,
+            "halt": all_idle & out_empty,
+            "bad": all_idle & out_empty,
         }
-        can = d_valid & xf_idle & ~halted
-        goes = {kind: can & getattr(d, kind) & unit_ready for kind, unit_ready in ready.items()}
-        m.d.comb += dispatch.eq(Cat(*goes.values()).any()
-                                | (can & (d.sync | d.transform) & all_idle)
-                                | (can & (d.halt | d.bad) & all_idle & out_empty))
+        # The head's opcode class while it may dispatch (d_valid & d.<kind> & ~halted), registered.
+        head_kind = Signal(data.StructLayout({kind: 1 for kind in KINDS}))
+        goes = {kind: getattr(head_kind, kind) & unit_ready & xf_idle for kind, unit_ready in ready.items()}
+        m.d.comb += dispatch.eq(Cat(*goes.values()).any())
 
         # The registered dispatch conditions above, each from this cycle's state and dispatch (so that no counter
         # compare or slot test is on the dispatch path). A busy unit's slot test holds while it steps (its address
@@ -416,15 +440,18 @@ class Controller(wiring.Component):
 
         advance = ~d_valid | dispatch
         m.d.comb += self.instr.ready.eq(advance)
+        halting = halted | goes["halt"] | goes["bad"]
         with m.If(advance):
             m.d.sync += [d.eq(nxt), d_valid.eq(self.instr.valid)]
+            m.d.sync += [getattr(head_kind, kind).eq(self.instr.valid & getattr(nxt, kind) & ~halting)
+                         for kind in KINDS]
 
         with m.If(dispatch | started):
             m.d.sync += [started.eq(1), phase.eq(~phase)]
 
         if c.winograd:
             m.d.comb += [
-                self.xf_cmd.valid.eq(dispatch & d.transform),
+                self.xf_cmd.valid.eq(goes["transform"]),
                 self.xf_cmd.payload.output.eq(d.transform_out),
                 self.xf_cmd.payload.ub.eq(d.ub),
                 self.xf_cmd.payload.tb.eq(d.tb),
@@ -439,7 +466,7 @@ class Controller(wiring.Component):
         m.d.comb += offset.eq(ma_lo - run_lo)
         wait_chase = Mux(m_lead > offset, m_lead - 1 - offset, 0)
         m.d.comb += [
-            self.act_cmd.valid.eq(dispatch & d.activate),
+            self.act_cmd.valid.eq(goes["activate"]),
             self.act_cmd.payload.acc.eq(d.acc),
             self.act_cmd.payload.ub.eq(d.ub),
             self.act_cmd.payload.wb.eq(d.wb),
@@ -515,9 +542,9 @@ class Controller(wiring.Component):
         ho_load(m, goes["write_host"], d.count, count_is_one)
         with m.If(goes["write_host"]):
             m.d.sync += ho_addr.eq(d.ub)
-        with m.If(dispatch & (d.halt | d.bad)):
+        with m.If(goes["halt"] | goes["bad"]):
             m.d.sync += halted.eq(1)
-        with m.If(dispatch & d.bad):
+        with m.If(goes["bad"]):
             m.d.sync += error.eq(1)
         with m.If(goes["load"]):
             words = Mux(d.wide, 2 * c.rows, c.rows)
