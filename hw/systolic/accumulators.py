@@ -72,15 +72,17 @@ class Accumulators(wiring.Component):
         last = Signal(word, name="sum1")
         last_addr = Signal.like(self.write.addr, name="sum1_addr")
         last_valid = Signal(name="sum1_valid")
-        forward, old = Signal(), Signal(word)
-        total = Signal(word)
+        # Forward from the write one cycle before (registered), two cycles before (the next write's, a cycle early).
+        forward1, forward2 = Signal(name="forward1"), Signal(name="forward2")
+        old, total = Signal(word, name="old"), Signal(word, name="total")
+        m.d.comb += forward2.eq(last_valid & (last_addr == ahead[1].addr))
         m.d.sync += [
             last.eq(total), last_addr.eq(self.write.addr), last_valid.eq(self.write.valid),
-            forward.eq(self.write.valid & (self.write.addr == ahead[1].addr)),
-            old.eq(Mux(last_valid & (last_addr == ahead[1].addr), last, rmw_port.data)),
+            forward1.eq(self.write.valid & (self.write.addr == ahead[1].addr)),
+            old.eq(Mux(forward2, last, rmw_port.data)),
         ]
         for lane in range(self.cols):
-            base = Mux(forward, last[lane], old[lane])
+            base = Mux(forward1, last[lane], old[lane])
             m.d.comb += total[lane].eq(self.write.data[lane] + Mux(self.write.accumulate, base, 0))
 
         read_data = Signal(word)

@@ -131,7 +131,7 @@ class InstructionDecoder(wiring.Component):
                          end.eq(Mux(saturate, Const(-1, len(end)), start[:width] + length[:width]))]
 
         if self.registered:
-            stage, full = Signal.like(front), Signal()
+            stage, full = Signal.like(front, name="stage"), Signal(name="stage_full")
             m.d.comb += [self.i.ready.eq(~full | self.o.ready), self.o.valid.eq(full)]
             with m.If(self.i.ready):
                 m.d.sync += [stage.eq(front), full.eq(self.i.valid)]
@@ -192,7 +192,7 @@ class SkidBuffer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        full, item = Signal(), Signal.like(self.i.payload)
+        full, item = Signal(name="full"), Signal.like(self.i.payload, name="item")
         m.d.comb += [self.i.ready.eq(~full), self.o.valid.eq(full | self.i.valid),
                      self.o.payload.eq(Mux(full, item.as_value(), self.i.payload.as_value()))]
         with m.If(~full):
