@@ -118,17 +118,24 @@ def shift_right(bits: list, sign, stages, keep: int):
     ``bits`` (least significant first, sign-extended with ``sign`` beyond them) shifted by the ``stages``
     (``(step, enable)``, largest step first), keeping ``keep`` bits. After each stage only the bits the later stages
     can still bring into the ``keep`` low bits are kept (``keep`` plus the later steps), so a stage of ``2**k`` costs
-    ``keep + 2**k - 1`` 2:1 multiplexers instead of a full width. A dropped bit would land at or above ``keep``;
-    returns ``(kept bits, whether a dropped bit differs from the sign)``."""
+    ``keep + 2**k - 1`` 2:1 multiplexers instead of a full width. Returns ``(kept bits, whether a dropped bit differs
+    from the sign)``: bit ``q`` of ``bits`` is dropped when ``q - shift >= keep``, which is taken from the input bits
+    and the shift directly (the bits grouped by the largest shift that still drops them), not stage by stage, so
+    that the flag is an OR tree beside the multiplexers rather than behind them."""
     current = list(bits)
-    dropped = []
     for k, (step, enable) in enumerate(stages):
         width = keep + sum(later for later, _ in stages[k + 1:])
         current += [sign] * max(0, width + step - len(current))
-        # Without this shift, current[width:] is dropped; with it, those bits move into the kept range.
-        dropped.append(~enable & Cat(*[b ^ sign for b in current[width:]]).any())
+        assert len(current) == width + step  # no bit leaves the kept range but past keep
         current = [Mux(enable, current[j + step], current[j]) for j in range(width)]
-    return current, Cat(*dropped).any()
+    shift = sum(step * enable for step, enable in stages)
+    shifts = {0}  # the shifts the stages can make
+    for step, _ in stages:
+        shifts |= {s + step for s in shifts}
+    groups = {}  # the largest shift that drops bit q -> those bits
+    for q in range(keep, len(bits)):
+        groups.setdefault(max(s for s in shifts if s <= q - keep), []).append(bits[q] ^ sign)
+    return current, Cat(*[(shift <= most) & Cat(*group).any() for most, group in groups.items()]).any()
 
 
 def _delayed(m: Module, value, cycles: int, name: str) -> list:

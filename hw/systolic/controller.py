@@ -212,9 +212,9 @@ class Controller(wiring.Component):
     Front end: ``instr`` carries decoded instructions (:class:`InstructionDecoder`, in front of the instruction
     queue: the opcode class, a count as wide as the deepest memory, the range relations to each unit's latest
     instruction), from registers (the queue's output register or a :class:`SkidBuffer` after it) into the head
-    register ``d``; the dispatch decision depends on
-    registers alone (plus ``host_in.valid`` for back-to-back READs, the units' free and idle flags registered from
-    their next values): no memory output, adder or address compare is on the dispatch path.
+    register ``d``. The dispatch decision depends on registers alone (plus ``host_in.valid`` for back-to-back
+    READs), the units' free and idle flags among them, registered from their next values: no memory output, adder,
+    counter compare or address compare is on the dispatch path.
 
     Unified buffer slots (``phase``, counted from the first dispatch): MATMUL reads and READ_HOST writes use the A
     slot (``ub_a_*``, address parity = ``phase``), WRITE_HOST reads and the activation unit's writes the B slot
