@@ -194,7 +194,7 @@ class SkidBuffer(wiring.Component):
         m = Module()
         full, item = Signal(name="full"), Signal.like(self.i.payload, name="item")
         m.d.comb += [self.i.ready.eq(~full), self.o.valid.eq(full | self.i.valid),
-                     self.o.payload.eq(Mux(full, item.as_value(), self.i.payload.as_value()))]
+                     self.o.payload.eq(Mux(full, item, self.i.payload))]
         with m.If(~full):
             m.d.sync += item.eq(self.i.payload)
         m.d.sync += full.eq(self.o.valid & ~self.o.ready)
