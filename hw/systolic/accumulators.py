@@ -65,10 +65,10 @@ class Accumulators(wiring.Component):
         ahead = [self.upcoming, Signal.like(self.upcoming, name="upcoming1")]  # [k]: the write 2 - k cycles ahead
         m.d.sync += ahead[1].eq(ahead[0])
 
-        # The sums written one and two cycles ago, and whether the write accumulates onto one of them (compared
-        # one cycle early: then the write one cycle ago is on `write` and the write two cycles ago in last[0]).
-        # `old`: the word under the write of the next cycle, registered: the memory's word (read last cycle for
-        # that write) or the sum written two cycles before that write, if it went to the same address.
+        # The sum written one cycle ago, and whether the write accumulates onto it or onto the sum two cycles
+        # before it (compared one cycle early: then the write one cycle ago is on `write` and the write two cycles
+        # ago in `sum1`). `old`: the word under the next cycle's write, registered: the memory's word (read last
+        # cycle for that write) or, forward2, the sum written two cycles before that write.
         last = Signal(word, name="sum1")
         last_addr = Signal.like(self.write.addr, name="sum1_addr")
         last_valid = Signal(name="sum1_valid")

@@ -126,7 +126,7 @@ def shift_right(bits: list, sign, stages, keep: int):
     for k, (step, enable) in enumerate(stages):
         width = keep + sum(later for later, _ in stages[k + 1:])
         current += [sign] * max(0, width + step - len(current))
-        assert len(current) == width + step  # no bit leaves the kept range but past keep
+        assert len(current) == width + step  # no bit falls off the top unflagged: each is kept or dropped below
         current = [Mux(enable, current[j + step], current[j]) for j in range(width)]
     shift = sum(step * enable for step, enable in stages)
     shifts = {0}  # the shifts the stages can make
@@ -157,7 +157,7 @@ class ActivationUnit(wiring.Component):
         Accepted when the unit is idle (``cmd.ready == ~busy``). ``wait``: the rows have landed in the accumulators
         for reads from ``wait`` cycles after the cycle after acceptance.
     busy : Out(1)
-        High from the cycle after a command is accepted until its last UB write has happened.
+        High from the cycle after a command is accepted until its last UB write has happened (a register).
     wrote : Out(1)
         High from the cycle after the command's first UB write until the next command is accepted.
     phase : In(1)
