@@ -20,7 +20,7 @@ from ..common.memory import COLLISION_UNUSED
 from .accumulators import Accumulators
 from .activation import ActivationUnit
 from .buffer import UnifiedBuffer
-from .controller import Controller, InstructionDecoder, count_bits, decoded_layout
+from .controller import Controller, InstructionDecoder, SkidBuffer, count_bits, decoded_layout
 from .layouts import instruction_layout, vector_layout
 from .matrix import MatrixUnit
 from .winograd import WinogradTransforms
@@ -41,8 +41,9 @@ class SystolicAccelerator(wiring.Component):
     Ports
     -----
     instr : In(stream.Signature(instruction_layout()))
-        Encoded instructions (``sparq.formats.systolic.encode``), decoded (:class:`~.controller.InstructionDecoder`)
-        and queued in an ``instr_depth``-entry FIFO.
+        Encoded instructions (``sparq.formats.systolic.encode``), decoded (:class:`~.controller.InstructionDecoder`,
+        registered: one cycle) and queued in an ``instr_depth``-entry FIFO (and a
+        :class:`~.controller.SkidBuffer` entry after it).
     host_in : In(stream.Signature(ArrayLayout(signed(8), rows)))
         Data words for READ_HOST and READ_WEIGHTS, in program order.
     host_out : Out(stream.Signature(ArrayLayout(signed(8), rows)))
@@ -79,8 +80,10 @@ class SystolicAccelerator(wiring.Component):
         m = Module()
         c = self.config
         word = vector_layout(c.lanes)
-        m.submodules.decoder = decoder = InstructionDecoder(c)
+        m.submodules.decoder = decoder = InstructionDecoder(c, registered=True)
         m.submodules.instr_queue = instr_queue = StreamFIFO(decoded_layout(c), c.instr_depth)
+        # The queue's read logic from a register, not from the controller's dispatch decision.
+        m.submodules.instr_skid = instr_skid = SkidBuffer(decoded_layout(c))
         m.submodules.out_queue = out_queue = StreamFIFO(word, c.out_depth)
         m.submodules.controller = ctl = Controller(c)
         widths = dict(act_width=WINOGRAD_V_BITS, weight_width=WINOGRAD_U_BITS) if c.winograd else {}
@@ -103,7 +106,8 @@ class SystolicAccelerator(wiring.Component):
 
         wiring.connect(m, wiring.flipped(self.instr), decoder.i)
         wiring.connect(m, decoder.o, instr_queue.i)
-        wiring.connect(m, instr_queue.o, ctl.instr)
+        wiring.connect(m, instr_queue.o, instr_skid.i)
+        wiring.connect(m, instr_skid.o, ctl.instr)
         wiring.connect(m, wiring.flipped(self.host_in), ctl.host_in)
         wiring.connect(m, out_queue.o, wiring.flipped(self.host_out))
         wiring.connect(m, ctl.act_cmd, activation.cmd)
@@ -114,6 +118,7 @@ class SystolicAccelerator(wiring.Component):
             out_queue.i.valid.eq(ctl.out_push),
             ctl.out_level.eq(out_queue.level),
             ctl.out_blocked.eq(out_queue.o.valid & ~self.host_out.ready),
+            ctl.out_taken.eq(out_queue.o.valid & self.host_out.ready),
             # Unified buffer: A slot = MATMUL reads and READ_HOST writes, B slot = WRITE_HOST reads and ACTIVATE
             # writes (the controller and the activation unit keep to their slots).
             ub.phase.eq(ctl.phase),

@@ -18,8 +18,9 @@ class Accumulators(wiring.Component):
     The read-modify-write reads the old word early: ``upcoming`` gives the address of each accumulating write
     ``PREFETCH`` = 2 cycles before the write itself, so the memory's registered read and a register after it are done
     when the data arrives, and the add and the store take the write's own cycle. The two writes just before it are
-    not in that old word; their sums are forwarded from registers (the address matches compared a cycle early), so
-    back-to-back writes to the same address accumulate correctly.
+    not in that old word; their sums are forwarded from registers (the address matches compared a cycle early, the
+    older sum chosen over the memory's word in the register after the memory), so back-to-back writes to the same
+    address accumulate correctly.
 
     Ports
     -----
@@ -61,27 +62,27 @@ class Accumulators(wiring.Component):
         read_port = storage.read_port()
         assert ACCUMULATE_LATENCY == 1 and ACC_READ_LATENCY == 2 and self.PREFETCH == 2  # the stages below
 
-        # The old word of the write two cycles ahead: read now, registered next cycle.
-        old = Signal(word)
-        m.d.sync += old.eq(rmw_port.data)
         ahead = [self.upcoming, Signal.like(self.upcoming, name="upcoming1")]  # [k]: the write 2 - k cycles ahead
         m.d.sync += ahead[1].eq(ahead[0])
 
-        # The sums written one and two cycles ago, and whether the write accumulates onto one of them (compared
-        # one cycle early: then the write one cycle ago is on `write` and the write two cycles ago in last[0]).
-        last = [Signal(word, name=f"sum{k}") for k in (1, 2)]
-        last_addr = [Signal.like(self.write.addr, name=f"sum{k}_addr") for k in (1, 2)]
-        last_valid = [Signal(name=f"sum{k}_valid") for k in (1, 2)]
-        forward = [Signal(name=f"forward{k}") for k in (1, 2)]
-        total = Signal(word)
+        # The sum written one cycle ago, and whether the write accumulates onto it or onto the sum two cycles
+        # before it (compared one cycle early: then the write one cycle ago is on `write` and the write two cycles
+        # ago in `sum1`). `old`: the word under the next cycle's write, registered: the memory's word (read last
+        # cycle for that write) or, forward2, the sum written two cycles before that write.
+        last = Signal(word, name="sum1")
+        last_addr = Signal.like(self.write.addr, name="sum1_addr")
+        last_valid = Signal(name="sum1_valid")
+        # Forward from the write one cycle before (registered), two cycles before (the next write's, a cycle early).
+        forward1, forward2 = Signal(name="forward1"), Signal(name="forward2")
+        old, total = Signal(word, name="old"), Signal(word, name="total")
+        m.d.comb += forward2.eq(last_valid & (last_addr == ahead[1].addr))
         m.d.sync += [
-            last[0].eq(total), last_addr[0].eq(self.write.addr), last_valid[0].eq(self.write.valid),
-            last[1].eq(last[0]), last_addr[1].eq(last_addr[0]), last_valid[1].eq(last_valid[0]),
-            forward[0].eq(self.write.valid & (self.write.addr == ahead[1].addr)),
-            forward[1].eq(last_valid[0] & (last_addr[0] == ahead[1].addr)),
+            last.eq(total), last_addr.eq(self.write.addr), last_valid.eq(self.write.valid),
+            forward1.eq(self.write.valid & (self.write.addr == ahead[1].addr)),
+            old.eq(Mux(forward2, last, rmw_port.data)),
         ]
         for lane in range(self.cols):
-            base = Mux(forward[0], last[0][lane], Mux(forward[1], last[1][lane], old[lane]))
+            base = Mux(forward1, last[lane], old[lane])
             m.d.comb += total[lane].eq(self.write.data[lane] + Mux(self.write.accumulate, base, 0))
 
         read_data = Signal(word)

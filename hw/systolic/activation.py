@@ -118,17 +118,24 @@ def shift_right(bits: list, sign, stages, keep: int):
     ``bits`` (least significant first, sign-extended with ``sign`` beyond them) shifted by the ``stages``
     (``(step, enable)``, largest step first), keeping ``keep`` bits. After each stage only the bits the later stages
     can still bring into the ``keep`` low bits are kept (``keep`` plus the later steps), so a stage of ``2**k`` costs
-    ``keep + 2**k - 1`` 2:1 multiplexers instead of a full width. A dropped bit would land at or above ``keep``;
-    returns ``(kept bits, whether a dropped bit differs from the sign)``."""
+    ``keep + 2**k - 1`` 2:1 multiplexers instead of a full width. Returns ``(kept bits, whether a dropped bit differs
+    from the sign)``: bit ``q`` of ``bits`` is dropped when ``q - shift >= keep``, which is taken from the input bits
+    and the shift directly (the bits grouped by the largest shift that still drops them), not stage by stage, so
+    that the flag is an OR tree beside the multiplexers rather than behind them."""
     current = list(bits)
-    dropped = []
     for k, (step, enable) in enumerate(stages):
         width = keep + sum(later for later, _ in stages[k + 1:])
         current += [sign] * max(0, width + step - len(current))
-        # Without this shift, current[width:] is dropped; with it, those bits move into the kept range.
-        dropped.append(~enable & Cat(*[b ^ sign for b in current[width:]]).any())
+        assert len(current) == width + step  # no bit falls off the top unflagged: each is kept or dropped below
         current = [Mux(enable, current[j + step], current[j]) for j in range(width)]
-    return current, Cat(*dropped).any()
+    shift = sum(step * enable for step, enable in stages)
+    shifts = {0}  # the shifts the stages can make
+    for step, _ in stages:
+        shifts |= {s + step for s in shifts}
+    groups = {}  # the largest shift that drops bit q -> those bits
+    for q in range(keep, len(bits)):
+        groups.setdefault(max(s for s in shifts if s <= q - keep), []).append(bits[q] ^ sign)
+    return current, Cat(*[(shift <= most) & Cat(*group).any() for most, group in groups.items()]).any()
 
 
 def _delayed(m: Module, value, cycles: int, name: str) -> list:
@@ -150,7 +157,7 @@ class ActivationUnit(wiring.Component):
         Accepted when the unit is idle (``cmd.ready == ~busy``). ``wait``: the rows have landed in the accumulators
         for reads from ``wait`` cycles after the cycle after acceptance.
     busy : Out(1)
-        High from the cycle after a command is accepted until its last UB write has happened.
+        High from the cycle after a command is accepted until its last UB write has happened (a register).
     wrote : Out(1)
         High from the cycle after the command's first UB write until the next command is accepted.
     phase : In(1)
@@ -208,16 +215,20 @@ class ActivationUnit(wiring.Component):
         valid = _delayed(m, reading, latency, "valid")[1:]
         ub = _delayed(m, ub_next, latency, "ub")[1:]
 
-        m.d.comb += [
-            self.busy.eq(loading | pending | streaming | Cat(*valid).any()),
-            self.cmd.ready.eq(~self.busy),
-        ]
-        with m.If(self.cmd.valid & self.cmd.ready):
+        # busy == loading | pending | streaming | any(valid), registered (it gates the controller's dispatch): its
+        # next value from this cycle's state (loading implies pending: the first read waits for the parameters;
+        # a read this cycle sets valid[0]; valid[-1] leaves).
+        accept = self.cmd.valid & self.cmd.ready
+        m.d.comb += self.cmd.ready.eq(~self.busy)
+        m.d.sync += self.busy.eq(accept | pending | streaming | Cat(*valid[:-1]).any())
+        # While idle, the command registers follow the payload (nothing reads them then), so that only the state
+        # flags wait for a command's arrival: the last payload before acceptance is the command's.
+        with m.If(~self.busy):
             payload = self.cmd.payload
-            m.d.sync += [command.eq(payload), loading.eq(1), pending.eq(1), param_index.eq(0),
-                         left.eq(payload.count), acc_next.eq(payload.acc), ub_next.eq(payload.ub),
-                         hold.eq(Mux(payload.wait > first_read, payload.wait, first_read)),
-                         self.wrote.eq(0)]
+            m.d.sync += [command.eq(payload), param_index.eq(0), left.eq(payload.count), acc_next.eq(payload.acc),
+                         ub_next.eq(payload.ub), hold.eq(Mux(payload.wait > first_read, payload.wait, first_read))]
+        with m.If(accept):
+            m.d.sync += [loading.eq(1), pending.eq(1), self.wrote.eq(0)]
 
         # Parameter phase: read PARAM_WORDS words; word k carries byte k of every column's record. Each word is
         # registered once after the memory (PARAM_READ_LATENCY) before it fans out to the columns' registers.

@@ -42,39 +42,57 @@ def count_bits(config: SystolicConfig) -> int:
     return max(depths).bit_length()
 
 
+RELATIONS = ("ub_hi", "wb_hi", "ub_ho", "ub_mm", "ub_act", "acc_act", "wb_act", "wb_ld", "write_chase", "act_chase",
+             "extends")
+"""An instruction's range relations to the latest earlier instruction of each unit (:class:`InstructionDecoder`):
+``ub_hi`` its UB range overlaps the latest READ's if that was a READ_HOST, ``wb_hi`` its WB range the latest READ's
+if that was a READ_WEIGHTS, ``ub_ho`` the latest WRITE_HOST's, ``ub_mm`` the latest MATMUL's if that read the UB,
+``ub_act``, ``acc_act`` and ``wb_act`` the latest ACTIVATE's (its parameter words in the WB), ``wb_ld`` the latest
+LOAD_WEIGHTS's; ``write_chase`` its UB range starts where the latest ACTIVATE's does and ends within it;
+``act_chase`` its accumulator range starts at the latest MATMUL run's first row and ends within the run;
+``extends`` it starts at the row after the latest MATMUL's last."""
+
+
 def decoded_layout(config: SystolicConfig) -> data.StructLayout:
     """An instruction as the controller takes it (:class:`InstructionDecoder`): its opcode class (:data:`KINDS`),
-    flags, count (:func:`count_bits`) and its UB, WB and accumulator ranges as start and end addresses (ends one
-    bit wider, saturated: a range past its memory ends at the all-ones address), the TB address in Winograd
-    builds."""
+    flags, count (:func:`count_bits`), its UB, WB and accumulator start addresses, the end of its WB range (one bit
+    wider, saturated: a range past its memory ends at the all-ones address), the TB address in Winograd builds, and
+    its range relations (``rel``, :data:`RELATIONS`)."""
     c = config
     ub_bits, wb_bits, acc_bits = (_address_bits(d) for d in (c.ub_depth, c.wb_depth, c.acc_depth))
     return data.StructLayout({
         **{kind: 1 for kind in KINDS},
         "transform_out": 1, "bank": 1, "accumulate": 1, "relu": 1, "from_tb": 1, "wide": 1,
-        "count": count_bits(c), "ub": ub_bits, "ub_end": ub_bits + 1, "wb": wb_bits, "wb_end": wb_bits + 1,
-        "acc": acc_bits, "acc_end": acc_bits + 1, "tb": range(c.tb_depth) if c.winograd else 1,
+        "count": count_bits(c), "ub": ub_bits, "wb": wb_bits, "wb_end": wb_bits + 1, "acc": acc_bits,
+        "tb": range(c.tb_depth) if c.winograd else 1, "rel": data.StructLayout({name: 1 for name in RELATIONS}),
     })
 
 
 class InstructionDecoder(wiring.Component):
     """Decodes encoded instructions (``sparq.formats.systolic.encode``) into :func:`decoded_layout`, in front of the
     instruction queue, so that the queue holds compact entries and the controller's dispatch logic starts from
-    registers: ``o`` is ``i`` with the payload decoded (no latency, ``i.ready == o.ready``).
+    registers: ``o`` is ``i`` with the payload decoded, with no latency (``i.ready == o.ready``) or, ``registered``,
+    through a register stage between the decoding and the relations' compares (one cycle; ``i.ready`` when the
+    stage is empty or ``o`` takes its instruction).
 
     The range ends are ``start + length`` (LOAD_WEIGHTS: ``rows`` or ``2 * rows`` WB words, ACTIVATE:
     ``PARAM_WORDS`` WB words; otherwise ``count``), saturated; READ's ``src`` is the host's business and is dropped.
+
+    The decoder sees the program in order, as the controller dispatches it, so the latest earlier instruction of
+    each unit is the one that unit holds (or last held) when this instruction is the next to dispatch: the range
+    relations (:data:`RELATIONS`) are taken here, against the ranges of each unit's latest instruction (empty from
+    reset), which advance with each transfer on ``o``. No compare is left on the controller's dispatch path.
     """
 
-    def __init__(self, config: SystolicConfig):
-        self.config = config
+    def __init__(self, config: SystolicConfig, *, registered: bool = False):
+        self.config, self.registered = config, registered
         super().__init__({"i": In(stream.Signature(instruction_layout())),
                           "o": Out(stream.Signature(decoded_layout(config)))})
 
     def elaborate(self, platform):
         m = Module()
         c = self.config
-        ins, decoded = self.i.payload, self.o.payload
+        ins = self.i.payload
         op = ins.opcode
         is_ = {name: op == code for name, code in (
             ("read_host", Opcode.READ_HOST), ("read_weights", Opcode.READ_WEIGHTS), ("write_host", Opcode.WRITE_HOST),
@@ -83,7 +101,11 @@ class InstructionDecoder(wiring.Component):
         transform = (op == Opcode.TRANSFORM_IN) | (op == Opcode.TRANSFORM_OUT)
         known = Cat(*is_.values()).any() | (transform if c.winograd else 0)
         bits = count_bits(c)
-        m.d.comb += [self.o.valid.eq(self.i.valid), self.i.ready.eq(self.o.ready)]
+        layout = decoded_layout(c)
+        # The decoded instruction without its relations, and the ends of its UB and accumulator ranges.
+        front = Signal(data.StructLayout({"decoded": layout, "ub_end": _address_bits(c.ub_depth) + 1,
+                                          "acc_end": _address_bits(c.acc_depth) + 1}))
+        decoded = front.decoded
         m.d.comb += [getattr(decoded, name).eq(value) for name, value in is_.items()]
         m.d.comb += [
             decoded.transform.eq(transform if c.winograd else 0),
@@ -100,12 +122,82 @@ class InstructionDecoder(wiring.Component):
             m.d.comb += decoded.tb.eq(ins.tb)
         words = Mux(decoded.wide, 2 * c.rows, c.rows)
         wb_length = Mux(is_["load"], words, Mux(is_["activate"], PARAM_WORDS, ins.count))
-        for name, start, length in (("ub", ins.ub, ins.count), ("wb", ins.wb, wb_length), ("acc", ins.acc, ins.count)):
+        for name, start, length, end in (("ub", ins.ub, ins.count, front.ub_end),
+                                         ("wb", ins.wb, wb_length, decoded.wb_end),
+                                         ("acc", ins.acc, ins.count, front.acc_end)):
             width = len(getattr(decoded, name))
-            end = getattr(decoded, f"{name}_end")
             saturate = (start[width:] != 0) | (length[width:] != 0)
             m.d.comb += [getattr(decoded, name).eq(start[:width]),
                          end.eq(Mux(saturate, Const(-1, len(end)), start[:width] + length[:width]))]
+
+        if self.registered:
+            stage, full = Signal.like(front, name="stage"), Signal(name="stage_full")
+            m.d.comb += [self.i.ready.eq(~full | self.o.ready), self.o.valid.eq(full)]
+            with m.If(self.i.ready):
+                m.d.sync += [stage.eq(front), full.eq(self.i.valid)]
+        else:
+            stage = front
+            m.d.comb += [self.o.valid.eq(self.i.valid), self.i.ready.eq(self.o.ready)]
+        out = stage.decoded
+        m.d.comb += self.o.payload.eq(out)
+
+        # The latest earlier instruction's ranges, per unit: (unit, memory) -> (start, end), empty (0, 0) if none or
+        # (the host input's, the matrix unit's) if that instruction did not touch the memory.
+        span = {"ub": (out.ub, stage.ub_end), "wb": (out.wb, out.wb_end), "acc": (out.acc, stage.acc_end)}
+        ranges = {(unit, memory): (Signal(len(span[memory][0]), name=f"{unit}_{memory}_lo"),
+                                   Signal(len(span[memory][1]), name=f"{unit}_{memory}_hi"))
+                  for unit, memory in (("hi", "ub"), ("hi", "wb"), ("ho", "ub"), ("mm", "ub"), ("act", "ub"),
+                                       ("act", "acc"), ("act", "wb"), ("ld", "wb"))}
+        acc_bits = len(out.acc)
+        run_lo = Signal(acc_bits)  # the first accumulator row of the latest MATMUL run
+        ma_hi = Signal(acc_bits + 1)  # the end of the latest MATMUL's accumulator rows
+        rel = self.o.payload.rel
+        for name, (unit, memory) in (("ub_hi", ("hi", "ub")), ("wb_hi", ("hi", "wb")), ("ub_ho", ("ho", "ub")),
+                                     ("ub_mm", ("mm", "ub")), ("ub_act", ("act", "ub")), ("acc_act", ("act", "acc")),
+                                     ("wb_act", ("act", "wb")), ("wb_ld", ("ld", "wb"))):
+            m.d.comb += getattr(rel, name).eq(_overlap(*span[memory], *ranges[unit, memory]))
+        (ub, ub_end), (acc, acc_end) = span["ub"], span["acc"]
+        a_lo, a_hi = ranges["act", "ub"]
+        m.d.comb += [rel.write_chase.eq((ub == a_lo) & (ub_end <= a_hi)),
+                     rel.act_chase.eq((acc == run_lo) & (acc_end <= ma_hi)),
+                     rel.extends.eq(acc == ma_hi)]
+
+        empty = (0, 0)
+        updates = {"read_host": {("hi", "ub"): span["ub"], ("hi", "wb"): empty},
+                   "read_weights": {("hi", "ub"): empty, ("hi", "wb"): span["wb"]},
+                   "write_host": {("ho", "ub"): span["ub"]},
+                   "load": {("ld", "wb"): span["wb"]},
+                   "activate": {("act", memory): span[memory] for memory in ("ub", "acc", "wb")}}
+        taken = self.o.valid & self.o.ready
+        for kind, changes in updates.items():
+            with m.If(taken & getattr(out, kind)):
+                m.d.sync += [part.eq(value) for key, new in changes.items() for part, value in zip(ranges[key], new)]
+        with m.If(taken & out.matmul):
+            mm_lo, mm_hi = ranges["mm", "ub"]
+            m.d.sync += [mm_lo.eq(Mux(out.from_tb, 0, ub)), mm_hi.eq(Mux(out.from_tb, 0, ub_end)),
+                         ma_hi.eq(acc_end)]
+            with m.If(~rel.extends):
+                m.d.sync += run_lo.eq(acc)
+        return m
+
+
+class SkidBuffer(wiring.Component):
+    """A one-entry stream buffer whose ``i.ready`` is a register: high exactly when the buffer is empty, so that the
+    producer's read logic does not wait for the consumer's decision (between the instruction queue and the
+    controller, whose ``instr.ready`` is its dispatch decision). ``o`` presents the buffered item if there is one,
+    else ``i``'s (no latency); an item ``i`` presents that ``o`` does not take in that cycle is buffered."""
+
+    def __init__(self, shape):
+        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
+
+    def elaborate(self, platform):
+        m = Module()
+        full, item = Signal(name="full"), Signal.like(self.i.payload, name="item")
+        m.d.comb += [self.i.ready.eq(~full), self.o.valid.eq(full | self.i.valid),
+                     self.o.payload.eq(Mux(full, item, self.i.payload))]
+        with m.If(~full):
+            m.d.sync += item.eq(self.i.payload)
+        m.d.sync += full.eq(self.o.valid & ~self.o.ready)
         return m
 
 
@@ -118,9 +210,11 @@ class Controller(wiring.Component):
     and accumulator ranges each busy unit still touches.
 
     Front end: ``instr`` carries decoded instructions (:class:`InstructionDecoder`, in front of the instruction
-    queue: address ranges with precomputed, saturated ends, the opcode class, a count as wide as the deepest
-    memory), from the queue's output register, so that the dispatch decision depends on registers alone (plus
-    ``host_in.valid`` for back-to-back READs): no memory output or wide adder is on the dispatch path.
+    queue: the opcode class, a count as wide as the deepest memory, the range relations to each unit's latest
+    instruction), from registers (the queue's output register or a :class:`SkidBuffer` after it) into the head
+    register ``d``. The dispatch decision depends on registers alone (plus ``host_in.valid`` for back-to-back
+    READs), the units' free and idle flags among them, registered from their next values: no memory output, adder,
+    counter compare or address compare is on the dispatch path.
 
     Unified buffer slots (``phase``, counted from the first dispatch): MATMUL reads and READ_HOST writes use the A
     slot (``ub_a_*``, address parity = ``phase``), WRITE_HOST reads and the activation unit's writes the B slot
@@ -145,6 +239,8 @@ class Controller(wiring.Component):
     ``active_cycles``), defined in :mod:`sparq.formats.systolic.timing`.
 
     Ports: see the signature; memory-side ports are addresses and enables, the top level wires the data.
+    ``out_level``, ``out_blocked`` and ``out_taken`` describe the output queue: its level, a word refused by the host
+    and a word taken by the host (``out_push`` pushes one).
     ``host_in`` is the accelerator's data stream: the controller takes a word (``ready``) when a READ_HOST or
     READ_WEIGHTS needs one and writes it through ``ub_write_*`` / ``wb_write_*``; the top level wires its
     payload to the memories.
@@ -166,6 +262,7 @@ class Controller(wiring.Component):
             "host_in": In(stream.Signature(vector_layout(c.lanes))),
             "out_level": In(range(c.out_depth + 1)),
             "out_blocked": In(1),
+            "out_taken": In(1),
             "out_push": Out(1),
             "phase": Out(1),
             "ub_a_read_addr": Out(range(c.ub_depth)),
@@ -225,25 +322,27 @@ class Controller(wiring.Component):
         hi_left, hi_zero, hi_one, hi_step, hi_load = counter("hi_left", cw)
         hi_addr = Signal(max(ub_bits, wb_bits))
         hi_to_ub = Signal()
-        hi_lo, hi_hi = Signal(len(hi_addr)), Signal(len(hi_addr) + 1)
         hi_slot = ~hi_to_ub | (hi_addr[0] == phase)
         hi_take = ~hi_zero & host_valid & hi_slot
         hi_busy = ~hi_zero
-        hi_free = hi_zero | (hi_one & hi_take)
+        hi_last = Signal()  # hi_one & hi_slot, registered (below)
+        hi_free = hi_zero | (hi_last & host_valid)
 
         # Host output unit: WRITE_HOST (UB, B slot) into the output queue.
         ho_left, ho_zero, ho_one, ho_step, ho_load = counter("ho_left", cw)
         ho_addr = Signal(ub_bits)
-        ho_lo, ho_hi = Signal(ub_bits), Signal(ub_bits + 1)
         ho_inflight = [Signal(name=f"ho_inflight{k}") for k in range(1, UB_READ_LATENCY + 1)]  # reads k cycles ago
         # Room for one more read, registered so that no queue level or adder is on the dispatch path: last
         # cycle's level, reads in flight and read bound this cycle's (a word the host took since counts next cycle).
         room = Signal(init=1)
         ho_read = ~ho_zero & (ho_addr[0] != phase) & room
-        m.d.sync += room.eq(self.out_level + sum(ho_inflight) + ho_read < c.out_depth - 1)
+        room_next = self.out_level + sum(ho_inflight) + ho_read < c.out_depth - 1
+        m.d.sync += room.eq(room_next)
         ho_busy = ~ho_zero
-        ho_free = ho_zero | (ho_one & ho_read)
-        ho_idle = ho_zero & ~Cat(*ho_inflight).any()
+        ho_free = Signal(init=1)  # ho_zero | (ho_one & ho_read), registered (below)
+        # The output queue is empty (HALT waits for it), registered: next cycle's level is 0.
+        out_empty = Signal(init=1)
+        m.d.sync += out_empty.eq(~self.out_push & ((self.out_level == 0) | ((self.out_level == 1) & self.out_taken)))
 
         # Weight loader.
         w_left = Signal(range(2 * c.rows + 1))
@@ -253,98 +352,106 @@ class Controller(wiring.Component):
         # words likewise (captured then).
         w_shifts = [Signal(name=f"w_shift{k}") for k in range(1, WEIGHT_READ_LATENCY + 1)]
         w_captures = [Signal(name=f"w_capture{k}") for k in range(1, WEIGHT_READ_LATENCY + 1)]
-        w_lo, w_hi = Signal(wb_bits), Signal(wb_bits + 1)
         # w_left == 0; w_left > 3 - WEIGHT_READ_LATENCY (a MATMUL on the bank waits: its first vector would meet a
         # PE before the last shift).
         w_zero, w_many = Signal(init=1), Signal()
         w_busy = ~w_zero
-        w_idle = w_zero & ~Cat(*w_shifts).any()
+        w_idle = Signal(init=1)  # w_zero & ~any(w_shifts), registered (below)
 
         # Matrix issue.
         m_left, m_zero, m_one, m_step, m_load = counter("m_left", cw)
         m_addr = Signal(max(ub_bits, len(d.tb)) if c.winograd else ub_bits)  # UB or TB address
         m_acc = Signal(acc_bits)
         m_bank, m_accumulate, m_from_tb = Signal(), Signal(), Signal()
-        m_lo, m_hi = Signal(ub_bits), Signal(ub_bits + 1)
         run_lo = Signal(acc_bits)  # the first accumulator row of the latest run
-        ma_lo, ma_hi = Signal(acc_bits), Signal(acc_bits + 1)  # the latest MATMUL's accumulator rows
+        ma_lo = Signal(acc_bits)  # the latest MATMUL's first accumulator row
         m_lead = Signal(range(drain + 2))  # cycles until the latest MATMUL's first row has landed
         m_drain = Signal(range(drain + 1))  # cycles until every issued row has landed
         bank_drain = [Signal(range(bank_drain_init + 1), name=f"bank{b}_drain") for b in range(2)]
         m_issue = ~m_zero & (m_from_tb | (m_addr[0] == phase))
         m_busy = ~m_zero
-        m_free = m_zero | (m_one & m_issue)
+        m_free = Signal(init=1)  # m_zero | (m_one & m_issue), registered (below)
+        # bank_drain[b] != 0 | (m_busy & m_bank == b), registered (below): a LOAD_WEIGHTS into bank b waits.
+        bank_busy = [Signal(name=f"bank{b}_busy") for b in range(2)]
         drained = m_zero & (m_drain == 0)
 
-        # The ranges of the busy ACTIVATE.
-        a_lo, a_hi = Signal(ub_bits), Signal(ub_bits + 1)
-        aa_lo, aa_hi = Signal(acc_bits), Signal(acc_bits + 1)
-        ap_lo, ap_hi = Signal(wb_bits), Signal(wb_bits + 1)
         act_busy = self.act_busy
 
         xf_idle = ~self.xf_busy if c.winograd else 1
-        all_idle = ~hi_busy & ho_idle & w_idle & drained & ~act_busy & xf_idle
+        # ~hi_busy & ho_idle & w_idle & the matrix unit drained (every issued row landed), registered (below).
+        units_idle = Signal(init=1)
+        all_idle = units_idle & ~act_busy & xf_idle
 
-        # The head instruction's range relations to the units, registered when it becomes the head (the units'
-        # ranges only change when an instruction dispatches, and then only the unit the old head goes to, whose
-        # new ranges are the old head's: those relations are compared pairwise).
-        relations = data.StructLayout({name: 1 for name in (
-            "ub_hi", "wb_hi", "ub_ho", "ub_mm", "ub_act", "acc_act", "wb_act", "wb_ld", "write_chase", "act_chase",
-            "extends")})
-        rel, new_rel = Signal(relations), Signal(relations)
-        n_ub, n_wb, n_acc = (nxt.ub, nxt.ub_end), (nxt.wb, nxt.wb_end), (nxt.acc, nxt.acc_end)
-        pair_ub, pair_wb, pair_acc = (_overlap(*n_ub, d.ub, d.ub_end), _overlap(*n_wb, d.wb, d.wb_end),
-                                      _overlap(*n_acc, d.acc, d.acc_end))
-        goes = {kind: dispatch & getattr(d, kind) for kind in ("read_host", "read_weights", "write_host", "load",
-                                                               "matmul", "activate")}
-        to_host_in = goes["read_host"] | goes["read_weights"]
-        head_run = Mux(rel.extends, run_lo, d.acc)  # run_lo once the head (a MATMUL) has dispatched
-        m.d.comb += [
-            new_rel.ub_hi.eq(Mux(to_host_in, d.read_host & pair_ub, hi_to_ub & _overlap(*n_ub, hi_lo, hi_hi))),
-            new_rel.wb_hi.eq(Mux(to_host_in, d.read_weights & pair_wb, ~hi_to_ub & _overlap(*n_wb, hi_lo, hi_hi))),
-            new_rel.ub_ho.eq(Mux(goes["write_host"], pair_ub, _overlap(*n_ub, ho_lo, ho_hi))),
-            new_rel.ub_mm.eq(Mux(goes["matmul"], ~d.from_tb & pair_ub, ~m_from_tb & _overlap(*n_ub, m_lo, m_hi))),
-            new_rel.ub_act.eq(Mux(goes["activate"], pair_ub, _overlap(*n_ub, a_lo, a_hi))),
-            new_rel.acc_act.eq(Mux(goes["activate"], pair_acc, _overlap(*n_acc, aa_lo, aa_hi))),
-            new_rel.wb_act.eq(Mux(goes["activate"], pair_wb, _overlap(*n_wb, ap_lo, ap_hi))),
-            new_rel.wb_ld.eq(Mux(goes["load"], pair_wb, _overlap(*n_wb, w_lo, w_hi))),
-            new_rel.write_chase.eq(Mux(goes["activate"], (nxt.ub == d.ub) & (nxt.ub_end <= d.ub_end),
-                                       (nxt.ub == a_lo) & (nxt.ub_end <= a_hi))),
-            new_rel.act_chase.eq(Mux(goes["matmul"], (nxt.acc == head_run) & (nxt.acc_end <= d.acc_end),
-                                     (nxt.acc == run_lo) & (nxt.acc_end <= ma_hi))),
-            new_rel.extends.eq(Mux(goes["matmul"], nxt.acc == d.acc_end, nxt.acc == ma_hi)),
-        ]
-        advance = ~d_valid | dispatch
-        m.d.comb += self.instr.ready.eq(advance)
-        with m.If(advance):
-            m.d.sync += [d.eq(nxt), d_valid.eq(self.instr.valid), rel.eq(new_rel)]
+        # The head instruction's range relations to each unit's latest instruction (the decoder's): a relation to
+        # a unit counts while the unit is busy.
+        rel = d.rel
 
-        # Interlocks of the head instruction.
+        # Interlocks of the head instruction, per unit: a unit's load enables (`goes`) depend on its own conditions
+        # only (the opcode classes are one-hot), not on the whole dispatch decision.
         write_chase = rel.write_chase & self.act_wrote
-        busy_bank = Mux(d.bank, bank_drain[1] != 0, bank_drain[0] != 0) | (m_busy & (m_bank == d.bank))
+        busy_bank = Mux(d.bank, bank_busy[1], bank_busy[0])
         loading_bank = w_many & (w_bank == d.bank)
         ub_hi, wb_hi = hi_busy & rel.ub_hi, hi_busy & rel.wb_hi
         ub_ho, ub_mm = ho_busy & rel.ub_ho, m_busy & rel.ub_mm
         ub_act, acc_act, wb_act = act_busy & rel.ub_act, act_busy & rel.acc_act, act_busy & rel.wb_act
         wb_ld = w_busy & rel.wb_ld
+        ready = {
+            "read_host": hi_free & ~ub_ho & ~ub_mm & ~ub_act,
+            "read_weights": hi_free & ~wb_ld & ~wb_act,
+            "write_host": ho_free & ~ub_hi & (~ub_act | write_chase),
+            "load": w_idle & ~busy_bank & ~wb_hi,
+            "matmul": m_free & ~loading_bank & ~acc_act & (d.from_tb | (~ub_hi & ~ub_act)),
+            "activate": ~act_busy & ~wb_hi & ~ub_hi & ~ub_ho & ~ub_mm & (rel.act_chase | m_free),
+            "sync": all_idle,
+            "transform": all_idle,
+            "halt": all_idle & out_empty,
+            "bad": all_idle & out_empty,
+        }
+        # The head's opcode class while it may dispatch (d_valid & d.<kind> & ~halted), registered.
+        head_kind = Signal(data.StructLayout({kind: 1 for kind in KINDS}))
+        goes = {kind: getattr(head_kind, kind) & unit_ready & xf_idle for kind, unit_ready in ready.items()}
+        m.d.comb += dispatch.eq(Cat(*goes.values()).any())
 
-        ready = Signal()
-        m.d.comb += ready.eq(
-            (d.read_host & hi_free & ~ub_ho & ~ub_mm & ~ub_act)
-            | (d.read_weights & hi_free & ~wb_ld & ~wb_act)
-            | (d.write_host & ho_free & ~ub_hi & (~ub_act | write_chase))
-            | (d.load & w_idle & ~busy_bank & ~wb_hi)
-            | (d.matmul & m_free & ~loading_bank & ~acc_act & (d.from_tb | (~ub_hi & ~ub_act)))
-            | (d.activate & ~act_busy & ~wb_hi & ~ub_hi & ~ub_ho & ~ub_mm & (rel.act_chase | m_free))
-            | ((d.sync | d.transform) & all_idle)
-            | ((d.halt | d.bad) & all_idle & (self.out_level == 0)))
-        m.d.comb += dispatch.eq(d_valid & ready & xf_idle & ~halted)
+        # The registered dispatch conditions above, each from this cycle's state and dispatch (so that no counter
+        # compare or slot test is on the dispatch path). A busy unit's slot test holds while it steps (its address
+        # and the phase both advance) and flips while it waits (the phase alone advances).
+        count_is_one = d.count == 1
+        count_is_zero = d.count == 0
+        to_host_in = goes["read_host"] | goes["read_weights"]
+        hi_zero_next = Mux(to_host_in, count_is_zero, Mux(hi_take, hi_one, hi_zero))
+        m.d.sync += hi_last.eq(Mux(to_host_in, count_is_one & (~d.read_host | (d.ub[0] != phase)),
+                                   Mux(hi_take, hi_left == 2, hi_one & (~hi_to_ub | (hi_addr[0] != phase)))))
+        ho_zero_next = Mux(goes["write_host"], count_is_zero, Mux(ho_read, ho_one, ho_zero))
+        m.d.sync += ho_free.eq(Mux(goes["write_host"], count_is_zero | (count_is_one & (d.ub[0] == phase) & room_next),
+                                   Mux(ho_read, ho_one | ((ho_left == 2) & room_next),
+                                       ho_zero | (ho_one & (ho_addr[0] == phase) & room_next))))
+        w_idle_next = ~goes["load"] & w_zero & ~Cat(*w_shifts[:-1]).any()  # a busy loader shifts the next cycle
+        m.d.sync += w_idle.eq(w_idle_next)
+        m_zero_next = Mux(goes["matmul"], count_is_zero, Mux(m_issue, m_one, m_zero))
+        m.d.sync += m_free.eq(Mux(goes["matmul"], count_is_zero | (count_is_one & (d.from_tb | (d.ub[0] != phase))),
+                                  m_zero | m_one | (m_issue & (m_left == 2))))
+        m_bank_next = Mux(goes["matmul"], d.bank, m_bank)
+        for b, counter_b in enumerate(bank_drain):
+            draining = (counter_b > 1) | ((m_issue & (m_bank == b)) if bank_drain_init else 0)
+            m.d.sync += bank_busy[b].eq(draining | (~m_zero_next & (m_bank_next == b)))
+        ho_idle_next = ho_zero_next & ~ho_read & ~Cat(*ho_inflight[:-1]).any()
+        drained_next = m_zero_next & ~m_issue & (m_drain <= 1)
+        m.d.sync += units_idle.eq(hi_zero_next & ho_idle_next & w_idle_next & drained_next)
+
+        advance = ~d_valid | dispatch
+        m.d.comb += self.instr.ready.eq(advance)
+        halting = halted | goes["halt"] | goes["bad"]
+        with m.If(advance):
+            m.d.sync += [d.eq(nxt), d_valid.eq(self.instr.valid)]
+            m.d.sync += [getattr(head_kind, kind).eq(self.instr.valid & getattr(nxt, kind) & ~halting)
+                         for kind in KINDS]
+
         with m.If(dispatch | started):
             m.d.sync += [started.eq(1), phase.eq(~phase)]
 
         if c.winograd:
             m.d.comb += [
-                self.xf_cmd.valid.eq(dispatch & d.transform),
+                self.xf_cmd.valid.eq(goes["transform"]),
                 self.xf_cmd.payload.output.eq(d.transform_out),
                 self.xf_cmd.payload.ub.eq(d.ub),
                 self.xf_cmd.payload.tb.eq(d.tb),
@@ -359,7 +466,7 @@ class Controller(wiring.Component):
         m.d.comb += offset.eq(ma_lo - run_lo)
         wait_chase = Mux(m_lead > offset, m_lead - 1 - offset, 0)
         m.d.comb += [
-            self.act_cmd.valid.eq(dispatch & d.activate),
+            self.act_cmd.valid.eq(goes["activate"]),
             self.act_cmd.payload.acc.eq(d.acc),
             self.act_cmd.payload.ub.eq(d.ub),
             self.act_cmd.payload.wb.eq(d.wb),
@@ -429,35 +536,30 @@ class Controller(wiring.Component):
                 m.d.sync += counter_b.eq(counter_b - 1)
 
         # Dispatch, last so that a unit's new instruction overrides its sequencer's final step.
-        count_is_one = d.count == 1
         hi_load(m, to_host_in, d.count, count_is_one)
         with m.If(to_host_in):
-            m.d.sync += [hi_to_ub.eq(d.read_host), hi_addr.eq(Mux(d.read_host, d.ub, d.wb)),
-                         hi_lo.eq(Mux(d.read_host, d.ub, d.wb)), hi_hi.eq(Mux(d.read_host, d.ub_end, d.wb_end))]
+            m.d.sync += [hi_to_ub.eq(d.read_host), hi_addr.eq(Mux(d.read_host, d.ub, d.wb))]
         ho_load(m, goes["write_host"], d.count, count_is_one)
         with m.If(goes["write_host"]):
-            m.d.sync += [ho_addr.eq(d.ub), ho_lo.eq(d.ub), ho_hi.eq(d.ub_end)]
-        with m.If(dispatch & (d.halt | d.bad)):
+            m.d.sync += ho_addr.eq(d.ub)
+        with m.If(goes["halt"] | goes["bad"]):
             m.d.sync += halted.eq(1)
-        with m.If(dispatch & d.bad):
+        with m.If(goes["bad"]):
             m.d.sync += error.eq(1)
         with m.If(goes["load"]):
             words = Mux(d.wide, 2 * c.rows, c.rows)
             m.d.sync += [w_left.eq(words), w_addr.eq(d.wb_end - 1), w_bank.eq(d.bank), w_wide.eq(d.wide),
-                         w_lo.eq(d.wb), w_hi.eq(d.wb_end), w_zero.eq(0), w_many.eq(words > 3 - WEIGHT_READ_LATENCY)]
+                         w_zero.eq(0), w_many.eq(words > 3 - WEIGHT_READ_LATENCY)]
         m_load(m, goes["matmul"], d.count, count_is_one)
         with m.If(goes["matmul"]):
             # The first issue is the next cycle if its address is in the A slot then (phase flips), else the one
             # after. It extends the run if its rows continue the latest MATMUL's.
             late = ~d.from_tb & (d.ub[0] == phase)
             m.d.sync += [m_addr.eq(Mux(d.from_tb, d.tb, d.ub)), m_acc.eq(d.acc), m_bank.eq(d.bank),
-                         m_accumulate.eq(d.accumulate), m_from_tb.eq(d.from_tb), m_lo.eq(d.ub), m_hi.eq(d.ub_end),
-                         ma_lo.eq(d.acc), ma_hi.eq(d.acc_end), m_lead.eq(drain + late)]
+                         m_accumulate.eq(d.accumulate), m_from_tb.eq(d.from_tb), ma_lo.eq(d.acc),
+                         m_lead.eq(drain + late)]
             with m.If(~rel.extends):
                 m.d.sync += run_lo.eq(d.acc)
-        with m.If(goes["activate"]):
-            m.d.sync += [a_lo.eq(d.ub), a_hi.eq(d.ub_end), aa_lo.eq(d.acc), aa_hi.eq(d.acc_end),
-                         ap_lo.eq(d.wb), ap_hi.eq(d.wb_end)]
 
         # Performance counters.
         host_stall = (~hi_zero & hi_slot & ~host_valid) | self.out_blocked | (~d_valid & all_idle)

@@ -1,12 +1,15 @@
 """The systolic blocks, each against its model, under Verilator and under Amaranth's simulator."""
 
+import numpy as np
 import pytest
 from amaranth import signed
+from amaranth.sim import Simulator
 
 from sparq.hw.systolic.accumulators import Accumulators
 from sparq.hw.systolic.activation import ActivationUnit, Requantizer
 from sparq.hw.systolic.array import SystolicArray
 from sparq.hw.systolic.buffer import UnifiedBuffer
+from sparq.hw.systolic.controller import SkidBuffer
 from sparq.hw.systolic.matrix import MatrixUnit
 from sparq.hw.systolic.pe import WeightStationaryPE
 from sparq.hw.systolic.skew import InputSkew, OutputDeskew
@@ -102,3 +105,42 @@ def test_bad_array_shape_is_refused(bad):
 def test_bad_skew_lanes_are_refused():
     with pytest.raises(ValueError, match="lanes must be a positive integer"):
         InputSkew(0, signed(8))
+
+
+def test_skid_buffer_order_and_stream_rules():
+    """The instruction queue's SkidBuffer against a list model under random valid and ready (the input keeping
+    the stream rules): every item out once and in order, ``o`` valid exactly when an item is buffered or offered
+    and keeping the stream rules (valid and payload held until ready), ``i.ready`` high exactly when nothing is
+    buffered."""
+    dut = SkidBuffer(8)
+    rng = np.random.default_rng(21)
+    items = [int(x) for x in rng.integers(0, 256, 500)]
+    got = []
+
+    async def bench(ctx):
+        sent, buffered, offer, waiting = 0, [], False, None  # waiting: o's payload offered, not taken last cycle
+        for cycle in range(4 * len(items)):
+            offer = sent < len(items) and (offer or rng.random() < 0.7)  # once offered, until taken
+            ctx.set(dut.i.valid, offer)
+            ctx.set(dut.i.payload, items[sent] if offer else 0)
+            ctx.set(dut.o.ready, rng.random() < 0.6)
+            taken, valid, payload, ready = (ctx.get(dut.i.ready), ctx.get(dut.o.valid), ctx.get(dut.o.payload),
+                                            ctx.get(dut.o.ready))
+            assert taken == (not buffered), f"cycle {cycle}: i.ready {taken} with {len(buffered)} buffered"
+            assert valid == (bool(buffered) or offer), f"cycle {cycle}: o.valid {valid}"
+            if waiting is not None:
+                assert valid and payload == waiting, f"cycle {cycle}: o dropped {waiting} before its transfer"
+            if offer and taken:
+                buffered.append(items[sent])
+                sent, offer = sent + 1, False
+            if valid and ready:
+                assert payload == buffered.pop(0), f"cycle {cycle}: item {len(got)}: expected the oldest item"
+                got.append(payload)
+            waiting = payload if valid and not ready else None
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == items[:len(got)] and len(got) > len(items) // 2, "items lost, duplicated or reordered"
