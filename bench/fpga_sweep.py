@@ -26,8 +26,8 @@ MODEL_DIR = Path(__file__).resolve().parents[1] / "build" / "bench" / "digits"
 UP5K_DEPTHS = dict(ub_depth=[256], wb_depth=[1024], acc_depth=[64])
 ECP5_DEPTHS = dict(ub_depth=[4096], wb_depth=[8192], acc_depth=[512])
 SWEEPS = [
+    # 3 and 4 PEs no longer fit the UP5K since the EIE's pipelining for the ECP5 (bench/results/fpga_eie_fmax.json).
     ("eie", "icebreaker", dict(n_pe=[1, 2], pe_counters=[False])),
-    ("eie", "icebreaker", dict(n_pe=[4], pe_counters=[False], spram=[True], fifo_depth=[4])),
     ("eie", "ulx3s-85f", dict(n_pe=[4, 8, 16])),
     ("systolic", "icebreaker", dict(size=[2, 3], **UP5K_DEPTHS)),
     ("systolic", "ulx3s-85f", dict(size=[2, 4, 8], **ECP5_DEPTHS)),
