@@ -19,7 +19,8 @@ The points run as Dask tasks (:func:`sparq.sim.cluster.dask_client`): a ``LocalC
 single-threaded processes by default, ``--scheduler ADDRESS`` for any Dask cluster (its workers must see the same
 files). Results go to ``--out`` (default ``sweep/<design>-<board>``): ``sweep.json``, rewritten whole (atomically)
 as each point finishes, so a killed sweep keeps every finished point; the points already there (same design, board,
-parameters, model, tool versions and sources of sparq's layers) are not redone. A point that fails (it does not fit, a tool fails, the RTL
+parameters, model, tool versions and sources of sparq's layers) are not redone, and points measured on other
+sources are dropped from the file. A point that fails (it does not fit, a tool fails, the RTL
 disagrees with the golden model) is reported with its one-line reason and does not stop the others; it is not kept
 as done, so the next run tries it again. ``sweep-<board>.png`` plots throughput against fabric, with the Pareto
 front marked. The directory is locked while a sweep writes it (a second sweep into it waits, or with
@@ -256,7 +257,9 @@ def sweep(design: str, board: str, values: dict[str, list], *, model=None, image
     points = grid(values)
     with locked(out):
         results_path = out / RESULTS
-        done = _read_results(results_path)
+        sources = _source_digest()
+        # Points measured on other sources are dropped, in the grid or not: the file and its plot never mix them.
+        done = {k: r for k, r in _read_results(results_path).items() if r.get("sources") == sources}
         keys = [_key(design, board, p, model) for p in points]
         todo = [(k, p) for k, p in zip(keys, points) if k not in done]
         failed = []
@@ -276,7 +279,7 @@ def sweep(design: str, board: str, values: dict[str, list], *, model=None, image
                             if console is not None:
                                 console.print(f"[red]point {_params_text(params)} failed:[/] {row['error']}")
                         else:
-                            row["key"] = key
+                            row["key"], row["sources"] = key, sources
                             row["model"] = model and {"name": model["name"], "sha256": model["sha256"]}
                             done[key] = row
                             _write_results(results_path, done)

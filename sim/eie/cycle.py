@@ -104,11 +104,12 @@ def layer_costs(image, l, a):
     return column_costs(np.diff(image.pointers(l), axis=1), np.flatnonzero(a))
 
 
-def run(image, a, fifo_depth=None, golden=None):
+def run(image, a, fifo_depth=None, golden=None, start_latency=1):
     """Per-layer :class:`CycleStats` of ``image`` on integer input ``a`` (each layer's input from the golden model).
 
-    ``fifo_depth`` defaults to ``image.config.fifo_depth``; pass ``golden`` to reuse a decoded :class:`Golden`.
+    ``fifo_depth`` defaults to ``image.config.fifo_depth``; pass ``golden`` to reuse a decoded :class:`Golden`;
+    ``start_latency`` as :func:`simulate` takes it (1: the paper's machine; :data:`RTL_START_LATENCY`: sparq's RTL).
     """
     trace = (golden or Golden(image)).run(a)
     depth = image.config.fifo_depth if fifo_depth is None else fifo_depth
-    return [simulate(layer_costs(image, l, trace.acts[l]), depth) for l in range(len(image.layers))]
+    return [simulate(layer_costs(image, l, trace.acts[l]), depth, start_latency) for l in range(len(image.layers))]

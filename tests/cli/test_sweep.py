@@ -48,6 +48,7 @@ def test_an_edit_to_the_sources_measures_a_point_again(capsys, tmp_path, monkeyp
     monkeypatch.setattr(sparq.sweep, "_source_digest", lambda: "an edited hw/")
     code, stdout, _ = run(capsys, *argv)
     assert code == 0 and "1 points (0 from earlier runs, 0 failed)" in stdout
+    assert [p["sources"] for p in _points(out)] == ["an edited hw/"]  # the point of the old sources is gone
 
 
 def test_a_failing_point_is_reported_and_the_others_finish(capsys, tmp_path):
