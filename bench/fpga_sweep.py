@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 RESULTS = Path(__file__).resolve().parent / "results" / "fpga_sweep"
 MODEL_DIR = Path(__file__).resolve().parents[1] / "build" / "bench" / "digits"
 
-UP5K_DEPTHS = dict(ub_depth=[256], wb_depth=[1024], acc_depth=[64])
-ECP5_DEPTHS = dict(ub_depth=[4096], wb_depth=[8192], acc_depth=[512])
+UP5K_DEPTHS = dict(ub_depth=[256], wb_depth=[1280], acc_depth=[64])
+ECP5_DEPTHS = dict(ub_depth=[4096], wb_depth=[9216], acc_depth=[512])
 SWEEPS = [
     # 3 and 4 PEs no longer fit the UP5K since the EIE's pipelining for the ECP5 (bench/results/fpga_eie_fmax.json).
     ("eie", "icebreaker", dict(n_pe=[1, 2], pe_counters=[False])),
