@@ -5,10 +5,11 @@ the ECP5-85F (ULX3S), through ``sparq sweep`` (:mod:`sparq.sweep`; Dask, points 
     .venv/bin/python bench/fpga_sweep.py --only eie --board icebreaker
     .venv/bin/python bench/fpga_sweep.py --scheduler tcp://host:8786  # on a Dask cluster
 
-Each sweep is ``sparq sweep <digits MLP> --design D --board B --param ...``: every point synthesized, placed and
-routed (resources, Fmax, the limiting path) and, for eie and systolic, lowered and run on the RTL with the digits MLP
-(``MMAC/s = Fmax x useful MACs per RTL cycle``, host transfers included). The digits MLP is compressed once into
-``build/bench/digits`` (4-bit codes, the shipped sparsities). Results: ``bench/results/fpga_sweep/<design>-<board>/``
+Each sweep is ``sparq sweep <model> --design D --board B --param ...``: every point synthesized, placed and routed
+(resources, Fmax, the limiting path) and, for eie and systolic, lowered and run on the RTL with the model
+(``MMAC/s = Fmax x useful MACs per RTL cycle``, host transfers included): the digits MLP, but for the systolic
+array on the UP5K, synthesized without one (see ``SWEEPS``). Each model is compressed once into ``build/bench/<name>`` (4-bit codes,
+the shipped sparsities). Results: ``bench/results/fpga_sweep/<design>-<board>/``
 (``sweep.json``, ``sweep-<board>.png``); the table prints every point of the sweeps run. The sweep of the previous
 bench (the figures before issue 19's work, bare designs with the digits MLP baked in) is kept in
 ``bench/results/fpga_sweep_before.json``.
@@ -21,26 +22,32 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 RESULTS = Path(__file__).resolve().parent / "results" / "fpga_sweep"
-MODEL_DIR = Path(__file__).resolve().parents[1] / "build" / "bench" / "digits"
+MODELS = Path(__file__).resolve().parents[1] / "build" / "bench"
 
-UP5K_DEPTHS = dict(ub_depth=[256], wb_depth=[1280], acc_depth=[64])
-ECP5_DEPTHS = dict(ub_depth=[4096], wb_depth=[9216], acc_depth=[512])
 SWEEPS = [
-    # 3 and 4 PEs no longer fit the UP5K since the EIE's pipelining for the ECP5 (bench/results/fpga_eie_fmax.json).
-    ("eie", "icebreaker", dict(n_pe=[1, 2], pe_counters=[False])),
-    ("eie", "ulx3s-85f", dict(n_pe=[4, 8, 16])),
-    ("systolic", "icebreaker", dict(size=[2, 3], **UP5K_DEPTHS)),
-    ("systolic", "ulx3s-85f", dict(size=[2, 4, 8], **ECP5_DEPTHS)),
+    # (design, board, model, grid). 3 and 4 PEs no longer fit the UP5K since the EIE's pipelining for the ECP5
+    # (bench/results/fpga_eie_fmax.json).
+    ("eie", "icebreaker", "digits_mlp", dict(n_pe=[1, 2], pe_counters=[False])),
+    ("eie", "ulx3s-85f", "digits_mlp", dict(n_pe=[4, 8, 16])),
+    # The systolic points each get a weight buffer that holds their model's weight tiles (the compiler refuses one
+    # that does not, with the depth it needs). No shipped model's tiles fit a 2x2 array in the UP5K's block RAM (the
+    # digits MLP needs over 17K words, the wine MLP 1794 to 2048, and 2048 needs 31 of the 30 EBR), so the UP5K
+    # point is synthesized without a model (no MMAC/s; bench/results/fpga_systolic_fmax.json has its GEMM rate).
+    ("systolic", "icebreaker", None, dict(size=[2], ub_depth=[256], wb_depth=[1024], acc_depth=[64])),
+    ("systolic", "ulx3s-85f", "digits_mlp", dict(size=[8], ub_depth=[4096], wb_depth=[8192], acc_depth=[512])),
+    ("systolic", "ulx3s-85f", "digits_mlp", dict(size=[4], ub_depth=[4096], wb_depth=[16384], acc_depth=[512])),
+    ("systolic", "ulx3s-85f", "digits_mlp", dict(size=[2], ub_depth=[4096], wb_depth=[32768], acc_depth=[512])),
 ]
 
 
-def digits_model() -> Path:
-    """The compressed digits MLP (compressed here once)."""
+def compressed_model(name: str) -> Path:
+    """A shipped model, compressed here once (4-bit codes, the shipped sparsities)."""
     import sparq
     from sparq.compiler.models import shipped_path
-    path = MODEL_DIR / "compressed.npz"
+    workspace = MODELS / name.removesuffix("_mlp")
+    path = workspace / "compressed.npz"
     if not path.exists():
-        sparq.compress(shipped_path("digits_mlp"), workspace=MODEL_DIR)
+        sparq.compress(shipped_path(name), workspace=workspace)
     return path
 
 
@@ -57,11 +64,11 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="LocalCluster workers (default 2)")
     args = parser.parse_args(argv)
     console = Console(width=200)
-    model = digits_model()
-    for design, board, values in SWEEPS:
+    for design, board, model, values in SWEEPS:
         if (args.only and design != args.only) or (args.board and board != args.board):
             continue
-        result = sweep(design, board, values, model=model, images=args.images, out=RESULTS / f"{design}-{board}",
+        result = sweep(design, board, values, model=model and compressed_model(model), images=args.images,
+                       out=RESULTS / f"{design}-{board}",
                        address=args.scheduler, n_workers=args.workers, console=console)
         console.print(table(result))
         for row in result.failed:
