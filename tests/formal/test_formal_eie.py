@@ -24,7 +24,7 @@ def _configs(*slow):
             for n, a in [(1, 2), (2, 1), (2, 2), (4, 1), (3, 2), (4, 2)]]
 
 
-@pytest.mark.parametrize("n_pe, act_depth", _configs((2, 2), (4, 1), (3, 2), (4, 2)))
+@pytest.mark.parametrize("n_pe, act_depth", _configs((1, 2), (2, 2), (4, 1), (3, 2), (4, 2)))
 def test_layer_scan(n_pe, act_depth):
     prove(LayerScan(ccu_config(n_pe, act_depth)))
 
