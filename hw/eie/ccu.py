@@ -113,6 +113,7 @@ class CentralControlUnit(wiring.Component):
         # registers (hw/common/fanout.py), so no register drives all the PEs across the die.
         layer, parity = Signal(layer_layout()), Signal()
         fetch_addr, scanning, load_layer = Signal(range(c.act_depth)), Signal(), Signal()
+        fsm_layer = Signal()  # in LAYER: the layer word is read, LOAD follows
         flush_en, flush_write, flush_addr = Signal(), Signal(), Signal(range(c.act_depth))  # what the FSM asks now
         bcast, bcast_valid = Signal(broadcast_layout()), Signal()                            # decided now
         act_data = Signal(data.ArrayLayout(act, n))
@@ -120,15 +121,16 @@ class CentralControlUnit(wiring.Component):
         fetch_addr_next = Signal.like(fetch_addr)
         per_pe = n if n >= _COPIES_FROM else 1  # copies of each link register
 
-        def copied(value, name, enable=None):
-            return fanout.registered_copies(m, value, n, name, copies=per_pe, enable=enable)
+        def copied(value, name, enables=None):
+            return fanout.registered_copies(m, value, n, name, copies=per_pe, enables=enables)
+        load_copies = copied(fsm_layer, "load_layer")  # high in LOAD: the layer word copies' enables
         copies = {
             "flush_en": copied(flush_en, "flush_en"),
             "flush_write": copied(flush_write, "flush_write"),
             "flush_addr": copied(flush_addr, "flush_addr"),
             "bcast_valid": copied(bcast_valid, "bcast_valid"),
-            "bcast": copied(bcast, "bcast", enable=bcast_valid),
-            "layer": copied(data.View(layer_layout(), table_rd.data), "layer", enable=load_layer),
+            "bcast": copied(bcast, "bcast"),  # loaded in every cycle: the decision drives no clock enables
+            "layer": copied(data.View(layer_layout(), table_rd.data), "layer", enables=load_copies),
             "layer_index": copied(l, "layer_index"),
             "parity": copied(parity, "parity"),
             "act_addr": copied(Mux(self.running, fetch_addr_next, self.host_addr), "act_addr"),
@@ -271,7 +273,8 @@ class CentralControlUnit(wiring.Component):
                 with m.If(step == _WRITEBACK_LATENCY - 1):
                     m.d.sync += [step.eq(0), l.eq(l + 1), parity.eq(~parity)]
                     m.next = "NEXT"
-        m.d.comb += [self.running.eq(~fsm.ongoing("IDLE")), table_rd.en.eq(fsm.ongoing("LAYER"))]
+        m.d.comb += [self.running.eq(~fsm.ongoing("IDLE")), fsm_layer.eq(fsm.ongoing("LAYER")),
+                     table_rd.en.eq(fsm_layer)]
         return m
 
 

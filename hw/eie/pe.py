@@ -1,6 +1,6 @@
 """A processing element: activation queue, pointer and sparse-matrix read units, arithmetic unit, activations."""
 
-from amaranth import Cat, Module, Signal
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
@@ -87,11 +87,18 @@ class ProcessingElement(wiring.Component):
             arith.layer_index.eq(link.layer_index),
         ]
 
-        held = Signal(range(c.fifo_depth + 1))
+        # room = held + bcast.valid < fifo_depth, from two registered compares of the next count (one for no
+        # broadcast arriving, one for a broadcast arriving) and one multiplexer: no adder between the registers and
+        # the CCU's decision.
+        held, held_next = Signal(range(c.fifo_depth + 1)), Signal(range(c.fifo_depth + 1))
+        room_if_none = Signal(init=1)
+        room_if_one = Signal(init=c.fifo_depth > 1)
         busy = Signal()
-        m.d.sync += [held.eq(held + link.bcast.valid - spmat.finished), busy.eq(spmat.busy)]
+        m.d.comb += held_next.eq(held + link.bcast.valid - spmat.finished)
+        m.d.sync += [held.eq(held_next), room_if_none.eq(held_next < c.fifo_depth),
+                     room_if_one.eq(held_next + 1 < c.fifo_depth), busy.eq(spmat.busy)]
         m.d.comb += [
-            link.room.eq(held + link.bcast.valid < c.fifo_depth),
+            link.room.eq(Mux(link.bcast.valid, room_if_one, room_if_none)),
             link.busy.eq(busy),
             link.idle.eq((held == 0) & ~link.bcast.valid & spmat.idle & ~arith.busy & ~busy),  # busy: counted
         ]
