@@ -160,14 +160,16 @@ class CentralControlUnit(wiring.Component):
         # here with its lanes' in-range bits, and its non-zero lanes go into the group queue; an all-zero group is
         # dropped there (so it costs no broadcast cycle).
         fetch_left = Signal(17)  # indices of the layer not yet fetched
+        fetch_more = Signal()    # fetch_left != 0, registered beside it (no 17-bit reduction before a fetch)
         fetch_base = Signal(17)
         credits = Signal(range(_GROUP_CREDITS + 1))
         fetch = Signal()
-        m.d.comb += [fetch.eq(scanning & (fetch_left != 0) & (credits != 0)),
+        m.d.comb += [fetch.eq(scanning & fetch_more & (credits != 0)),
                      fetch_addr_next.eq(Mux(load_layer, 0, fetch_addr + fetch))]
         m.d.sync += fetch_addr.eq(fetch_addr_next)
         with m.If(fetch):
-            m.d.sync += [fetch_base.eq(fetch_base + n), fetch_left.eq(Mux(fetch_left > n, fetch_left - n, 0))]
+            m.d.sync += [fetch_base.eq(fetch_base + n), fetch_left.eq(Mux(fetch_left > n, fetch_left - n, 0)),
+                         fetch_more.eq(fetch_left > n)]
         in_flight = [(fetch, fetch_left, fetch_base)]  # (valid, left, base) of the fetch 0, 1, ... cycles ago
         for age in range(1, _FETCH_LATENCY + 1):
             in_flight.append(tuple(Signal.like(v, name=f"{what}_{age}")
@@ -250,11 +252,12 @@ class CentralControlUnit(wiring.Component):
                 word = data.View(layer_layout(), table_rd.data)
                 m.d.comb += load_layer.eq(1)
                 m.d.sync += [layer.eq(word), fetch_base.eq(0), fetch_left.eq(word.in_len),
-                             credits.eq(_GROUP_CREDITS), taken.eq(0), started.eq(0), window.eq(0), last.eq(0)]
+                             fetch_more.eq(word.in_len != 0), credits.eq(_GROUP_CREDITS), taken.eq(0), started.eq(0),
+                             window.eq(0), last.eq(0)]
                 m.next = "SCAN"
             with m.State("SCAN"):
                 m.d.comb += scanning.eq(1)
-                with m.If((fetch_left == 0) & ~Cat(v for v, _, _ in in_flight[1:]).any() & ~got_valid
+                with m.If(~fetch_more & ~Cat(v for v, _, _ in in_flight[1:]).any() & ~got_valid
                           & (groups.level == 0)):
                     m.next = "DRAIN"
             with m.State("DRAIN"):
