@@ -24,7 +24,6 @@ The whole API is one function::
 * asks Yosys for SPRAM inference on iCE40 (``-spram``: single-port 256 Kbit memories go to SB_SPRAM256KA);
 * lets block RAM skip read/write collision emulation for memories the design marks
   (:data:`sparq.hw.common.memory.COLLISION_UNUSED`), and puts memories of a few words in flip-flops on iCE40;
-* routes ECP5 designs with nextpnr's ``router2`` (the default router1 stalls on large congested designs);
 * asks nextpnr for its JSON report (``--report``) and reads it, with the Yosys log and netlist, into a
   :class:`sparq.fpga.report.SynthesisReport`. It checks that no large memory fell into logic (:class:`MemoryInLogic`) as
   soon as Yosys is done, before placement and routing spend minutes on a design that is wrong anyway.
@@ -147,9 +146,7 @@ def _overrides(family: str, dsp: bool, measuring: bool) -> dict:
         small = f'setattr -set ram_style "logic" t:$mem_v2 r:SIZE<={ICE40_LOGIC_MEMORY_WORDS} %i'
         return {"synth_opts": "-spram" + (" -dsp" if dsp else ""), "nextpnr_opts": nextpnr,
                 "script_after_read": "\n".join([*_SCRIPT_AFTER_READ, small])}
-    # On the ECP5, router2: nextpnr's default router1 had not routed the 16-PE EIE (31 % of an 85F's LUTs) after
-    # 42 minutes of congestion ripup, and router2 routes it in 5.
-    return {"synth_opts": "" if dsp else "-nodsp", "nextpnr_opts": nextpnr + " --router router2",
+    return {"synth_opts": "" if dsp else "-nodsp", "nextpnr_opts": nextpnr,
             "script_after_read": "\n".join(_SCRIPT_AFTER_READ)}
 
 
