@@ -89,14 +89,18 @@ class ProcessingElement(wiring.Component):
 
         # room = held + bcast.valid < fifo_depth, from two registered compares of the next count (one for no
         # broadcast arriving, one for a broadcast arriving) and one multiplexer: no adder between the registers and
-        # the CCU's decision.
-        held, held_next = Signal(range(c.fifo_depth + 1)), Signal(range(c.fifo_depth + 1))
+        # the CCU's decision. The compares are made on the count with this cycle's broadcast (`held_in`) and the
+        # column finishing now selects between them, last.
+        d = c.fifo_depth
+        held, held_in = Signal(range(d + 1)), Signal(range(d + 2))
         room_if_none = Signal(init=1)
-        room_if_one = Signal(init=c.fifo_depth > 1)
+        room_if_one = Signal(init=d > 1)
         busy = Signal()
-        m.d.comb += held_next.eq(held + link.bcast.valid - spmat.finished)
-        m.d.sync += [held.eq(held_next), room_if_none.eq(held_next < c.fifo_depth),
-                     room_if_one.eq(held_next + 1 < c.fifo_depth), busy.eq(spmat.busy)]
+        m.d.comb += held_in.eq(held + link.bcast.valid)
+        m.d.sync += [held.eq(held_in - spmat.finished),
+                     room_if_none.eq(Mux(spmat.finished, held_in <= d, held_in < d)),
+                     room_if_one.eq(Mux(spmat.finished, held_in < d, held_in + 1 < d)),
+                     busy.eq(spmat.busy)]
         m.d.comb += [
             link.room.eq(Mux(link.bcast.valid, room_if_one, room_if_none)),
             link.busy.eq(busy),
