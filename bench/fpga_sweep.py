@@ -25,18 +25,21 @@ RESULTS = Path(__file__).resolve().parent / "results" / "fpga_sweep"
 MODELS = Path(__file__).resolve().parents[1] / "build" / "bench"
 
 SWEEPS = [
-    # (design, board, model, grid). 3 and 4 PEs no longer fit the UP5K since the EIE's pipelining for the ECP5
-    # (bench/results/fpga_eie_fmax.json).
-    ("eie", "icebreaker", "digits_mlp", dict(n_pe=[1, 2], pe_counters=[False])),
-    ("eie", "ulx3s-85f", "digits_mlp", dict(n_pe=[4, 8, 16])),
+    # (design, board, model, grid, nextpnr router or None for nextpnr's default). 3 and 4 PEs no longer fit the UP5K
+    # since the EIE's pipelining for the ECP5 (bench/results/fpga_eie_fmax.json). The 16-PE EIE is routed with
+    # router2: router1 had not routed it after 40 minutes; on the 4- and 8-PE designs router2 costs 17-18 % of the
+    # Fmax, so they keep router1 (fpga_eie_fmax.json, router_check).
+    ("eie", "icebreaker", "digits_mlp", dict(n_pe=[1, 2], pe_counters=[False]), None),
+    ("eie", "ulx3s-85f", "digits_mlp", dict(n_pe=[4, 8]), None),
+    ("eie", "ulx3s-85f", "digits_mlp", dict(n_pe=[16]), "router2"),
     # The systolic points each get a weight buffer that holds their model's weight tiles (the compiler refuses one
     # that does not, with the depth it needs). No shipped model's tiles fit a 2x2 array in the UP5K's block RAM (the
     # digits MLP needs over 17K words, the wine MLP 1794 to 2048, and 2048 needs 31 of the 30 EBR), so the UP5K
     # point is synthesized without a model (no MMAC/s; bench/results/fpga_systolic_fmax.json has its GEMM rate).
-    ("systolic", "icebreaker", None, dict(size=[2], ub_depth=[256], wb_depth=[1024], acc_depth=[64])),
-    ("systolic", "ulx3s-85f", "digits_mlp", dict(size=[8], ub_depth=[4096], wb_depth=[8192], acc_depth=[512])),
-    ("systolic", "ulx3s-85f", "digits_mlp", dict(size=[4], ub_depth=[4096], wb_depth=[16384], acc_depth=[512])),
-    ("systolic", "ulx3s-85f", "digits_mlp", dict(size=[2], ub_depth=[4096], wb_depth=[32768], acc_depth=[512])),
+    ("systolic", "icebreaker", None, dict(size=[2], ub_depth=[256], wb_depth=[1024], acc_depth=[64]), None),
+    ("systolic", "ulx3s-85f", "digits_mlp", dict(size=[8], ub_depth=[4096], wb_depth=[8192], acc_depth=[512]), None),
+    ("systolic", "ulx3s-85f", "digits_mlp", dict(size=[4], ub_depth=[4096], wb_depth=[16384], acc_depth=[512]), None),
+    ("systolic", "ulx3s-85f", "digits_mlp", dict(size=[2], ub_depth=[4096], wb_depth=[32768], acc_depth=[512]), None),
 ]
 
 
@@ -64,12 +67,12 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="LocalCluster workers (default 2)")
     args = parser.parse_args(argv)
     console = Console(width=200)
-    for design, board, model, values in SWEEPS:
+    for design, board, model, values, router in SWEEPS:
         if (args.only and design != args.only) or (args.board and board != args.board):
             continue
         result = sweep(design, board, values, model=model and compressed_model(model), images=args.images,
                        out=RESULTS / f"{design}-{board}",
-                       address=args.scheduler, n_workers=args.workers, console=console)
+                       address=args.scheduler, n_workers=args.workers, router=router, console=console)
         console.print(table(result))
         for row in result.failed:
             console.print(f"[red]failed:[/] {row['params']}: {row['error']}")

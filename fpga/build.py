@@ -51,7 +51,7 @@ from amaranth.lib import wiring
 from ..sim.toolchain import cache_root
 from .harness import TimingHarness
 from .report import SynthesisReport, check_memories, memory_mappings, parse_build, parse_utilisation_log
-from .toolchain import TOOLS, use_yowasp_tools
+from .toolchain import ROUTERS, TOOLS, use_yowasp_tools
 
 __all__ = ["Board", "BOARDS", "get_board", "synthesize", "program", "SynthesisError", "DoesNotFit"]
 
@@ -138,10 +138,11 @@ _SCRIPT_AFTER_READ = [
 ICE40_LOGIC_MEMORY_WORDS = 8
 
 
-def _overrides(family: str, dsp: bool, measuring: bool) -> dict:
+def _overrides(family: str, dsp: bool, measuring: bool, router: str | None) -> dict:
     # A timing harness is measured, never run: its Fmax is the result, whatever the board clock. A board top must
     # meet the board clock, and nextpnr fails the build when it does not.
-    nextpnr = "--report report.json" + (" --timing-allow-fail" if measuring else "")
+    nextpnr = ("--report report.json" + (" --timing-allow-fail" if measuring else "")
+               + (f" --router {router}" if router else ""))
     if family == "ice40":
         small = f'setattr -set ram_style "logic" t:$mem_v2 r:SIZE<={ICE40_LOGIC_MEMORY_WORDS} %i'
         return {"synth_opts": "-spram" + (" -dsp" if dsp else ""), "nextpnr_opts": nextpnr,
@@ -220,7 +221,7 @@ def _run_tools(build_dir: Path, name: str, board: Board, after_yosys, *, bitstre
 
 def synthesize(design: wiring.Component, board: str, *, dsp: bool = True, name: str | None = None,
                params: dict | None = None, build_dir=None,
-               check: bool = True) -> SynthesisReport:
+               check: bool = True, router: str | None = None) -> SynthesisReport:
     """Synthesize, place and route ``design`` for ``board``; return the :class:`sparq.fpga.report.SynthesisReport`.
 
     Parameters
@@ -238,10 +239,16 @@ def synthesize(design: wiring.Component, board: str, *, dsp: bool = True, name: 
         Build here instead of the cache directory under ``build/fpga/``; always rebuilds.
     check : bool
         Raise :class:`sparq.fpga.report.MemoryInLogic` when a large memory went to logic (default ``True``).
+    router : str, optional
+        nextpnr's router, one of :data:`ROUTERS` (default: nextpnr's, router1). router2 routes large congested
+        designs in minutes where router1 can take an hour, but on the EIE gave a lower Fmax
+        (``bench/results/fpga_eie_fmax.json``, ``router_check``).
     """
     board = get_board(board)
     if not isinstance(dsp, bool):
         raise TypeError(f"dsp must be True or False, not {dsp!r}")
+    if router is not None and router not in ROUTERS:
+        raise ValueError(f"unknown nextpnr router {router!r}; nextpnr has {', '.join(ROUTERS)}")
     name = name or type(design).__name__
     wrapped = isinstance(design, wiring.Component) and bool(design.signature.members)
     top = TimingHarness(design) if wrapped else design
@@ -250,7 +257,8 @@ def synthesize(design: wiring.Component, board: str, *, dsp: bool = True, name: 
     use_yowasp_tools()
     platform = board.platform_class()()
     platform.sparq_dsp = dsp  # hw blocks that instantiate DSP blocks themselves read it (hw.common.dsp)
-    plan = platform.build(top, name="top", do_build=False, **_overrides(board.family, dsp, measuring=wrapped))
+    plan = platform.build(top, name="top", do_build=False, **_overrides(board.family, dsp, measuring=wrapped,
+                                                                           router=router))
     key = hashlib.sha256(plan.digest() + _tool_versions().encode()).hexdigest()[:16]
     cached = build_dir is None
     build_dir = Path(build_dir) if build_dir is not None else _build_root() / board.name / f"{name}-{key}"

@@ -14,6 +14,8 @@
 import argparse
 from contextlib import nullcontext
 
+from .toolchain import ROUTERS
+
 __all__ = ["add_synth_command"]
 
 
@@ -40,7 +42,8 @@ def _synth(args) -> int:
     with args.image_in(image) if isinstance(image, str) and image not in ("digits", "none") else nullcontext():
         design, params = make_design(args.design, **params)
     with console.status(f"synthesizing {args.design} for {args.board} (Yosys, nextpnr)..."):
-        report = synthesize(design, args.board, dsp=not args.no_dsp, name=args.design, params=params)
+        report = synthesize(design, args.board, dsp=not args.no_dsp, name=args.design, params=params,
+                            router=args.router)
     console.print(report.table())
     if args.json:
         console.print(f"report written to {report.write_json(args.json)}")
@@ -69,6 +72,8 @@ def add_synth_command(subparsers, image_in=None) -> argparse.ArgumentParser:
                         "sparq.formats.systolic.save_program, an EIE image directory (default: the shipped digits "
                         "MLP); one written by `sparq lower` is checked against its directory's sparq.json")
     parser.add_argument("--no-dsp", action="store_true", help="build multipliers from LUTs, not DSP blocks")
+    parser.add_argument("--router", choices=ROUTERS, help="nextpnr's router (default: nextpnr's, router1; router2 "
+                        "routes large congested designs far faster, at some cost in Fmax)")
     parser.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH")
     parser.add_argument("--program", action="store_true",
                         help="program the board with the bitstream of a board top (needs iceprog or openFPGALoader)")

@@ -16,7 +16,10 @@ import sys
 import sysconfig
 from pathlib import Path
 
-__all__ = ["TOOLS", "use_yowasp_tools"]
+__all__ = ["ROUTERS", "TOOLS", "use_yowasp_tools"]
+
+#: nextpnr's routers (``--router``); the first is nextpnr's default.
+ROUTERS = ("router1", "router2")
 
 #: Amaranth's tool name (which gives the environment variable) -> the YoWASP console script, and its PyPI package.
 TOOLS = {

@@ -17,6 +17,7 @@ def _exit_codes_epilog():
 
 def build_parser():
     from sparq.fpga.cli import add_synth_command
+    from sparq.fpga.toolchain import ROUTERS
 
     from .data import CALIBRATION_LIMIT, DATA_HELP
     from .flow import image_in
@@ -143,6 +144,8 @@ def build_parser():
     sweep.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler (default: a LocalCluster here)")
     sweep.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes (default 2)")
     sweep.add_argument("--seed", type=int, default=0, help="seed of the RTL runs' random back-pressure")
+    sweep.add_argument("--router", choices=ROUTERS, help="nextpnr's router for every point (default: nextpnr's, "
+                       "router1; see `sparq synth --help`)")
     sweep.set_defaults(run="run_sweep_command")
 
     regress = commands.add_parser(

@@ -85,10 +85,10 @@ def _source_digest() -> str:
     return digest.hexdigest()
 
 
-def _key(design, board, params, model) -> str:
-    """What makes a point the same point: design, board, parameters, the model's digest, the tool versions and the
-    sources (an edit to the hardware or the flow measures the point again)."""
-    text = json.dumps([design, board, sorted(params.items()), model and model["sha256"], _tool_versions(),
+def _key(design, board, params, model, router=None) -> str:
+    """What makes a point the same point: design, board, parameters, the model's digest, nextpnr's router, the tool
+    versions and the sources (an edit to the hardware or the flow measures the point again)."""
+    text = json.dumps([design, board, sorted(params.items()), model and model["sha256"], router, _tool_versions(),
                        _source_digest()], default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -139,16 +139,17 @@ def _limiting_path(report) -> str:
 
 
 def run_point(design: str, board: str, params: dict, model: dict | None, *, images: int, work: str,
-              seed: int = 0) -> dict:
+              seed: int = 0, router: str | None = None) -> dict:
     """Measure one point (see the module docstring); returns its row. ``model`` is ``{"path", "name", "sha256"}``
-    or None; ``work`` a directory for the point's lowered image. Raises what the step that failed raised."""
+    or None; ``work`` a directory for the point's lowered image; ``router`` nextpnr's (default: nextpnr's). Raises
+    what the step that failed raised."""
     from sparq.fpga.build import DoesNotFit as FpgaDoesNotFit
     from sparq.fpga.build import synthesize
     from sparq.fpga.designs import make_design
 
     from . import api
     start = time.perf_counter()
-    row = {"design": design, "board": board, "params": params}
+    row = {"design": design, "board": board, "params": params, **({"router": router} if router else {})}
     build_params = dict(params)
     if model is not None and design in MODEL_DESIGNS:
         fields = _model_fields(design, params)
@@ -163,7 +164,7 @@ def run_point(design: str, board: str, params: dict, model: dict | None, *, imag
     for dsp in (True, False):
         built, resolved = make_design(design, **build_params)
         try:
-            report = synthesize(built, board, dsp=dsp, name=design, params=resolved)
+            report = synthesize(built, board, dsp=dsp, name=design, params=resolved, router=router)
             break
         except FpgaDoesNotFit as error:
             if not (dsp and error.dsp):
@@ -179,11 +180,11 @@ def run_point(design: str, board: str, params: dict, model: dict | None, *, imag
     return row
 
 
-def _point_task(design, board, params, model, images, work, seed):
+def _point_task(design, board, params, model, images, work, seed, router):
     """A Dask task: :func:`run_point`, with a failure returned as ``{"error": one line, "code": exit code}``."""
     from .errors import explain
     try:
-        return run_point(design, board, params, model, images=images, work=work, seed=seed)
+        return run_point(design, board, params, model, images=images, work=work, seed=seed, router=router)
     except Exception as error:  # one point's failure is reported, the others go on
         code, message, hint = explain(error)
         return {"design": design, "board": board, "params": params, "error": message, "hint": hint, "code": code}
@@ -231,9 +232,11 @@ def model_entry(path) -> dict:
 
 
 def sweep(design: str, board: str, values: dict[str, list], *, model=None, images: int = 4, out=None,
-          address: str | None = None, n_workers: int = 2, seed: int = 0, console=None) -> SweepResult:
+          address: str | None = None, n_workers: int = 2, seed: int = 0, router: str | None = None,
+          console=None) -> SweepResult:
     """Run the grid ``values`` of ``design`` on ``board`` (module docstring); ``model`` a compressed model file
-    (needed for the accelerators' throughput; None: resources and Fmax only). Returns a :class:`SweepResult`."""
+    (needed for the accelerators' throughput; None: resources and Fmax only); ``router`` nextpnr's for every point
+    (:data:`sparq.fpga.toolchain.ROUTERS`; default: nextpnr's). Returns a :class:`SweepResult`."""
     from sparq.fpga.build import get_board
     from sparq.fpga.designs import get_design
     from sparq.sim.cluster import dask_client
@@ -260,7 +263,7 @@ def sweep(design: str, board: str, values: dict[str, list], *, model=None, image
         sources = _source_digest()
         # Points measured on other sources are dropped, in the grid or not: the file and its plot never mix them.
         done = {k: r for k, r in _read_results(results_path).items() if r.get("sources") == sources}
-        keys = [_key(design, board, p, model) for p in points]
+        keys = [_key(design, board, p, model, router) for p in points]
         todo = [(k, p) for k, p in zip(keys, points) if k not in done]
         failed = []
         with Progress(console, f"sweep {design} on {board}", len(points)) as bar:
@@ -270,7 +273,8 @@ def sweep(design: str, board: str, values: dict[str, list], *, model=None, image
                         dask_client(address, n_workers=n_workers) as client:
                     from dask.distributed import as_completed
                     futures = {client.submit(_point_task, design, board, p, model, images,
-                                             os.path.join(work, k), seed, pure=False): (k, p) for k, p in todo}
+                                             os.path.join(work, k), seed, router, pure=False): (k, p)
+                               for k, p in todo}
                     for finished, future in enumerate(as_completed(futures), len(points) - len(todo) + 1):
                         key, params = futures[future]
                         row = future.result()
@@ -358,7 +362,7 @@ def table(result: SweepResult):
         t.add_column(column)
     cell = lambda res, name: f"{res[name]['used']}/{res[name]['available']}" if name in res else "-"  # noqa: E731
     for row in result.rows:
-        params = _params_text(row["params"])
+        params = _params_text(row["params"]) + (f" ({row['router']})" if row.get("router") else "")
         if "error" in row:
             t.add_row(params, f"[red]failed:[/] {row['error']}", *[""] * 7)
             continue
@@ -380,7 +384,8 @@ def run_sweep_command(args, console) -> int:
     if model is None and args.design in MODEL_DESIGNS:
         model = Path(DEFAULT_WORKSPACE) / "compressed.npz"
     result = sweep(args.design, args.board, values, model=model, images=args.images, out=args.out,
-                   address=args.scheduler, n_workers=args.workers, seed=args.seed, console=console)
+                   address=args.scheduler, n_workers=args.workers, seed=args.seed, router=args.router,
+                   console=console)
     console.print(table(result))
     console.print(f"{len(result.rows)} points ({result.reused} from earlier runs, {len(result.failed)} failed); "
                   f"results: {result.results}" + "".join(f"; plot: {p}" for p in result.plots))

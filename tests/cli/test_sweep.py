@@ -51,6 +51,15 @@ def test_an_edit_to_the_sources_measures_a_point_again(capsys, tmp_path, monkeyp
     assert [p["sources"] for p in _points(out)] == ["an edited hw/"]  # the point of the old sources is gone
 
 
+def test_a_point_routed_with_another_router_is_its_own_point(capsys, tmp_path):
+    out = tmp_path / "mac"
+    argv = ("sweep", "--design", "mac", "--board", "icebreaker", "--param", "a_width=4", "--workers", "1", "--out", out)
+    assert run(capsys, *argv)[0] == 0
+    code, stdout, _ = run(capsys, *argv, "--router", "router2")
+    assert code == 0 and "1 points (0 from earlier runs, 0 failed)" in stdout and "a_width=4 (router2)" in stdout
+    assert sorted(str(p.get("router")) for p in _points(out)) == ["None", "router2"]
+
+
 def test_a_failing_point_is_reported_and_the_others_finish(capsys, tmp_path):
     out = tmp_path / "mac"
     code, message = error(capsys, "sweep", "--design", "mac", "--board", "icebreaker", "--param", "a_width=8,0",

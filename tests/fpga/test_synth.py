@@ -6,6 +6,7 @@ has compiled its tools; the very first run on a machine adds a minute or two for
 """
 
 import json
+from pathlib import Path
 
 import pytest
 from amaranth import Module
@@ -47,6 +48,19 @@ def test_smoke_synthesis_on_up5k(tmp_path):
     saved = json.loads(report.write_json(tmp_path / "smoke.json").read_text())
     assert saved["fmax_mhz"] == report.fmax_mhz and saved["resources"]["DSP"]["used"] == 1
     assert report.warnings == []
+
+
+def test_the_router_is_nextpnrs_given_and_its_own_build():
+    """``router`` reaches nextpnr's command line and builds apart from the default router's build; an unknown one is
+    refused before any tool runs."""
+    default = synthesize(Smoke(), "icebreaker", name="smoke")
+    routed = synthesize(Smoke(), "icebreaker", name="smoke", router="router2")
+    assert routed.build_dir != default.build_dir
+    assert "--router router2" in (Path(routed.build_dir) / "build_top.sh").read_text()
+    assert "--router" not in (Path(default.build_dir) / "build_top.sh").read_text()
+    assert routed.fmax_mhz > 12 and routed.resources["DSP"].used == 1
+    with pytest.raises(ValueError, match="unknown nextpnr router 'router3'; nextpnr has router1, router2"):
+        synthesize(Smoke(), "icebreaker", name="smoke", router="router3")
 
 
 class AsyncReadTable(wiring.Component):
