@@ -175,14 +175,15 @@ class CentralControlUnit(wiring.Component):
             in_flight.append(tuple(Signal.like(v, name=f"{what}_{age}")
                                    for v, what in zip(in_flight[0], ("fetched", "left", "base"))))
             m.d.sync += [now.eq(before) for now, before in zip(in_flight[-1], in_flight[-2])]
-        got_valid, got_left, got_base = (Signal.like(v, name=f"got_{what}")
-                                         for v, what in zip(in_flight[0], ("valid", "left", "base")))
+        got_valid, got_base = Signal(name="got_valid"), Signal.like(fetch_base, name="got_base")
+        got_in_range = Signal(n)  # lanes of the group inside the layer, compared a cycle ahead (off the drop decision)
         got_values = Signal.like(act_data)
-        m.d.sync += [got_valid.eq(in_flight[-1][0]), got_left.eq(in_flight[-1][1]), got_base.eq(in_flight[-1][2]),
-                     got_values.eq(act_data)]
+        fetched, left, fetched_base = in_flight[-1]
+        m.d.sync += [got_valid.eq(fetched), got_base.eq(fetched_base), got_values.eq(act_data),
+                     got_in_range.eq(Cat(left > k for k in range(n)))]
         got = Signal(group)
         m.d.comb += [got.values.eq(got_values), got.base.eq(got_base)]
-        m.d.comb += [got.mask[k].eq((got_values[k] != 0) & (got_left > k)) for k in range(n)]
+        m.d.comb += [got.mask[k].eq((got_values[k] != 0) & got_in_range[k]) for k in range(n)]
         dropped = Signal()
         m.d.comb += [groups.w_data.eq(got), groups.w_en.eq(got_valid & got.mask.any()),
                      dropped.eq(got_valid & ~got.mask.any())]

@@ -1,6 +1,6 @@
 """The sparse-matrix read unit: 64-bit words of 8 entries in, one entry per cycle out."""
 
-from amaranth import Module, Mux, Signal
+from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -93,7 +93,8 @@ class SparseMatrixReadUnit(wiring.Component):
         run = self.run.payload
         cur = Signal(self.ptr_width)    # the next entry's address
         left = Signal(self.ptr_width)   # entries of the run still to issue (a down-counter: no comparator on `cur`)
-        length = Signal(self.ptr_width)
+        length = Signal(signed(self.ptr_width + 1))
+        short = Signal()                # the accepted run has at most one entry
 
         remaining = Signal()
         accept = Signal()       # a run is accepted this cycle
@@ -108,11 +109,12 @@ class SparseMatrixReadUnit(wiring.Component):
             accept.eq(self.run.valid & self.run.ready),
             run_entries.eq(run.start < run.end),
             length.eq(run.end - run.start),
+            short.eq(length[-1] | (length[1:-1] == 0)),  # length <= 1 from its bits, no second comparator
             issue.eq(remaining | (accept & run_entries)),
             addr.eq(Mux(remaining, cur, run.start)),
             word_addr.eq(self.spmat_base * self._split + (addr >> sel_bits)),
             self.busy.eq(issue | (accept & ~run_entries)),
-            self.finished.eq((remaining & (left == 1)) | (accept & (run.end - run.start <= 1))),
+            self.finished.eq((remaining & (left == 1)) | (accept & short)),
             self.idle.eq(~remaining & ~read_valid & ~self.entry.valid),
         ]
         if self.spram:  # one address for both: a single-port RAM
@@ -122,7 +124,9 @@ class SparseMatrixReadUnit(wiring.Component):
         with m.If(remaining):
             m.d.sync += [cur.eq(cur + 1), left.eq(left - 1)]
         with m.Elif(accept):
-            m.d.sync += [cur.eq(run.start + run_entries), left.eq(Mux(run_entries, length - 1, 0))]
+            # Neither depends on the run_entries compare: cur is not used after an empty run (left is 0), and
+            # end + ~start is end - start - 1 in one adder.
+            m.d.sync += [cur.eq(run.start + 1), left.eq(Mux(run_entries, run.end + ~run.start, 0))]
 
         # The entry issued in cycle t: its word is read in t, the entry picked and registered in t + 1.
         m.d.sync += [read_valid.eq(issue), self.entry.valid.eq(read_valid)]
