@@ -78,7 +78,7 @@ def measure_layers(directory, run):
         counters = result["counters"][0]
         model = cycle.run(image, np.array(x))[0]
         rtl_model = cycle.simulate(cycle.layer_costs(image, 0, np.array(x)), config.fifo_depth,
-                                   start_latency=cycle.RTL_START_LATENCY)
+                                   **cycle.RTL_LATENCY)
         assert counters["busy"] == model.busy.tolist(), name
         compute = counters["compute"]
         entries = sum(counters["busy"])

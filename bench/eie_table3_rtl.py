@@ -21,8 +21,8 @@ does not change a single cycle of any run, only whether the image fits -- and th
 paper's memories as they are.
 
 The RTL is compared with the cycle model as the paper's machine (an activation can be started the cycle after its
-broadcast), and also with the same model given the RTL's queue latency (``start_latency=5``), which it matches
-exactly.
+broadcast), and also with the same model given the RTL's queue and credit latencies (``cycle.RTL_LATENCY``), which it
+matches exactly.
 
 Writes ``bench/results/eie_table3_rtl.json`` (per layer: ``layer``, ``rtl_cycles``, ``model_cycles``,
 ``rtl_us_800mhz``, ``paper_actual_us``, ``bit_exact``, ``wall_seconds`` and more) and ``eie_table3_rtl.png``.
@@ -59,15 +59,16 @@ CLOCK_HZ = cycle.CLOCK_HZ
 TOLERANCE = 0.02
 """The target: RTL compute cycles within 2 % of the cycle model on every layer."""
 RTL_START_LATENCY = cycle.RTL_START_LATENCY
-"""Cycles from a broadcast to the first cycle a PE can work on it in the RTL (the model says 1): the broadcast
-register, the activation queue's 2 cycles through an empty FIFO and the registered pointer read (``hw/eie/README.md``,
-deviation 8)."""
-GAP_NOTE = ("The RTL's broadcast register, its activation queue (2 cycles through an empty FIFO) and its registered "
-            "pointer read start a broadcast of cycle t at t + 5, not at t + 1 as the cycle model says "
-            "(hw/eie/README.md, deviation 8). "
+"""Cycles from a broadcast's decision to the first cycle a PE can work on it in the RTL (the model says 1): the
+broadcast's two registers, the activation queue's 2 cycles through an empty FIFO and the registered pointer read
+(``hw/eie/README.md``, deviation 8)."""
+GAP_NOTE = ("The RTL's two broadcast registers, its activation queue (2 cycles through an empty FIFO) and its "
+            "registered pointer read start a broadcast of cycle t at t + 6, not at t + 1 as the cycle model says, "
+            "and a freed queue slot reaches the CCU's credits 2 cycles late (hw/eie/README.md, deviations 7 and 8). "
             "Hidden while the queues hold work, it shows whenever a PE runs dry, most on layers with few rows per PE "
             "(under one entry per PE per column on average), whose queues drain often. The cycle model with "
-            "start_latency=5 gives the RTL's compute cycles exactly (model_cycles_with_rtl_queue_latency).")
+            "the RTL's latencies (cycle.RTL_LATENCY) gives the RTL's compute cycles exactly "
+            "(model_cycles_with_rtl_queue_latency).")
 
 
 def layer_inputs(seed, index, columns, rows, weight_density, act_density):
@@ -92,7 +93,7 @@ def run_layer(seed, index, folder):
     path = str(image.save(Path(folder) / name))
     lowering = time.perf_counter() - started
     model = cycle.run(image, a)[0]
-    queue_model = cycle.simulate(cycle.layer_costs(image, 0, a), CONFIG.fifo_depth, start_latency=RTL_START_LATENCY)
+    queue_model = cycle.simulate(cycle.layer_costs(image, 0, a), CONFIG.fifo_depth, **cycle.RTL_LATENCY)
     started = time.perf_counter()
     try:
         (result,) = native_eie.run_network(EIE(CONFIG), jobs=[{"image_dir": path, "inputs": [[int(v) for v in a]]}])

@@ -19,7 +19,7 @@ Each case runs on the RTL and is checked (:func:`run_batch`):
 
 * EIE: every output word bit-exactly against :class:`sparq.sim.eie.golden.Golden`; per PE, the busy cycles
   exactly against :mod:`sparq.sim.eie.cycle`; the compute cycles between the cycle model with the RTL's queue
-  latency (``start_latency=5``, ``hw/eie/README.md`` deviation 8), which they must reach, and that plus one cycle
+  and credit latencies (``RTL_LATENCY``, ``hw/eie/README.md`` deviations 7 and 8), which they must reach, and that plus one cycle
   per all-zero activation group between a layer's first and last non-zero (deviation 6), which they must not pass
   (:func:`eie_compute_bounds`; exact when the input has no such group).
 * systolic: every output byte against :func:`sparq.sim.systolic.golden.run_program`; ``mac_busy`` exactly against
@@ -52,7 +52,7 @@ from sparq.formats.systolic import FULL_RATE_OUT_DEPTH, Instruction, Opcode, Sys
 
 from .coverage.functional import ClipRecorder, eie_observations, systolic_observations, user_events
 from .coverage.structural import merge_counts, read_counts
-from .eie.cycle import RTL_START_LATENCY, layer_costs, simulate
+from .eie.cycle import RTL_LATENCY, RTL_START_LATENCY, layer_costs, simulate
 from .eie.golden import Golden
 from .systolic.cycles import predict
 from .systolic.golden import run_program
@@ -292,8 +292,8 @@ def eie_compute_bounds(image, trace, fifo_depth: int) -> tuple[int, int]:
     """``(lower, upper)`` of the EIE RTL's ``compute_cycles`` on the run ``trace`` (a golden :class:`Trace` of
     ``image``), summed over the layers.
 
-    Per layer, the lower bound is the cycle model with the RTL's queue latency
-    (:data:`~sparq.sim.eie.cycle.RTL_START_LATENCY`); the upper bound adds one cycle per all-zero group of ``n_pe``
+    Per layer, the lower bound is the cycle model with the RTL's queue and credit latencies
+    (:data:`~sparq.sim.eie.cycle.RTL_LATENCY`); the upper bound adds one cycle per all-zero group of ``n_pe``
     activations between the layer's first and last non-zero (``hw/eie/README.md`` deviation 6: each costs the
     scan's fetch a cycle, which the broadcast sees only if the group queue runs dry), so the two are equal, and the
     check exact, on an input without such a group."""
@@ -301,7 +301,7 @@ def eie_compute_bounds(image, trace, fifo_depth: int) -> tuple[int, int]:
     lower_bound = upper_bound = 0
     for l in range(len(image.layers)):
         a = trace.acts[l]
-        total = simulate(layer_costs(image, l, a), fifo_depth, start_latency=RTL_START_LATENCY).total
+        total = simulate(layer_costs(image, l, a), fifo_depth, **RTL_LATENCY).total
         nonzero = np.flatnonzero(a)
         slack = 0
         if len(nonzero):

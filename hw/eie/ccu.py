@@ -36,10 +36,13 @@ class CentralControlUnit(wiring.Component):
       (an all-zero group is dropped); ``_GROUP_CREDITS`` groups may be on their way or queued, enough to fetch one
       group per cycle. The broadcast takes the queue's head: the :class:`~.lnzd.LeadingNonZeroDetector` picks its
       lanes in index order, one broadcast per cycle, and the head leaves with its last lane, so the next group's
-      non-zeros follow with no gap. A broadcast is decided in a cycle where every PE has room and goes to the PEs
-      from a register the next cycle. DRAIN waits until every PE is idle. WRITEBACK flushes local rows
-      ``0, 1, ...`` of all PEs at once, one per cycle, while ``r * N < out_len``, then SETTLE waits for the last
-      write. ``parity`` flips for the next layer (NEXT).
+      non-zeros follow with no gap. A broadcast is decided in a cycle where every PE has a credit (this unit's
+      count of the activations the PE holds, broadcasts sent minus the PE's ``freed``, is below ``fifo_depth``),
+      is registered here in the next cycle and reaches the PEs from their copies of that register in the cycle
+      after, so neither the PEs' state nor the broadcast crosses the die through logic in one cycle. DRAIN waits
+      until every PE is idle (as the PEs' registered ``idle`` bits, registered again here, show it two cycles late,
+      and no broadcast decided in the last three cycles). WRITEBACK flushes local rows ``0, 1, ...`` of all PEs at
+      once, one per cycle, while ``r * N < out_len``, then SETTLE waits for the last write. ``parity`` flips for the next layer (NEXT).
     * ``done`` rises and stays high until the next ``start``; ``parity`` then selects the bank holding the outputs.
 
     Between runs (the paper's I/O mode) the host reads the PEs' activations through ``host_addr``.
@@ -48,11 +51,11 @@ class CentralControlUnit(wiring.Component):
     ``cycles`` from ``start`` to ``done``; ``compute_cycles``, per layer from its first broadcast (cycle 0) to its
     last busy PE cycle, inclusive, summed over layers (``sparq.sim.eie.cycle``'s ``total``); with ``pe_counters``,
     per PE ``busy_cycles`` (cycles the PE issued an entry or read an empty column's pointers) and ``stall_cycles``
-    (cycles a broadcast waited while that PE had no room). The per-PE counters cost two 32-bit counters per PE; a
+    (cycles a broadcast waited while that PE had no credit). The per-PE counters cost two 32-bit counters per PE; a
     board build that only reports a run's cycles can leave them out (``pe_counters=False``: no such ports).
     (:class:`~.top.EIE` derives ``starve_cycles`` from them.) Every counter counts registered signals (the
-    broadcast on the links, the PEs' registered busy bits, the stalls of the cycle before), a cycle late, which
-    leaves the counts unchanged.
+    decisions of earlier cycles, the PEs' busy bits registered there and here, the stalls of the cycle before),
+    late by as many cycles as each lags, which leaves the counts unchanged.
 
     Ports
     -----
@@ -61,7 +64,7 @@ class CentralControlUnit(wiring.Component):
     running, done : Out(1)
     pes : Out(PELinkSignature(config)).array(n_pe)
         One :class:`~.link.PELinkSignature` per PE, every CCU-driven member from a register. A broadcast goes to every
-        PE in one cycle, the cycle after one where all of them had room.
+        PE in one cycle, two cycles after one where all of them had a credit.
     host_addr : In(range(act_depth))
         While not ``running``: every PE's source activations at local address ``host_addr`` are on the links'
         ``act_data`` ``HOST_READ_LATENCY`` (3) cycles later (the address copies, the read, the PEs' register).
@@ -116,8 +119,9 @@ class CentralControlUnit(wiring.Component):
         fsm_layer = Signal()  # in LAYER: the layer word is read, LOAD follows
         flush_en, flush_write, flush_addr = Signal(), Signal(), Signal(range(c.act_depth))  # what the FSM asks now
         bcast, bcast_valid = Signal(broadcast_layout()), Signal()                            # decided now
+        bcast_held, bcast_sent = Signal(broadcast_layout()), Signal()                        # decided a cycle ago
         act_data = Signal(data.ArrayLayout(act, n))
-        pe_room, pe_busy, pe_idle = Signal(n), Signal(n), Signal(n)
+        pe_freed, pe_busy, pe_idle = Signal(n), Signal(n), Signal(n)
         fetch_addr_next = Signal.like(fetch_addr)
         per_pe = n if n >= _COPIES_FROM else 1  # copies of each link register
 
@@ -128,8 +132,8 @@ class CentralControlUnit(wiring.Component):
             "flush_en": copied(flush_en, "flush_en"),
             "flush_write": copied(flush_write, "flush_write"),
             "flush_addr": copied(flush_addr, "flush_addr"),
-            "bcast_valid": copied(bcast_valid, "bcast_valid"),
-            "bcast": copied(bcast, "bcast"),  # loaded in every cycle: the decision drives no clock enables
+            "bcast_valid": copied(bcast_sent, "bcast_valid"),
+            "bcast": copied(bcast_held, "bcast"),
             "layer": copied(data.View(layer_layout(), table_rd.data), "layer", enables=load_copies),
             "layer_index": copied(l, "layer_index"),
             "parity": copied(parity, "parity"),
@@ -147,12 +151,18 @@ class CentralControlUnit(wiring.Component):
                 pe.flush_en.eq(copies["flush_en"][k]),
                 pe.flush_write.eq(copies["flush_write"][k]),
                 act_data[k].eq(pe.act_data),
-                pe_room[k].eq(pe.room),
+                pe_freed[k].eq(pe.freed),
                 pe_busy[k].eq(pe.busy),
                 pe_idle[k].eq(pe.idle),
             ]
-        bcast_sent = Signal()  # the broadcast on the links this cycle
-        m.d.sync += bcast_sent.eq(bcast_valid)
+        # The broadcast decided in the cycle before, in this unit's register (loaded in every cycle: the decision
+        # drives no clock enables); the links carry it from their copies of it a cycle later.
+        m.d.sync += [bcast_sent.eq(bcast_valid), bcast_held.eq(bcast)]
+        # The PEs' busy and idle bits (registered there) registered again here, so that no path crosses the die
+        # into the counters or the FSM; `earlier`: decisions 2 and 3 cycles ago, whose broadcast the PEs' idle bits
+        # seen here may not show yet.
+        busy_seen, idle_seen, earlier = Signal(n), Signal(n), Signal(2)
+        m.d.sync += [busy_seen.eq(pe_busy), idle_seen.eq(pe_idle), earlier.eq(Cat(bcast_sent, earlier[0]))]
 
         # Fetch: during SCAN the PEs' source activations are read at local address `fetch_addr` in every cycle; a
         # fetch (`fetch`) takes that group (indices fetch_base .. fetch_base + N - 1) if a credit is left. The group
@@ -188,8 +198,21 @@ class CentralControlUnit(wiring.Component):
         m.d.comb += [groups.w_data.eq(got), groups.w_en.eq(got_valid & got.mask.any()),
                      dropped.eq(got_valid & ~got.mask.any())]
 
-        # Broadcast: the LNZD picks the head group's lanes in index order, one per cycle while every PE has room;
-        # the head leaves the queue with its last lane. The links carry the broadcast from registers.
+        # Credits: held[k] counts the activations broadcast (decided) that PE k has not freed as seen here (its
+        # `freed`, registered again on arrival); PE k has a credit while held[k] < fifo_depth. The next credit is
+        # compared for both outcomes of this cycle's decision, which then selects: no adder after the decision.
+        d = c.fifo_depth
+        freed = Signal(n)
+        credit = Signal(n, init=(1 << n) - 1)
+        m.d.sync += freed.eq(pe_freed)
+        for k in range(n):
+            held = Signal(range(d + 1), name=f"held{k}")
+            kept = Signal(range(d + 1), name=f"kept{k}")  # held after this cycle's free, before the decision
+            m.d.comb += kept.eq(held - freed[k])
+            m.d.sync += [held.eq(kept + bcast_valid), credit[k].eq(Mux(bcast_valid, kept + 1 < d, kept < d))]
+
+        # Broadcast: the LNZD picks the head group's lanes in index order, one per cycle while every PE has a
+        # credit; the head leaves the queue with its last lane.
         head = data.View(group, groups.r_data)
         taken = Signal(n)  # lanes of the head group already broadcast
         left_lanes = Signal(n)
@@ -199,7 +222,7 @@ class CentralControlUnit(wiring.Component):
             lnzd.mask.eq(left_lanes),
             lnzd.values.eq(head.values),
             offer.eq(scanning & groups.r_rdy),
-            bcast_valid.eq(offer & pe_room.all()),
+            bcast_valid.eq(offer & credit.all()),
             bcast.value.eq(lnzd.value),
             bcast.index.eq(head.base + lnzd.lane),
             consume.eq(bcast_valid & ((left_lanes & (left_lanes - 1)) == 0)),  # the last lane left goes out
@@ -209,21 +232,21 @@ class CentralControlUnit(wiring.Component):
             m.d.sync += taken.eq(Mux(consume, 0, taken | (left_lanes & -left_lanes)))
         m.d.sync += credits.eq(credits - fetch + consume + dropped)
 
-        # Counters, from registered signals: the window opens with the first broadcast on the links (one cycle after
-        # the decision, as the PEs' busy bits lag theirs).
+        # Counters, from registered signals: the window opens two cycles after the first decision, as the PEs' busy
+        # bits seen here lag theirs.
         started, window, last = Signal(), Signal(COUNTER_BITS), Signal(COUNTER_BITS)
         window_now = Signal(COUNTER_BITS)
         stalled = Signal(n)
         m.d.comb += window_now.eq(window + 1)
-        m.d.sync += stalled.eq(Mux(offer, ~pe_room, 0))
+        m.d.sync += stalled.eq(Mux(offer, ~credit, 0))
         with m.If(self.running):
             m.d.sync += self.cycles.eq(self.cycles + 1)
             for k in range(n if self.pe_counters else 0):
-                m.d.sync += [self.busy_cycles[k].eq(self.busy_cycles[k] + pe_busy[k]),
+                m.d.sync += [self.busy_cycles[k].eq(self.busy_cycles[k] + busy_seen[k]),
                              self.stall_cycles[k].eq(self.stall_cycles[k] + stalled[k])]
-        with m.If(started | bcast_sent):
+        with m.If(started | earlier[0]):
             m.d.sync += [started.eq(1), window.eq(window_now)]
-            with m.If(pe_busy.any()):
+            with m.If(busy_seen.any()):
                 m.d.sync += last.eq(window_now)
 
         m.d.comb += table_rd.addr.eq(l)
@@ -262,7 +285,7 @@ class CentralControlUnit(wiring.Component):
                           & (groups.level == 0)):
                     m.next = "DRAIN"
             with m.State("DRAIN"):
-                with m.If(pe_idle.all()):
+                with m.If(idle_seen.all() & ~bcast_sent & (earlier == 0)):
                     m.d.sync += [step.eq(0), base.eq(0), self.compute_cycles.eq(self.compute_cycles + last),
                                  started.eq(0)]
                     m.next = "WRITEBACK"

@@ -19,14 +19,15 @@ class PELinkSignature(wiring.Signature):
     -------
     bcast : Out(stream.Signature(broadcast_layout(), always_ready=True))
         A non-zero activation and its index ``j``, sent to every PE in the same cycle, from a register. The CCU
-        raises ``valid`` only in the cycle after one where every PE reported ``room``, so no PE ever refuses one.
-    room : In(1)
-        The PE can take the broadcast decided this cycle (counting the one arriving now).
+        sends one only while the PE holds fewer than ``fifo_depth`` activations by its count (broadcasts sent, minus
+        ``freed``), so no PE ever refuses one.
+    freed : In(1)
+        The PE finished an activation's column in the cycle before (registered): a credit back to the CCU.
     busy : In(1)
         The cycle before, the PE issued an entry or read the pointers of an empty column (the ``busy_cycles``
         counter); registered.
     idle : In(1)
-        The PE holds no activation, none is arriving and no entry is in flight.
+        In the cycle before, the PE held no activation, none was arriving and no entry was in flight (registered).
     layer : Out(layer_layout()), layer_index : Out(range(max_layers)), parity : Out(1)
         The running layer's table word, its index (which codebook) and which activation bank is the source; steady
         during a layer.
@@ -42,7 +43,7 @@ class PELinkSignature(wiring.Signature):
     def __init__(self, config: EieConfig):
         super().__init__({
             "bcast": Out(stream.Signature(broadcast_layout(), always_ready=True)),
-            "room": In(1),
+            "freed": In(1),
             "busy": In(1),
             "idle": In(1),
             "layer": Out(layer_layout()),

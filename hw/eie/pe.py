@@ -1,6 +1,6 @@
 """A processing element: activation queue, pointer and sparse-matrix read units, arithmetic unit, activations."""
 
-from amaranth import Cat, Module, Mux, Signal
+from amaranth import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
@@ -26,20 +26,19 @@ class ProcessingElement(wiring.Component):
     codebooks and its biases); at the end of a layer the CCU flushes the accumulators through
     :class:`~.activation.ActivationRegisters` (bias, rounding, saturation, ReLU).
 
-    Room: the PE counts the activations it holds, from the broadcast that writes one until the cycle it finishes
-    the column (its last entry issues), wherever they are (queue, pointer unit or read unit). It reports ``room``
-    while it holds fewer than ``fifo_depth``, counting a broadcast arriving this cycle -- the cycle model's queue of
-    depth D, whose slot stays taken from the broadcast until the PE is done with the activation. The CCU decides a
-    broadcast only in a cycle where every PE has room and sends it from a register the next cycle, so the PE takes
-    every broadcast (``ccu.bcast`` is always ready); the physical queue has one entry more than ``fifo_depth``
-    (``SyncFIFOBuffered`` refuses a write while its inner queue is full, even in the cycle that queue hands an item
-    to its output register), so it is ready whenever the count allows. ``room`` and ``idle`` are functions of
-    registers; ``busy`` is registered (the CCU's counters lag the PE by a cycle).
+    Flow control: the CCU counts, per PE, the activations it has broadcast that the PE has not yet freed (credits),
+    and broadcasts only while every PE holds fewer than ``fifo_depth`` -- the cycle model's queue of depth D, whose
+    slot stays taken from the broadcast until the PE is done with the activation. The PE reports ``freed``, a
+    register, in the cycle after it finishes a column (its last entry issues). So the PE takes every broadcast
+    (``ccu.bcast`` is always ready) and no path runs from the PEs' state into the CCU's decision in one cycle. The
+    physical queue has one entry more than ``fifo_depth`` (``SyncFIFOBuffered`` refuses a write while its inner
+    queue is full, even in the cycle that queue hands an item to its output register), so it is ready whenever the
+    count allows. ``freed``, ``busy`` and ``idle`` are registered: they say what happened in the cycle before.
 
     Ports
     -----
     ccu : In(PELinkSignature(config))
-        The link to the CCU (:class:`~.link.PELinkSignature`): broadcasts in, ``room``, ``busy`` and ``idle``
+        The link to the CCU (:class:`~.link.PELinkSignature`): broadcasts in, ``freed``, ``busy`` and ``idle``
         out, the running layer, the source-activation read (two cycles: the read, a register) and the write-back of local row
         ``flush_addr`` (accumulator read and cleared, and with ``flush_write`` finished into the destination
         activations: visible to source reads five cycles later; see the blocks).
@@ -87,25 +86,16 @@ class ProcessingElement(wiring.Component):
             arith.layer_index.eq(link.layer_index),
         ]
 
-        # room = held + bcast.valid < fifo_depth, from two registered compares of the next count (one for no
-        # broadcast arriving, one for a broadcast arriving) and one multiplexer: no adder between the registers and
-        # the CCU's decision. The compares are made on the count with this cycle's broadcast (`held_in`) and the
-        # column finishing now selects between them, last.
-        d = c.fifo_depth
-        held, held_in = Signal(range(d + 1)), Signal(range(d + 2))
-        room_if_none = Signal(init=1)
-        room_if_one = Signal(init=d > 1)
-        busy = Signal()
-        m.d.comb += held_in.eq(held + link.bcast.valid)
-        m.d.sync += [held.eq(held_in - spmat.finished),
-                     room_if_none.eq(Mux(spmat.finished, held_in <= d, held_in < d)),
-                     room_if_one.eq(Mux(spmat.finished, held_in < d, held_in + 1 < d)),
-                     busy.eq(spmat.busy)]
-        m.d.comb += [
-            link.room.eq(Mux(link.bcast.valid, room_if_one, room_if_none)),
-            link.busy.eq(busy),
-            link.idle.eq((held == 0) & ~link.bcast.valid & spmat.idle & ~arith.busy & ~busy),  # busy: counted
-        ]
+        # freed: the column finished in the cycle before, the CCU's credit back; held: the activations the PE holds,
+        # from the broadcast that writes one until the cycle after its column finishes (for idle, which busy keeps
+        # low in that cycle). All three link bits are registered: nothing from the PE's state reaches the CCU's
+        # logic in the same cycle.
+        held, busy = Signal(range(c.fifo_depth + 1)), Signal()
+        idle = Signal(init=1)
+        m.d.sync += [held.eq(held + link.bcast.valid - link.freed), link.freed.eq(spmat.finished),
+                     busy.eq(spmat.busy),
+                     idle.eq((held == 0) & ~link.bcast.valid & spmat.idle & ~arith.busy & ~busy)]  # busy: counted
+        m.d.comb += [link.busy.eq(busy), link.idle.eq(idle)]
 
         # Write-back: accumulator and bias read together (by the arithmetic unit), finished into the destination.
         flush_write = Signal(ArithmeticUnit.FLUSH_LATENCY)

@@ -56,7 +56,8 @@ class SparseMatrixReadUnit(wiring.Component):
         16 bits wide), while no layer runs. One word per cycle.
 
     Latency: an entry issued in cycle ``t`` (addressed from ``run`` or from the run in progress) is on ``entry`` in
-    cycle ``t + 2`` (synchronous-read memory, then the entry picked from the word and registered).
+    cycle ``t + 3`` (synchronous-read memory, its word registered, then the entry picked from the word and
+    registered).
     """
 
     def __init__(self, spmat_depth: int, ptr_width: int, init=(), *, spram: bool = False):
@@ -103,6 +104,8 @@ class SparseMatrixReadUnit(wiring.Component):
         addr = Signal(self.ptr_width)
         word_addr = Signal.like(rd.addr)
         read_valid, read_sel, read_first, read_value = Signal(), Signal(sel_bits), Signal(), Signal.like(run.value)
+        word_valid, word_sel, word_first, word_value = Signal(), Signal(sel_bits), Signal(), Signal.like(run.value)
+        word_q = Signal.like(word)
         m.d.comb += [
             remaining.eq(left != 0),
             self.run.ready.eq(~remaining),
@@ -115,7 +118,7 @@ class SparseMatrixReadUnit(wiring.Component):
             word_addr.eq(self.spmat_base * self._split + (addr >> sel_bits)),
             self.busy.eq(issue | (accept & ~run_entries)),
             self.finished.eq((remaining & (left == 1)) | (accept & short)),
-            self.idle.eq(~remaining & ~read_valid & ~self.entry.valid),
+            self.idle.eq(~remaining & ~read_valid & ~word_valid & ~self.entry.valid),
         ]
         if self.spram:  # one address for both: a single-port RAM
             m.d.comb += [rd.addr.eq(Mux(self.write_en, self.write_addr, word_addr)), wr.addr.eq(rd.addr)]
@@ -128,12 +131,16 @@ class SparseMatrixReadUnit(wiring.Component):
             # end + ~start is end - start - 1 in one adder.
             m.d.sync += [cur.eq(run.start + 1), left.eq(Mux(run_entries, run.end + ~run.start, 0))]
 
-        # The entry issued in cycle t: its word is read in t, the entry picked and registered in t + 1.
-        m.d.sync += [read_valid.eq(issue), self.entry.valid.eq(read_valid)]
+        # The entry issued in cycle t: its word is read in t and registered in t + 1 (no logic after the block RAM's
+        # slow output), the entry picked from it and registered in t + 2.
+        m.d.sync += [read_valid.eq(issue), word_valid.eq(read_valid), self.entry.valid.eq(word_valid),
+                     word_q.eq(word)]
         with m.If(issue):
             m.d.sync += [read_sel.eq(addr[:sel_bits]), read_first.eq(~remaining),
                          read_value.eq(Mux(remaining, read_value, run.value))]
         with m.If(read_valid):
-            m.d.sync += [self.entry.payload.value.eq(read_value), self.entry.payload.entry.eq(word[read_sel]),
-                         self.entry.payload.first.eq(read_first)]
+            m.d.sync += [word_sel.eq(read_sel), word_first.eq(read_first), word_value.eq(read_value)]
+        with m.If(word_valid):
+            m.d.sync += [self.entry.payload.value.eq(word_value), self.entry.payload.entry.eq(word_q[word_sel]),
+                         self.entry.payload.first.eq(word_first)]
         return m

@@ -32,7 +32,8 @@ import numpy as np
 
 from .golden import Golden
 
-__all__ = ["CycleStats", "simulate", "column_costs", "layer_costs", "run", "RTL_START_LATENCY", "CLOCK_HZ"]
+__all__ = ["CycleStats", "simulate", "column_costs", "layer_costs", "run", "RTL_START_LATENCY", "RTL_RELEASE_LATENCY",
+           "RTL_LATENCY", "CLOCK_HZ"]
 
 CLOCK_HZ = 800e6
 """EIE's clock (800 MHz), for converting cycles to time."""
@@ -58,19 +59,29 @@ class CycleStats:
         return self.total / clock_hz
 
 
-RTL_START_LATENCY = 5
+RTL_START_LATENCY = 6
 """sparq's EIE RTL's queue latency in :func:`simulate`'s terms (``start_latency``), at any FIFO depth
-(``hw/eie/README.md`` deviation 8): 1 for the registered broadcast, 2 through the queue's ``SyncFIFOBuffered``, 2
-for the pointer read and its register."""
+(``hw/eie/README.md`` deviation 8): 2 for the broadcast (the CCU's register, then the PE's copy of it), 2 through
+the queue's ``SyncFIFOBuffered``, 2 for the pointer read and its register."""
+
+RTL_RELEASE_LATENCY = 2
+"""sparq's EIE RTL's credit latency in :func:`simulate`'s terms (``release_latency``): a PE's freed slot reaches
+the CCU's decision two cycles late (the PE's ``freed`` register, the CCU's)."""
+
+RTL_LATENCY = {"start_latency": RTL_START_LATENCY, "release_latency": RTL_RELEASE_LATENCY}
+"""Both, as keywords of :func:`simulate` and :func:`run`: the model of sparq's RTL."""
 
 
-def simulate(costs, fifo_depth, start_latency=1):
+def simulate(costs, fifo_depth, start_latency=1, release_latency=0):
     """Run the broadcast model on ``costs`` (int, events x PEs: cycles each PE spends on each broadcast activation,
     in broadcast order) with FIFOs of ``fifo_depth``; return :class:`CycleStats`.
 
     ``start_latency``: an activation written in cycle ``t`` can be started from cycle ``t + start_latency`` (1 in
     the model above). sparq's RTL takes 5 (:data:`RTL_START_LATENCY`; ``hw/eie/README.md``, deviation 8); with it,
-    this model gives the RTL's compute cycles exactly unless the scan's group queue runs dry (deviation 6)."""
+    this model gives the RTL's compute cycles exactly unless the scan's group queue runs dry (deviation 6).
+    ``release_latency``: a slot freed when its PE finishes in cycle ``f - 1`` can be broadcast into from cycle
+    ``f + release_latency`` (0 in the model above; the RTL's is :data:`RTL_RELEASE_LATENCY`: use
+    ``**RTL_LATENCY``)."""
     costs = np.asarray(costs, dtype=np.int64)
     if costs.ndim != 2 or costs.shape[1] < 1 or np.any(costs < 1):
         raise ValueError(f"costs must be (events, PEs) of positive cycle counts, got shape {costs.shape}")
@@ -84,7 +95,7 @@ def simulate(costs, fifo_depth, start_latency=1):
     for e in range(n_events):
         t += 1
         if e >= fifo_depth:
-            room_from = done[e % fifo_depth]  # event e - D leaves FIFO k in its last cycle
+            room_from = done[e % fifo_depth] + release_latency  # event e - D leaves FIFO k in its last cycle
             stall += np.maximum(room_from - t, 0)
             t = max(t, int(room_from.max()))
         idle_from = np.maximum(idle_from, t + start_latency) + costs[e]
@@ -104,12 +115,14 @@ def layer_costs(image, l, a):
     return column_costs(np.diff(image.pointers(l), axis=1), np.flatnonzero(a))
 
 
-def run(image, a, fifo_depth=None, golden=None, start_latency=1):
+def run(image, a, fifo_depth=None, golden=None, start_latency=1, release_latency=0):
     """Per-layer :class:`CycleStats` of ``image`` on integer input ``a`` (each layer's input from the golden model).
 
     ``fifo_depth`` defaults to ``image.config.fifo_depth``; pass ``golden`` to reuse a decoded :class:`Golden`;
-    ``start_latency`` as :func:`simulate` takes it (1: the paper's machine; :data:`RTL_START_LATENCY`: sparq's RTL).
+    ``start_latency`` and ``release_latency`` as :func:`simulate` takes them (1 and 0: the paper's machine;
+    ``**RTL_LATENCY``: sparq's RTL).
     """
     trace = (golden or Golden(image)).run(a)
     depth = image.config.fifo_depth if fifo_depth is None else fifo_depth
-    return [simulate(layer_costs(image, l, trace.acts[l]), depth, start_latency) for l in range(len(image.layers))]
+    return [simulate(layer_costs(image, l, trace.acts[l]), depth, start_latency, release_latency)
+            for l in range(len(image.layers))]

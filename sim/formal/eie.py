@@ -1,10 +1,10 @@
 """Properties of EIE's control path: the leading non-zero detector, the CCU's scan and broadcast, and its
 handshake with the PEs.
 
-The CCU runs against an abstract environment written from the PEs' documented contracts (``room``, ``idle``, the
+The CCU runs against an abstract environment written from the PEs' documented contracts (``freed``, ``idle``, the
 one-cycle activation read), not against real PEs: the properties are about the CCU, and a PE's datapath
 (multipliers, memories) would only slow the solver down. :class:`_CCUPorts` is the one place that reads the CCU's
-ports and wires them as :class:`~sparq.hw.eie.top.EIE` does (``bcast.ready`` is the AND of the PEs' ``room``).
+ports and wires them as :class:`~sparq.hw.eie.top.EIE` does.
 """
 
 from amaranth import Cat, Const, Module, Mux, Signal, Value
@@ -68,8 +68,8 @@ class _CCUPorts:
     """The CCU in an abstract EIE. Host side: in its first ``max_layers`` cycles the host writes every layer-table
     entry (any layer that fits the configuration: ``1 <= in_len, out_len <= n_pe * act_depth``, other fields
     zero, as the CCU only sequences them), then starts runs of any ``n_layers <= max_layers`` at any time, and
-    reads activations (``host_en``) at any time between runs. PE side (the :class:`~sparq.hw.eie.link.PELinkSignature` links): ``room``, ``busy`` and ``idle`` free (a
-    property may constrain them); the source activations are read from :attr:`acts` with one cycle of latency, as
+    reads activations (``host_en``) at any time between runs. PE side (the :class:`~sparq.hw.eie.link.PELinkSignature` links): ``freed`` and ``busy`` free, ``idle``
+    the register of the free :attr:`idle_now` (a property may constrain them); the source activations are read from :attr:`acts` with one cycle of latency, as
     from the PEs' activation registers.
 
     ``acts`` (``n_pe * act_depth`` activations, index ``j`` at PE ``j % n_pe``, local address ``j // n_pe``) takes
@@ -79,7 +79,7 @@ class _CCUPorts:
 
     The CCU drives every link with the same control signals; :attr:`bcast`, :attr:`layer`, :attr:`layer_index`,
     :attr:`parity` and :attr:`flush_write` are those of link 0, and a property checks that the others agree
-    (:meth:`links_agree`). :attr:`room` and :attr:`idle` gather the PEs' bits.
+    (:meth:`links_agree`). :attr:`freed` and :attr:`idle` gather the PEs' bits.
     """
 
     def __init__(self, m, config: EieConfig):
@@ -87,12 +87,15 @@ class _CCUPorts:
         n, length = c.n_pe, c.n_pe * c.act_depth
         m.submodules.ccu = self.ccu = ccu = CentralControlUnit(c, pe_counters=False)
         free_inputs(m, ccu, skip=["table_en", "table_addr", "table_data"]
-                    + [f"pes.{k}.act_data" for k in range(n)])
+                    + [f"pes.{k}.{name}" for k in range(n) for name in ("act_data", "idle")])
         links = ccu.pes
         link = links[0]
         self.bcast, self.layer, self.layer_index = link.bcast, link.layer, link.layer_index
         self.parity, self.flush_write = link.parity, link.flush_write
-        self.room, self.idle = Cat(pe.room for pe in links), Cat(pe.idle for pe in links)
+        self.freed, self.idle = Cat(pe.freed for pe in links), Cat(pe.idle for pe in links)
+        self.idle_now = Signal(n)  # the PEs' own idle bits, which their links carry registered
+        m.d.comb += self.idle_now.eq(AnySeq(n))
+        m.d.sync += [pe.idle.eq(self.idle_now[k]) for k, pe in enumerate(links)]
         written = Signal(range(c.max_layers + 1))
         table = ccu.table_data
         with m.If(written != c.max_layers):
@@ -151,7 +154,7 @@ class LayerScan(_CCUProperty):
     their values: BMC from reset to ``depth`` cycles (default :func:`two_layers`).
 
     Environment (:class:`_CCUPorts`): any layer sizes that fit, any source activations (new ones each layer), any
-    back-pressure from the PEs' ``room``. Guarantees, for every broadcast offered (``bcast.valid``): its index is
+    credits back from the PEs (``freed``). Guarantees, for every broadcast offered (``bcast.valid``): its index is
     below the layer's ``in_len``, its activation is non-zero and is the one at that index, it has not been sent in
     this layer, and every non-zero below it has (so the index is the lowest non-zero not yet sent); and when the
     layer's write-back starts every non-zero has been sent. ``bcast`` keeps the stream rules.
@@ -190,28 +193,36 @@ class LayerScan(_CCUProperty):
 
 
 class CCUHandshake(_CCUProperty):
-    """The CCU's handshake with the PEs: it never broadcasts while a PE has no room, and ``done`` is high only
-    while every PE is idle. BMC from reset to ``depth`` cycles (default :func:`two_layers`).
+    """The CCU's handshake with the PEs: no PE ever holds more than ``fifo_depth`` activations, and ``done`` is high
+    only while every PE is idle. BMC from reset to ``depth`` cycles (default :func:`two_layers`).
 
-    Environment: :class:`_CCUPorts`, and the PEs' contract for ``idle``: the PEs leave reset idle, and a PE that
-    is idle stays idle until a broadcast reaches it (it holds no activation and nothing is in flight). ``room`` and
-    ``busy`` are free.
-    Guarantees: every broadcast (a transfer on ``bcast``, which the links carry from registers) was decided in a
-    cycle where every PE had room (``room`` counts the broadcast arriving); ``done`` implies every PE idle (so
-    ``done`` rises only once the last broadcast has been processed everywhere).
-
-    ``bcast`` is ``always_ready`` (a PE never refuses a broadcast), so the first guarantee is the CCU's own
-    obligation: it raises ``valid`` only after a cycle where every PE had room.
+    Environment: :class:`_CCUPorts`, and the PEs' contracts. ``freed``: each PE holds the activations that reached it
+    on its link and that it has not freed yet (counted here), and frees one (``freed``, any cycle it likes, or
+    never) only while it holds one. ``idle`` (the PE's own bit, :attr:`_CCUPorts.idle_now`, which the link carries
+    registered): the PEs leave reset idle, a PE with a broadcast arriving is not idle, and a PE that is idle stays
+    idle until a broadcast reaches it. ``busy`` is free.
+    Guarantees: every PE holds at most ``fifo_depth`` activations in every cycle, counting the one arriving (the
+    CCU counts its credits from the decision, two cycles before the broadcast arrives, and the PE's frees reach it
+    late, so this is its own obligation); ``done`` implies every PE idle (so ``done`` rises only once the last
+    broadcast has been processed everywhere).
     """
 
     def check(self, m, env):
-        ccu, idle = env.ccu, env.idle
-        stays_idle = delayed(m, idle & ~transfer(env.bcast).replicate(self.config.n_pe), "stays_idle")
-        room_before = delayed(m, env.room, "room_before")  # the broadcast on the links was decided a cycle earlier
+        ccu, idle, n, depth = env.ccu, env.idle, self.config.n_pe, self.config.fifo_depth
+        arrives = transfer(env.bcast)
+        idle_now, arriving = env.idle_now, arrives.replicate(n)
+        stays_idle = delayed(m, idle_now & ~arriving, "stays_idle")
+        for k in range(n):
+            held = Signal(range(depth + 2), name=f"pe{k}_held")
+            m.d.sync += held.eq(held + arrives - env.freed[k])
+            m.d.comb += [Assume(~env.freed[k] | (held != 0), f"PE {k} frees only an activation it holds"),
+                         Assert(held + arrives <= depth, f"PE {k} sent more than fifo_depth activations")]
+            if k == 0:
+                m.d.comb += Cover(held == depth, "a PE holds fifo_depth activations")
         m.d.comb += [
-            Assume(~Initial() | idle.all(), "the PEs leave reset idle"),
-            Assume((idle & stays_idle) == stays_idle, "an idle PE stays idle until a broadcast"),
-            Assert(~transfer(env.bcast) | room_before.all(), "a broadcast decided while a PE had no room"),
+            Assume(~Initial() | idle_now.all(), "the PEs leave reset idle"),
+            Assume((idle_now & arriving) == 0, "a PE with a broadcast arriving is not idle"),
+            Assume((stays_idle & ~arriving & ~idle_now) == 0, "an idle PE stays idle until a broadcast"),
             Assert(~ccu.done | idle.all(), "done while a PE is not idle"),
             Cover(ccu.done & (env.layer_index == 1), "two layers done"),
         ]

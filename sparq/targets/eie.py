@@ -159,7 +159,7 @@ class EieTarget(Target):
 
     def simulate(self, lowered, x, options):
         from sparq.sim.eie import Golden
-        from sparq.sim.eie.cycle import RTL_START_LATENCY
+        from sparq.sim.eie.cycle import RTL_LATENCY
         from sparq.sim.eie.cycle import run as cycle_run
 
         from ..activity import eie_activity
@@ -174,7 +174,7 @@ class EieTarget(Target):
             for number, a in enumerate(inputs):
                 trace = golden.run(a)
                 traces.append(trace)
-                model_stats.append(cycle_run(image, a, golden=golden, start_latency=RTL_START_LATENCY))
+                model_stats.append(cycle_run(image, a, golden=golden, **RTL_LATENCY))
                 for key, value in eie_activity(golden, trace).items():
                     activity[key] = activity.get(key, 0) + value
                 bar.update(number + 1)
@@ -210,7 +210,7 @@ class EieTarget(Target):
         for depth in FIFO_DEPTHS:
             busy = total = 0
             for a in inputs:
-                for stats in cycle_run(image, a, fifo_depth=depth, golden=golden, start_latency=RTL_START_LATENCY):
+                for stats in cycle_run(image, a, fifo_depth=depth, golden=golden, **RTL_LATENCY):
                     busy += int(stats.busy.sum())
                     total += stats.total * n
             sweep[depth] = busy / total if total else 1.0

@@ -32,7 +32,7 @@ def test_eie_native_equals_cocotb(tmp_path):
         # the RTL's queue latency gives its compute cycles exactly.
         dense = np.array(spec["inputs"][-1])
         model = cycle.simulate(cycle.layer_costs(image, 0, dense), CONFIG4.fifo_depth,
-                                start_latency=cycle.RTL_START_LATENCY)
+                                **cycle.RTL_LATENCY)
         assert job["counters"][-1]["compute"] == model.total
         streams = job["streams"]
         assert streams["load"]["starved"] > 0 and streams["read"]["starved"] > 0  # valid gaps

@@ -29,7 +29,7 @@ def test_layer_scan(n_pe, act_depth):
     prove(LayerScan(ccu_config(n_pe, act_depth)))
 
 
-@pytest.mark.parametrize("n_pe, act_depth", _configs((4, 1), (3, 2), (4, 2)))
+@pytest.mark.parametrize("n_pe, act_depth", _configs((2, 2), (4, 1), (3, 2), (4, 2)))
 def test_ccu_handshake(n_pe, act_depth):
     prove(CCUHandshake(ccu_config(n_pe, act_depth)))
 
