@@ -239,6 +239,7 @@ def sweep(design: str, board: str, values: dict[str, list], *, model=None, image
     (:data:`sparq.fpga.toolchain.ROUTERS`; default: nextpnr's). Returns a :class:`SweepResult`."""
     from sparq.fpga.build import get_board
     from sparq.fpga.designs import get_design
+    from sparq.fpga.toolchain import ROUTERS
     from sparq.sim.cluster import dask_client
 
     from .progress import Progress
@@ -255,6 +256,8 @@ def sweep(design: str, board: str, values: dict[str, list], *, model=None, image
         raise InputError("no --param given: nothing to sweep", "for example --param n_pe=1,2,4")
     if images < 1:
         raise InputError(f"--images {images}: at least one input is needed", "pass --images 4")
+    if router is not None and router not in ROUTERS:
+        raise InputError(f"unknown nextpnr router {router!r}", f"nextpnr has {', '.join(ROUTERS)}")
     model = model_entry(model) if model is not None and design in MODEL_DESIGNS else None
     out = Path(out if out is not None else Path("sweep") / f"{design}-{board}")
     points = grid(values)

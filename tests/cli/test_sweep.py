@@ -9,8 +9,8 @@ import time
 import pytest
 from sparq_cli import error, run
 
-from sparq.errors import EXIT_BUSY, EXIT_INPUT
-from sparq.sweep import grid, pareto_front, parse_grid
+from sparq.errors import EXIT_BUSY, EXIT_INPUT, InputError
+from sparq.sweep import grid, pareto_front, parse_grid, sweep
 
 
 def _points(out):
@@ -76,6 +76,12 @@ def test_bad_grids_are_one_line(capsys, tmp_path):
         assert code == EXIT_INPUT and words in message, message
     code, message = error(capsys, "sweep", "--design", "nope", "--board", "icebreaker", "--param", "a=1")
     assert code == EXIT_INPUT and "unknown design" in message
+
+
+def test_an_unknown_router_from_the_python_api_is_refused_before_any_point(tmp_path):
+    with pytest.raises(InputError, match="unknown nextpnr router 'router9'"):
+        sweep("mac", "icebreaker", {"a_width": [4]}, out=tmp_path / "x", router="router9")
+    assert not (tmp_path / "x").exists()
 
 
 def test_a_second_sweep_into_the_same_directory_is_busy(capsys, tmp_path, monkeypatch):
