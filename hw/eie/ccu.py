@@ -40,9 +40,9 @@ class CentralControlUnit(wiring.Component):
       count of the activations the PE holds, broadcasts sent minus the PE's ``freed``, is below ``fifo_depth``),
       is registered here in the next cycle and reaches the PEs from their copies of that register in the cycle
       after, so neither the PEs' state nor the broadcast crosses the die through logic in one cycle. DRAIN waits
-      until every PE is idle (as the PEs' registered ``idle`` bits, registered again here, show it two cycles late,
-      and no broadcast decided in the last three cycles). WRITEBACK flushes local rows ``0, 1, ...`` of all PEs at
-      once, one per cycle, while ``r * N < out_len``, then SETTLE waits for the last write. ``parity`` flips for the next layer (NEXT).
+      until every PE is idle (the PEs' registered ``idle`` bits, registered again here, two cycles late, and no
+      broadcast decided in the last three cycles). WRITEBACK flushes local rows ``0, 1, ...`` of all PEs at once,
+      one per cycle, while ``r * N < out_len``, then SETTLE waits for the last write; NEXT flips ``parity``.
     * ``done`` rises and stays high until the next ``start``; ``parity`` then selects the bank holding the outputs.
 
     Between runs (the paper's I/O mode) the host reads the PEs' activations through ``host_addr``.
@@ -198,8 +198,8 @@ class CentralControlUnit(wiring.Component):
         m.d.comb += [groups.w_data.eq(got), groups.w_en.eq(got_valid & got.mask.any()),
                      dropped.eq(got_valid & ~got.mask.any())]
 
-        # Credits: held[k] counts the activations broadcast (decided) that PE k has not freed as seen here (its
-        # `freed`, registered again on arrival); PE k has a credit while held[k] < fifo_depth. The next credit is
+        # PE credits (not the fetch's group `credits`): held[k] counts the activations decided for PE k that it has
+        # not freed as seen here (`freed`, registered again); PE k has a credit while held[k] < fifo_depth. The next is
         # compared for both outcomes of this cycle's decision, which then selects: no adder after the decision.
         d = c.fifo_depth
         freed = Signal(n)

@@ -11,8 +11,8 @@ class ActivationQueue(StreamFIFO):
     (a non-zero activation and its index).
 
     Ports and latency are those of ``StreamFIFO``: ``i``, ``o``, ``level``; two cycles through an empty queue, one
-    item per cycle in steady state. The CCU writes only while every PE has room, which includes ``i.ready`` (see
-    :class:`~.pe.ProcessingElement`).
+    item per cycle in steady state. The CCU writes only while its credits say every PE has room, which includes
+    ``i.ready`` (see :class:`~.pe.ProcessingElement`).
     """
 
     def __init__(self, depth: int):

@@ -77,8 +77,9 @@ def simulate(costs, fifo_depth, start_latency=1, release_latency=0):
     in broadcast order) with FIFOs of ``fifo_depth``; return :class:`CycleStats`.
 
     ``start_latency``: an activation written in cycle ``t`` can be started from cycle ``t + start_latency`` (1 in
-    the model above). sparq's RTL takes 5 (:data:`RTL_START_LATENCY`; ``hw/eie/README.md``, deviation 8); with it,
-    this model gives the RTL's compute cycles exactly unless the scan's group queue runs dry (deviation 6).
+    the model above). sparq's RTL takes 6 (:data:`RTL_START_LATENCY`; ``hw/eie/README.md``, deviation 8); with it
+    and ``release_latency``, this model gives the RTL's compute cycles exactly unless the scan's group queue runs dry
+    (deviation 6).
     ``release_latency``: a slot freed when its PE finishes in cycle ``f - 1`` can be broadcast into from cycle
     ``f + release_latency`` (0 in the model above; the RTL's is :data:`RTL_RELEASE_LATENCY`: use
     ``**RTL_LATENCY``)."""
