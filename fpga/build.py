@@ -51,7 +51,7 @@ from amaranth.lib import wiring
 from ..sim.toolchain import cache_root
 from .harness import TimingHarness
 from .report import SynthesisReport, check_memories, memory_mappings, parse_build, parse_utilisation_log
-from .toolchain import ROUTERS, TOOLS, use_yowasp_tools
+from .toolchain import ROUTERS, TOOLS, check_pnr_seed, use_yowasp_tools
 
 __all__ = ["Board", "BOARDS", "get_board", "synthesize", "program", "SynthesisError", "DoesNotFit"]
 
@@ -128,6 +128,10 @@ _SCRIPT_AFTER_READ = [
     "setparam -set INIT 1'x t:$mem_v2 a:ram_style=huge %i",
     # A register's deliberate copies (:data:`sparq.hw.common.fanout.KEEP_COPY`) must not be merged back into one.
     "setattr -set keep 1 a:sparq_keep_copy %ci1:+$dff[Q] t:$dff %i",
+    # Only the names that nets need: Yosys 0.70's abc9 reintegration crashes ("Assert `GetSize(conn.first) ==
+    # GetSize(conn.second)'") on some netlists whose nets carry several public names (EIE variants at 4, 8 and 16 PEs
+    # on the ECP5, depending on the netlist, not on a construct).
+    "opt_clean -purge",
     "select -assert-none t:$mem_v2 a:no_rw_check %i r:RD_PORTS<=2 r:WR_PORTS=1 %i %d",
     "setparam -set RD_COLLISION_X_MASK 1'1 t:$mem_v2 a:no_rw_check %i r:RD_PORTS=1 %i",
     "setparam -set RD_COLLISION_X_MASK 2'b11 t:$mem_v2 a:no_rw_check %i r:RD_PORTS=2 %i",
@@ -138,11 +142,11 @@ _SCRIPT_AFTER_READ = [
 ICE40_LOGIC_MEMORY_WORDS = 8
 
 
-def _overrides(family: str, dsp: bool, measuring: bool, router: str | None) -> dict:
+def _overrides(family: str, dsp: bool, measuring: bool, router: str | None, pnr_seed: int | None) -> dict:
     # A timing harness is measured, never run: its Fmax is the result, whatever the board clock. A board top must
     # meet the board clock, and nextpnr fails the build when it does not.
     nextpnr = ("--report report.json" + (" --timing-allow-fail" if measuring else "")
-               + (f" --router {router}" if router else ""))
+               + (f" --router {router}" if router else "") + (f" --seed {pnr_seed}" if pnr_seed is not None else ""))
     if family == "ice40":
         small = f'setattr -set ram_style "logic" t:$mem_v2 r:SIZE<={ICE40_LOGIC_MEMORY_WORDS} %i'
         return {"synth_opts": "-spram" + (" -dsp" if dsp else ""), "nextpnr_opts": nextpnr,
@@ -221,7 +225,7 @@ def _run_tools(build_dir: Path, name: str, board: Board, after_yosys, *, bitstre
 
 def synthesize(design: wiring.Component, board: str, *, dsp: bool = True, name: str | None = None,
                params: dict | None = None, build_dir=None,
-               check: bool = True, router: str | None = None) -> SynthesisReport:
+               check: bool = True, router: str | None = None, pnr_seed: int | None = None) -> SynthesisReport:
     """Synthesize, place and route ``design`` for ``board``; return the :class:`sparq.fpga.report.SynthesisReport`.
 
     Parameters
@@ -243,12 +247,17 @@ def synthesize(design: wiring.Component, board: str, *, dsp: bool = True, name: 
         nextpnr's router, one of :data:`ROUTERS` (default: nextpnr's, router1). router2 routes large congested
         designs in minutes where router1 can take an hour, but on the EIE gave a lower Fmax
         (``bench/results/fpga_eie_fmax.json``, ``router_check``).
+    pnr_seed : int, optional
+        nextpnr's placement seed (``--seed``; default: nextpnr's). A large design's Fmax moves with it by 10 % or
+        more (``bench/results/fpga_eie_fmax.json``, ``seed_check``): a few seeds show the spread, the best one is a
+        build to keep.
     """
     board = get_board(board)
     if not isinstance(dsp, bool):
         raise TypeError(f"dsp must be True or False, not {dsp!r}")
     if router is not None and router not in ROUTERS:
         raise ValueError(f"unknown nextpnr router {router!r}; nextpnr has {', '.join(ROUTERS)}")
+    check_pnr_seed(pnr_seed)
     name = name or type(design).__name__
     wrapped = isinstance(design, wiring.Component) and bool(design.signature.members)
     top = TimingHarness(design) if wrapped else design
@@ -258,13 +267,13 @@ def synthesize(design: wiring.Component, board: str, *, dsp: bool = True, name: 
     platform = board.platform_class()()
     platform.sparq_dsp = dsp  # hw blocks that instantiate DSP blocks themselves read it (hw.common.dsp)
     plan = platform.build(top, name="top", do_build=False, **_overrides(board.family, dsp, measuring=wrapped,
-                                                                           router=router))
+                                                                           router=router, pnr_seed=pnr_seed))
     key = hashlib.sha256(plan.digest() + _tool_versions().encode()).hexdigest()[:16]
     cached = build_dir is None
     build_dir = Path(build_dir) if build_dir is not None else _build_root() / board.name / f"{name}-{key}"
     build_dir.mkdir(parents=True, exist_ok=True)
     details = dict(design=name, board=board.name, device=board.device, family=board.family,
-                   params=dict(params or {}), dsp=dsp, harness=harness)
+                   params=dict(params or {}), dsp=dsp, harness=harness, router=router, pnr_seed=pnr_seed)
 
     with open(build_dir / "sparq-build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

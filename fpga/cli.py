@@ -43,7 +43,7 @@ def _synth(args) -> int:
         design, params = make_design(args.design, **params)
     with console.status(f"synthesizing {args.design} for {args.board} (Yosys, nextpnr)..."):
         report = synthesize(design, args.board, dsp=not args.no_dsp, name=args.design, params=params,
-                            router=args.router)
+                            router=args.router, pnr_seed=args.pnr_seed)
     console.print(report.table())
     if args.json:
         console.print(f"report written to {report.write_json(args.json)}")
@@ -74,6 +74,8 @@ def add_synth_command(subparsers, image_in=None) -> argparse.ArgumentParser:
     parser.add_argument("--no-dsp", action="store_true", help="build multipliers from LUTs, not DSP blocks")
     parser.add_argument("--router", choices=ROUTERS, help="nextpnr's router (default: nextpnr's, router1; router2 "
                         "routes large congested designs far faster, at some cost in Fmax)")
+    parser.add_argument("--pnr-seed", type=int, metavar="N", help="nextpnr's placement seed (default: nextpnr's); "
+                        "a large design's Fmax moves with it by 10 %% or more, so try a few")
     parser.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH")
     parser.add_argument("--program", action="store_true",
                         help="program the board with the bitstream of a board top (needs iceprog or openFPGALoader)")

@@ -158,6 +158,8 @@ class SynthesisReport:
     harness: dict | None
     build_dir: str
     seconds: float | None = None
+    router: str | None = None    # nextpnr's router, None: its default (router1)
+    pnr_seed: int | None = None  # nextpnr's placement seed, None: its default
 
     @property
     def fmax_mhz(self) -> float | None:
@@ -211,8 +213,10 @@ class SynthesisReport:
         from rich.table import Table
 
         params = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        nextpnr = "".join([f", {self.router}" if self.router else "",
+                           f", placement seed {self.pnr_seed}" if self.pnr_seed is not None else ""])
         table = Table(title=f"{self.design}({params}) on {self.board} ({self.device}), "
-                            f"DSP inference {'on' if self.dsp else 'off'}")
+                            f"DSP inference {'on' if self.dsp else 'off'}{nextpnr}")
         table.add_column("measure")
         table.add_column("value")
         for key in _TABLE_ORDER:
@@ -352,7 +356,8 @@ def memory_mappings(build_dir) -> list[MemoryMapping]:
 
 
 def parse_build(build_dir, *, design: str, board: str, device: str, family: str, params: dict, dsp: bool,
-                harness: dict | None, seconds: float | None = None) -> SynthesisReport:
+                harness: dict | None, seconds: float | None = None, router: str | None = None,
+                pnr_seed: int | None = None) -> SynthesisReport:
     """Read a finished build directory into a :class:`SynthesisReport`."""
     build_dir = Path(build_dir)
     _, multipliers = parse_rtlil((build_dir / "top.il").read_text())
@@ -376,4 +381,5 @@ def parse_build(build_dir, *, design: str, board: str, device: str, family: str,
              if p["path"] and "<async>" not in (p["from"], p["to"]) and "GND_NET" not in p["from"] + p["to"]]
     return SynthesisReport(design=design, board=board, device=device, family=family, params=params, dsp=dsp,
                            resources=resources, cells=cells, clocks=clocks, critical_paths=paths, memories=mapping,
-                           multipliers=multipliers, harness=harness, build_dir=str(build_dir), seconds=seconds)
+                           multipliers=multipliers, harness=harness, build_dir=str(build_dir), seconds=seconds,
+                           router=router, pnr_seed=pnr_seed)

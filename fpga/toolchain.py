@@ -16,10 +16,17 @@ import sys
 import sysconfig
 from pathlib import Path
 
-__all__ = ["ROUTERS", "TOOLS", "use_yowasp_tools"]
+__all__ = ["ROUTERS", "TOOLS", "check_pnr_seed", "use_yowasp_tools"]
 
 #: nextpnr's routers (``--router``); the first is nextpnr's default.
 ROUTERS = ("router1", "router2")
+
+
+def check_pnr_seed(seed) -> None:
+    """Raise :class:`ValueError` unless ``seed`` is None (nextpnr's default) or a placement seed nextpnr takes
+    (``--seed``: an integer from 0 to 2**31 - 1)."""
+    if seed is not None and (type(seed) is not int or not 0 <= seed < 1 << 31):
+        raise ValueError(f"nextpnr's placement seed must be an integer from 0 to {(1 << 31) - 1}, not {seed!r}")
 
 #: Amaranth's tool name (which gives the environment variable) -> the YoWASP console script, and its PyPI package.
 TOOLS = {

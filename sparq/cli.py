@@ -146,6 +146,8 @@ def build_parser():
     sweep.add_argument("--seed", type=int, default=0, help="seed of the RTL runs' random back-pressure")
     sweep.add_argument("--router", choices=ROUTERS, help="nextpnr's router for every point (default: nextpnr's, "
                        "router1; see `sparq synth --help`)")
+    sweep.add_argument("--pnr-seed", type=int, metavar="N", help="nextpnr's placement seed for every point "
+                       "(default: nextpnr's)")
     sweep.set_defaults(run="run_sweep_command")
 
     regress = commands.add_parser(

@@ -85,11 +85,12 @@ def _source_digest() -> str:
     return digest.hexdigest()
 
 
-def _key(design, board, params, model, router=None) -> str:
-    """What makes a point the same point: design, board, parameters, the model's digest, nextpnr's router, the tool
-    versions and the sources (an edit to the hardware or the flow measures the point again)."""
-    text = json.dumps([design, board, sorted(params.items()), model and model["sha256"], router, _tool_versions(),
-                       _source_digest()], default=str)
+def _key(design, board, params, model, router=None, pnr_seed=None) -> str:
+    """What makes a point the same point: design, board, parameters, the model's digest, nextpnr's router and
+    placement seed, the tool versions and the sources (an edit to the hardware or the flow measures the point
+    again)."""
+    text = json.dumps([design, board, sorted(params.items()), model and model["sha256"], router, pnr_seed,
+                       _tool_versions(), _source_digest()], default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -139,17 +140,18 @@ def _limiting_path(report) -> str:
 
 
 def run_point(design: str, board: str, params: dict, model: dict | None, *, images: int, work: str,
-              seed: int = 0, router: str | None = None) -> dict:
+              seed: int = 0, router: str | None = None, pnr_seed: int | None = None) -> dict:
     """Measure one point (see the module docstring); returns its row. ``model`` is ``{"path", "name", "sha256"}``
-    or None; ``work`` a directory for the point's lowered image; ``router`` nextpnr's (default: nextpnr's). Raises
-    what the step that failed raised."""
+    or None; ``work`` a directory for the point's lowered image; ``router`` and ``pnr_seed`` nextpnr's (default:
+    nextpnr's). Raises what the step that failed raised."""
     from sparq.fpga.build import DoesNotFit as FpgaDoesNotFit
     from sparq.fpga.build import synthesize
     from sparq.fpga.designs import make_design
 
     from . import api
     start = time.perf_counter()
-    row = {"design": design, "board": board, "params": params, **({"router": router} if router else {})}
+    row = {"design": design, "board": board, "params": params, **({"router": router} if router else {}),
+           **({"pnr_seed": pnr_seed} if pnr_seed is not None else {})}
     build_params = dict(params)
     if model is not None and design in MODEL_DESIGNS:
         fields = _model_fields(design, params)
@@ -164,7 +166,8 @@ def run_point(design: str, board: str, params: dict, model: dict | None, *, imag
     for dsp in (True, False):
         built, resolved = make_design(design, **build_params)
         try:
-            report = synthesize(built, board, dsp=dsp, name=design, params=resolved, router=router)
+            report = synthesize(built, board, dsp=dsp, name=design, params=resolved, router=router,
+                                pnr_seed=pnr_seed)
             break
         except FpgaDoesNotFit as error:
             if not (dsp and error.dsp):
@@ -180,11 +183,12 @@ def run_point(design: str, board: str, params: dict, model: dict | None, *, imag
     return row
 
 
-def _point_task(design, board, params, model, images, work, seed, router):
+def _point_task(design, board, params, model, images, work, seed, router, pnr_seed):
     """A Dask task: :func:`run_point`, with a failure returned as ``{"error": one line, "code": exit code}``."""
     from .errors import explain
     try:
-        return run_point(design, board, params, model, images=images, work=work, seed=seed, router=router)
+        return run_point(design, board, params, model, images=images, work=work, seed=seed, router=router,
+                         pnr_seed=pnr_seed)
     except Exception as error:  # one point's failure is reported, the others go on
         code, message, hint = explain(error)
         return {"design": design, "board": board, "params": params, "error": message, "hint": hint, "code": code}
@@ -233,13 +237,14 @@ def model_entry(path) -> dict:
 
 def sweep(design: str, board: str, values: dict[str, list], *, model=None, images: int = 4, out=None,
           address: str | None = None, n_workers: int = 2, seed: int = 0, router: str | None = None,
-          console=None) -> SweepResult:
+          pnr_seed: int | None = None, console=None) -> SweepResult:
     """Run the grid ``values`` of ``design`` on ``board`` (module docstring); ``model`` a compressed model file
-    (needed for the accelerators' throughput; None: resources and Fmax only); ``router`` nextpnr's for every point
-    (:data:`sparq.fpga.toolchain.ROUTERS`; default: nextpnr's). Returns a :class:`SweepResult`."""
+    (needed for the accelerators' throughput; None: resources and Fmax only); ``router`` and ``pnr_seed`` nextpnr's
+    router and placement seed for every point (:data:`sparq.fpga.toolchain.ROUTERS`; default: nextpnr's). Returns a
+    :class:`SweepResult`."""
     from sparq.fpga.build import get_board
     from sparq.fpga.designs import get_design
-    from sparq.fpga.toolchain import ROUTERS
+    from sparq.fpga.toolchain import ROUTERS, check_pnr_seed
     from sparq.sim.cluster import dask_client
 
     from .progress import Progress
@@ -258,6 +263,10 @@ def sweep(design: str, board: str, values: dict[str, list], *, model=None, image
         raise InputError(f"--images {images}: at least one input is needed", "pass --images 4")
     if router is not None and router not in ROUTERS:
         raise InputError(f"unknown nextpnr router {router!r}", f"nextpnr has {', '.join(ROUTERS)}")
+    try:
+        check_pnr_seed(pnr_seed)
+    except ValueError as error:
+        raise InputError(str(error), "pass --pnr-seed 1, for example, or none for nextpnr's default") from None
     model = model_entry(model) if model is not None and design in MODEL_DESIGNS else None
     out = Path(out if out is not None else Path("sweep") / f"{design}-{board}")
     points = grid(values)
@@ -266,7 +275,7 @@ def sweep(design: str, board: str, values: dict[str, list], *, model=None, image
         sources = _source_digest()
         # Points measured on other sources are dropped, in the grid or not: the file and its plot never mix them.
         done = {k: r for k, r in _read_results(results_path).items() if r.get("sources") == sources}
-        keys = [_key(design, board, p, model, router) for p in points]
+        keys = [_key(design, board, p, model, router, pnr_seed) for p in points]
         todo = [(k, p) for k, p in zip(keys, points) if k not in done]
         failed = []
         with Progress(console, f"sweep {design} on {board}", len(points)) as bar:
@@ -276,7 +285,7 @@ def sweep(design: str, board: str, values: dict[str, list], *, model=None, image
                         dask_client(address, n_workers=n_workers) as client:
                     from dask.distributed import as_completed
                     futures = {client.submit(_point_task, design, board, p, model, images,
-                                             os.path.join(work, k), seed, router, pure=False): (k, p)
+                                             os.path.join(work, k), seed, router, pnr_seed, pure=False): (k, p)
                                for k, p in todo}
                     for finished, future in enumerate(as_completed(futures), len(points) - len(todo) + 1):
                         key, params = futures[future]
@@ -365,7 +374,9 @@ def table(result: SweepResult):
         t.add_column(column)
     cell = lambda res, name: f"{res[name]['used']}/{res[name]['available']}" if name in res else "-"  # noqa: E731
     for row in result.rows:
-        params = _params_text(row["params"]) + (f" ({row['router']})" if row.get("router") else "")
+        nextpnr = [row["router"]] if row.get("router") else []
+        nextpnr += [f"seed {row['pnr_seed']}"] if row.get("pnr_seed") is not None else []
+        params = _params_text(row["params"]) + (f" ({', '.join(nextpnr)})" if nextpnr else "")
         if "error" in row:
             t.add_row(params, f"[red]failed:[/] {row['error']}", *[""] * 7)
             continue
@@ -388,7 +399,7 @@ def run_sweep_command(args, console) -> int:
         model = Path(DEFAULT_WORKSPACE) / "compressed.npz"
     result = sweep(args.design, args.board, values, model=model, images=args.images, out=args.out,
                    address=args.scheduler, n_workers=args.workers, seed=args.seed, router=args.router,
-                   console=console)
+                   pnr_seed=args.pnr_seed, console=console)
     console.print(table(result))
     console.print(f"{len(result.rows)} points ({result.reused} from earlier runs, {len(result.failed)} failed); "
                   f"results: {result.results}" + "".join(f"; plot: {p}" for p in result.plots))

@@ -58,6 +58,10 @@ def test_a_point_routed_with_another_router_is_its_own_point(capsys, tmp_path):
     code, stdout, _ = run(capsys, *argv, "--router", "router2")
     assert code == 0 and "1 points (0 from earlier runs, 0 failed)" in stdout and "a_width=4 (router2)" in stdout
     assert sorted(str(p.get("router")) for p in _points(out)) == ["None", "router2"]
+    code, stdout, _ = run(capsys, *argv, "--router", "router2", "--pnr-seed", "3")
+    assert code == 0 and "1 points (0 from earlier runs, 0 failed)" in stdout
+    assert "a_width=4 (router2," in stdout and "seed 3)" in stdout  # the table's cell, wrapped
+    assert sorted(str(p.get("pnr_seed")) for p in _points(out)) == ["3", "None", "None"]
 
 
 def test_a_failing_point_is_reported_and_the_others_finish(capsys, tmp_path):
@@ -78,9 +82,11 @@ def test_bad_grids_are_one_line(capsys, tmp_path):
     assert code == EXIT_INPUT and "unknown design" in message
 
 
-def test_an_unknown_router_from_the_python_api_is_refused_before_any_point(tmp_path):
+def test_an_unknown_router_or_a_bad_seed_from_the_python_api_is_refused_before_any_point(tmp_path):
     with pytest.raises(InputError, match="unknown nextpnr router 'router9'"):
         sweep("mac", "icebreaker", {"a_width": [4]}, out=tmp_path / "x", router="router9")
+    with pytest.raises(InputError, match="placement seed must be an integer"):
+        sweep("mac", "icebreaker", {"a_width": [4]}, out=tmp_path / "x", pnr_seed=-2)
     assert not (tmp_path / "x").exists()
 
 

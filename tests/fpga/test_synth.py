@@ -50,17 +50,22 @@ def test_smoke_synthesis_on_up5k(tmp_path):
     assert report.warnings == []
 
 
-def test_the_router_is_nextpnrs_given_and_its_own_build():
-    """``router`` reaches nextpnr's command line and builds apart from the default router's build; an unknown one is
-    refused before any tool runs."""
+def test_the_router_and_the_placement_seed_are_nextpnrs_given_and_their_own_builds():
+    """``router`` and ``pnr_seed`` reach nextpnr's command line, build apart from the default's build and are in the
+    report; an unknown router or a bad seed is refused before any tool runs."""
     default = synthesize(Smoke(), "icebreaker", name="smoke")
-    routed = synthesize(Smoke(), "icebreaker", name="smoke", router="router2")
+    routed = synthesize(Smoke(), "icebreaker", name="smoke", router="router2", pnr_seed=7)
     assert routed.build_dir != default.build_dir
-    assert "--router router2" in (Path(routed.build_dir) / "build_top.sh").read_text()
-    assert "--router" not in (Path(default.build_dir) / "build_top.sh").read_text()
+    assert "--router router2 --seed 7" in (Path(routed.build_dir) / "build_top.sh").read_text()
+    assert not {"--router", "--seed"} & set((Path(default.build_dir) / "build_top.sh").read_text().split())
     assert routed.fmax_mhz > 12 and routed.resources["DSP"].used == 1
+    assert (routed.router, routed.pnr_seed, default.router, default.pnr_seed) == ("router2", 7, None, None)
+    assert routed.to_json()["pnr_seed"] == 7 and "router2, placement seed 7" in routed.table().title
     with pytest.raises(ValueError, match="unknown nextpnr router 'router3'; nextpnr has router1, router2"):
         synthesize(Smoke(), "icebreaker", name="smoke", router="router3")
+    for bad in (-1, 1 << 31, 1.5, True):
+        with pytest.raises(ValueError, match="placement seed must be an integer from 0 to 2147483647"):
+            synthesize(Smoke(), "icebreaker", name="smoke", pnr_seed=bad)
 
 
 class AsyncReadTable(wiring.Component):
