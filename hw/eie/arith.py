@@ -53,10 +53,9 @@ class ArithmeticUnit(wiring.Component):
         One entry per cycle at most; never refused.
     layer_index : In(range(max_layers))
         The running layer, whose codebook applies; held steady during a layer.
-    bias_base : In(ADDR_BITS)
-        The running layer's first bias (``sparq.formats.eie`` layer table).
-    flush_addr, flush_en : In
-        While the pipeline is idle: read accumulator ``flush_addr`` and bias ``bias_base + flush_addr`` (on
+    flush_addr, flush_en, bias_addr : In
+        While the pipeline is idle: read accumulator ``flush_addr`` and bias ``bias_addr`` (the layer's
+        ``bias_base + flush_addr``, ``sparq.formats.eie`` layer table, from a register: no adder before the read; on
         ``result`` and ``bias`` ``FLUSH_LATENCY`` cycles later) and clear the accumulator to 0 (written the next
         cycle).
     result : Out(acc), bias : Out(act)
@@ -81,9 +80,9 @@ class ArithmeticUnit(wiring.Component):
         super().__init__({
             "entry": In(stream.Signature(au_entry_layout(), always_ready=True)),
             "layer_index": In(range(max_layers)),
-            "bias_base": In(ADDR_BITS),
             "flush_addr": In(range(act_depth)),
             "flush_en": In(1),
+            "bias_addr": In(range(bias_depth)),
             "result": Out(acc),
             "bias": Out(act),
             "write_addr": In(ADDR_BITS),
@@ -106,7 +105,7 @@ class ArithmeticUnit(wiring.Component):
 
         # Parameters: codebook reads for entries, bias reads for flushes, host writes.
         m.d.comb += [
-            param_rd.addr.eq(Mux(self.flush_en, self._bias_offset + self.bias_base + self.flush_addr,
+            param_rd.addr.eq(Mux(self.flush_en, self._bias_offset + self.bias_addr,
                                  Cat(entry.entry.code, self.layer_index))),
             param_rd.en.eq(self.flush_en | self.entry.valid),
             param_wr.addr.eq(Mux(self.write_bias, self._bias_offset + self.write_addr, self.write_addr)),

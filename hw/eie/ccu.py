@@ -14,12 +14,14 @@ from .lnzd import LeadingNonZeroDetector
 
 __all__ = ["CentralControlUnit"]
 
-_WRITEBACK_LATENCY = 5  # SETTLE: flush on the links -> accumulator and bias read, registered -> finish -> write
+_WRITEBACK_LATENCY = 6  # SETTLE: this unit's flush register -> the links -> accumulator and bias read, registered ->
+                        # finish -> write
 _COPIES_FROM = 8        # configurations of this many PEs or more give every PE its own copy of the link registers;
                         # smaller ones, which fit a corner of the die, share one
-_FETCH_LATENCY = 2      # a fetch -> its group on the links' act_data (the read, the PEs' register)
-_GROUP_CREDITS = 5      # groups in flight or queued: a credit comes back round in 5 cycles (fetch, read, the
-                        # PEs' register, this unit's, the queue), so the scan keeps up with one group per cycle
+_FETCH_LATENCY = 3      # a fetch -> its group on the links' act_data (the address register, the read, the PEs'
+                        # register)
+_GROUP_CREDITS = 6      # groups in flight or queued: a credit comes back round in 6 cycles (fetch, address, read,
+                        # the PEs' register, this unit's, the queue), so the scan keeps up with one group per cycle
 
 
 class CentralControlUnit(wiring.Component):
@@ -67,14 +69,15 @@ class CentralControlUnit(wiring.Component):
         PE in one cycle, two cycles after one where all of them had a credit.
     host_addr : In(range(act_depth))
         While not ``running``: every PE's source activations at local address ``host_addr`` are on the links'
-        ``act_data`` ``HOST_READ_LATENCY`` (3) cycles later (the address copies, the read, the PEs' register).
+        ``act_data`` ``HOST_READ_LATENCY`` (4) cycles later (this unit's address register, its copies, the read, the
+        PEs' register).
     table_addr, table_data, table_en : In
         Host writes of the layer table.
     cycles, compute_cycles : Out(32); busy_cycles, stall_cycles : Out(ArrayLayout(32, n_pe))
         The last two only with ``pe_counters``.
     """
 
-    HOST_READ_LATENCY = 3
+    HOST_READ_LATENCY = 4
 
     def __init__(self, config: EieConfig, init_layers=(), *, pe_counters: bool = True):
         self.config, self.pe_counters = config, pe_counters
@@ -118,26 +121,32 @@ class CentralControlUnit(wiring.Component):
         fetch_addr, scanning, load_layer = Signal(range(c.act_depth)), Signal(), Signal()
         fsm_layer = Signal()  # in LAYER: the layer word is read, LOAD follows
         flush_en, flush_write, flush_addr = Signal(), Signal(), Signal(range(c.act_depth))  # what the FSM asks now
+        flush_en_held, flush_write_held = Signal(), Signal()                                # asked a cycle ago
+        flush_addr_held, bias_addr_held = Signal.like(flush_addr), Signal(range(c.bias_depth))
         bcast, bcast_valid = Signal(broadcast_layout()), Signal()                            # decided now
         bcast_held, bcast_sent = Signal(broadcast_layout()), Signal()                        # decided a cycle ago
         act_data = Signal(data.ArrayLayout(act, n))
         pe_freed, pe_busy, pe_idle = Signal(n), Signal(n), Signal(n)
-        fetch_addr_next = Signal.like(fetch_addr)
         per_pe = n if n >= _COPIES_FROM else 1  # copies of each link register
 
         def copied(value, name, enables=None):
             return fanout.registered_copies(m, value, n, name, copies=per_pe, enables=enables)
+        # Every copy loads from a register of this unit (or the layer table's read port), so no logic of this unit
+        # lies on a path that crosses the die to a PE's copy.
+        m.d.sync += [flush_en_held.eq(flush_en), flush_write_held.eq(flush_write), flush_addr_held.eq(flush_addr),
+                     bias_addr_held.eq(layer.bias_base + flush_addr)]
         load_copies = copied(fsm_layer, "load_layer")  # high in LOAD: the layer word copies' enables
         copies = {
-            "flush_en": copied(flush_en, "flush_en"),
-            "flush_write": copied(flush_write, "flush_write"),
-            "flush_addr": copied(flush_addr, "flush_addr"),
+            "flush_en": copied(flush_en_held, "flush_en"),
+            "flush_write": copied(flush_write_held, "flush_write"),
+            "flush_addr": copied(flush_addr_held, "flush_addr"),
+            "bias_addr": copied(bias_addr_held, "bias_addr"),
             "bcast_valid": copied(bcast_sent, "bcast_valid"),
             "bcast": copied(bcast_held, "bcast"),
             "layer": copied(data.View(layer_layout(), table_rd.data), "layer", enables=load_copies),
             "layer_index": copied(l, "layer_index"),
             "parity": copied(parity, "parity"),
-            "act_addr": copied(Mux(self.running, fetch_addr_next, self.host_addr), "act_addr"),
+            "act_addr": copied(fetch_addr, "act_addr"),
         }
         for k, pe in enumerate(self.pes):
             m.d.comb += [
@@ -150,6 +159,7 @@ class CentralControlUnit(wiring.Component):
                 pe.flush_addr.eq(copies["flush_addr"][k]),
                 pe.flush_en.eq(copies["flush_en"][k]),
                 pe.flush_write.eq(copies["flush_write"][k]),
+                pe.bias_addr.eq(copies["bias_addr"][k]),
                 act_data[k].eq(pe.act_data),
                 pe_freed[k].eq(pe.freed),
                 pe_busy[k].eq(pe.busy),
@@ -164,19 +174,24 @@ class CentralControlUnit(wiring.Component):
         busy_seen, idle_seen, earlier = Signal(n), Signal(n), Signal(2)
         m.d.sync += [busy_seen.eq(pe_busy), idle_seen.eq(pe_idle), earlier.eq(Cat(bcast_sent, earlier[0]))]
 
-        # Fetch: during SCAN the PEs' source activations are read at local address `fetch_addr` in every cycle; a
-        # fetch (`fetch`) takes that group (indices fetch_base .. fetch_base + N - 1) if a credit is left. The group
-        # is read, registered in the PEs (on ``act_data`` _FETCH_LATENCY cycles after the fetch), registered
-        # here with its lanes' in-range bits, and its non-zero lanes go into the group queue; an all-zero group is
-        # dropped there (so it costs no broadcast cycle).
+        # Fetch: during SCAN the PEs' source activations are read at the local address `fetch_addr` held in every
+        # cycle (a cycle later: the links' copies of it; between runs it holds the host's address); a fetch (`fetch`)
+        # takes that group (indices fetch_base .. fetch_base + N - 1) if a credit is left. The group is read,
+        # registered in the PEs (on ``act_data`` _FETCH_LATENCY cycles after the fetch), registered here with its
+        # lanes' in-range bits, and its non-zero lanes go into the group queue; an all-zero group is dropped there
+        # (so it costs no broadcast cycle).
         fetch_left = Signal(17)  # indices of the layer not yet fetched
         fetch_more = Signal()    # fetch_left != 0, registered beside it (no 17-bit reduction before a fetch)
         fetch_base = Signal(17)
         credits = Signal(range(_GROUP_CREDITS + 1))
         fetch = Signal()
-        m.d.comb += [fetch.eq(scanning & fetch_more & (credits != 0)),
-                     fetch_addr_next.eq(Mux(load_layer, 0, fetch_addr + fetch))]
-        m.d.sync += fetch_addr.eq(fetch_addr_next)
+        m.d.comb += fetch.eq(scanning & fetch_more & (credits != 0))
+        with m.If(~self.running):
+            m.d.sync += fetch_addr.eq(self.host_addr)
+        with m.Elif(load_layer):
+            m.d.sync += fetch_addr.eq(0)
+        with m.Elif(fetch):
+            m.d.sync += fetch_addr.eq(fetch_addr + 1)
         with m.If(fetch):
             m.d.sync += [fetch_base.eq(fetch_base + n), fetch_left.eq(Mux(fetch_left > n, fetch_left - n, 0)),
                          fetch_more.eq(fetch_left > n)]

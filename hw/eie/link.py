@@ -35,9 +35,10 @@ class PELinkSignature(wiring.Signature):
         Read of the PE's source activations in every cycle, on ``act_data`` two cycles after ``act_addr`` (the
         read, then a register): the CCU's scan during a run, the host's reads (:class:`~.top.EIE` ``read``)
         between runs.
-    flush_addr, flush_en, flush_write : Out
+    flush_addr, flush_en, flush_write, bias_addr : Out
         Write-back of local row ``flush_addr``: the accumulator is read and cleared and, with ``flush_write``,
-        finished into the destination activations (visible to ``act_*`` reads five cycles later).
+        finished into the destination activations (visible to ``act_*`` reads five cycles later) with the PE's bias
+        ``bias_addr`` (the layer's ``bias_base + flush_addr``, added in the CCU).
     """
 
     def __init__(self, config: EieConfig):
@@ -54,4 +55,5 @@ class PELinkSignature(wiring.Signature):
             "flush_addr": Out(range(config.act_depth)),
             "flush_en": Out(1),
             "flush_write": Out(1),
+            "bias_addr": Out(range(config.bias_depth)),
         })

@@ -107,7 +107,7 @@ class ProcessingElement(wiring.Component):
         m.d.comb += [
             arith.flush_addr.eq(link.flush_addr),
             arith.flush_en.eq(link.flush_en),
-            arith.bias_base.eq(link.layer.bias_base),
+            arith.bias_addr.eq(link.bias_addr),
             acts.parity.eq(link.parity),
             acts.read_addr.eq(link.act_addr),
             acts.read_en.eq(1),

@@ -35,8 +35,8 @@ class EIE(wiring.Component):
         Request the activation at local address ``addr`` of PE ``pe`` (vector index ``addr * N + pe``): the input
         before a run, the network's output after one. Ready while not ``running`` and ``out`` can take it.
     out : Out(stream.Signature(act))
-        The requested activations, in order, from a register: ``HOST_READ_LATENCY + 1`` (4) cycles after the
-        request; the next request is taken from the cycle the word is on ``out`` (one word per 4 cycles at most).
+        The requested activations, in order, from a register: ``HOST_READ_LATENCY + 1`` (5) cycles after the
+        request; the next request is taken from the cycle the word is on ``out`` (one word per 5 cycles at most).
     cycles, compute_cycles : Out(32); busy_cycles, starve_cycles, stall_cycles : Out(ArrayLayout(32, n_pe))
         Performance counters of the last run (``sparq.formats.eie.COUNTERS`` and ``PE_COUNTERS``, as
         :class:`~.ccu.CentralControlUnit` defines them); ``starve = compute - busy``.

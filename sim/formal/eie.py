@@ -57,11 +57,11 @@ def ccu_config(n_pe: int, act_depth: int, max_layers: int = 2) -> EieConfig:
 
 def two_layers(config: EieConfig) -> int:
     """A BMC bound that holds two complete dense layers of ``config`` after the table is written, with stalls to
-    spare: a dense layer takes about ``n_pe * act_depth + act_depth + 16`` cycles (LAYER, LOAD, the fetch's 5
+    spare: a dense layer takes about ``n_pe * act_depth + act_depth + 18`` cycles (LAYER, LOAD, the fetch's 6
     cycles to the first broadcast, one broadcast per activation, DRAIN, WRITEBACK, SETTLE, NEXT), a run starts with
     ``act_depth`` cycles of CLEAR."""
     length, a = config.n_pe * config.act_depth, config.act_depth
-    return config.max_layers + a + 2 * (length + 3 * a + 18)
+    return config.max_layers + a + 2 * (length + 3 * a + 20)
 
 
 class _CCUPorts:
@@ -122,7 +122,7 @@ class _CCUPorts:
     def links_agree(self, m):
         """Assert that every link carries link 0's broadcast and control signals in every cycle."""
         link = self.ccu.pes[0]
-        names = ["layer", "layer_index", "parity", "act_addr", "flush_addr", "flush_en", "flush_write"]
+        names = ["layer", "layer_index", "parity", "act_addr", "flush_addr", "flush_en", "flush_write", "bias_addr"]
         for k, other in enumerate(self.ccu.pes[1:], 1):
             same = [Value.cast(getattr(other, name)) == Value.cast(getattr(link, name)) for name in names]
             same += [other.bcast.valid == link.bcast.valid,

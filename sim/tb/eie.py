@@ -225,8 +225,9 @@ async def lnzd_random(bench, *, seed, n, count):
 async def arith_random(bench, *, seed, act_depth, max_layers, count, flush_latency):
     """ArithmeticUnit: codebooks of ``max_layers`` layers and ``2 act_depth`` biases written through the host port;
     per layer, random columns of entries (same rows back to back across columns, with random idle cycles), then
-    every accumulator flushed and compared with numpy, with its bias (from the layer's ``bias_base``), read
-    ``flush_latency`` cycles after its flush; then flushed again (accumulators must read 0)."""
+    every accumulator flushed and compared with numpy, with its bias (``bias_addr``: the layer's ``bias_base`` plus
+    the row, as the CCU sends it), read ``flush_latency`` cycles after its flush; then flushed again (accumulators
+    must read 0)."""
     rng = random.Random(seed)
     codebooks = [[0] + [rng.randrange(-(1 << 15), 1 << 15) for _ in range(15)] for _ in range(max_layers)]
     biases = [rng.randrange(-(1 << 15), 1 << 15) for _ in range(2 * act_depth)]
@@ -247,7 +248,6 @@ async def arith_random(bench, *, seed, act_depth, max_layers, count, flush_laten
     for layer in rng.sample(range(max_layers), max_layers):
         codebook, bias_base = codebooks[layer], rng.randrange(act_depth + 1)
         bench.set("layer_index", layer)
-        bench.set("bias_base", bias_base)
         expected = [0] * act_depth
         sent = 0
         while sent < count:
@@ -277,6 +277,7 @@ async def arith_random(bench, *, seed, act_depth, max_layers, count, flush_laten
             got, got_bias = [], []
             for i in range(act_depth + flush_latency - 1):  # row i flushed, row i - (flush_latency - 1) read
                 bench.set("flush_addr", min(i, act_depth - 1))
+                bench.set("bias_addr", bias_base + min(i, act_depth - 1))
                 bench.set("flush_en", int(i < act_depth))
                 await bench.tick()
                 if i >= flush_latency - 1:
