@@ -51,7 +51,7 @@ from amaranth.lib import wiring
 from ..sim.toolchain import cache_root
 from .harness import TimingHarness
 from .report import SynthesisReport, check_memories, memory_mappings, parse_build, parse_utilisation_log
-from .toolchain import ROUTERS, TOOLS, check_pnr_seed, use_yowasp_tools
+from .toolchain import TOOLS, check_pnr_seed, check_router, use_yowasp_tools
 
 __all__ = ["Board", "BOARDS", "get_board", "synthesize", "program", "SynthesisError", "DoesNotFit"]
 
@@ -255,8 +255,7 @@ def synthesize(design: wiring.Component, board: str, *, dsp: bool = True, name: 
     board = get_board(board)
     if not isinstance(dsp, bool):
         raise TypeError(f"dsp must be True or False, not {dsp!r}")
-    if router is not None and router not in ROUTERS:
-        raise ValueError(f"unknown nextpnr router {router!r}; nextpnr has {', '.join(ROUTERS)}")
+    check_router(router)
     check_pnr_seed(pnr_seed)
     name = name or type(design).__name__
     wrapped = isinstance(design, wiring.Component) and bool(design.signature.members)

@@ -16,10 +16,16 @@ import sys
 import sysconfig
 from pathlib import Path
 
-__all__ = ["ROUTERS", "TOOLS", "check_pnr_seed", "use_yowasp_tools"]
+__all__ = ["ROUTERS", "TOOLS", "check_router", "check_pnr_seed", "use_yowasp_tools"]
 
 #: nextpnr's routers (``--router``); the first is nextpnr's default.
 ROUTERS = ("router1", "router2")
+
+
+def check_router(router) -> None:
+    """Raise :class:`ValueError` unless ``router`` is None (nextpnr's default) or one of :data:`ROUTERS`."""
+    if router is not None and router not in ROUTERS:
+        raise ValueError(f"unknown nextpnr router {router!r}; nextpnr has {', '.join(ROUTERS)}")
 
 
 def check_pnr_seed(seed) -> None:

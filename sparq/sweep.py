@@ -244,7 +244,7 @@ def sweep(design: str, board: str, values: dict[str, list], *, model=None, image
     :class:`SweepResult`."""
     from sparq.fpga.build import get_board
     from sparq.fpga.designs import get_design
-    from sparq.fpga.toolchain import ROUTERS, check_pnr_seed
+    from sparq.fpga.toolchain import check_pnr_seed, check_router
     from sparq.sim.cluster import dask_client
 
     from .progress import Progress
@@ -261,12 +261,12 @@ def sweep(design: str, board: str, values: dict[str, list], *, model=None, image
         raise InputError("no --param given: nothing to sweep", "for example --param n_pe=1,2,4")
     if images < 1:
         raise InputError(f"--images {images}: at least one input is needed", "pass --images 4")
-    if router is not None and router not in ROUTERS:
-        raise InputError(f"unknown nextpnr router {router!r}", f"nextpnr has {', '.join(ROUTERS)}")
     try:
+        check_router(router)
         check_pnr_seed(pnr_seed)
     except ValueError as error:
-        raise InputError(str(error), "pass --pnr-seed 1, for example, or none for nextpnr's default") from None
+        raise InputError(str(error), "see `sparq synth --help` for nextpnr's options, or leave them out for its "
+                         "defaults") from None
     model = model_entry(model) if model is not None and design in MODEL_DESIGNS else None
     out = Path(out if out is not None else Path("sweep") / f"{design}-{board}")
     points = grid(values)
